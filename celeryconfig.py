@@ -1,0 +1,53 @@
+"""Celery configuration for Agency, derived from the settings (AGENCY_* variables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Queue
+
+from orchestrator.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE
+from orchestrator.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.effective_broker_url
+result_backend = _settings.effective_result_backend
+
+# JSON only: messages carry ids and titles, never pickles, secrets or outputs.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+result_accept_content = ["json"]
+
+task_queues = [Queue(name, routing_key=name) for name in ALL_QUEUES]
+task_default_queue = ORCHESTRATOR_QUEUE
+
+
+def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None,
+               **kw: Any) -> dict[str, str]:
+    """`agency.agent.<type>` goes to queue `<type>`; everything else to `orchestrator`."""
+    prefix = "agency.agent."
+    queue = name[len(prefix):] if name.startswith(prefix) else ORCHESTRATOR_QUEUE
+    return {"queue": queue, "routing_key": queue}
+
+
+task_routes = (route_task,)
+
+# Model calls are long: acknowledge after the work is done, take one message at a time, and
+# let Redis redeliver only after the longest task could have finished.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_time_limit = _settings.task_time_limit
+broker_transport_options = {"visibility_timeout": _settings.task_time_limit * 2 + 60}
+result_backend_transport_options = {"visibility_timeout": _settings.task_time_limit * 2 + 60}
+result_expires = 7 * 24 * 3600
+
+# Flower reads events; tasks report progress through them.
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+
+worker_hijack_root_logger = False
+broker_connection_retry_on_startup = True

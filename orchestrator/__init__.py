@@ -1,0 +1,1 @@
+"""Agency orchestrator: planning, the dependency graph, canvas compilation, the store and the CLI."""

@@ -1,0 +1,40 @@
+"""Compile a plan's series-parallel shape into Celery canvas: chains, groups and chords."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from celery import Celery, chain, group
+from celery.canvas import Signature
+
+from orchestrator.constants import INTEGRATE_TASK, agent_task_name
+from orchestrator.dag import Leaf, Parallel, Series, Shape
+from orchestrator.models import TaskRecord
+
+
+def compile_shape(shape: Shape, leaf: Callable[[int], Signature]) -> Signature:
+    """Series become chains, parallel parts groups; a group followed by work becomes a chord."""
+    match shape:
+        case Leaf(node=node):
+            return leaf(node)
+        case Series(parts=parts):
+            return chain(*(compile_shape(p, leaf) for p in parts))
+        case Parallel(parts=parts):
+            return group(*(compile_shape(p, leaf) for p in parts))
+
+
+def agent_signature(app: Celery, project_id: str, task: TaskRecord) -> Signature:
+    """One agent task: ids and the title only (Flower shows and searches them)."""
+    return app.signature(agent_task_name(task.agent_type), immutable=True,
+                         kwargs={"project_id": project_id, "task_id": task.id,
+                                 "title": task.title})
+
+
+def project_canvas(app: Celery, project_id: str, tasks: Sequence[TaskRecord],
+                   shape: Shape | None) -> Signature:
+    """The whole project's work, then integration on the orchestrator queue."""
+    final = app.signature(INTEGRATE_TASK, kwargs={"project_id": project_id}, immutable=True)
+    if shape is None:
+        return final
+    body = compile_shape(shape, lambda node: agent_signature(app, project_id, tasks[node]))
+    return chain(body, final)

@@ -1,0 +1,233 @@
+"""The `agency` command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from orchestrator.constants import TERMINAL_PROJECT_STATUSES, PLAN_TASK, LLMKind, ProjectStatus
+from orchestrator.errors import AgencyError, BadInput
+from orchestrator.intake import check_request, load_plan_file
+from orchestrator.models import Plan, ProjectRecord, TaskRecord
+from orchestrator.runtime import Runtime, get_runtime
+from orchestrator.views import live_view, progress_line, project_json, task_table
+
+cli = typer.Typer(help="Agency: one request in, one finished deliverable out.",
+                  no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+POLL_SECONDS = 0.2
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Bad input: one line and exit 2. Other Agency errors: one line and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except BadInput as exc:
+            err.print(f"agency: error: {exc.message}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except AgencyError as exc:
+            err.print(f"agency: error: {exc.message}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _snapshot(rt: Runtime, project_id: str) -> tuple[ProjectRecord, list[TaskRecord]]:
+    return rt.store.project(project_id), rt.store.tasks(project_id)
+
+
+def _task_lines(before: dict[str, str], tasks: list[TaskRecord]) -> Iterator[str]:
+    for t in tasks:
+        if before.get(t.id) != t.status.value:
+            before[t.id] = t.status.value
+            yield f"  task {t.index} {t.title!r} ({t.agent_type.value}): {t.status.value}"
+
+
+def follow(rt: Runtime, project_id: str) -> ProjectRecord:
+    """Show progress until the project ends: a live table on a terminal, lines otherwise."""
+    project, tasks = _snapshot(rt, project_id)
+    if out.is_terminal:
+        with Live(live_view(project, tasks), console=out, refresh_per_second=8) as live:
+            while project.status not in TERMINAL_PROJECT_STATUSES:
+                time.sleep(POLL_SECONDS)
+                project, tasks = _snapshot(rt, project_id)
+                live.update(live_view(project, tasks))
+        return project
+    seen: dict[str, str] = {}
+    last = ""
+    while True:
+        line = progress_line(project, tasks)
+        if line != last:
+            out.print(line, highlight=False, markup=False)
+            last = line
+        for task_line in _task_lines(seen, tasks):
+            out.print(task_line, highlight=False, markup=False)
+        if project.status in TERMINAL_PROJECT_STATUSES:
+            return project
+        time.sleep(POLL_SECONDS)
+        project, tasks = _snapshot(rt, project_id)
+
+
+def _finish(project: ProjectRecord, started: float) -> None:
+    seconds = time.monotonic() - started
+    if project.status is ProjectStatus.COMPLETED:
+        out.print(f"Project {project.id} completed in {seconds:.1f}s.", highlight=False)
+        out.print(f"Deliverable: {Path(project.output_dir) / 'deliverable.md'}",
+                  highlight=False, markup=False)
+        return
+    err.print(f"agency: error: project {project.id} {project.status.value}: "
+              f"{project.error or 'no reason recorded'}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _workers(rt: Runtime) -> Iterator[None]:
+    from workers.app import app
+
+    if not rt.settings.embedded:
+        yield
+        return
+    from orchestrator.embedded import embedded_workers
+
+    with embedded_workers(app, rt.settings):
+        yield
+
+
+@cli.command()
+@handle_errors
+def run(
+    request: Annotated[str | None, typer.Argument(help="What the agency should deliver.")] = None,
+    plan: Annotated[Path | None, typer.Option("--plan", help="Run this plan file (skips "
+                                              "decomposition).")] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the id and return.")] = False,
+    budget: Annotated[int | None, typer.Option("--budget", min=1,
+                                               help="Token budget for the project.")] = None,
+) -> None:
+    """Submit a request and watch it to the deliverable."""
+    plan_file = load_plan_file(plan) if plan else None
+    text = check_request(request if request is not None
+                         else (plan_file.request if plan_file else None))
+    rt = get_runtime()
+    if no_wait and rt.settings.embedded:
+        raise BadInput("--no-wait needs a broker (set AGENCY_BROKER_URL): embedded workers "
+                       "stop when this command ends")
+    if rt.settings.llm_kind is LLMKind.OFFLINE:
+        err.print("Using the offline model (no ANTHROPIC_API_KEY set): answers are templated, "
+                  "not written by Claude.", highlight=False)
+    from workers.app import app
+
+    started = time.monotonic()
+    project_id = str(uuid.uuid4())
+    output_dir = (rt.settings.output_dir / project_id).resolve()
+    stored_plan = (Plan.model_validate(plan_file.model_dump(exclude={"request", "project_type"}))
+                   if plan_file else None)
+    with _workers(rt):
+        rt.store.insert_project(project_id, text, budget,
+                                plan_file.project_type.value if plan_file and
+                                plan_file.project_type else None,
+                                str(output_dir), stored_plan)
+        app.signature(PLAN_TASK, kwargs={"project_id": project_id}).apply_async()
+        out.print(f"Project {project_id} submitted.", highlight=False)
+        if no_wait:
+            return
+        project = follow(rt, project_id)
+    _finish(project, started)
+
+
+@cli.command()
+@handle_errors
+def status(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
+           as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show a project and its tasks."""
+    rt = get_runtime()
+    project, tasks = _snapshot(rt, rt.store.resolve_project_id(project_id))
+    if as_json:
+        print(json.dumps(project_json(project, tasks), indent=2))
+        return
+    out.print(f"Project {project.id}: {project.request}", highlight=False, markup=False)
+    out.print(progress_line(project, tasks), highlight=False)
+    if project.error:
+        out.print(f"error: {project.error}", highlight=False, markup=False)
+    out.print(task_table(tasks))
+    out.print(f"tokens {project.tokens.total}  cost ${project.cost_usd:.4f}  "
+              f"output {project.output_dir}", highlight=False, markup=False)
+
+
+@cli.command()
+@handle_errors
+def watch(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")]
+          ) -> None:
+    """Attach to a project and follow it to the end."""
+    rt = get_runtime()
+    project_id = rt.store.resolve_project_id(project_id)
+    started = time.monotonic()
+    with _workers(rt) if rt.settings.embedded else nullcontext():
+        project = follow(rt, project_id)
+    _finish(project, started)
+
+
+@cli.command("list")
+@handle_errors
+def list_projects(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+                  limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
+    """List recent projects."""
+    rt = get_runtime()
+    projects = rt.store.projects(limit)
+    rows: list[dict[str, Any]] = [
+        {"id": p.id, "status": p.status.value, "request": p.request,
+         "project_type": p.project_type.value if p.project_type else None,
+         "created_at": p.created_at.isoformat(), "tokens": p.tokens.model_dump(),
+         "cost_usd": round(p.cost_usd, 6)} for p in projects]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        out.print(f"{row['id']}  {row['status']:<16} {row['created_at'][:19]}  "
+                  f"{row['request'][:60]}", highlight=False, markup=False)
+
+
+@cli.command()
+@handle_errors
+def cancel(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")]
+           ) -> None:
+    """Cancel a project: tasks not yet started will not start."""
+    rt = get_runtime()
+    project_id = rt.store.resolve_project_id(project_id)
+    if not rt.scheduler.cancel_project(project_id):
+        raise BadInput(f"project {project_id} has already ended")
+    out.print(f"Project {project_id} cancelled.", highlight=False)
+
+
+@db_cli.command("upgrade")
+@handle_errors
+def db_upgrade() -> None:
+    """Apply database migrations (they also apply automatically on first use)."""
+    rt = get_runtime()
+    out.print(f"Database at {rt.settings.effective_database_url.split('@')[-1]} is up to date.",
+              highlight=False, markup=False)
+
+
+def main() -> None:
+    cli()

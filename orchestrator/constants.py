@@ -1,0 +1,115 @@
+"""Every name the system shares: agent types (which are also queue names), statuses, enums."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AgentType(StrEnum):
+    """A specialist agent type; its value is also the name of its Celery queue."""
+
+    MARKETING = "marketing"
+    FRONTEND_DEVELOPER = "frontend_developer"
+    BACKEND_DEVELOPER = "backend_developer"
+    MOBILE_DEVELOPER = "mobile_developer"
+    DEVOPS_ENGINEER = "devops_engineer"
+    DATA_ANALYST = "data_analyst"
+    UX_DESIGNER = "ux_designer"
+    PROJECT_MANAGER = "project_manager"
+    QA_ENGINEER = "qa_engineer"
+    CONTENT_WRITER = "content_writer"
+
+
+ORCHESTRATOR_QUEUE = "orchestrator"
+ALL_QUEUES: tuple[str, ...] = (ORCHESTRATOR_QUEUE, *(a.value for a in AgentType))
+
+
+class ProjectType(StrEnum):
+    WEBSITE = "website"
+    MOBILE_APP = "mobile_app"
+    MARKETING_CAMPAIGN = "marketing_campaign"
+    DATA_ANALYSIS = "data_analysis"
+    CONTENT_CREATION = "content_creation"
+    CUSTOM = "custom"
+
+
+class Complexity(StrEnum):
+    SIMPLE = "simple"
+    MODERATE = "moderate"
+    COMPLEX = "complex"
+    ENTERPRISE = "enterprise"
+
+
+# The seed's token budgets per complexity, and its fallback.
+COMPLEXITY_BUDGETS: dict[Complexity, int] = {
+    Complexity.SIMPLE: 50_000,
+    Complexity.MODERATE: 150_000,
+    Complexity.COMPLEX: 300_000,
+    Complexity.ENTERPRISE: 500_000,
+}
+DEFAULT_BUDGET = 100_000
+
+
+class TaskPriority(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class TaskStatus(StrEnum):
+    """A task's life: blocked (waiting on dependencies) -> pending -> in_progress -> completed."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    REVIEW = "review"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+
+
+class ProjectStatus(StrEnum):
+    PENDING = "pending"
+    PLANNING = "planning"
+    RUNNING = "running"
+    INTEGRATING = "integrating"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
+
+TERMINAL_PROJECT_STATUSES = frozenset(
+    {ProjectStatus.COMPLETED, ProjectStatus.FAILED, ProjectStatus.CANCELLED,
+     ProjectStatus.BUDGET_EXHAUSTED}
+)
+
+
+class Role(StrEnum):
+    """Why a model call was made; picks the model and is recorded in the usage ledger."""
+
+    ANALYZE = "analyze"
+    DECOMPOSE = "decompose"
+    AGENT = "agent"
+    INTEGRATE = "integrate"
+
+
+class LLMKind(StrEnum):
+    ANTHROPIC = "anthropic"
+    OFFLINE = "offline"
+    AUTO = "auto"
+
+
+# Celery task names.
+PLAN_TASK = "agency.orchestrator.plan"
+INTEGRATE_TASK = "agency.orchestrator.integrate"
+
+
+def agent_task_name(agent: AgentType) -> str:
+    """The Celery task name for an agent type, so Flower shows which specialist ran it."""
+    return f"agency.agent.{agent.value}"
+
+
+MAX_REQUEST_CHARS = 20_000
+MAX_PLAN_TASKS = 60

@@ -1,0 +1,54 @@
+"""Errors of the orchestrator. Each docstring is the error's default message."""
+
+from __future__ import annotations
+
+
+class AgencyError(Exception):
+    """Agency failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class BadInput(AgencyError):
+    """The input is not valid."""
+
+
+class PlanError(BadInput):
+    """The plan breaks the plan contract."""
+
+
+class NotFound(BadInput):
+    """No such project or task."""
+
+
+class StoreError(AgencyError):
+    """The store could not complete the operation."""
+
+
+class ConfigError(AgencyError):
+    """The configuration is not valid."""
+
+
+class ModelError(AgencyError):
+    """The model failed to give a usable answer."""
+
+
+class ModelRefused(ModelError):
+    """The model refused or the API rejected the request; retrying will not help."""
+
+
+class TransientModelError(ModelError):
+    """The model API is temporarily unavailable; retry later."""
+
+
+class BudgetExhausted(AgencyError):
+    """The project's token budget is spent."""
+
+
+class TaskNotReady(AgencyError):
+    """A task's dependencies are not all completed."""

@@ -1,0 +1,183 @@
+"""Frozen pydantic models for everything that crosses a boundary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator.constants import (
+    AgentType,
+    Complexity,
+    ProjectStatus,
+    ProjectType,
+    TaskPriority,
+    TaskStatus,
+)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Analysis(Frozen):
+    """The orchestrator's analysis of a request (the seed's keys)."""
+
+    project_type: ProjectType
+    complexity: Complexity
+    estimated_hours: float = Field(ge=0)
+    required_agents: list[AgentType] = Field(min_length=1)
+    key_requirements: list[str]
+    potential_risks: list[str]
+    success_criteria: list[str]
+    recommended_approach: str
+
+
+class PlanTask(Frozen):
+    """One task of a plan; `dependencies` are 0-based indices into the plan's tasks."""
+
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=8000)
+    agent_type: str
+    dependencies: list[int] = Field(default_factory=list)
+    estimated_tokens: int = Field(default=4000, ge=1, le=1_000_000)
+    deliverables: list[str] = Field(default_factory=list)
+    acceptance_criteria: list[str] = Field(default_factory=list)
+
+
+class Plan(Frozen):
+    """The decomposition contract (DESIGN.md): tasks plus the model's advisory ordering."""
+
+    tasks: list[PlanTask]
+    execution_order: list[int] = Field(default_factory=list)
+    parallel_groups: list[list[int]] = Field(default_factory=list)
+    critical_path: list[int] = Field(default_factory=list)
+
+
+class PlanFile(Plan):
+    """A plan given by `agency run --plan FILE`; it may carry the request and project type."""
+
+    request: str | None = None
+    project_type: ProjectType | None = None
+
+
+class ProjectContext(Frozen):
+    """What the orchestrator knows about a project when it plans (the seed's ProjectContext)."""
+
+    project_id: str
+    project_type: ProjectType
+    description: str
+    requirements: list[str]
+    constraints: dict[str, Any]
+    deadline: datetime | None = None
+    budget_tokens: int
+    priority: TaskPriority
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Artifact(Frozen):
+    """A file an agent proposes; its path must stay inside the project's output folder."""
+
+    path: str = Field(min_length=1, max_length=200)
+    content: str
+
+    @field_validator("path")
+    @classmethod
+    def _relative_inside(cls, value: str) -> str:
+        p = PurePosixPath(value.replace("\\", "/"))
+        if p.is_absolute() or ".." in p.parts or value.startswith("~") or ":" in value:
+            raise ValueError(f"artifact path {value!r} must be relative and stay inside the folder")
+        return str(p)
+
+
+class AgentOutput(Frozen):
+    """What a specialist agent returns for its task."""
+
+    summary: str
+    content: str
+    artifacts: list[Artifact] = Field(default_factory=list)
+
+
+class DeliverableSection(Frozen):
+    title: str
+    items: list[str]
+
+
+class Deliverable(Frozen):
+    """The integrated result (the seed's keys)."""
+
+    executive_summary: str
+    key_deliverables: list[DeliverableSection]
+    technical_details: list[DeliverableSection]
+    next_steps: list[str]
+    success_metrics: list[str]
+    appendix: list[DeliverableSection]
+
+
+class Tokens(BaseModel):
+    """Token counts as the Anthropic API reports them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cache_read + self.cache_write
+
+
+class TaskRecord(BaseModel):
+    """A task as the store holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    project_id: str
+    index: int
+    title: str
+    description: str
+    agent_type: AgentType
+    priority: TaskPriority
+    estimated_tokens: int
+    deliverables: list[str]
+    acceptance_criteria: list[str]
+    on_critical_path: bool
+    status: TaskStatus
+    attempts: int
+    pending_deps: int
+    worker: str | None
+    output: AgentOutput | None
+    error: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    dependencies: list[str] = Field(default_factory=list)
+    tokens: Tokens = Field(default_factory=Tokens)
+    cost_usd: float = 0.0
+
+
+class ProjectRecord(BaseModel):
+    """A project as the store holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    request: str
+    project_type: ProjectType | None
+    complexity: Complexity | None
+    status: ProjectStatus
+    budget_tokens: int | None
+    analysis: Analysis | None
+    plan: Plan | None
+    output_dir: str
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    tokens: Tokens = Field(default_factory=Tokens)
+    cost_usd: float = 0.0

@@ -1,0 +1,89 @@
+"""Planning: analyze the request, decompose it, validate the graph, persist and dispatch."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+
+from orchestrator import dag
+from orchestrator.canvas import project_canvas
+from orchestrator.constants import (
+    COMPLEXITY_BUDGETS,
+    DEFAULT_BUDGET,
+    ProjectStatus,
+    ProjectType,
+    Role,
+    TaskStatus,
+)
+from orchestrator.llm.structured import ask_structured
+from orchestrator.models import Analysis, Plan, ProjectRecord
+from orchestrator.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt, decomposition_prompt
+from orchestrator.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def analyze(rt: Runtime, project: ProjectRecord) -> Analysis:
+    return ask_structured(
+        rt.provider, role=Role.ANALYZE, model=rt.model_for(Role.ANALYZE),
+        system=ORCHESTRATOR_SYSTEM, prompt=analysis_prompt(project.request), schema=Analysis,
+        schema_name="analysis", hints={"request": project.request},
+        on_usage=rt.ledger(project.id, None), max_tokens=4000)
+
+
+def _check_graph(plan: Any) -> None:
+    dag.validate_plan(plan)
+
+
+def decompose(rt: Runtime, project: ProjectRecord, analysis: Analysis) -> Plan:
+    constraints = {"complexity": analysis.complexity.value,
+                   "estimated_hours": analysis.estimated_hours}
+    prompt = decomposition_prompt(project.request, analysis.project_type.value,
+                                  analysis.key_requirements, constraints)
+    return ask_structured(
+        rt.provider, role=Role.DECOMPOSE, model=rt.model_for(Role.DECOMPOSE),
+        system=ORCHESTRATOR_SYSTEM, prompt=prompt, schema=Plan, schema_name="plan",
+        hints={"request": project.request, "project_type": analysis.project_type.value},
+        check=_check_graph, on_usage=rt.ledger(project.id, None), max_tokens=16000)
+
+
+def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
+    """Turn a pending project into persisted tasks and dispatched canvas."""
+    if not rt.scheduler.move_project(project_id, ProjectStatus.PLANNING):
+        log.info("project %s is not pending; planning skipped", project_id)
+        return
+    project = rt.store.project(project_id)
+    budget = project.budget_tokens
+    if project.plan is None:
+        analysis = analyze(rt, project)
+        budget = budget or COMPLEXITY_BUDGETS.get(analysis.complexity, DEFAULT_BUDGET)
+        rt.scheduler.save_analysis(project_id, analysis, budget)
+        plan, kind = decompose(rt, project, analysis), analysis.project_type
+    else:
+        plan, kind = project.plan, project.project_type or ProjectType.CUSTOM
+    graph = dag.validate_plan(plan)
+    rt.scheduler.save_plan(project_id, plan, graph, dag.schedule(graph), kind.value,
+                           budget or DEFAULT_BUDGET)
+    dispatch(rt, app, project_id)
+
+
+def dispatch(rt: Runtime, app: Celery, project_id: str) -> None:
+    """Compile what is left of the project to canvas and send it."""
+    tasks = rt.store.tasks(project_id)
+    todo = [t for t in tasks if t.status is not TaskStatus.COMPLETED]
+    shape = None
+    if todo:
+        index = {t.id: i for i, t in enumerate(todo)}
+        graph = dag.Graph(deps=tuple(tuple(index[d] for d in t.dependencies if d in index)
+                                     for t in todo),
+                          weights=tuple(t.estimated_tokens for t in todo))
+        shape = dag.series_parallel(graph)
+        extra = dag.false_waits(graph, shape)
+        if extra:
+            log.warning("project %s: %d extra waits (graph is not series-parallel)",
+                        project_id, len(extra))
+    rt.scheduler.move_project(project_id, ProjectStatus.RUNNING)
+    rt.scheduler.mark_queued(project_id)
+    project_canvas(app, project_id, todo, shape).apply_async()

@@ -1,0 +1,165 @@
+"""The one owner of status changes: every transition is compare-and-set and leaves an event."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+
+from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
+from orchestrator.dag import Graph, Schedule
+from orchestrator.models import AgentOutput, Analysis, Plan
+from orchestrator.store import Session, Store, now
+
+P, T = ProjectStatus, TaskStatus
+
+# Which statuses a project may move to each status from.
+PROJECT_FROM: dict[ProjectStatus, frozenset[ProjectStatus]] = {
+    P.PLANNING: frozenset({P.PENDING}),
+    P.RUNNING: frozenset({P.PLANNING}),
+    P.INTEGRATING: frozenset({P.RUNNING}),
+    P.COMPLETED: frozenset({P.INTEGRATING}),
+    P.FAILED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING}),
+    P.CANCELLED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING}),
+    P.BUDGET_EXHAUSTED: frozenset({P.RUNNING}),
+}
+
+TASK_FROM: dict[TaskStatus, frozenset[TaskStatus]] = {
+    T.PENDING: frozenset({T.BLOCKED}),
+    T.IN_PROGRESS: frozenset({T.PENDING}),
+    T.COMPLETED: frozenset({T.IN_PROGRESS}),
+    T.FAILED: frozenset({T.IN_PROGRESS, T.PENDING, T.BLOCKED}),
+    T.CANCELLED: frozenset({T.PENDING, T.BLOCKED}),
+}
+
+
+def _values(statuses: frozenset[ProjectStatus] | frozenset[TaskStatus]) -> list[str]:
+    return sorted(s.value for s in statuses)
+
+
+@dataclass(frozen=True)
+class Started:
+    """A task claimed by a worker."""
+
+    project_id: str
+    attempt: int
+
+
+class Scheduler:
+    """Moves projects and tasks through their lives, atomically, in the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # Projects ---------------------------------------------------------------------------------
+
+    def move_project(self, project_id: str, to: ProjectStatus, error: str | None = None,
+                     tx: Session | None = None) -> bool:
+        """Compare-and-set a project's status; False when it was not in an allowed state."""
+        if tx is None:
+            with self.store.db.transaction() as own:
+                return self.move_project(project_id, to, error, own)
+        row = tx.fetch_one("transition_project", {
+            "id": project_id, "to_status": to.value, "allowed": _values(PROJECT_FROM[to]),
+            "error": error, "now": now(),
+            "finished_at": now() if to in TERMINAL_PROJECT_STATUSES else None})
+        if row is not None:
+            self.store.event(tx, project_id, None, "project", None, to.value, error)
+        return row is not None
+
+    def save_analysis(self, project_id: str, analysis: Analysis, budget: int) -> None:
+        self.store.db.execute("set_project_analysis", {
+            "id": project_id, "analysis": analysis.model_dump_json(),
+            "project_type": analysis.project_type.value,
+            "complexity": analysis.complexity.value, "budget_tokens": budget, "now": now()})
+
+    def save_plan(self, project_id: str, plan: Plan, graph: Graph, sched: Schedule,
+                  project_type: str, budget: int) -> list[str]:
+        """Persist the plan's tasks and edges in one transaction; return task ids by index."""
+        ids = [str(uuid.uuid4()) for _ in plan.tasks]
+        critical = set(sched.critical_path)
+        with self.store.db.transaction() as tx:
+            tx.execute("set_project_plan", {"id": project_id, "plan": plan.model_dump_json(),
+                                            "project_type": project_type,
+                                            "budget_tokens": budget, "now": now()})
+            for index, task in enumerate(plan.tasks):
+                tx.execute("insert_task", {
+                    "id": ids[index], "project_id": project_id, "idx": index,
+                    "title": task.title, "description": task.description,
+                    "agent_type": task.agent_type, "priority": sched.priority(index).value,
+                    "estimated_tokens": task.estimated_tokens,
+                    "deliverables": json.dumps(task.deliverables),
+                    "acceptance_criteria": json.dumps(task.acceptance_criteria),
+                    "on_critical_path": index in critical,
+                    "status": (T.BLOCKED if graph.deps[index] else T.PENDING).value,
+                    "pending_deps": len(graph.deps[index])})
+            for index, deps in enumerate(graph.deps):
+                for dep in deps:
+                    tx.execute("insert_edge", {"task_id": ids[index], "depends_on": ids[dep]})
+            self.store.event(tx, project_id, None, "planned", None, None,
+                             f"{len(ids)} tasks, critical path {list(sched.critical_path)}")
+        return ids
+
+    def mark_queued(self, project_id: str) -> None:
+        self.store.db.execute("mark_queued", {"project_id": project_id, "now": now()})
+
+    # Tasks ------------------------------------------------------------------------------------
+
+    def start_task(self, task_id: str, worker: str) -> Started | None:
+        """Claim a ready task for this worker; None when it is not pending with all deps done."""
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("start_task", {
+                "id": task_id, "to_status": T.IN_PROGRESS.value,
+                "allowed": _values(TASK_FROM[T.IN_PROGRESS]), "worker": worker, "now": now()})
+            if row is None:
+                return None
+            self.store.event(tx, row["project_id"], task_id, "task", T.PENDING.value,
+                             T.IN_PROGRESS.value, worker)
+        return Started(project_id=row["project_id"], attempt=self.store.task(task_id).attempts)
+
+    def complete_task(self, task_id: str, output: AgentOutput) -> list[str]:
+        """Complete a task and count down its dependents; return the ones now ready."""
+        ready: list[str] = []
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("finish_task", {
+                "id": task_id, "to_status": T.COMPLETED.value,
+                "allowed": _values(TASK_FROM[T.COMPLETED]), "output": output.model_dump_json(),
+                "error": None, "now": now()})
+            if row is None:
+                return ready
+            self.store.event(tx, row["project_id"], task_id, "task", T.IN_PROGRESS.value,
+                             T.COMPLETED.value, None)
+            for dep in tx.fetch_all("count_down_dependents", {"id": task_id}):
+                if dep["pending_deps"] == 0 and self._move_task(tx, dep["id"], T.PENDING):
+                    ready.append(dep["id"])
+        return ready
+
+    def fail_task(self, task_id: str, error: str) -> bool:
+        """Fail a task and, with it, its project."""
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("finish_task", {
+                "id": task_id, "to_status": T.FAILED.value,
+                "allowed": _values(TASK_FROM[T.FAILED]), "output": None, "error": error,
+                "now": now()})
+            if row is None:
+                return False
+            self.store.event(tx, row["project_id"], task_id, "task", None, T.FAILED.value, error)
+            self.move_project(row["project_id"], P.FAILED, f"task failed: {error}", tx)
+        return True
+
+    def _move_task(self, tx: Session, task_id: str, to: TaskStatus) -> bool:
+        row = tx.fetch_one("transition_task", {"id": task_id, "to_status": to.value,
+                                               "allowed": _values(TASK_FROM[to])})
+        if row is not None:
+            self.store.event(tx, row["project_id"], task_id, "task", None, to.value, None)
+        return row is not None
+
+    def cancel_project(self, project_id: str) -> bool:
+        """Cancel a project and every task that has not started."""
+        with self.store.db.transaction() as tx:
+            if not self.move_project(project_id, P.CANCELLED, "cancelled by the user", tx):
+                return False
+            tx.fetch_all("transition_project_tasks", {
+                "project_id": project_id, "to_status": T.CANCELLED.value,
+                "allowed": _values(TASK_FROM[T.CANCELLED])})
+        return True

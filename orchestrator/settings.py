@@ -1,0 +1,81 @@
+"""The one place that reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orchestrator.constants import AgentType, LLMKind
+
+# USD per million tokens: input, output, cache read, cache write.
+DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
+    "claude-opus-4-1": (15.0, 75.0, 1.5, 18.75),
+    "claude-sonnet-4-5": (3.0, 15.0, 0.3, 3.75),
+    "claude-haiku-4-5": (1.0, 5.0, 0.1, 1.25),
+    "offline": (0.0, 0.0, 0.0, 0.0),
+}
+
+# Threads per worker process for each queue; one place, read by `agency worker` and the Procfile.
+DEFAULT_CONCURRENCY: dict[str, int] = {"orchestrator": 2, **{a.value: 4 for a in AgentType}}
+
+
+class Settings(BaseSettings):
+    """Agency configuration from `AGENCY_*` variables and the Anthropic SDK's own."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENCY_", extra="ignore", frozen=True)
+
+    broker_url: str | None = None
+    result_backend: str | None = None
+    database_url: str | None = None
+    llm: LLMKind = LLMKind.AUTO
+    orchestrator_model: str = "claude-sonnet-4-5"
+    agent_model: str = "claude-haiku-4-5"
+    offline_latency: float = Field(default=0.0, ge=0.0)
+    output_dir: Path = Path("agency-output")
+    home: Path = Path(".agency")
+    embedded_concurrency: int = Field(default=4, ge=1, le=64)
+    task_time_limit: int = Field(default=900, ge=10)
+    prices: dict[str, tuple[float, float, float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES)
+    )
+    concurrency: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
+
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: workers run as threads inside the CLI."""
+        return not self.broker_url
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or "memory://"
+
+    @property
+    def effective_result_backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "cache+memory://"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'agency.db'}"
+
+    @property
+    def llm_kind(self) -> LLMKind:
+        """The provider in use: `auto` means Anthropic when an API key is set."""
+        if self.llm is LLMKind.AUTO:
+            return LLMKind.ANTHROPIC if self.anthropic_api_key else LLMKind.OFFLINE
+        return self.llm
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

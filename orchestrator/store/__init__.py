@@ -1,0 +1,171 @@
+"""The store: the source of truth. Reads and inserts here; status changes only in the scheduler."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.constants import ProjectStatus
+from orchestrator.errors import NotFound
+from orchestrator.models import (
+    AgentOutput,
+    Analysis,
+    Plan,
+    ProjectRecord,
+    TaskRecord,
+    Tokens,
+)
+from orchestrator.settings import Settings, get_settings
+from orchestrator.store.connector import Connector, Row, Session
+
+__all__ = ["Connector", "Session", "Store", "get_store", "now", "open_connector"]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_connector(url: str) -> Connector:
+    """An adapter for a database URL, migrated to the latest schema."""
+    connector: Connector
+    if url.startswith("sqlite:///"):
+        from orchestrator.store.sqlite import SQLiteConnector
+
+        connector = SQLiteConnector(url)
+    elif url.startswith(("postgresql://", "postgres://")):
+        from orchestrator.store.postgres import PostgresConnector
+
+        connector = PostgresConnector(url)
+    else:
+        from orchestrator.errors import ConfigError
+
+        raise ConfigError(
+            f"AGENCY_DATABASE_URL must start with postgresql:// or sqlite:///, not {url!r}"
+        )
+    connector.migrate()
+    return connector
+
+
+def _tokens(row: Row | None) -> tuple[Tokens, float]:
+    if not row:
+        return Tokens(), 0.0
+    tokens = Tokens(input=int(row["input"] or 0), output=int(row["output"] or 0),
+                    cache_read=int(row["cache_read"] or 0),
+                    cache_write=int(row["cache_write"] or 0))
+    return tokens, float(row["cost_usd"] or 0.0)
+
+
+def _project(row: Row, usage: Row | None) -> ProjectRecord:
+    tokens, cost = _tokens(usage)
+    data: dict[str, Any] = dict(row)
+    data["analysis"] = Analysis.model_validate_json(row["analysis"]) if row["analysis"] else None
+    data["plan"] = Plan.model_validate_json(row["plan"]) if row["plan"] else None
+    return ProjectRecord.model_validate({**data, "tokens": tokens, "cost_usd": cost})
+
+
+def _task(row: Row, deps: list[str], usage: Row | None) -> TaskRecord:
+    tokens, cost = _tokens(usage)
+    data: dict[str, Any] = dict(row)
+    data["index"] = data.pop("idx")
+    data["deliverables"] = json.loads(row["deliverables"])
+    data["acceptance_criteria"] = json.loads(row["acceptance_criteria"])
+    data["output"] = AgentOutput.model_validate_json(row["output"]) if row["output"] else None
+    return TaskRecord.model_validate({**data, "dependencies": deps, "tokens": tokens,
+                                      "cost_usd": cost})
+
+
+class Store:
+    """Typed reads and inserts over the connector."""
+
+    def __init__(self, db: Connector) -> None:
+        self.db = db
+
+    def insert_project(self, project_id: str, request: str, budget: int | None,
+                       project_type: str | None, output_dir: str,
+                       plan: Plan | None = None) -> None:
+        with self.db.transaction() as tx:
+            tx.execute("insert_project", {
+                "id": project_id, "request": request, "project_type": project_type,
+                "status": ProjectStatus.PENDING.value, "budget_tokens": budget,
+                "output_dir": output_dir, "now": now(),
+                "plan": plan.model_dump_json() if plan else None})
+            self.event(tx, project_id, None, "created", None, ProjectStatus.PENDING, None)
+
+    @staticmethod
+    def event(tx: Session, project_id: str, task_id: str | None, kind: str,
+              from_status: str | None, to_status: str | None, detail: str | None) -> None:
+        tx.execute("insert_event", {
+            "project_id": project_id, "task_id": task_id, "kind": kind,
+            "from_status": from_status, "to_status": to_status, "detail": detail, "now": now()})
+
+    def resolve_project_id(self, prefix: str) -> str:
+        """A full project id from an id or a unique prefix of one."""
+        if self.db.fetch_one("get_project", {"id": prefix}):
+            return prefix
+        rows = self.db.fetch_all("find_projects_by_prefix", {"prefix": f"{prefix}%"})
+        if len(rows) != 1 or len(prefix) < 4:
+            raise NotFound(f"no project with id {prefix!r}")
+        return str(rows[0]["id"])
+
+    def project(self, project_id: str) -> ProjectRecord:
+        row = self.db.fetch_one("get_project", {"id": project_id})
+        if row is None:
+            raise NotFound(f"no project with id {project_id!r}")
+        usage = self.db.fetch_all("usage_by_project", {"ids": [project_id]})
+        return _project(row, usage[0] if usage else None)
+
+    def projects(self, limit: int = 50) -> list[ProjectRecord]:
+        rows = self.db.fetch_all("list_projects", {"limit": limit})
+        usage = {u["project_id"]: u for u in self.db.fetch_all(
+            "usage_by_project", {"ids": [r["id"] for r in rows]})}
+        return [_project(r, usage.get(r["id"])) for r in rows]
+
+    def task(self, task_id: str) -> TaskRecord:
+        row = self.db.fetch_one("get_task", {"id": task_id})
+        if row is None:
+            raise NotFound(f"no task with id {task_id!r}")
+        deps = [d["id"] for d in self.db.fetch_all("dependency_statuses", {"id": task_id})]
+        return _task(row, deps, None)
+
+    def tasks(self, project_id: str) -> list[TaskRecord]:
+        rows = self.db.fetch_all("project_tasks", {"project_id": project_id})
+        deps: dict[str, list[str]] = {}
+        for edge in self.db.fetch_all("project_edges", {"project_id": project_id}):
+            deps.setdefault(edge["task_id"], []).append(edge["depends_on"])
+        index = {r["id"]: r["idx"] for r in rows}
+        usage = {u["task_id"]: u for u in self.db.fetch_all(
+            "usage_by_task", {"project_id": project_id})}
+        return [_task(r, sorted(deps.get(r["id"], []), key=index.__getitem__),
+                      usage.get(r["id"])) for r in rows]
+
+    def dependency_statuses(self, task_id: str) -> dict[str, str]:
+        rows = self.db.fetch_all("dependency_statuses", {"id": task_id})
+        return {r["id"]: r["status"] for r in rows}
+
+    def events(self, project_id: str) -> list[Row]:
+        return self.db.fetch_all("project_events", {"project_id": project_id})
+
+    def record_usage(self, project_id: str, task_id: str | None, role: str, model: str,
+                     tokens: Tokens, cost_usd: float, latency_ms: int, attempt: int) -> None:
+        self.db.execute("insert_usage", {
+            "project_id": project_id, "task_id": task_id, "role": role, "model": model,
+            "input_tokens": tokens.input, "output_tokens": tokens.output,
+            "cache_read_tokens": tokens.cache_read, "cache_write_tokens": tokens.cache_write,
+            "cost_usd": cost_usd, "latency_ms": latency_ms, "attempt": attempt, "now": now()})
+
+
+_lock = threading.Lock()
+_stores: dict[tuple[int, str], Store] = {}
+
+
+def get_store(settings: Settings | None = None) -> Store:
+    """The process's store for the configured database (one pool per process, made after fork)."""
+    url = (settings or get_settings()).effective_database_url
+    key = (os.getpid(), url)
+    with _lock:
+        if key not in _stores:
+            _stores[key] = Store(open_connector(url))
+        return _stores[key]

@@ -1,0 +1,61 @@
+"""The narrow storage port: named queries in, rows out. Adapters implement it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+Params = Mapping[str, Any]
+
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+@lru_cache(maxsize=1)
+def queries() -> dict[str, str]:
+    """The named queries of `sql/queries.sql`."""
+    text = resources.files("orchestrator").joinpath("sql/queries.sql").read_text()
+    parts = _NAME.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def migrations(dialect: str) -> list[tuple[int, str]]:
+    """Numbered migration scripts for a dialect, in order."""
+    folder = resources.files("orchestrator").joinpath(f"sql/migrations/{dialect}")
+    found = [(int(f.name.split("_", 1)[0]), f.read_text()) for f in folder.iterdir()
+             if f.name.endswith(".sql")]
+    return sorted(found)
+
+
+def split_script(script: str) -> Iterator[str]:
+    """The statements of a migration script (no semicolons inside literals, by convention)."""
+    body = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    for statement in body.split(";"):
+        if statement.strip():
+            yield statement.strip()
+
+
+class Session(Protocol):
+    """One connection's worth of work; inside `transaction()` all of it commits together."""
+
+    def execute(self, query: str, params: Params) -> int: ...
+
+    def fetch_one(self, query: str, params: Params) -> Row | None: ...
+
+    def fetch_all(self, query: str, params: Params) -> list[Row]: ...
+
+
+class Connector(Session, Protocol):
+    """A database: sessions, transactions and migrations."""
+
+    dialect: str
+
+    def transaction(self) -> AbstractContextManager[Session]: ...
+
+    def migrate(self) -> list[int]: ...
+
+    def close(self) -> None: ...

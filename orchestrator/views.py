@@ -1,0 +1,87 @@
+"""How projects look to people and programs: `status --json`, tables and the live display."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.constants import TaskStatus
+from orchestrator.models import ProjectRecord, TaskRecord
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def task_json(task: TaskRecord) -> dict[str, Any]:
+    return {
+        "id": task.id, "index": task.index, "title": task.title,
+        "agent_type": task.agent_type.value, "status": task.status.value,
+        "priority": task.priority.value, "on_critical_path": task.on_critical_path,
+        "dependencies": task.dependencies, "attempts": task.attempts, "worker": task.worker,
+        "queued_at": _iso(task.queued_at), "started_at": _iso(task.started_at),
+        "finished_at": _iso(task.finished_at), "tokens": task.tokens.model_dump(),
+        "cost_usd": round(task.cost_usd, 6), "error": task.error,
+    }
+
+
+def project_json(project: ProjectRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
+    """The `status --json` object (DESIGN.md lists the fields other tools rely on)."""
+    return {
+        "id": project.id, "status": project.status.value, "request": project.request,
+        "project_type": project.project_type.value if project.project_type else None,
+        "complexity": project.complexity.value if project.complexity else None,
+        "budget_tokens": project.budget_tokens, "tokens": project.tokens.model_dump(),
+        "cost_usd": round(project.cost_usd, 6), "output_dir": project.output_dir,
+        "error": project.error, "created_at": _iso(project.created_at),
+        "finished_at": _iso(project.finished_at),
+        "tasks": [task_json(t) for t in tasks],
+    }
+
+
+def counts(tasks: list[TaskRecord]) -> Counter[TaskStatus]:
+    return Counter(t.status for t in tasks)
+
+
+def progress_line(project: ProjectRecord, tasks: list[TaskRecord]) -> str:
+    """The seed monitor's figures: completed, in progress, blocked, failed and percent."""
+    c = counts(tasks)
+    done = c[TaskStatus.COMPLETED]
+    percent = 100 * done // len(tasks) if tasks else 0
+    return (f"{project.status.value}: {done}/{len(tasks)} completed ({percent}%), "
+            f"{c[TaskStatus.IN_PROGRESS]} in progress, "
+            f"{c[TaskStatus.BLOCKED] + c[TaskStatus.PENDING]} waiting, "
+            f"{c[TaskStatus.FAILED]} failed")
+
+
+def live_view(project: ProjectRecord, tasks: list[TaskRecord]) -> Group:
+    """Per agent type: done, in progress, waiting and failed."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("agent", "done", "running", "waiting", "failed"):
+        table.add_column(column, justify="left" if column == "agent" else "right")
+    per_agent: dict[str, Counter[TaskStatus]] = {}
+    for task in tasks:
+        per_agent.setdefault(task.agent_type.value, Counter())[task.status] += 1
+    for agent, c in sorted(per_agent.items()):
+        table.add_row(agent, str(c[TaskStatus.COMPLETED]), str(c[TaskStatus.IN_PROGRESS]),
+                      str(c[TaskStatus.BLOCKED] + c[TaskStatus.PENDING]),
+                      str(c[TaskStatus.FAILED]))
+    header = Text(f"Project {project.id[:8]}  {progress_line(project, tasks)}", style="bold")
+    return Group(header, table)
+
+
+def task_table(tasks: list[TaskRecord]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("#", "title", "agent", "status", "deps", "worker", "tokens"):
+        table.add_column(column)
+    index = {t.id: t.index for t in tasks}
+    for t in tasks:
+        deps = ",".join(str(index[d]) for d in t.dependencies if d in index)
+        table.add_row(str(t.index), t.title, t.agent_type.value, t.status.value, deps,
+                      t.worker or "", str(t.tokens.total))
+    return table

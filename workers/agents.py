@@ -1,0 +1,106 @@
+"""The ten specialist agents: a system prompt each, and the service that runs one task."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from orchestrator.constants import AgentType, ProjectStatus, Role, TaskStatus
+from orchestrator.errors import TaskNotReady
+from orchestrator.llm.structured import ask_structured
+from orchestrator.models import AgentOutput, ProjectRecord, TaskRecord
+from orchestrator.runtime import Runtime
+from workers.errors import Skipped
+
+log = logging.getLogger(__name__)
+
+_COMMON = """
+You work inside an AI agency. The orchestrator gives you one task of a larger project, the
+project's request, and the outputs of the tasks yours depends on. Do the task completely and
+concretely, as a senior professional would hand it to a client. Answer with one JSON object:
+summary (two sentences), content (your full work in Markdown), artifacts (optional files, each
+with a relative path and its content)."""
+
+AGENT_PROMPTS: dict[AgentType, str] = {
+    AgentType.MARKETING: "You are the agency's Marketing specialist: marketing strategy, "
+    "positioning, content planning, SEO and SEM, campaign channels and KPIs.",
+    AgentType.FRONTEND_DEVELOPER: "You are the agency's Frontend Developer: React and Vue, "
+    "semantic HTML, CSS, accessibility, performance, and faithful UI implementation.",
+    AgentType.BACKEND_DEVELOPER: "You are the agency's Backend Developer: APIs, data models, "
+    "databases, business logic, security and scalability.",
+    AgentType.MOBILE_DEVELOPER: "You are the agency's Mobile Developer: iOS and Android "
+    "applications, app architecture, offline behaviour and store releases.",
+    AgentType.DEVOPS_ENGINEER: "You are the agency's DevOps Engineer: infrastructure, "
+    "deployment, CI/CD, observability and reliability.",
+    AgentType.DATA_ANALYST: "You are the agency's Data Analyst: data analysis, metrics, "
+    "reporting, statistics and actionable insights.",
+    AgentType.UX_DESIGNER: "You are the agency's UX Designer: user research, personas, user "
+    "flows, wireframes and prototypes, usability.",
+    AgentType.PROJECT_MANAGER: "You are the agency's Project Manager: scope, sprint planning, "
+    "milestones, responsibilities, risks and tracking.",
+    AgentType.QA_ENGINEER: "You are the agency's QA Engineer: test strategy, test cases, "
+    "accessibility and performance checks, release quality gates.",
+    AgentType.CONTENT_WRITER: "You are the agency's Content Writer: blog posts, documentation, "
+    "website and product copy in a clear, consistent voice.",
+}
+
+
+def system_prompt(agent: AgentType) -> str:
+    return AGENT_PROMPTS[agent] + "\n" + _COMMON
+
+
+def task_prompt(project: ProjectRecord, task: TaskRecord, deps: list[TaskRecord]) -> str:
+    lines = [f"Project request: {project.request}",
+             f"Project type: {project.project_type or 'custom'}", "",
+             f"Your task: {task.title}", f"Description: {task.description}",
+             "Deliverables: " + "; ".join(task.deliverables),
+             "Acceptance criteria: " + "; ".join(task.acceptance_criteria), ""]
+    for dep in deps:
+        body = dep.output.content if dep.output else ""
+        lines += [f"## Input from '{dep.title}' ({dep.agent_type.value})",
+                  body[:6000], ""]
+    return "\n".join(lines)
+
+
+def _claim(rt: Runtime, task_id: str, worker: str) -> TaskRecord | None:
+    """Claim the task, or say why not: None when it already completed (never run twice)."""
+    task = rt.store.task(task_id)
+    project = rt.store.project(task.project_id)
+    if project.status is not ProjectStatus.RUNNING:
+        raise Skipped(f"project {project.id} is {project.status.value}")
+    if rt.scheduler.start_task(task_id, worker) is not None:
+        return rt.store.task(task_id)
+    task = rt.store.task(task_id)
+    if task.status is TaskStatus.COMPLETED:
+        return None
+    if task.status is TaskStatus.BLOCKED:
+        raise TaskNotReady(f"task {task_id} still waits for {task.pending_deps} dependencies")
+    raise Skipped(f"task {task_id} is {task.status.value}")
+
+
+def run_agent_task(rt: Runtime, task_id: str, worker: str,
+                   progress: Callable[[str], None] | None = None) -> None:
+    """Load the task and its inputs from the store, do the work, save it, complete the task."""
+    task = _claim(rt, task_id, worker)
+    if task is None:
+        log.info("task %s already completed; not run again", task_id)
+        return
+    project = rt.store.project(task.project_id)
+    deps = [rt.store.task(d) for d in task.dependencies]
+    if progress:
+        progress("calling model")
+    output = ask_structured(
+        rt.provider, role=Role.AGENT, model=rt.model_for(Role.AGENT),
+        system=system_prompt(task.agent_type), prompt=task_prompt(project, task, deps),
+        schema=AgentOutput, schema_name="agent_output",
+        hints={"request": project.request, "agent_type": task.agent_type.value,
+               "title": task.title, "description": task.description,
+               "deliverables": task.deliverables,
+               "acceptance_criteria": task.acceptance_criteria,
+               "dependencies": [{"title": d.title, "agent_type": d.agent_type.value,
+                                 "summary": d.output.summary if d.output else ""}
+                                for d in deps]},
+        on_usage=rt.ledger(project.id, task_id))
+    if progress:
+        progress("saving output")
+    rt.scheduler.complete_task(task_id, output)

@@ -1,0 +1,56 @@
+"""Base task classes: retry policy and failure handling live here, once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from orchestrator.errors import TaskNotReady, TransientModelError
+from orchestrator.runtime import get_runtime
+from workers.errors import Skipped
+
+log = logging.getLogger(__name__)
+
+
+class AgencyTask(Task):  # type: ignore[type-arg]
+    """Retries what is worth retrying; anything else fails the task for good."""
+
+    abstract = True
+    autoretry_for = (TransientModelError, TaskNotReady)
+    retry_backoff = 2
+    retry_backoff_max = 120
+    retry_jitter = True
+    max_retries = 8
+    acks_late = True
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any,
+                   einfo: Any) -> None:
+        if isinstance(exc, Skipped):
+            log.info("%s skipped: %s", self.name, exc)
+            return
+        self.record_failure(kwargs, f"{type(exc).__name__}: {exc}")
+
+    def record_failure(self, kwargs: dict[str, Any], reason: str) -> None:
+        raise NotImplementedError
+
+
+class AgentTask(AgencyTask):
+    """An agent task failed: the task (and so its project) is failed in the store."""
+
+    abstract = True
+
+    def record_failure(self, kwargs: dict[str, Any], reason: str) -> None:
+        get_runtime().scheduler.fail_task(kwargs["task_id"], reason)
+
+
+class OrchestratorTask(AgencyTask):
+    """Planning or integration failed: the project is failed in the store."""
+
+    abstract = True
+
+    def record_failure(self, kwargs: dict[str, Any], reason: str) -> None:
+        from orchestrator.constants import ProjectStatus
+
+        get_runtime().scheduler.move_project(kwargs["project_id"], ProjectStatus.FAILED, reason)

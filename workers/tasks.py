@@ -1,0 +1,46 @@
+"""Thin Celery tasks: take ids, call a service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+
+from orchestrator.constants import INTEGRATE_TASK, PLAN_TASK, AgentType, agent_task_name
+from orchestrator.integrate import integrate_project
+from orchestrator.planner import plan_project
+from orchestrator.runtime import get_runtime
+from workers.agents import run_agent_task
+from workers.app import app
+from workers.base import AgentTask, OrchestratorTask
+
+
+@app.task(name=PLAN_TASK, base=OrchestratorTask, bind=True)
+def plan(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
+    """Analyze, decompose and dispatch a project."""
+    plan_project(get_runtime(), self.app, project_id)
+    return project_id
+
+
+@app.task(name=INTEGRATE_TASK, base=OrchestratorTask, bind=True)
+def integrate(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
+    """Merge the results into the deliverable."""
+    integrate_project(get_runtime(), project_id)
+    return project_id
+
+
+def _agent_task(agent: AgentType) -> Any:
+    def run(self: Task, project_id: str, task_id: str, title: str) -> str:  # type: ignore[type-arg]
+        def progress(step: str) -> None:
+            self.send_event("task-progress", project_id=project_id, task_id=task_id, step=step)
+
+        run_agent_task(get_runtime(), task_id, worker=self.request.hostname or "unknown",
+                       progress=progress)
+        return task_id
+
+    run.__name__ = f"run_{agent.value}"
+    run.__doc__ = f"Run one {agent.value} task."
+    return app.task(name=agent_task_name(agent), base=AgentTask, bind=True)(run)
+
+
+AGENT_TASKS = {agent: _agent_task(agent) for agent in AgentType}
