@@ -40,7 +40,11 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 task_time_limit = _settings.task_time_limit
-broker_transport_options = {"visibility_timeout": _settings.task_time_limit * 2 + 60}
+broker_transport_options: dict[str, float] = {
+    "visibility_timeout": _settings.task_time_limit * 2 + 60}
+if _settings.embedded:
+    # The in-memory transport polls; its default of one second would idle between steps.
+    broker_transport_options["polling_interval"] = 0.02
 result_backend_transport_options = {"visibility_timeout": _settings.task_time_limit * 2 + 60}
 result_expires = 7 * 24 * 3600
 

@@ -50,6 +50,8 @@ def counts(tasks: list[TaskRecord]) -> Counter[TaskStatus]:
 
 def progress_line(project: ProjectRecord, tasks: list[TaskRecord]) -> str:
     """The seed monitor's figures: completed, in progress, blocked, failed and percent."""
+    if not tasks:
+        return f"{project.status.value}: analyzing and planning"
     c = counts(tasks)
     done = c[TaskStatus.COMPLETED]
     percent = 100 * done // len(tasks) if tasks else 0

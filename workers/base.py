@@ -5,13 +5,27 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Task
+from celery import Task, signals
 
 from orchestrator.errors import TaskNotReady, TransientModelError
 from orchestrator.runtime import get_runtime
 from workers.errors import Skipped
 
 log = logging.getLogger(__name__)
+
+_node: dict[str, str] = {}
+
+
+@signals.worker_init.connect
+def _remember_node(sender: Any = None, **_: Any) -> None:
+    # Thread-pool requests carry the machine's hostname, not the worker's node name
+    # (`name@host`), so remember it here for `status --json` and the events table.
+    _node["name"] = str(getattr(sender, "hostname", "") or "")
+
+
+def node_name(task: Task) -> str:  # type: ignore[type-arg]
+    """The node name (`queue@host`) of the worker running this task."""
+    return _node.get("name") or task.request.hostname or "unknown"
 
 
 class AgencyTask(Task):  # type: ignore[type-arg]

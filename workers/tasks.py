@@ -12,7 +12,7 @@ from orchestrator.planner import plan_project
 from orchestrator.runtime import get_runtime
 from workers.agents import run_agent_task
 from workers.app import app
-from workers.base import AgentTask, OrchestratorTask
+from workers.base import AgentTask, OrchestratorTask, node_name
 
 
 @app.task(name=PLAN_TASK, base=OrchestratorTask, bind=True)
@@ -34,7 +34,7 @@ def _agent_task(agent: AgentType) -> Any:
         def progress(step: str) -> None:
             self.send_event("task-progress", project_id=project_id, task_id=task_id, step=step)
 
-        run_agent_task(get_runtime(), task_id, worker=self.request.hostname or "unknown",
+        run_agent_task(get_runtime(), task_id, worker=node_name(self),
                        progress=progress)
         return task_id
 

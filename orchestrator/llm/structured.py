@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.constants import Role
-from orchestrator.errors import ModelError
+from orchestrator.errors import ModelError, PlanError
 from orchestrator.llm.base import CompletionRequest, CompletionResponse, Provider
 
 T = TypeVar("T", bound=BaseModel)
@@ -60,7 +60,7 @@ def ask_structured(provider: Provider, *, role: Role, model: str, system: str, p
             on_usage(request, response, attempt)
         try:
             return _parse(response.text, schema, check)
-        except (ValidationError, ValueError) as exc:
+        except (ValidationError, ValueError, PlanError) as exc:
             error = _describe(exc)
             if attempt > REPAIR_ROUNDS:
                 raise ModelError(f"the model's {schema_name} was not valid after "

@@ -1,0 +1,5 @@
+"""`python -m orchestrator` is `agency`."""
+
+from orchestrator.cli import main
+
+main()

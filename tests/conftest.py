@@ -1,0 +1,95 @@
+"""Shared fixtures: plans, a SQLite store, and access to the real services."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.models import Plan
+from orchestrator.store import Store, open_connector
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PG_ADMIN_URL = os.environ.get("AGENCY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("AGENCY_TEST_REDIS", "redis://127.0.0.1:6379/11")
+
+
+def need(service: str, reason: str) -> None:
+    """Skip without a service on a laptop; fail in CI, where the services must be up."""
+    if IN_CI:
+        pytest.fail(f"{service} is required in CI but unavailable: {reason}")
+    pytest.skip(f"{service} unavailable: {reason}")
+
+
+def make_plan(edges: dict[int, list[int]], size: int, agents: list[str] | None = None) -> Plan:
+    """A plan of `size` tasks with the given dependencies."""
+    pool = agents or ["ux_designer", "frontend_developer", "backend_developer", "qa_engineer"]
+    return Plan.model_validate({"tasks": [
+        {"title": f"Task {i}", "agent_type": pool[i % len(pool)],
+         "dependencies": edges.get(i, []), "estimated_tokens": 1000 + 100 * i}
+        for i in range(size)]})
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    store = Store(open_connector(f"sqlite:///{tmp_path / 'agency.db'}"))
+    yield store
+    store.db.close()
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Any]:
+    import psycopg
+
+    try:
+        conn = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        need("PostgreSQL", str(exc).splitlines()[0])
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pg_url(pg_admin: Any) -> Iterator[str]:
+    """A fresh database for one test, dropped afterwards."""
+    name = f"agency_test_{uuid.uuid4().hex[:12]}"
+    pg_admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        need("Redis", str(exc))
+    from orchestrator.constants import ALL_QUEUES
+
+    # Only the keys this suite's queues create in its own database number.
+    client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+    client.close()
+    return REDIS_URL
+
+
+def agency_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment for running `agency` as a subprocess: no key, embedded unless told."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AGENCY_", "ANTHROPIC_"))}
+    env.update({"AGENCY_HOME": str(tmp_path / ".agency"),
+                "AGENCY_OUTPUT_DIR": str(tmp_path / "out"), "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+AGENCY = [sys.executable, "-m", "orchestrator"]

@@ -1,0 +1,137 @@
+"""Graph validation names the offender; structure and critical path are right."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from orchestrator import dag
+from orchestrator.constants import MAX_PLAN_TASKS, TaskPriority
+from orchestrator.errors import PlanError
+from orchestrator.models import Plan
+from tests.conftest import make_plan
+
+
+def _error(plan: Plan) -> str:
+    with pytest.raises(PlanError) as info:
+        dag.validate_plan(plan)
+    return info.value.message
+
+
+def test_empty_plan_is_refused() -> None:
+    assert _error(Plan(tasks=[])) == "the plan has no tasks"
+
+
+def test_too_many_tasks_is_refused() -> None:
+    assert "at most" in _error(make_plan({}, MAX_PLAN_TASKS + 1))
+
+
+def test_unknown_agent_type_names_task_and_type() -> None:
+    plan = make_plan({}, 3, ["marketing", "marketing", "astrologer"])
+    message = _error(plan)
+    assert "task 2 ('Task 2')" in message and "'astrologer'" in message
+    assert "qa_engineer" in message  # the known types are listed
+
+
+def test_self_dependency() -> None:
+    assert _error(make_plan({1: [1]}, 3)) == "task 1 ('Task 1') depends on itself"
+
+
+@pytest.mark.parametrize("bad", [7, -1])
+def test_dangling_dependency(bad: int) -> None:
+    message = _error(make_plan({2: [0, bad]}, 3))
+    assert message.startswith(f"task 2 ('Task 2') depends on task {bad}, which does not exist")
+
+
+def test_duplicate_dependency() -> None:
+    assert "lists dependency 0 more than once" in _error(make_plan({1: [0, 0]}, 2))
+
+
+def test_cycle_is_named_in_execution_order() -> None:
+    message = _error(make_plan({0: [2], 1: [0], 2: [1], 3: [0]}, 4))
+    assert message == ("dependency cycle: task 0 ('Task 0') -> task 1 ('Task 1') -> "
+                       "task 2 ('Task 2') -> task 0 ('Task 0')")
+
+
+def test_two_node_cycle() -> None:
+    assert _error(make_plan({0: [1], 1: [0]}, 2)).startswith("dependency cycle:")
+
+
+def test_advisory_indices_must_exist() -> None:
+    plan = make_plan({1: [0]}, 2).model_copy(update={"critical_path": [0, 5]})
+    assert _error(plan) == "critical_path refers to task 5, which does not exist"
+
+
+def test_critical_path_and_priorities() -> None:
+    # 0 -> {1 (heavy), 2 (light)} -> 3
+    plan = Plan.model_validate({"tasks": [
+        {"title": "a", "agent_type": "ux_designer", "estimated_tokens": 1000},
+        {"title": "b", "agent_type": "backend_developer", "dependencies": [0],
+         "estimated_tokens": 9000},
+        {"title": "c", "agent_type": "content_writer", "dependencies": [0],
+         "estimated_tokens": 500},
+        {"title": "d", "agent_type": "qa_engineer", "dependencies": [1, 2],
+         "estimated_tokens": 1000}]})
+    sched = dag.schedule(dag.validate_plan(plan))
+    assert sched.critical_path == (0, 1, 3)
+    assert sched.length == 11000
+    assert sched.slack == (0, 0, 8500, 0)
+    assert sched.priority(1) is TaskPriority.CRITICAL
+    assert sched.priority(2) is TaskPriority.LOW
+
+
+SHAPES = {
+    "chain": ({1: [0], 2: [1]}, 3, "Series(Leaf0,Leaf1,Leaf2)"),
+    "fan_out": ({1: [0], 2: [0], 3: [0]}, 4, "Series(Leaf0,Parallel(Leaf1,Leaf2,Leaf3))"),
+    "fan_in": ({3: [0, 1, 2]}, 4, "Series(Parallel(Leaf0,Leaf1,Leaf2),Leaf3)"),
+    "diamond": ({1: [0], 2: [0], 3: [1, 2]}, 4, "Series(Leaf0,Parallel(Leaf1,Leaf2),Leaf3)"),
+    "independent": ({}, 2, "Parallel(Leaf0,Leaf1)"),
+    "nested": ({1: [0], 2: [1], 3: [0], 4: [2, 3]}, 5,
+               "Series(Leaf0,Parallel(Series(Leaf1,Leaf2),Leaf3),Leaf4)"),
+}
+
+
+def _render(shape: dag.Shape) -> str:
+    if isinstance(shape, dag.Leaf):
+        return f"Leaf{shape.node}"
+    return f"{type(shape).__name__}({','.join(_render(p) for p in shape.parts)})"
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_series_parallel_shapes_are_exact(name: str) -> None:
+    edges, size, expected = SHAPES[name]
+    graph = dag.validate_plan(make_plan(edges, size))
+    shape = dag.series_parallel(graph)
+    assert _render(shape) == expected
+    assert dag.false_waits(graph, shape) == []
+
+
+def test_non_series_parallel_graph_never_starts_early() -> None:
+    # The "N": 2 needs 0 and 1, 3 needs only 1.
+    graph = dag.validate_plan(make_plan({2: [0, 1], 3: [1]}, 4))
+    shape = dag.series_parallel(graph)
+    assert dag.false_waits(graph, shape) == [(3, 0)]  # documented approximation
+
+
+def test_random_graphs_wait_for_every_ancestor() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        size = rng.randint(1, 12)
+        edges = {i: sorted(rng.sample(range(i), rng.randint(0, min(i, 3)))) for i in range(size)}
+        graph = dag.validate_plan(make_plan(edges, size))
+        shape = dag.series_parallel(graph)
+        waits = dag.implied_waits(shape, size)
+        leaves: list[int] = []
+
+        def collect(part: dag.Shape) -> None:
+            if isinstance(part, dag.Leaf):
+                leaves.append(part.node)
+            else:
+                for sub in part.parts:
+                    collect(sub)
+
+        collect(shape)
+        assert sorted(leaves) == list(range(size))  # every task exactly once
+        for node, anc in enumerate(graph.ancestors()):
+            assert waits[node] & anc == anc  # never before a dependency

@@ -1,0 +1,79 @@
+"""The offline model plans every project type realistically and writes per-agent output."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator import dag
+from orchestrator.constants import AgentType, ProjectType, Role
+from orchestrator.llm.base import CompletionRequest
+from orchestrator.llm.offline import OfflineProvider, agent_output, analyze, classify, plan
+from orchestrator.llm.structured import ask_structured
+from orchestrator.models import AgentOutput, Analysis, Deliverable, Plan
+
+
+@pytest.mark.parametrize("kind", list(ProjectType))
+def test_plan_per_project_type_is_realistic(kind: ProjectType) -> None:
+    p = plan(kind)
+    graph = dag.validate_plan(p)
+    successors = graph.successors()
+    assert len(p.tasks) >= 6
+    assert len({t.agent_type for t in p.tasks}) >= 4
+    assert any(len(s) >= 2 for s in successors), "no fan-out"
+    assert any(len(d) >= 2 for d in graph.deps), "no fan-in"
+    assert dag.false_waits(graph, dag.series_parallel(graph)) == []
+
+
+@pytest.mark.parametrize(("request_text", "kind"), [
+    ("Build a website for a bakery", ProjectType.WEBSITE),
+    ("An iOS and Android app for dog walkers", ProjectType.MOBILE_APP),
+    ("Run a social media campaign for our new sneakers", ProjectType.MARKETING_CAMPAIGN),
+    ("Analyze churn data and build a dashboard", ProjectType.DATA_ANALYSIS),
+    ("Write a blog series about sourdough", ProjectType.CONTENT_CREATION),
+    ("Plan a company offsite", ProjectType.CUSTOM),
+])
+def test_classify(request_text: str, kind: ProjectType) -> None:
+    assert classify(request_text) is kind
+    assert analyze(request_text).project_type is kind
+
+
+@pytest.mark.parametrize("agent", list(AgentType))
+def test_agent_output_per_type(agent: AgentType) -> None:
+    out = agent_output({"agent_type": agent.value, "title": "Do it", "request": "Bakery site",
+                        "deliverables": ["a thing"], "acceptance_criteria": ["works"],
+                        "dependencies": [{"title": "Before", "agent_type": "marketing",
+                                          "summary": "earlier work"}]})
+    assert out.content.startswith("# Do it")
+    assert "Bakery site" in out.content and "earlier work" in out.content
+    assert "a thing" in out.summary
+
+
+def test_offline_goes_through_the_structured_seam() -> None:
+    provider = OfflineProvider()
+    calls: list[tuple[str, int]] = []
+    result = ask_structured(
+        provider, role=Role.ANALYZE, model="m", system="s", prompt="p", schema=Analysis,
+        schema_name="analysis", hints={"request": "Build a website for a bakery"},
+        on_usage=lambda req, resp, attempt: calls.append((resp.model, resp.tokens.total)))
+    assert result.project_type is ProjectType.WEBSITE
+    assert len(calls) == 1 and calls[0][0] == "offline" and calls[0][1] > 0
+    p = ask_structured(provider, role=Role.DECOMPOSE, model="m", system="s", prompt="p",
+                       schema=Plan, schema_name="plan", hints={"project_type": "website"})
+    assert len(p.tasks) == 9
+    d = ask_structured(provider, role=Role.INTEGRATE, model="m", system="s", prompt="p",
+                       schema=Deliverable, schema_name="deliverable",
+                       hints={"request": "r", "results": [
+                           {"title": "A", "agent_type": "backend_developer", "summary": "s"}]})
+    assert d.key_deliverables[0].title == "Backend Developer"
+
+
+def test_latency_setting_is_honoured() -> None:
+    import time
+
+    provider = OfflineProvider(latency=0.05)
+    req = CompletionRequest(role=Role.AGENT, model="m", system="s", messages=[],
+                            schema_name="agent_output",
+                            hints={"agent_type": "qa_engineer", "title": "t"})
+    started = time.monotonic()
+    AgentOutput.model_validate_json(provider.complete(req).text)
+    assert time.monotonic() - started >= 0.05
