@@ -1,1 +1,1 @@
-"""Agency orchestrator: planning, the dependency graph, canvas compilation, the store and the CLI."""
+"""Agency orchestrator: planning, the graph, canvas compilation, the store and the CLI."""

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from orchestrator.constants import TERMINAL_PROJECT_STATUSES, PLAN_TASK, LLMKind, ProjectStatus
+from orchestrator.constants import PLAN_TASK, TERMINAL_PROJECT_STATUSES, LLMKind, ProjectStatus
 from orchestrator.errors import AgencyError, BadInput
 from orchestrator.intake import check_request, load_plan_file
 from orchestrator.models import Plan, ProjectRecord, TaskRecord

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrator.constants import AgentType
-
 ORCHESTRATOR_SYSTEM = """You are the CEO and Chief Orchestrator of an AI Agency.
 
 Your role is to:

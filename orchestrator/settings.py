@@ -12,7 +12,9 @@ from orchestrator.constants import AgentType, LLMKind
 
 # USD per million tokens: input, output, cache read, cache write.
 DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
-    "claude-opus-4-1": (15.0, 75.0, 1.5, 18.75),
+    "claude-opus-4-6": (5.0, 25.0, 0.5, 6.25),
+    "claude-opus-4-5": (5.0, 25.0, 0.5, 6.25),
+    "claude-sonnet-4-6": (3.0, 15.0, 0.3, 3.75),
     "claude-sonnet-4-5": (3.0, 15.0, 0.3, 3.75),
     "claude-haiku-4-5": (1.0, 5.0, 0.1, 1.25),
     "offline": (0.0, 0.0, 0.0, 0.0),
@@ -31,7 +33,7 @@ class Settings(BaseSettings):
     result_backend: str | None = None
     database_url: str | None = None
     llm: LLMKind = LLMKind.AUTO
-    orchestrator_model: str = "claude-sonnet-4-5"
+    orchestrator_model: str = "claude-sonnet-4-6"
     agent_model: str = "claude-haiku-4-5"
     offline_latency: float = Field(default=0.0, ge=0.0)
     output_dir: Path = Path("agency-output")
@@ -45,6 +47,10 @@ class Settings(BaseSettings):
 
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+    anthropic_timeout: float = Field(default=300.0, gt=0)
+    anthropic_attempts: int = Field(default=5, ge=1, le=20)
+    anthropic_backoff: float = Field(default=1.0, ge=0)
+    anthropic_max_backoff: float = Field(default=60.0, ge=0)
 
     @property
     def embedded(self) -> bool:

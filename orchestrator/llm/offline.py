@@ -95,10 +95,11 @@ _SECTIONS: dict[AgentType, tuple[str, ...]] = {
 }
 
 _ARTIFACTS: dict[AgentType, tuple[str, str]] = {
-    AgentType.FRONTEND_DEVELOPER: ("frontend/index.html",
-                                   "<!doctype html>\n<html lang=\"en\">\n<head><meta charset="
-                                   "\"utf-8\"><title>{s}</title></head>\n<body>\n<header><h1>{s}"
-                                   "</h1></header>\n<main id=\"content\"></main>\n</body>\n</html>\n"),
+    AgentType.FRONTEND_DEVELOPER: (
+        "frontend/index.html",
+        "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+        "<title>{s}</title></head>\n<body>\n<header><h1>{s}</h1></header>\n"
+        "<main id=\"content\"></main>\n</body>\n</html>\n"),
     AgentType.BACKEND_DEVELOPER: ("backend/openapi.yaml",
                                   "openapi: 3.1.0\ninfo:\n  title: {s}\n  version: 0.1.0\npaths:\n"
                                   "  /health:\n    get:\n      responses:\n        '200':\n"

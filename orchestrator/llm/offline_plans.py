@@ -1,4 +1,4 @@
-"""The offline model's plan templates, one per project type (series-parallel, fan-out and fan-in)."""
+"""The offline model's plan templates per project type (series-parallel, fan-out and fan-in)."""
 
 from __future__ import annotations
 

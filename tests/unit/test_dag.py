@@ -114,6 +114,12 @@ def test_non_series_parallel_graph_never_starts_early() -> None:
     assert dag.false_waits(graph, shape) == [(3, 0)]  # documented approximation
 
 
+def _leaves(part: dag.Shape) -> list[int]:
+    if isinstance(part, dag.Leaf):
+        return [part.node]
+    return [n for sub in part.parts for n in _leaves(sub)]
+
+
 def test_random_graphs_wait_for_every_ancestor() -> None:
     rng = random.Random(7)
     for _ in range(300):
@@ -122,16 +128,6 @@ def test_random_graphs_wait_for_every_ancestor() -> None:
         graph = dag.validate_plan(make_plan(edges, size))
         shape = dag.series_parallel(graph)
         waits = dag.implied_waits(shape, size)
-        leaves: list[int] = []
-
-        def collect(part: dag.Shape) -> None:
-            if isinstance(part, dag.Leaf):
-                leaves.append(part.node)
-            else:
-                for sub in part.parts:
-                    collect(sub)
-
-        collect(shape)
-        assert sorted(leaves) == list(range(size))  # every task exactly once
+        assert sorted(_leaves(shape)) == list(range(size))  # every task exactly once
         for node, anc in enumerate(graph.ancestors()):
             assert waits[node] & anc == anc  # never before a dependency

@@ -1,0 +1,134 @@
+"""Claude through the official `anthropic` SDK: structured outputs, prompt caching, retries."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anthropic
+
+from orchestrator.errors import ModelRefused, TransientModelError
+from orchestrator.llm.base import CompletionRequest, CompletionResponse
+from orchestrator.models import Tokens
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RetryHook = Callable[[int, str, float], None]
+
+
+def retry_after(exc: anthropic.APIStatusError) -> float | None:
+    """The server's `retry-after` (seconds), when it sent one."""
+    value = exc.response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def classify(exc: Exception) -> tuple[bool, str, float | None]:
+    """(retryable, reason, server-requested delay) for an SDK error."""
+    if isinstance(exc, anthropic.APITimeoutError):
+        return True, "timeout", None
+    if isinstance(exc, anthropic.APIConnectionError):
+        return True, "connection error", None
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        reason = f"HTTP {status}: {_api_message(exc)}"
+        if status in (408, 409, 429) or status >= 500:
+            return True, reason, retry_after(exc)
+        return False, reason, None
+    return False, f"{type(exc).__name__}: {exc}", None
+
+
+def _api_message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return exc.message
+
+
+class AnthropicProvider:
+    """One sync client per process, made on first use (after any fork)."""
+
+    name = "anthropic"
+
+    def __init__(self, settings: Settings, on_retry: RetryHook | None = None) -> None:
+        self.settings = settings
+        self.on_retry = on_retry
+        self._client: anthropic.Anthropic | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> anthropic.Anthropic:
+        with self._lock:
+            if self._client is None:
+                key = self.settings.anthropic_api_key
+                self._client = anthropic.Anthropic(
+                    api_key=key.get_secret_value() if key else None,
+                    base_url=self.settings.anthropic_base_url,
+                    timeout=self.settings.anthropic_timeout,
+                    max_retries=0,  # retries are ours: bounded, logged, honouring retry-after
+                )
+            return self._client
+
+    def _params(self, request: CompletionRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": request.model, "max_tokens": request.max_tokens,
+            # The system prompts are long and stable: cache them.
+            "system": [{"type": "text", "text": request.system,
+                        "cache_control": {"type": "ephemeral"}}],
+            "messages": request.messages,
+        }
+        if request.json_schema is not None:
+            params["output_config"] = {"format": {
+                "type": "json_schema", "schema": anthropic.transform_schema(request.json_schema)}}
+        return params
+
+    def _delay(self, attempt: int, requested: float | None) -> float:
+        if requested is not None:
+            return float(min(requested, self.settings.anthropic_max_backoff))
+        base = self.settings.anthropic_backoff * (2 ** (attempt - 1))
+        return float(min(base, self.settings.anthropic_max_backoff) * (0.5 + random.random() / 2))
+
+    def complete(self, request: CompletionRequest) -> CompletionResponse:
+        params = self._params(request)
+        attempts = self.settings.anthropic_attempts
+        for attempt in range(1, attempts + 1):
+            started = time.monotonic()
+            try:
+                message = self.client.messages.create(**params)
+            except anthropic.AnthropicError as exc:
+                retryable, reason, requested = classify(exc)
+                if not retryable:
+                    raise ModelRefused(f"Anthropic API refused the request: {reason}") from exc
+                if attempt == attempts:
+                    raise TransientModelError(
+                        f"Anthropic API unavailable after {attempts} attempts: {reason}") from exc
+                delay = self._delay(attempt, requested)
+                log.info("model call attempt %d failed (%s); retrying in %.1fs",
+                         attempt, reason, delay)
+                if self.on_retry:
+                    self.on_retry(attempt, reason, delay)
+                time.sleep(delay)
+                continue
+            return self._response(message, started)
+        raise AssertionError("unreachable")
+
+    def _response(self, message: Any, started: float) -> CompletionResponse:
+        if message.stop_reason == "refusal":
+            raise ModelRefused("the model refused to answer")
+        text = "".join(b.text for b in message.content if getattr(b, "type", "") == "text")
+        usage = message.usage
+        tokens = Tokens(input=usage.input_tokens, output=usage.output_tokens,
+                        cache_read=usage.cache_read_input_tokens or 0,
+                        cache_write=usage.cache_creation_input_tokens or 0)
+        return CompletionResponse(text=text, model=message.model, tokens=tokens,
+                                  latency_ms=int((time.monotonic() - started) * 1000),
+                                  stop_reason=message.stop_reason)

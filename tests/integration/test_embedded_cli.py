@@ -1,0 +1,133 @@
+"""The CLI as a subprocess, in embedded mode: no servers, no API key."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import AGENCY, agency_env
+
+
+def agency(tmp_path: Path, *args: str, timeout: float = 120,
+           **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*AGENCY, *args], cwd=tmp_path, env=agency_env(tmp_path, **env),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def status(tmp_path: Path, project_id: str, **env: str) -> dict[str, Any]:
+    result = agency(tmp_path, "status", project_id, "--json", **env)
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def project_id_of(stdout: str) -> str:
+    line = next(x for x in stdout.splitlines() if x.startswith("Project ") and "submitted" in x)
+    return line.split()[1]
+
+
+def assert_exact_order(data: dict[str, Any]) -> None:
+    """Every task started no earlier than the latest finish of its dependencies."""
+    by_id = {t["id"]: t for t in data["tasks"]}
+    for task in data["tasks"]:
+        started = datetime.fromisoformat(task["started_at"])
+        for dep in task["dependencies"]:
+            assert started >= datetime.fromisoformat(by_id[dep]["finished_at"]), task["title"]
+
+
+def test_run_request_to_deliverable(tmp_path: Path) -> None:
+    result = agency(tmp_path, "run", "Build a website for a bakery")
+    assert result.returncode == 0, result.stderr
+    assert "offline model" in result.stderr
+    deliverable = Path(result.stdout.strip().splitlines()[-1].removeprefix("Deliverable: "))
+    assert deliverable.name == "deliverable.md" and deliverable.is_file()
+    folder = deliverable.parent
+    payload = json.loads((folder / "deliverable.json").read_text())
+    for key in ("executive_summary", "key_deliverables", "technical_details", "next_steps",
+                "success_metrics", "appendix"):
+        assert payload[key], key
+    data = status(tmp_path, project_id_of(result.stdout))
+    assert data["status"] == "completed" and data["project_type"] == "website"
+    assert data["output_dir"] == str(folder)
+    assert all(t["status"] == "completed" and t["attempts"] == 1 for t in data["tasks"])
+    assert len({t["agent_type"] for t in data["tasks"]}) >= 4
+    assert all(t["worker"].startswith("embedded@") for t in data["tasks"])
+    assert len(list((folder / "tasks").glob("*.md"))) == len(data["tasks"])
+    assert data["tokens"]["input"] > 0 and data["budget_tokens"] == 50000
+    assert_exact_order(data)
+    listed = json.loads(agency(tmp_path, "list", "--json").stdout)
+    assert [p["id"] for p in listed] == [data["id"]]
+
+
+PLAN = {
+    "request": "Launch a small product page",
+    "project_type": "website",
+    "tasks": [
+        {"title": "Brief", "agent_type": "project_manager", "dependencies": []},
+        {"title": "Design", "agent_type": "ux_designer", "dependencies": [0]},
+        {"title": "Copy", "agent_type": "content_writer", "dependencies": [0]},
+        {"title": "API", "agent_type": "backend_developer", "dependencies": [0]},
+        {"title": "Page", "agent_type": "frontend_developer", "dependencies": [1, 2, 3]},
+        {"title": "Check", "agent_type": "qa_engineer", "dependencies": [4]},
+    ],
+}
+
+
+def test_plan_file_runs_exactly_as_given(tmp_path: Path) -> None:
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(PLAN))
+    result = agency(tmp_path, "run", "--plan", str(plan_path), AGENCY_OFFLINE_LATENCY="0.2")
+    assert result.returncode == 0, result.stderr
+    data = status(tmp_path, project_id_of(result.stdout))
+    assert data["request"] == PLAN["request"] and data["project_type"] == "website"
+    index_of = {t["id"]: t["index"] for t in data["tasks"]}
+    got = [(t["index"], t["title"], t["agent_type"], sorted(index_of[d] for d in
+                                                           t["dependencies"]))
+           for t in data["tasks"]]
+    want = [(i, t["title"], t["agent_type"], t["dependencies"])
+            for i, t in enumerate(PLAN["tasks"])]
+    assert got == want
+    assert_exact_order(data)
+    # The fan-out ran in parallel: the three branches overlap in time.
+    branches = [t for t in data["tasks"] if t["index"] in (1, 2, 3)]
+    latest_start = max(datetime.fromisoformat(t["started_at"]) for t in branches)
+    earliest_end = min(datetime.fromisoformat(t["finished_at"]) for t in branches)
+    assert latest_start < earliest_end
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", ""], "the request is empty"),
+    (["run", "   "], "the request is empty"),
+    (["run", "x" * 20001], "the limit is 20000"),
+    (["run", "--plan", "missing.json"], "does not exist"),
+    (["run", "--plan", "bad.json"], "is not valid JSON"),
+    (["run", "--plan", "cycle.json"], "dependency cycle"),
+    (["run", "--plan", "unknown.json"], "unknown agent type 'wizard'"),
+    (["run", "--plan", "empty.json"], "the plan has no tasks"),
+    (["status", "nope"], "no project with id 'nope'"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+        tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "bad.json").write_text("{\"tasks\": [")
+    (tmp_path / "empty.json").write_text(json.dumps({"tasks": []}))
+    (tmp_path / "cycle.json").write_text(json.dumps({"tasks": [
+        {"title": "a", "agent_type": "marketing", "dependencies": [1]},
+        {"title": "b", "agent_type": "marketing", "dependencies": [0]}]}))
+    (tmp_path / "unknown.json").write_text(json.dumps({"tasks": [
+        {"title": "a", "agent_type": "wizard"}]}))
+    result = agency(tmp_path, *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert json.loads(agency(tmp_path, "list", "--json").stdout) == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_wait_needs_a_broker(tmp_path: Path) -> None:
+    result = agency(tmp_path, "run", "--no-wait", "Build a website")
+    assert result.returncode == 2 and "--no-wait needs a broker" in result.stderr
