@@ -77,6 +77,21 @@ class ProjectContext(Frozen):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class TaskDefinition(Frozen):
+    """What a specialist agent is given for one task (the seed's TaskDefinition)."""
+
+    task_id: str
+    project_id: str
+    agent_type: AgentType
+    title: str
+    description: str
+    input_data: dict[str, Any]
+    dependencies: list[str]
+    priority: TaskPriority
+    estimated_tokens: int
+    deadline: datetime | None = None
+
+
 class Artifact(Frozen):
     """A file an agent proposes; its path must stay inside the project's output folder."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from celery import Celery
@@ -12,15 +13,18 @@ from orchestrator.canvas import project_canvas
 from orchestrator.constants import (
     COMPLEXITY_BUDGETS,
     DEFAULT_BUDGET,
+    Complexity,
     ProjectStatus,
     ProjectType,
     Role,
+    TaskPriority,
     TaskStatus,
 )
 from orchestrator.llm.structured import ask_structured
-from orchestrator.models import Analysis, Plan, ProjectRecord
+from orchestrator.models import Analysis, Plan, ProjectContext, ProjectRecord
 from orchestrator.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt, decomposition_prompt
 from orchestrator.runtime import Runtime
+from orchestrator.store import now
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +41,27 @@ def _check_graph(plan: Any) -> None:
     dag.validate_plan(plan)
 
 
-def decompose(rt: Runtime, project: ProjectRecord, analysis: Analysis) -> Plan:
-    constraints = {"complexity": analysis.complexity.value,
-                   "estimated_hours": analysis.estimated_hours}
-    prompt = decomposition_prompt(project.request, analysis.project_type.value,
-                                  analysis.key_requirements, constraints)
+def project_context(project: ProjectRecord, analysis: Analysis, budget: int) -> ProjectContext:
+    """The seed's project context: requirements, constraints, deadline, budget and priority."""
+    priority = (TaskPriority.HIGH if analysis.complexity is Complexity.ENTERPRISE
+                else TaskPriority.NORMAL)
+    return ProjectContext(
+        project_id=project.id, project_type=analysis.project_type, description=project.request,
+        requirements=analysis.key_requirements,
+        constraints={"complexity": analysis.complexity.value,
+                     "estimated_hours": analysis.estimated_hours},
+        deadline=now() + timedelta(hours=analysis.estimated_hours * 1.5),
+        budget_tokens=budget, priority=priority, metadata=analysis.model_dump(mode="json"))
+
+
+def decompose(rt: Runtime, context: ProjectContext) -> Plan:
+    prompt = decomposition_prompt(context.description, context.project_type.value,
+                                  context.requirements, context.constraints)
     return ask_structured(
         rt.provider, role=Role.DECOMPOSE, model=rt.model_for(Role.DECOMPOSE),
         system=ORCHESTRATOR_SYSTEM, prompt=prompt, schema=Plan, schema_name="plan",
-        hints={"request": project.request, "project_type": analysis.project_type.value},
-        check=_check_graph, on_usage=rt.ledger(project.id, None), max_tokens=16000)
+        hints={"request": context.description, "project_type": context.project_type.value},
+        check=_check_graph, on_usage=rt.ledger(context.project_id, None), max_tokens=16000)
 
 
 def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
@@ -60,7 +75,8 @@ def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
         analysis = analyze(rt, project)
         budget = budget or COMPLEXITY_BUDGETS.get(analysis.complexity, DEFAULT_BUDGET)
         rt.scheduler.save_analysis(project_id, analysis, budget)
-        plan, kind = decompose(rt, project, analysis), analysis.project_type
+        plan = decompose(rt, project_context(project, analysis, budget))
+        kind = analysis.project_type
     else:
         plan, kind = project.plan, project.project_type or ProjectType.CUSTOM
     graph = dag.validate_plan(plan)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from orchestrator.constants import AgentType, ProjectStatus, Role, TaskStatus
 from orchestrator.errors import TaskNotReady
 from orchestrator.llm.structured import ask_structured
-from orchestrator.models import AgentOutput, ProjectRecord, TaskRecord
+from orchestrator.models import AgentOutput, ProjectRecord, TaskDefinition, TaskRecord
 from orchestrator.runtime import Runtime
 from workers.errors import Skipped
 
@@ -49,12 +49,27 @@ def system_prompt(agent: AgentType) -> str:
     return AGENT_PROMPTS[agent] + "\n" + _COMMON
 
 
-def task_prompt(project: ProjectRecord, task: TaskRecord, deps: list[TaskRecord]) -> str:
+def definition(project: ProjectRecord, task: TaskRecord) -> TaskDefinition:
+    """The seed's task definition: what this agent is asked, with the project's context."""
+    requirements = project.analysis.key_requirements if project.analysis else []
+    return TaskDefinition(
+        task_id=task.id, project_id=project.id, agent_type=task.agent_type, title=task.title,
+        description=task.description,
+        input_data={"requirements": task.deliverables, "criteria": task.acceptance_criteria,
+                    "context": requirements},
+        dependencies=task.dependencies, priority=task.priority,
+        estimated_tokens=task.estimated_tokens)
+
+
+def task_prompt(project: ProjectRecord, task: TaskDefinition, deps: list[TaskRecord]) -> str:
+    data = task.input_data
     lines = [f"Project request: {project.request}",
-             f"Project type: {project.project_type or 'custom'}", "",
-             f"Your task: {task.title}", f"Description: {task.description}",
-             "Deliverables: " + "; ".join(task.deliverables),
-             "Acceptance criteria: " + "; ".join(task.acceptance_criteria), ""]
+             f"Project type: {project.project_type or 'custom'}",
+             "Project requirements: " + "; ".join(data["context"]), "",
+             f"Your task: {task.title} (priority {task.priority.value})",
+             f"Description: {task.description}",
+             "Deliverables: " + "; ".join(data["requirements"]),
+             "Acceptance criteria: " + "; ".join(data["criteria"]), ""]
     for dep in deps:
         body = dep.output.content if dep.output else ""
         lines += [f"## Input from '{dep.title}' ({dep.agent_type.value})",
@@ -91,7 +106,8 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
         progress("calling model")
     output = ask_structured(
         rt.provider, role=Role.AGENT, model=rt.model_for(Role.AGENT),
-        system=system_prompt(task.agent_type), prompt=task_prompt(project, task, deps),
+        system=system_prompt(task.agent_type),
+        prompt=task_prompt(project, definition(project, task), deps),
         schema=AgentOutput, schema_name="agent_output",
         hints={"request": project.request, "agent_type": task.agent_type.value,
                "title": task.title, "description": task.description,
