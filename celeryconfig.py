@@ -53,5 +53,7 @@ worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
 
-worker_hijack_root_logger = False
+# Agents wait on model calls (I/O): threads, with per-queue concurrency from the settings
+# (AGENCY_CONCURRENCY, applied when a worker starts; see workers/base.py).
+worker_pool = "threads"
 broker_connection_retry_on_startup = True

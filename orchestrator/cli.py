@@ -15,7 +15,13 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from orchestrator.constants import PLAN_TASK, TERMINAL_PROJECT_STATUSES, LLMKind, ProjectStatus
+from orchestrator.constants import (
+    PLAN_TASK,
+    TERMINAL_PROJECT_STATUSES,
+    LLMKind,
+    ProjectStatus,
+    TaskStatus,
+)
 from orchestrator.errors import AgencyError, BadInput
 from orchestrator.intake import check_request, load_plan_file
 from orchestrator.models import Plan, ProjectRecord, TaskRecord
@@ -65,34 +71,62 @@ def _task_lines(before: dict[str, str], tasks: list[TaskRecord]) -> Iterator[str
             yield f"  task {t.index} {t.title!r} ({t.agent_type.value}): {t.status.value}"
 
 
+def _snapshots(rt: Runtime, project_id: str) -> Iterator[tuple[ProjectRecord, list[TaskRecord]]]:
+    """The project as it moves, until it ends; warns once about queues nobody serves."""
+    warned = rt.settings.embedded
+    while True:
+        project, tasks = _snapshot(rt, project_id)
+        if tasks and not warned:
+            warned = True
+            _warn_unserved(rt, tasks)
+        yield project, tasks
+        if project.status in TERMINAL_PROJECT_STATUSES:
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def _warn_unserved(rt: Runtime, tasks: list[TaskRecord]) -> None:
+    from orchestrator.fleet import unserved
+    from workers.app import app
+
+    waiting = [t for t in tasks if t.status is not TaskStatus.COMPLETED]
+    missing = unserved(app, {t.agent_type.value for t in waiting})
+    if missing:
+        err.print(f"agency: warning: no live worker on queue(s) {', '.join(missing)}; their "
+                  "tasks will wait until one starts", highlight=False, markup=False)
+
+
 def follow(rt: Runtime, project_id: str) -> ProjectRecord:
     """Show progress until the project ends: a live table on a terminal, lines otherwise."""
-    project, tasks = _snapshot(rt, project_id)
     if out.is_terminal:
-        with Live(live_view(project, tasks), console=out, refresh_per_second=8) as live:
-            while project.status not in TERMINAL_PROJECT_STATUSES:
-                time.sleep(POLL_SECONDS)
-                project, tasks = _snapshot(rt, project_id)
+        with Live(console=out, refresh_per_second=8) as live:
+            for project, tasks in _snapshots(rt, project_id):
                 live.update(live_view(project, tasks))
         return project
     seen: dict[str, str] = {}
     last = ""
-    while True:
+    for project, tasks in _snapshots(rt, project_id):
         line = progress_line(project, tasks)
         if line != last:
             out.print(line, highlight=False, markup=False)
             last = line
         for task_line in _task_lines(seen, tasks):
             out.print(task_line, highlight=False, markup=False)
-        if project.status in TERMINAL_PROJECT_STATUSES:
-            return project
-        time.sleep(POLL_SECONDS)
-        project, tasks = _snapshot(rt, project_id)
+    return project
 
 
-def _finish(project: ProjectRecord, started: float) -> None:
+def _materialize(rt: Runtime, project: ProjectRecord) -> None:
+    """Integration may have run on another machine: write the files here from the store."""
+    from orchestrator.deliverable import write_outputs
+
+    if project.deliverable and not (Path(project.output_dir) / "deliverable.md").exists():
+        write_outputs(project, project.deliverable, rt.store.tasks(project.id))
+
+
+def _finish(rt: Runtime, project: ProjectRecord, started: float) -> None:
     seconds = time.monotonic() - started
     if project.status is ProjectStatus.COMPLETED:
+        _materialize(rt, project)
         out.print(f"Project {project.id} completed in {seconds:.1f}s.", highlight=False)
         out.print(f"Deliverable: {Path(project.output_dir) / 'deliverable.md'}",
                   highlight=False, markup=False)
@@ -153,7 +187,7 @@ def run(
         if no_wait:
             return
         project = follow(rt, project_id)
-    _finish(project, started)
+    _finish(rt, rt.store.project(project.id), started)
 
 
 @cli.command()
@@ -185,7 +219,7 @@ def watch(project_id: Annotated[str, typer.Argument(help="Project id (or a uniqu
     started = time.monotonic()
     with _workers(rt) if rt.settings.embedded else nullcontext():
         project = follow(rt, project_id)
-    _finish(project, started)
+    _finish(rt, rt.store.project(project.id), started)
 
 
 @cli.command("list")
@@ -218,6 +252,54 @@ def cancel(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
     if not rt.scheduler.cancel_project(project_id):
         raise BadInput(f"project {project_id} has already ended")
     out.print(f"Project {project_id} cancelled.", highlight=False)
+
+
+@cli.command()
+@handle_errors
+def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+            timeout: Annotated[float, typer.Option(help="Seconds to wait for replies.")] = 1.0
+            ) -> None:
+    """Every queue with its live workers, their concurrency, and the queue's depth."""
+    rt = get_runtime()
+    if rt.settings.embedded:
+        raise BadInput("no broker configured (AGENCY_BROKER_URL): in embedded mode the workers "
+                       "run inside `agency run`")
+    from orchestrator.fleet import fleet
+    from workers.app import app
+
+    queues = fleet(app, timeout)
+    if as_json:
+        print(json.dumps([{"queue": q.name, "depth": q.depth, "workers": [
+            {"name": w.name, "concurrency": w.concurrency, "active": w.active}
+            for w in q.workers]} for q in queues], indent=2))
+        return
+    for q in queues:
+        names = ", ".join(f"{w.name} (x{w.concurrency}, {w.active} busy)" for w in q.workers)
+        out.print(f"{q.name:<20} depth {q.depth:<4} {names or 'NO WORKERS'}",
+                  highlight=False, markup=False)
+
+
+@cli.command()
+@handle_errors
+def flower(
+    unauthenticated: Annotated[bool, typer.Option(
+        "--unauthenticated", help="Run Flower without authentication (not recommended).")
+    ] = False,
+) -> None:
+    """Start Flower on this agency's broker, with basic auth from FLOWER_BASIC_AUTH."""
+    import os
+    import sys
+
+    rt = get_runtime()
+    if rt.settings.embedded:
+        raise BadInput("Flower needs a broker: set AGENCY_BROKER_URL")
+    if rt.settings.flower_basic_auth is None and not unauthenticated:
+        raise BadInput("Flower refuses to start open: set FLOWER_BASIC_AUTH=user:password "
+                       "(or pass --unauthenticated)")
+    # Credentials stay in the environment (FLOWER_BASIC_AUTH), never on the command line.
+    argv = [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
+            f"--port={rt.settings.flower_port}", f"--address={rt.settings.flower_address}"]
+    os.execv(sys.executable, argv)
 
 
 @db_cli.command("upgrade")

@@ -38,5 +38,6 @@ def integrate_project(rt: Runtime, project_id: str) -> None:
         prompt=integration_prompt(project.request, str(project.project_type), results),
         schema=Deliverable, schema_name="deliverable", hints=hints,
         on_usage=rt.ledger(project_id, None), max_tokens=16000)
+    rt.store.save_deliverable(project_id, deliverable)
     write_outputs(project, deliverable, tasks)
     rt.scheduler.move_project(project_id, ProjectStatus.COMPLETED)

@@ -189,6 +189,7 @@ class ProjectRecord(BaseModel):
     budget_tokens: int | None
     analysis: Analysis | None
     plan: Plan | None
+    deliverable: Deliverable | None = None
     output_dir: str
     error: str | None
     created_at: datetime

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     anthropic_backoff: float = Field(default=1.0, ge=0)
     anthropic_max_backoff: float = Field(default=60.0, ge=0)
 
+    flower_basic_auth: SecretStr | None = Field(default=None, validation_alias="FLOWER_BASIC_AUTH")
+    flower_port: int = Field(default=5555, validation_alias="FLOWER_PORT")
+    flower_address: str = Field(default="127.0.0.1", validation_alias="FLOWER_ADDRESS")
+
     @property
     def embedded(self) -> bool:
         """True when no broker is configured: workers run as threads inside the CLI."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from celery import Task, signals
@@ -21,6 +22,18 @@ def _remember_node(sender: Any = None, **_: Any) -> None:
     # Thread-pool requests carry the machine's hostname, not the worker's node name
     # (`name@host`), so remember it here for `status --json` and the events table.
     _node["name"] = str(getattr(sender, "hostname", "") or "")
+
+
+@signals.worker_init.connect
+def _per_queue_concurrency(sender: Any = None, **_: Any) -> None:
+    """A worker serving one queue gets that queue's concurrency from the settings."""
+    if sender is None or any(a in ("-c", "--concurrency") or a.startswith("--concurrency=")
+                             for a in sys.argv):
+        return
+    queues = list(getattr(sender.app.amqp.queues, "consume_from", None) or [])
+    table = get_runtime().settings.concurrency
+    if len(queues) == 1 and queues[0] in table:
+        sender.concurrency = table[queues[0]]
 
 
 def node_name(task: Task) -> str:  # type: ignore[type-arg]

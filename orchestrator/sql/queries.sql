@@ -125,3 +125,6 @@ SELECT project_id, SUM(input_tokens) AS input, SUM(output_tokens) AS output,
        SUM(cache_read_tokens) AS cache_read, SUM(cache_write_tokens) AS cache_write,
        SUM(cost_usd) AS cost_usd
 FROM usage WHERE project_id = ANY(:ids) GROUP BY project_id
+
+-- name: set_project_deliverable
+UPDATE projects SET deliverable = :deliverable, updated_at = :now WHERE id = :id

@@ -13,6 +13,7 @@ from orchestrator.errors import NotFound
 from orchestrator.models import (
     AgentOutput,
     Analysis,
+    Deliverable,
     Plan,
     ProjectRecord,
     TaskRecord,
@@ -63,6 +64,8 @@ def _project(row: Row, usage: Row | None) -> ProjectRecord:
     data: dict[str, Any] = dict(row)
     data["analysis"] = Analysis.model_validate_json(row["analysis"]) if row["analysis"] else None
     data["plan"] = Plan.model_validate_json(row["plan"]) if row["plan"] else None
+    data["deliverable"] = (Deliverable.model_validate_json(row["deliverable"])
+                           if row.get("deliverable") else None)
     return ProjectRecord.model_validate({**data, "tokens": tokens, "cost_usd": cost})
 
 
@@ -100,6 +103,10 @@ class Store:
         tx.execute("insert_event", {
             "project_id": project_id, "task_id": task_id, "kind": kind,
             "from_status": from_status, "to_status": to_status, "detail": detail, "now": now()})
+
+    def save_deliverable(self, project_id: str, deliverable: Deliverable) -> None:
+        self.db.execute("set_project_deliverable", {
+            "id": project_id, "deliverable": deliverable.model_dump_json(), "now": now()})
 
     def resolve_project_id(self, prefix: str) -> str:
         """A full project id from an id or a unique prefix of one."""

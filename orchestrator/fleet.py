@@ -1,0 +1,57 @@
+"""Who is serving which queue: live workers, their concurrency, and each queue's depth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Celery
+
+from orchestrator.constants import ALL_QUEUES
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    name: str
+    concurrency: int
+    active: int
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    name: str
+    depth: int
+    workers: list[WorkerInfo] = field(default_factory=list)
+
+
+def _depth(app: Celery, queue: str) -> int:
+    with app.connection_for_read() as conn:
+        channel: Any = conn.default_channel
+        declared = channel.queue_declare(queue=queue, passive=True)
+        return int(declared.message_count)
+
+
+def _replies(app: Celery, timeout: float) -> tuple[dict[str, Any], dict[str, Any],
+                                                    dict[str, Any]]:
+    inspect = app.control.inspect(timeout=timeout)
+    return (inspect.active_queues() or {}, inspect.stats() or {}, inspect.active() or {})
+
+
+def fleet(app: Celery, timeout: float = 1.0) -> list[QueueInfo]:
+    """Every Agency queue with the workers consuming it (ping-based: live ones only)."""
+    queues, stats, active = _replies(app, timeout)
+    per_queue: dict[str, list[WorkerInfo]] = {q: [] for q in ALL_QUEUES}
+    for node, consumed in sorted(queues.items()):
+        pool = stats.get(node, {}).get("pool", {})
+        info = WorkerInfo(name=node, concurrency=int(pool.get("max-concurrency", 0)),
+                          active=len(active.get(node, [])))
+        for queue in consumed:
+            per_queue.setdefault(queue["name"], []).append(info)
+    return [QueueInfo(name=q, depth=_depth(app, q), workers=per_queue[q]) for q in ALL_QUEUES]
+
+
+def unserved(app: Celery, needed: set[str], timeout: float = 1.0) -> list[str]:
+    """The queues in `needed` that no live worker consumes."""
+    queues, _, _ = _replies(app, timeout)
+    served = {q["name"] for consumed in queues.values() for q in consumed}
+    return sorted(needed - served)
