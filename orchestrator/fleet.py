@@ -27,7 +27,10 @@ class QueueInfo:
 def _depth(app: Celery, queue: str) -> int:
     with app.connection_for_read() as conn:
         channel: Any = conn.default_channel
-        declared = channel.queue_declare(queue=queue, passive=True)
+        try:
+            declared = channel.queue_declare(queue=queue, passive=True)
+        except conn.channel_errors:
+            return 0  # the broker has not seen the queue yet: nothing waits on it
         return int(declared.message_count)
 
 

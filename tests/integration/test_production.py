@@ -1,0 +1,193 @@
+"""The production topology for real: `honcho start` on the Procfile, Redis, PostgreSQL, Flower."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.constants import ALL_QUEUES
+from tests.conftest import AGENCY, PG_ADMIN_URL, REPO, agency_env
+from tests.integration.test_embedded_cli import assert_exact_order, project_id_of
+
+HOST = socket.gethostname()
+AUTH = "admin:s3cret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Topology:
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        self.home, self.env = home, env
+        self.extra: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
+
+    def agency(self, *args: str, timeout: float = 120,
+               **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*AGENCY, *args], cwd=self.home, env={**self.env, **env},
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def workers(self) -> list[dict[str, Any]]:
+        result = self.agency("workers", "--json")
+        assert result.returncode == 0, result.stderr
+        data: list[dict[str, Any]] = json.loads(result.stdout)
+        return data
+
+    def wait_for(self, names: set[str], timeout: float = 90) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            queues = self.workers()
+            live = {w["name"] for q in queues for w in q["workers"]}
+            if names <= live:
+                return queues
+            if time.monotonic() > deadline:
+                pytest.fail(f"workers never came up: missing {sorted(names - live)}")
+            time.sleep(1)
+
+    def start_worker(self, queue: str, name: str, concurrency: int) -> None:
+        log = (self.home / f"{name}.log").open("wb")
+        self.logs.append(log)
+        self.extra.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queue,
+             "-n", f"{name}@%h", "-c", str(concurrency), "-l", "INFO"],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+
+    def flower(self, path: str, auth: str | None) -> tuple[int, Any]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.env['FLOWER_PORT']}{path}")
+        if auth:
+            token = base64.b64encode(auth.encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, None
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterator[Topology]:
+    import redis
+
+    from tests.conftest import REDIS_URL
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        from tests.conftest import need
+
+        need("Redis", str(exc))
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+    home = tmp_path_factory.mktemp("production")
+    name = f"agency_test_{uuid.uuid4().hex[:12]}"
+    pg_admin.execute(f'CREATE DATABASE "{name}"')
+    env = agency_env(home, AGENCY_BROKER_URL=REDIS_URL,
+                     AGENCY_DATABASE_URL=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}",
+                     AGENCY_OFFLINE_LATENCY="0.1", FLOWER_BASIC_AUTH=AUTH,
+                     FLOWER_PORT=str(_free_port()))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    top = Topology(home, env)
+    assert top.agency("db", "upgrade").returncode == 0
+    log = (home / "honcho.log").open("wb")
+    top.logs.append(log)
+    honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(REPO / "Procfile"),
+                               "-d", str(REPO), "start"], cwd=home, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        top.wait_for({f"{q}@{HOST}" for q in ALL_QUEUES})
+        yield top
+    finally:
+        for proc in top.extra:
+            proc.terminate()
+        os.killpg(honcho.pid, signal.SIGTERM)
+        for proc in [*top.extra, honcho]:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for handle in top.logs:
+            handle.close()
+        client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+        client.close()
+        pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_honcho_runs_a_project_on_per_agent_workers(topology: Topology) -> None:
+    result = topology.agency("run", "Build a website for a bakery")
+    assert result.returncode == 0, result.stderr
+    assert "no live worker" not in result.stderr
+    data = json.loads(topology.agency("status", project_id_of(result.stdout), "--json").stdout)
+    assert data["status"] == "completed"
+    for task in data["tasks"]:
+        assert task["worker"] == f"{task['agent_type']}@{HOST}", task
+    assert_exact_order(data)
+    assert Path(data["output_dir"], "deliverable.md").is_file()
+
+
+def test_workers_lists_every_queue_with_its_concurrency(topology: Topology) -> None:
+    queues = {q["queue"]: q for q in topology.workers()}
+    assert set(queues) == set(ALL_QUEUES)
+    for name, queue in queues.items():
+        own = [w for w in queue["workers"] if w["name"] == f"{name}@{HOST}"]
+        assert own, name
+        assert own[0]["concurrency"] == (2 if name == "orchestrator" else 4)
+        assert queue["depth"] >= 0
+
+
+def test_two_workers_on_one_queue_share_its_tasks(topology: Topology, tmp_path: Path) -> None:
+    topology.start_worker("frontend_developer", "frontend_developer-b", 1)
+    topology.wait_for({f"frontend_developer-b@{HOST}"})
+    plan = {"request": "Eight landing pages", "tasks": [
+        {"title": "Brief", "agent_type": "project_manager"},
+        *({"title": f"Page {i}", "agent_type": "frontend_developer", "dependencies": [0]}
+          for i in range(8))]}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    result = topology.agency("run", "--plan", str(path), AGENCY_OFFLINE_LATENCY="0.5")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(topology.agency("status", project_id_of(result.stdout), "--json").stdout)
+    pages = {t["worker"] for t in data["tasks"] if t["agent_type"] == "frontend_developer"}
+    assert pages == {f"frontend_developer@{HOST}", f"frontend_developer-b@{HOST}"}
+
+
+def test_flower_lists_project_tasks_only_with_credentials(topology: Topology) -> None:
+    result = topology.agency("run", "Write a blog series about sourdough")
+    assert result.returncode == 0, result.stderr
+    project_id = project_id_of(result.stdout)
+    status, _ = topology.flower("/api/tasks", None)
+    assert status == 401
+    deadline = time.monotonic() + 30
+    while True:
+        status, tasks = topology.flower("/api/tasks", AUTH)
+        assert status == 200
+        ours = [t for t in tasks.values() if project_id in str(t.get("kwargs"))]
+        if len(ours) >= 9 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    names = {t["name"] for t in ours}
+    assert "agency.agent.content_writer" in names and "agency.orchestrator.integrate" in names
+    assert all("title" in str(t["kwargs"]) for t in ours if t["name"].startswith("agency.agent"))
+
+
+def test_flower_refuses_to_start_open(topology: Topology) -> None:
+    env = {k: v for k, v in topology.env.items() if k != "FLOWER_BASIC_AUTH"}
+    result = subprocess.run([*AGENCY, "flower"], env=env, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 2 and "refuses to start open" in result.stderr
