@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchestrator.constants import AgentType, LLMKind
@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = Field(default=None, validation_alias="FLOWER_BASIC_AUTH")
     flower_port: int = Field(default=5555, validation_alias="FLOWER_PORT")
     flower_address: str = Field(default="127.0.0.1", validation_alias="FLOWER_ADDRESS")
+
+    @field_validator("concurrency")
+    @classmethod
+    def _merge_concurrency(cls, value: dict[str, int]) -> dict[str, int]:
+        """A partial table (`{"frontend_developer": 8}`) overrides only the queues it names."""
+        return {**DEFAULT_CONCURRENCY, **value}
 
     @property
     def embedded(self) -> bool:

@@ -191,3 +191,48 @@ def test_flower_refuses_to_start_open(topology: Topology) -> None:
     result = subprocess.run([*AGENCY, "flower"], env=env, capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 2 and "refuses to start open" in result.stderr
+
+
+def test_no_wait_then_watch(topology: Topology) -> None:
+    submitted = topology.agency("run", "--no-wait", "Analyze churn data and build a dashboard")
+    assert submitted.returncode == 0, submitted.stderr
+    project_id = project_id_of(submitted.stdout)
+    watched = topology.agency("watch", project_id[:8])
+    assert watched.returncode == 0, watched.stderr
+    assert f"Project {project_id} completed" in watched.stdout
+    assert "completed (100%)" in watched.stdout
+
+
+def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology,
+                                                     tmp_path: Path) -> None:
+    """On a broker database where only the orchestrator is served, agent tasks wait."""
+    broker = topology.env["AGENCY_BROKER_URL"].rsplit("/", 1)[0] + "/12"
+    env = {**topology.env, "AGENCY_BROKER_URL": broker}
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+    log = (tmp_path / "orchestrator.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "orchestrator",
+         "-n", "lonely@%h", "-l", "INFO"], cwd=REPO, env=env, stdout=log,
+        stderr=subprocess.STDOUT)
+    run = subprocess.Popen([*AGENCY, "run", "Build a website for a bakery"], cwd=topology.home,
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stderr is not None
+        deadline = time.monotonic() + 60
+        warning = ""
+        while time.monotonic() < deadline and "warning" not in warning:
+            warning = run.stderr.readline()
+        assert "no live worker on queue(s)" in warning and "frontend_developer" in warning
+        assert "orchestrator" not in warning.split("queue(s)")[1]
+        assert run.poll() is None  # the project waits; it does not fail
+    finally:
+        run.kill()
+        run.communicate()
+        worker.terminate()
+        worker.wait(timeout=30)
+        log.close()
+        client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+        client.close()
