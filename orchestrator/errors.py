@@ -42,8 +42,16 @@ class ModelRefused(ModelError):
     """The model refused or the API rejected the request; retrying will not help."""
 
 
+class InvalidAnswer(ModelError):
+    """The model's answer was not valid, even after a repair round; a fresh attempt may work."""
+
+
 class TransientModelError(ModelError):
     """The model API is temporarily unavailable; retry later."""
+
+    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BudgetExhausted(AgencyError):

@@ -6,7 +6,7 @@ import logging
 
 from orchestrator.constants import ProjectStatus, Role, TaskStatus
 from orchestrator.deliverable import write_outputs
-from orchestrator.errors import TaskNotReady
+from orchestrator.errors import BudgetExhausted, TaskNotReady
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import Deliverable
 from orchestrator.prompts import ORCHESTRATOR_SYSTEM, integration_prompt
@@ -27,17 +27,22 @@ def integrate_project(rt: Runtime, project_id: str) -> None:
     if waiting:
         raise TaskNotReady(f"integration waits for: {', '.join(waiting)}")
     results = [{"task": t.title, "agent": t.agent_type.value,
-                "result": t.output.summary if t.output else ""} for t in tasks]
+                "result": (t.output.summary + "\n\n" + t.output.content[:3000])
+                if t.output else ""} for t in tasks]
     hints = {"request": project.request,
              "success_criteria": project.analysis.success_criteria if project.analysis else [],
              "results": [{"title": t.title, "agent_type": t.agent_type.value,
                           "summary": t.output.summary if t.output else ""} for t in tasks]}
-    deliverable = ask_structured(
-        rt.provider, role=Role.INTEGRATE, model=rt.model_for(Role.INTEGRATE),
-        system=ORCHESTRATOR_SYSTEM,
-        prompt=integration_prompt(project.request, str(project.project_type), results),
-        schema=Deliverable, schema_name="deliverable", hints=hints,
-        on_usage=rt.ledger(project_id, None), max_tokens=16000)
+    try:
+        deliverable = ask_structured(
+            rt.provider, role=Role.INTEGRATE, model=rt.model_for(Role.INTEGRATE),
+            system=ORCHESTRATOR_SYSTEM,
+            prompt=integration_prompt(project.request, str(project.project_type), results),
+            schema=Deliverable, schema_name="deliverable", hints=hints,
+            meter=rt.meter(project_id, None), policy=rt.policy, max_tokens=16000)
+    except BudgetExhausted as exc:
+        rt.scheduler.pause_for_budget(project_id, None, exc.message)
+        return
     rt.store.save_deliverable(project_id, deliverable)
     write_outputs(project, deliverable, tasks)
     rt.scheduler.move_project(project_id, ProjectStatus.COMPLETED)

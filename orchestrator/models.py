@@ -195,5 +195,6 @@ class ProjectRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    tokens_used: int = 0
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float = 0.0

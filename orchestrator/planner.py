@@ -20,6 +20,7 @@ from orchestrator.constants import (
     TaskPriority,
     TaskStatus,
 )
+from orchestrator.errors import BudgetExhausted, InvalidAnswer, TransientModelError
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import Analysis, Plan, ProjectContext, ProjectRecord
 from orchestrator.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt, decomposition_prompt
@@ -34,7 +35,7 @@ def analyze(rt: Runtime, project: ProjectRecord) -> Analysis:
         rt.provider, role=Role.ANALYZE, model=rt.model_for(Role.ANALYZE),
         system=ORCHESTRATOR_SYSTEM, prompt=analysis_prompt(project.request), schema=Analysis,
         schema_name="analysis", hints={"request": project.request},
-        on_usage=rt.ledger(project.id, None), max_tokens=4000)
+        meter=rt.meter(project.id, None), policy=rt.policy, max_tokens=4000)
 
 
 def _check_graph(plan: Any) -> None:
@@ -61,7 +62,8 @@ def decompose(rt: Runtime, context: ProjectContext) -> Plan:
         rt.provider, role=Role.DECOMPOSE, model=rt.model_for(Role.DECOMPOSE),
         system=ORCHESTRATOR_SYSTEM, prompt=prompt, schema=Plan, schema_name="plan",
         hints={"request": context.description, "project_type": context.project_type.value},
-        check=_check_graph, on_usage=rt.ledger(context.project_id, None), max_tokens=16000)
+        check=_check_graph, meter=rt.meter(context.project_id, None), policy=rt.policy,
+        max_tokens=16000)
 
 
 def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
@@ -69,6 +71,18 @@ def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
     if not rt.scheduler.move_project(project_id, ProjectStatus.PLANNING):
         log.info("project %s is not pending; planning skipped", project_id)
         return
+    try:
+        _plan(rt, app, project_id)
+    except BudgetExhausted as exc:
+        rt.scheduler.pause_for_budget(project_id, None, exc.message)
+    except (TransientModelError, InvalidAnswer) as exc:
+        # Back to pending, so the task's retry plans again from the start.
+        rt.store.note(project_id, None, "retry", f"planning: {exc.message}")
+        rt.scheduler.move_project(project_id, ProjectStatus.PENDING)
+        raise
+
+
+def _plan(rt: Runtime, app: Celery, project_id: str) -> None:
     project = rt.store.project(project_id)
     budget = project.budget_tokens
     if project.plan is None:
@@ -82,6 +96,7 @@ def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
     graph = dag.validate_plan(plan)
     rt.scheduler.save_plan(project_id, plan, graph, dag.schedule(graph), kind.value,
                            budget or DEFAULT_BUDGET)
+    rt.scheduler.move_project(project_id, ProjectStatus.RUNNING)
     dispatch(rt, app, project_id)
 
 
@@ -100,6 +115,5 @@ def dispatch(rt: Runtime, app: Celery, project_id: str) -> None:
         if extra:
             log.warning("project %s: %d extra waits (graph is not series-parallel)",
                         project_id, len(extra))
-    rt.scheduler.move_project(project_id, ProjectStatus.RUNNING)
     rt.scheduler.mark_queued(project_id)
     project_canvas(app, project_id, todo, shape).apply_async()

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from orchestrator.constants import Role
+from orchestrator.errors import BudgetExhausted
 from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, make_provider
-from orchestrator.llm.structured import UsageSink
+from orchestrator.llm.structured import RetryPolicy
 from orchestrator.scheduler import Scheduler
 from orchestrator.settings import Settings, get_settings
 from orchestrator.store import Store, get_store
@@ -47,15 +48,40 @@ class Runtime:
             return self.settings.agent_model
         return self.settings.orchestrator_model
 
-    def ledger(self, project_id: str, task_id: str | None) -> UsageSink:
-        """A sink that writes one usage row per model call."""
+    @property
+    def policy(self) -> RetryPolicy:
+        s = self.settings
+        return RetryPolicy(attempts=s.model_attempts, backoff=s.model_backoff,
+                           max_backoff=s.model_max_backoff)
 
-        def record(request: CompletionRequest, response: CompletionResponse, attempt: int) -> None:
-            self.store.record_usage(project_id, task_id, request.role.value, response.model,
-                                    response.tokens, cost_usd(self.settings, response),
-                                    response.latency_ms, attempt)
+    def meter(self, project_id: str, task_id: str | None) -> ProjectMeter:
+        """Budget admission, ledger and retry notes for one project's (or task's) calls."""
+        return ProjectMeter(self, project_id, task_id)
 
-        return record
+
+@dataclass(frozen=True)
+class ProjectMeter:
+    rt: Runtime
+    project_id: str
+    task_id: str | None
+
+    def admit(self) -> None:
+        if not self.rt.store.within_budget(self.project_id):
+            project = self.rt.store.project(self.project_id)
+            raise BudgetExhausted(f"token budget spent: {project.tokens_used} of "
+                                  f"{project.budget_tokens} tokens used")
+
+    def record(self, request: CompletionRequest, response: CompletionResponse,
+               attempt: int) -> None:
+        self.rt.store.record_usage(self.project_id, self.task_id, request.role.value,
+                                   response.model, response.tokens,
+                                   cost_usd(self.rt.settings, response), response.latency_ms,
+                                   attempt)
+
+    def retrying(self, attempt: int, reason: str, delay: float) -> None:
+        self.rt.store.note(self.project_id, self.task_id, "retry",
+                           f"model call attempt {attempt} failed ({reason}); "
+                           f"retrying in {delay:.1f}s")
 
 
 _lock = threading.Lock()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
 from orchestrator.dag import Graph, Schedule
+from orchestrator.errors import BadInput
 from orchestrator.models import AgentOutput, Analysis, Plan
 from orchestrator.store import Session, Store, now
 
@@ -15,25 +16,37 @@ P, T = ProjectStatus, TaskStatus
 
 # Which statuses a project may move to each status from.
 PROJECT_FROM: dict[ProjectStatus, frozenset[ProjectStatus]] = {
+    P.PENDING: frozenset({P.PLANNING, P.BUDGET_EXHAUSTED, P.FAILED}),  # re-plan
     P.PLANNING: frozenset({P.PENDING}),
-    P.RUNNING: frozenset({P.PLANNING}),
+    P.RUNNING: frozenset({P.PLANNING, P.BUDGET_EXHAUSTED, P.FAILED}),
     P.INTEGRATING: frozenset({P.RUNNING}),
     P.COMPLETED: frozenset({P.INTEGRATING}),
     P.FAILED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING}),
-    P.CANCELLED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING}),
-    P.BUDGET_EXHAUSTED: frozenset({P.RUNNING}),
+    P.CANCELLED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING,
+                            P.BUDGET_EXHAUSTED, P.FAILED}),
+    P.BUDGET_EXHAUSTED: frozenset({P.PLANNING, P.RUNNING, P.INTEGRATING}),
 }
 
-TASK_FROM: dict[TaskStatus, frozenset[TaskStatus]] = {
-    T.PENDING: frozenset({T.BLOCKED}),
-    T.IN_PROGRESS: frozenset({T.PENDING}),
-    T.COMPLETED: frozenset({T.IN_PROGRESS}),
-    T.FAILED: frozenset({T.IN_PROGRESS, T.PENDING, T.BLOCKED}),
-    T.CANCELLED: frozenset({T.PENDING, T.BLOCKED}),
-}
+
+@dataclass(frozen=True)
+class Move:
+    """A named task transition: compare-and-set from `allowed` to `to`."""
+
+    to: TaskStatus
+    allowed: frozenset[TaskStatus]
+
+
+START = Move(T.IN_PROGRESS, frozenset({T.PENDING}))
+COMPLETE = Move(T.COMPLETED, frozenset({T.IN_PROGRESS}))
+FAIL = Move(T.FAILED, frozenset({T.IN_PROGRESS, T.PENDING, T.BLOCKED}))
+CANCEL = Move(T.CANCELLED, frozenset({T.PENDING, T.BLOCKED}))
+RELEASE = Move(T.PENDING, frozenset({T.BLOCKED}))  # the last dependency completed
+REQUEUE = Move(T.PENDING, frozenset({T.IN_PROGRESS}))  # a retry, or the budget ran out
+REVIVE = Move(T.PENDING, frozenset({T.IN_PROGRESS, T.FAILED}))  # resume and retry
 
 
 def _values(statuses: frozenset[ProjectStatus] | frozenset[TaskStatus]) -> list[str]:
+    """Status values for `= ANY(:allowed)`."""
     return sorted(s.value for s in statuses)
 
 
@@ -109,8 +122,8 @@ class Scheduler:
         """Claim a ready task for this worker; None when it is not pending with all deps done."""
         with self.store.db.transaction() as tx:
             row = tx.fetch_one("start_task", {
-                "id": task_id, "to_status": T.IN_PROGRESS.value,
-                "allowed": _values(TASK_FROM[T.IN_PROGRESS]), "worker": worker, "now": now()})
+                "id": task_id, "to_status": START.to.value, "allowed": _values(START.allowed),
+                "worker": worker, "now": now()})
             if row is None:
                 return None
             self.store.event(tx, row["project_id"], task_id, "task", T.PENDING.value,
@@ -122,15 +135,15 @@ class Scheduler:
         ready: list[str] = []
         with self.store.db.transaction() as tx:
             row = tx.fetch_one("finish_task", {
-                "id": task_id, "to_status": T.COMPLETED.value,
-                "allowed": _values(TASK_FROM[T.COMPLETED]), "output": output.model_dump_json(),
+                "id": task_id, "to_status": COMPLETE.to.value,
+                "allowed": _values(COMPLETE.allowed), "output": output.model_dump_json(),
                 "error": None, "now": now()})
             if row is None:
                 return ready
             self.store.event(tx, row["project_id"], task_id, "task", T.IN_PROGRESS.value,
                              T.COMPLETED.value, None)
             for dep in tx.fetch_all("count_down_dependents", {"id": task_id}):
-                if dep["pending_deps"] == 0 and self._move_task(tx, dep["id"], T.PENDING):
+                if dep["pending_deps"] == 0 and self._move_task(tx, dep["id"], RELEASE):
                     ready.append(dep["id"])
         return ready
 
@@ -138,21 +151,61 @@ class Scheduler:
         """Fail a task and, with it, its project."""
         with self.store.db.transaction() as tx:
             row = tx.fetch_one("finish_task", {
-                "id": task_id, "to_status": T.FAILED.value,
-                "allowed": _values(TASK_FROM[T.FAILED]), "output": None, "error": error,
-                "now": now()})
+                "id": task_id, "to_status": FAIL.to.value, "allowed": _values(FAIL.allowed),
+                "output": None, "error": error, "now": now()})
             if row is None:
                 return False
             self.store.event(tx, row["project_id"], task_id, "task", None, T.FAILED.value, error)
             self.move_project(row["project_id"], P.FAILED, f"task failed: {error}", tx)
         return True
 
-    def _move_task(self, tx: Session, task_id: str, to: TaskStatus) -> bool:
-        row = tx.fetch_one("transition_task", {"id": task_id, "to_status": to.value,
-                                               "allowed": _values(TASK_FROM[to])})
+    def _move_task(self, tx: Session, task_id: str, move: Move,
+                   detail: str | None = None) -> bool:
+        row = tx.fetch_one("transition_task", {"id": task_id, "to_status": move.to.value,
+                                               "allowed": _values(move.allowed)})
         if row is not None:
-            self.store.event(tx, row["project_id"], task_id, "task", None, to.value, None)
+            self.store.event(tx, row["project_id"], task_id, "task", None, move.to.value,
+                             detail)
         return row is not None
+
+    def requeue_task(self, task_id: str, reason: str) -> bool:
+        """Put a running task back to pending for a later attempt, noting why."""
+        with self.store.db.transaction() as tx:
+            moved = self._move_task(tx, task_id, REQUEUE, reason)
+            if moved:
+                project_id = tx.fetch_one("get_task", {"id": task_id})
+                assert project_id is not None
+                self.store.event(tx, project_id["project_id"], task_id, "retry", None, None,
+                                 reason)
+        return moved
+
+    def pause_for_budget(self, project_id: str, task_id: str | None, reason: str) -> None:
+        """The budget is spent: this task waits (pending) and the project stops starting work."""
+        with self.store.db.transaction() as tx:
+            if task_id is not None:
+                self._move_task(tx, task_id, REQUEUE, reason)
+            self.move_project(project_id, P.BUDGET_EXHAUSTED, reason, tx)
+
+    def revive(self, project_id: str) -> tuple[ProjectStatus, int]:
+        """Make an ended project runnable again: unfinished tasks back to pending.
+
+        Returns the status the project moved to (pending: it must be planned again;
+        running: dispatch what is left) and how many tasks were put back.
+        """
+        with self.store.db.transaction() as tx:
+            revived = tx.fetch_all("transition_project_tasks", {
+                "project_id": project_id, "to_status": REVIVE.to.value,
+                "allowed": _values(REVIVE.allowed)})
+            planned = tx.fetch_one("count_project_tasks", {"project_id": project_id})
+            target = P.RUNNING if planned and planned["tasks"] else P.PENDING
+            if not self.move_project(project_id, target, None, tx):
+                status = tx.fetch_one("get_project", {"id": project_id})
+                raise BadInput(f"project {project_id} is {status['status'] if status else '?'}"
+                               "; only failed, budget_exhausted or stuck projects resume")
+            for row in revived:
+                self.store.event(tx, project_id, row["id"], "task", None, T.PENDING.value,
+                                 "resumed")
+        return target, len(revived)
 
     def cancel_project(self, project_id: str) -> bool:
         """Cancel a project and every task that has not started."""
@@ -160,6 +213,6 @@ class Scheduler:
             if not self.move_project(project_id, P.CANCELLED, "cancelled by the user", tx):
                 return False
             tx.fetch_all("transition_project_tasks", {
-                "project_id": project_id, "to_status": T.CANCELLED.value,
-                "allowed": _values(TASK_FROM[T.CANCELLED])})
+                "project_id": project_id, "to_status": CANCEL.to.value,
+                "allowed": _values(CANCEL.allowed)})
         return True

@@ -48,9 +48,9 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
     anthropic_timeout: float = Field(default=300.0, gt=0)
-    anthropic_attempts: int = Field(default=5, ge=1, le=20)
-    anthropic_backoff: float = Field(default=1.0, ge=0)
-    anthropic_max_backoff: float = Field(default=60.0, ge=0)
+    model_attempts: int = Field(default=5, ge=1, le=20)
+    model_backoff: float = Field(default=1.0, ge=0)
+    model_max_backoff: float = Field(default=60.0, ge=0)
 
     flower_basic_auth: SecretStr | None = Field(default=None, validation_alias="FLOWER_BASIC_AUTH")
     flower_port: int = Field(default=5555, validation_alias="FLOWER_PORT")

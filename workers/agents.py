@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from orchestrator.constants import AgentType, ProjectStatus, Role, TaskStatus
-from orchestrator.errors import TaskNotReady
+from orchestrator.errors import BudgetExhausted, InvalidAnswer, TaskNotReady, TransientModelError
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import AgentOutput, ProjectRecord, TaskDefinition, TaskRecord
 from orchestrator.runtime import Runtime
@@ -104,7 +104,22 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
     deps = [rt.store.task(d) for d in task.dependencies]
     if progress:
         progress("calling model")
-    output = ask_structured(
+    try:
+        output = _work(rt, project, task, deps)
+    except BudgetExhausted as exc:
+        rt.scheduler.pause_for_budget(project.id, task_id, exc.message)
+        raise Skipped(f"task {task_id} waits: {exc.message}") from exc
+    except (TransientModelError, InvalidAnswer) as exc:
+        rt.scheduler.requeue_task(task_id, exc.message)
+        raise
+    if progress:
+        progress("saving output")
+    rt.scheduler.complete_task(task_id, output)
+
+
+def _work(rt: Runtime, project: ProjectRecord, task: TaskRecord,
+          deps: list[TaskRecord]) -> AgentOutput:
+    return ask_structured(
         rt.provider, role=Role.AGENT, model=rt.model_for(Role.AGENT),
         system=system_prompt(task.agent_type),
         prompt=task_prompt(project, definition(project, task), deps),
@@ -116,7 +131,4 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
                "dependencies": [{"title": d.title, "agent_type": d.agent_type.value,
                                  "summary": d.output.summary if d.output else ""}
                                 for d in deps]},
-        on_usage=rt.ledger(project.id, task_id))
-    if progress:
-        progress("saving output")
-    rt.scheduler.complete_task(task_id, output)
+        meter=rt.meter(project.id, task.id), policy=rt.policy)

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Task, signals
 
-from orchestrator.errors import TaskNotReady, TransientModelError
+from orchestrator.errors import InvalidAnswer, TaskNotReady, TransientModelError
 from orchestrator.runtime import get_runtime
 from workers.errors import Skipped
 
@@ -45,11 +45,11 @@ class AgencyTask(Task):  # type: ignore[type-arg]
     """Retries what is worth retrying; anything else fails the task for good."""
 
     abstract = True
-    autoretry_for = (TransientModelError, TaskNotReady)
+    autoretry_for = (TransientModelError, InvalidAnswer, TaskNotReady)
     retry_backoff = 2
     retry_backoff_max = 120
     retry_jitter = True
-    max_retries = 8
+    max_retries = 4
     acks_late = True
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any,

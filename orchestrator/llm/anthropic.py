@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-import random
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import anthropic
@@ -15,10 +12,6 @@ from orchestrator.errors import ModelRefused, TransientModelError
 from orchestrator.llm.base import CompletionRequest, CompletionResponse
 from orchestrator.models import Tokens
 from orchestrator.settings import Settings
-
-log = logging.getLogger(__name__)
-
-RetryHook = Callable[[int, str, float], None]
 
 
 def retry_after(exc: anthropic.APIStatusError) -> float | None:
@@ -59,9 +52,8 @@ class AnthropicProvider:
 
     name = "anthropic"
 
-    def __init__(self, settings: Settings, on_retry: RetryHook | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.on_retry = on_retry
         self._client: anthropic.Anthropic | None = None
         self._lock = threading.Lock()
 
@@ -74,7 +66,7 @@ class AnthropicProvider:
                     api_key=key.get_secret_value() if key else None,
                     base_url=self.settings.anthropic_base_url,
                     timeout=self.settings.anthropic_timeout,
-                    max_retries=0,  # retries are ours: bounded, logged, honouring retry-after
+                    max_retries=0,  # retries are ours: bounded, recorded, honour retry-after
                 )
             return self._client
 
@@ -91,35 +83,17 @@ class AnthropicProvider:
                 "type": "json_schema", "schema": anthropic.transform_schema(request.json_schema)}}
         return params
 
-    def _delay(self, attempt: int, requested: float | None) -> float:
-        if requested is not None:
-            return float(min(requested, self.settings.anthropic_max_backoff))
-        base = self.settings.anthropic_backoff * (2 ** (attempt - 1))
-        return float(min(base, self.settings.anthropic_max_backoff) * (0.5 + random.random() / 2))
-
     def complete(self, request: CompletionRequest) -> CompletionResponse:
-        params = self._params(request)
-        attempts = self.settings.anthropic_attempts
-        for attempt in range(1, attempts + 1):
-            started = time.monotonic()
-            try:
-                message = self.client.messages.create(**params)
-            except anthropic.AnthropicError as exc:
-                retryable, reason, requested = classify(exc)
-                if not retryable:
-                    raise ModelRefused(f"Anthropic API refused the request: {reason}") from exc
-                if attempt == attempts:
-                    raise TransientModelError(
-                        f"Anthropic API unavailable after {attempts} attempts: {reason}") from exc
-                delay = self._delay(attempt, requested)
-                log.info("model call attempt %d failed (%s); retrying in %.1fs",
-                         attempt, reason, delay)
-                if self.on_retry:
-                    self.on_retry(attempt, reason, delay)
-                time.sleep(delay)
-                continue
-            return self._response(message, started)
-        raise AssertionError("unreachable")
+        """One attempt; retries are the caller's policy (`orchestrator.llm.structured.call`)."""
+        started = time.monotonic()
+        try:
+            message = self.client.messages.create(**self._params(request))
+        except anthropic.AnthropicError as exc:
+            retryable, reason, requested = classify(exc)
+            if retryable:
+                raise TransientModelError(reason, requested) from exc
+            raise ModelRefused(f"Anthropic API refused the request: {reason}") from exc
+        return self._response(message, started)
 
     def _response(self, message: Any, started: float) -> CompletionResponse:
         if message.stop_reason == "refusal":

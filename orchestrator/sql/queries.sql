@@ -128,3 +128,20 @@ FROM usage WHERE project_id = ANY(:ids) GROUP BY project_id
 
 -- name: set_project_deliverable
 UPDATE projects SET deliverable = :deliverable, updated_at = :now WHERE id = :id
+
+-- name: within_budget
+SELECT tokens_used, budget_tokens FROM projects
+WHERE id = :id AND (budget_tokens IS NULL OR tokens_used < budget_tokens)
+
+-- name: add_tokens_used
+UPDATE projects SET tokens_used = tokens_used + :tokens WHERE id = :id
+
+-- name: set_budget
+UPDATE projects SET budget_tokens = :budget_tokens, updated_at = :now WHERE id = :id
+
+-- name: task_events
+SELECT task_id, kind, detail, at FROM events
+WHERE project_id = :project_id AND kind = ANY(:kinds) ORDER BY id
+
+-- name: count_project_tasks
+SELECT COUNT(*) AS tasks FROM tasks WHERE project_id = :project_id

@@ -157,11 +157,35 @@ class Store:
 
     def record_usage(self, project_id: str, task_id: str | None, role: str, model: str,
                      tokens: Tokens, cost_usd: float, latency_ms: int, attempt: int) -> None:
-        self.db.execute("insert_usage", {
-            "project_id": project_id, "task_id": task_id, "role": role, "model": model,
-            "input_tokens": tokens.input, "output_tokens": tokens.output,
-            "cache_read_tokens": tokens.cache_read, "cache_write_tokens": tokens.cache_write,
-            "cost_usd": cost_usd, "latency_ms": latency_ms, "attempt": attempt, "now": now()})
+        """One ledger row, and the project's running total, in one transaction."""
+        with self.db.transaction() as tx:
+            tx.execute("insert_usage", {
+                "project_id": project_id, "task_id": task_id, "role": role, "model": model,
+                "input_tokens": tokens.input, "output_tokens": tokens.output,
+                "cache_read_tokens": tokens.cache_read,
+                "cache_write_tokens": tokens.cache_write, "cost_usd": cost_usd,
+                "latency_ms": latency_ms, "attempt": attempt, "now": now()})
+            tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.total})
+
+    def within_budget(self, project_id: str) -> bool:
+        """True while the project has spent less than its budget (or has none)."""
+        return self.db.fetch_one("within_budget", {"id": project_id}) is not None
+
+    def set_budget(self, project_id: str, budget: int) -> None:
+        self.db.execute("set_budget", {"id": project_id, "budget_tokens": budget, "now": now()})
+
+    def note(self, project_id: str, task_id: str | None, kind: str, detail: str) -> None:
+        """An event that changes no status: a retry, a warning."""
+        with self.db.transaction() as tx:
+            self.event(tx, project_id, task_id, kind, None, None, detail)
+
+    def retries(self, project_id: str) -> dict[str | None, list[Row]]:
+        """Retry events per task id (None: the project's own calls)."""
+        found: dict[str | None, list[Row]] = {}
+        for row in self.db.fetch_all("task_events", {"project_id": project_id,
+                                                     "kinds": ["retry"]}):
+            found.setdefault(row["task_id"], []).append(row)
+        return found
 
 
 _lock = threading.Lock()

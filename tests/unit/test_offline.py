@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator import dag
 from orchestrator.constants import AgentType, ProjectType, Role
-from orchestrator.llm.base import CompletionRequest
+from orchestrator.llm.base import CompletionRequest, CompletionResponse
 from orchestrator.llm.offline import OfflineProvider, agent_output, analyze, classify, plan
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import AgentOutput, Analysis, Deliverable, Plan
@@ -48,13 +48,28 @@ def test_agent_output_per_type(agent: AgentType) -> None:
     assert "a thing" in out.summary
 
 
+class Recorder:
+    def __init__(self, calls: list[tuple[str, int]]) -> None:
+        self.calls = calls
+
+    def admit(self) -> None:
+        pass
+
+    def record(self, request: CompletionRequest, response: CompletionResponse,
+               attempt: int) -> None:
+        self.calls.append((response.model, response.tokens.total))
+
+    def retrying(self, attempt: int, reason: str, delay: float) -> None:
+        raise AssertionError("the offline model never fails")
+
+
 def test_offline_goes_through_the_structured_seam() -> None:
     provider = OfflineProvider()
     calls: list[tuple[str, int]] = []
     result = ask_structured(
         provider, role=Role.ANALYZE, model="m", system="s", prompt="p", schema=Analysis,
         schema_name="analysis", hints={"request": "Build a website for a bakery"},
-        on_usage=lambda req, resp, attempt: calls.append((resp.model, resp.tokens.total)))
+        meter=Recorder(calls))
     assert result.project_type is ProjectType.WEBSITE
     assert len(calls) == 1 and calls[0][0] == "offline" and calls[0][1] > 0
     p = ask_structured(provider, role=Role.DECOMPOSE, model="m", system="s", prompt="p",

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator import dag
 from orchestrator.constants import Role
-from orchestrator.errors import ModelError
+from orchestrator.errors import InvalidAnswer
 from orchestrator.llm.base import CompletionRequest, CompletionResponse
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import AgentOutput, Artifact, Plan, Tokens
@@ -49,7 +49,7 @@ def test_garbage_is_repaired_with_the_error_shown() -> None:
 
 def test_schema_violation_twice_fails_clearly() -> None:
     provider = Scripted('{"summary": 3}', '{"content": "only"}')
-    with pytest.raises(ModelError, match=r"agent_output was not valid after 2 attempts: "):
+    with pytest.raises(InvalidAnswer, match=r"agent_output was not valid after 2 attempts: "):
         _ask(provider)
     assert len(provider.requests) == 2
 
