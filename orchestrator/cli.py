@@ -131,8 +131,10 @@ def _finish(rt: Runtime, project: ProjectRecord, started: float) -> None:
         out.print(f"Deliverable: {Path(project.output_dir) / 'deliverable.md'}",
                   highlight=False, markup=False)
         return
+    hint = (f"; carry on with: agency resume {project.id} --budget N"
+            if project.status is ProjectStatus.BUDGET_EXHAUSTED else "")
     err.print(f"agency: error: project {project.id} {project.status.value}: "
-              f"{project.error or 'no reason recorded'}", markup=False, highlight=False)
+              f"{project.error or 'no reason recorded'}{hint}", markup=False, highlight=False)
     raise typer.Exit(1)
 
 
@@ -198,7 +200,7 @@ def status(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
     rt = get_runtime()
     project, tasks = _snapshot(rt, rt.store.resolve_project_id(project_id))
     if as_json:
-        print(json.dumps(project_json(project, tasks), indent=2))
+        print(json.dumps(project_json(project, tasks, rt.store.retries(project.id)), indent=2))
         return
     out.print(f"Project {project.id}: {project.request}", highlight=False, markup=False)
     out.print(progress_line(project, tasks), highlight=False)
@@ -240,6 +242,57 @@ def list_projects(as_json: Annotated[bool, typer.Option("--json", help="Print JS
     for row in rows:
         out.print(f"{row['id']}  {row['status']:<16} {row['created_at'][:19]}  "
                   f"{row['request'][:60]}", highlight=False, markup=False)
+
+
+def _resume(rt: Runtime, project_id: str, budget: int | None) -> None:
+    from orchestrator.planner import dispatch
+    from workers.app import app
+
+    project = rt.store.project(project_id)
+    if project.status not in (ProjectStatus.FAILED, ProjectStatus.BUDGET_EXHAUSTED):
+        raise BadInput(f"project {project_id} is {project.status.value}; only failed or "
+                       "budget_exhausted projects resume")
+    if budget is not None:
+        if budget <= project.tokens_used:
+            raise BadInput(f"--budget {budget} is not above the {project.tokens_used} tokens "
+                           "already used")
+        rt.store.set_budget(project_id, budget)
+    elif not rt.store.within_budget(project_id):
+        raise BadInput(f"the budget is spent ({project.tokens_used} of {project.budget_tokens} "
+                       f"tokens): resume with --budget N, N > {project.tokens_used}")
+    started = time.monotonic()
+    with _workers(rt):
+        target, revived = rt.scheduler.revive(project_id)
+        if target is ProjectStatus.PENDING:
+            app.signature(PLAN_TASK, kwargs={"project_id": project_id}).apply_async()
+        else:
+            dispatch(rt, app, project_id)
+        out.print(f"Project {project_id} resumed; {revived} task(s) back in the queue.",
+                  highlight=False)
+        project = follow(rt, project_id)
+    _finish(rt, rt.store.project(project.id), started)
+
+
+@cli.command()
+@handle_errors
+def resume(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
+           budget: Annotated[int | None, typer.Option("--budget", min=1,
+                                                      help="A new token budget.")] = None
+           ) -> None:
+    """Carry on with a failed or budget_exhausted project from what the store holds."""
+    rt = get_runtime()
+    _resume(rt, rt.store.resolve_project_id(project_id), budget)
+
+
+@cli.command()
+@handle_errors
+def retry(task_id: Annotated[str, typer.Argument(help="The failed task's id.")]) -> None:
+    """Run a failed task again (and carry on with its project)."""
+    rt = get_runtime()
+    task = rt.store.task(task_id)
+    if task.status is not TaskStatus.FAILED:
+        raise BadInput(f"task {task_id} is {task.status.value}; only failed tasks are retried")
+    _resume(rt, task.project_id, None)
 
 
 @cli.command()

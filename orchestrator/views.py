@@ -18,7 +18,12 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def task_json(task: TaskRecord) -> dict[str, Any]:
+def _retries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"at": r["at"] if isinstance(r["at"], str) else r["at"].isoformat(),
+             "reason": r["detail"]} for r in rows]
+
+
+def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "id": task.id, "index": task.index, "title": task.title,
         "agent_type": task.agent_type.value, "status": task.status.value,
@@ -27,20 +32,26 @@ def task_json(task: TaskRecord) -> dict[str, Any]:
         "queued_at": _iso(task.queued_at), "started_at": _iso(task.started_at),
         "finished_at": _iso(task.finished_at), "tokens": task.tokens.model_dump(),
         "cost_usd": round(task.cost_usd, 6), "error": task.error,
+        "retries": _retries(retries or []),
     }
 
 
-def project_json(project: ProjectRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
+def project_json(project: ProjectRecord, tasks: list[TaskRecord],
+                 retries: dict[str | None, list[dict[str, Any]]] | None = None
+                 ) -> dict[str, Any]:
     """The `status --json` object (DESIGN.md lists the fields other tools rely on)."""
+    retries = retries or {}
     return {
         "id": project.id, "status": project.status.value, "request": project.request,
         "project_type": project.project_type.value if project.project_type else None,
         "complexity": project.complexity.value if project.complexity else None,
-        "budget_tokens": project.budget_tokens, "tokens": project.tokens.model_dump(),
+        "budget_tokens": project.budget_tokens, "tokens_used": project.tokens_used,
+        "tokens": project.tokens.model_dump(),
         "cost_usd": round(project.cost_usd, 6), "output_dir": project.output_dir,
         "error": project.error, "created_at": _iso(project.created_at),
         "finished_at": _iso(project.finished_at),
-        "tasks": [task_json(t) for t in tasks],
+        "retries": _retries(retries.get(None, [])),
+        "tasks": [task_json(t, retries.get(t.id)) for t in tasks],
     }
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
+
+# The HTTP client logs every request's URL at INFO: keep the API's address out of the logs.
+for _name in ("httpx", "httpx2", "httpcore", "anthropic"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 app = Celery("agency")
 app.config_from_object("celeryconfig")
