@@ -9,6 +9,7 @@ Modes come from `script` first, then at random with the configured rates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -187,12 +188,11 @@ class FakeAnthropic:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                try:
+                # The client may have given up (a timeout), as a real server would see it.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout): as a real server would see it
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 with fake._lock:
                     fake.requests.append({"body": body, "headers": dict(self.headers)})

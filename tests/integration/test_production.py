@@ -21,10 +21,12 @@ import pytest
 
 from orchestrator.constants import ALL_QUEUES
 from tests.conftest import AGENCY, PG_ADMIN_URL, REPO, agency_env
+from tests.fake_anthropic import FakeAnthropic
 from tests.integration.test_embedded_cli import assert_exact_order, project_id_of
 
 HOST = socket.gethostname()
 AUTH = "admin:s3cret"
+SECRET_KEY = "sk-test-NEVER-LOG-ME-91c2"
 
 
 def _free_port() -> int:
@@ -37,6 +39,7 @@ class Topology:
     def __init__(self, home: Path, env: dict[str, str]) -> None:
         self.home, self.env = home, env
         self.extra: list[subprocess.Popen[bytes]] = []
+        self.fake: FakeAnthropic | None = None
         self.logs: list[Any] = []
 
     def agency(self, *args: str, timeout: float = 120,
@@ -96,14 +99,17 @@ def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterato
     client = redis.Redis.from_url(REDIS_URL)
     client.delete(*ALL_QUEUES, "unacked", "unacked_index")
     home = tmp_path_factory.mktemp("production")
+    fake = FakeAnthropic(api_key=SECRET_KEY).__enter__()
     name = f"agency_test_{uuid.uuid4().hex[:12]}"
     pg_admin.execute(f'CREATE DATABASE "{name}"')
     env = agency_env(home, AGENCY_BROKER_URL=REDIS_URL,
                      AGENCY_DATABASE_URL=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}",
                      AGENCY_OFFLINE_LATENCY="0.1", FLOWER_BASIC_AUTH=AUTH,
-                     FLOWER_PORT=str(_free_port()))
+                     FLOWER_PORT=str(_free_port()), ANTHROPIC_API_KEY=SECRET_KEY,
+                     ANTHROPIC_BASE_URL=fake.url, AGENCY_MODEL_BACKOFF="0.05")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     top = Topology(home, env)
+    top.fake = fake
     assert top.agency("db", "upgrade").returncode == 0
     log = (home / "honcho.log").open("wb")
     top.logs.append(log)
@@ -126,6 +132,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterato
             handle.close()
         client.delete(*ALL_QUEUES, "unacked", "unacked_index")
         client.close()
+        fake.__exit__()
         pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -236,3 +243,50 @@ def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology,
         log.close()
         client.delete(*ALL_QUEUES, "unacked", "unacked_index")
         client.close()
+
+
+def _published_messages(monitor_log: str) -> list[str]:
+    """The decoded bodies and headers of every message pushed to Redis during the capture."""
+    import ast
+    import base64
+    import re
+
+    found = []
+    for line in monitor_log.splitlines():
+        if '"LPUSH"' not in line:
+            continue
+        args = re.findall(r'"((?:[^"\\]|\\.)*)"', line)
+        envelope = json.loads(ast.literal_eval('b"' + args[-1] + '"'))
+        body = base64.b64decode(envelope["body"]).decode()
+        found.append(body + json.dumps(envelope["headers"]))
+    return found
+
+
+def test_no_key_url_or_prompt_in_messages_flower_or_logs(topology: Topology,
+                                                         tmp_path: Path) -> None:
+    assert topology.fake is not None
+    capture = (tmp_path / "monitor.log").open("wb")
+    monitor = subprocess.Popen(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "monitor"],
+                               stdout=capture, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.5)
+        result = topology.agency("run", "Run a social media campaign for our new sneakers")
+        assert result.returncode == 0, result.stderr
+    finally:
+        monitor.terminate()
+        monitor.wait(timeout=10)
+        capture.close()
+    project_id = project_id_of(result.stdout)
+    assert any(r["body"]["model"] == "claude-haiku-4-5" for r in topology.fake.requests)
+    messages = _published_messages((tmp_path / "monitor.log").read_text(errors="replace"))
+    ours = [m for m in messages if project_id in m]
+    assert len(ours) >= 9, "every agent task's message was captured"
+    _, flower_tasks = topology.flower("/api/tasks", AUTH)
+    logs = (topology.home / "honcho.log").read_text(errors="replace")
+    secrets = [SECRET_KEY, topology.fake.url.removeprefix("http://"), "You are the CEO",
+               "Decompose this project", "Project request:", "Task Results"]
+    for where, text in [("messages", "\n".join(messages)), ("flower", json.dumps(flower_tasks)),
+                        ("logs", logs)]:
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} found in {where}"
+    assert "INFO" in logs and "succeeded" in logs  # the logs were at INFO and were read

@@ -1,0 +1,208 @@
+"""The Anthropic path through the real SDK, against a local Messages API server."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.constants import Role
+from orchestrator.errors import InvalidAnswer, ModelRefused, TransientModelError
+from orchestrator.llm.anthropic import AnthropicProvider
+from orchestrator.llm.base import CompletionRequest, CompletionResponse
+from orchestrator.llm.structured import RetryPolicy, ask_structured
+from orchestrator.models import Analysis
+from orchestrator.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt
+from orchestrator.settings import Settings
+from tests.fake_anthropic import FakeAnthropic, Faults
+from tests.integration.test_embedded_cli import agency, project_id_of, status
+
+KEY = "sk-test-SENTINEL-7f3a"
+
+
+class Meter:
+    def __init__(self) -> None:
+        self.recorded: list[CompletionResponse] = []
+        self.retries: list[tuple[int, str, float]] = []
+
+    def admit(self) -> None:
+        pass
+
+    def record(self, request: CompletionRequest, response: CompletionResponse,
+               attempt: int) -> None:
+        self.recorded.append(response)
+
+    def retrying(self, attempt: int, reason: str, delay: float) -> None:
+        self.retries.append((attempt, reason, delay))
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic(api_key=KEY) as server:
+        yield server
+
+
+def _provider(fake: FakeAnthropic, timeout: float = 5.0, key: str = KEY) -> AnthropicProvider:
+    settings = Settings(ANTHROPIC_API_KEY=key, ANTHROPIC_BASE_URL=fake.url,
+                        anthropic_timeout=timeout)
+    return AnthropicProvider(settings)
+
+
+def _analyze(fake: FakeAnthropic, meter: Meter, **kw: Any) -> Analysis:
+    return ask_structured(
+        _provider(fake, **kw), role=Role.ANALYZE, model="claude-sonnet-4-6",
+        system=ORCHESTRATOR_SYSTEM, prompt=analysis_prompt("Build a website for a bakery"),
+        schema=Analysis, schema_name="analysis", meter=meter,
+        policy=RetryPolicy(attempts=3, backoff=0.01, max_backoff=1.0))
+
+
+def test_structured_output_with_prompt_caching(fake: FakeAnthropic) -> None:
+    meter = Meter()
+    assert _analyze(fake, meter).project_type.value == "website"
+    assert _analyze(fake, meter).complexity.value == "simple"
+    body = fake.requests[0]["body"]
+    assert body["output_config"]["format"]["type"] == "json_schema"
+    assert body["output_config"]["format"]["schema"]["title"] == "Analysis"
+    assert body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert "temperature" not in body and body["model"] == "claude-sonnet-4-6"
+    first, second = (r.tokens for r in meter.recorded)
+    assert first.cache_write > 0 and first.cache_read == 0
+    assert second.cache_read == first.cache_write and second.cache_write == 0
+    assert [r.tokens.input for r in meter.recorded] == [u["input_tokens"] for u in fake.usage]
+
+
+def test_broken_json_is_repaired_with_the_error_shown(fake: FakeAnthropic) -> None:
+    fake.script = deque(["broken_json", "ok"])
+    meter = Meter()
+    assert _analyze(fake, meter).project_type.value == "website"
+    repair = fake.requests[1]["body"]["messages"]
+    assert [m["role"] for m in repair] == ["user", "assistant", "user"]
+    assert repair[1]["content"].startswith("Here is the JSON")
+    assert "not valid" in repair[2]["content"]
+    assert len(meter.recorded) == 2  # both calls are in the ledger
+
+
+def test_schema_violation_twice_fails_clearly(fake: FakeAnthropic) -> None:
+    fake.script = deque(["schema_violation", "schema_violation"])
+    with pytest.raises(InvalidAnswer, match="analysis was not valid after 2 attempts"):
+        _analyze(fake, Meter())
+
+
+def test_429_honours_retry_after(fake: FakeAnthropic) -> None:
+    fake.faults.retry_after = 0.3
+    fake.script = deque(["rate_limit", "ok"])
+    meter = Meter()
+    _analyze(fake, meter)
+    assert len(meter.retries) == 1
+    _, reason, delay = meter.retries[0]
+    assert reason.startswith("HTTP 429: Number of requests exceeded") and delay == 0.3
+
+
+@pytest.mark.parametrize(("mode", "status"), [("overloaded", 529), ("server_error", 500)])
+def test_overloaded_and_server_errors_are_retried(fake: FakeAnthropic, mode: str,
+                                                  status: int) -> None:
+    fake.script = deque([mode, mode, "ok"])
+    meter = Meter()
+    assert _analyze(fake, meter).project_type.value == "website"
+    assert [r[1].split(":")[0] for r in meter.retries] == [f"HTTP {status}"] * 2
+
+
+def test_slow_answer_times_out_and_is_retried(fake: FakeAnthropic) -> None:
+    fake.faults.slow_seconds = 1.5
+    fake.script = deque(["slow", "ok"])
+    meter = Meter()
+    assert _analyze(fake, meter, timeout=0.5).project_type.value == "website"
+    assert meter.retries[0][1] == "timeout"
+
+
+def test_persistent_outage_gives_up_with_a_transient_error(fake: FakeAnthropic) -> None:
+    fake.script = deque(["overloaded"] * 3)
+    with pytest.raises(TransientModelError, match="unavailable after 3 attempts: HTTP 529"):
+        _analyze(fake, Meter())
+
+
+def test_401_is_not_retried_and_carries_the_api_message(fake: FakeAnthropic) -> None:
+    meter = Meter()
+    with pytest.raises(ModelRefused, match="HTTP 401: invalid API key"):
+        _analyze(fake, meter, key="sk-wrong")
+    assert meter.retries == [] and len(fake.requests) == 1
+
+
+def test_refusal_is_not_retried(fake: FakeAnthropic) -> None:
+    fake.script = deque(["refusal"])
+    with pytest.raises(ModelRefused, match="refused"):
+        _analyze(fake, Meter())
+    assert len(fake.requests) == 1
+
+
+def _env(fake: FakeAnthropic, **extra: str) -> dict[str, str]:
+    return {"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": fake.url,
+            "AGENCY_MODEL_BACKOFF": "0.05", "AGENCY_ANTHROPIC_TIMEOUT": "5", **extra}
+
+
+def test_project_through_anthropic_ledger_matches_server(fake: FakeAnthropic,
+                                                         tmp_path: Path) -> None:
+    result = agency(tmp_path, "run", "Build a website for a bakery", **_env(fake))
+    assert result.returncode == 0, result.stderr
+    assert "offline" not in result.stderr
+    data = status(tmp_path, project_id_of(result.stdout), **_env(fake))
+    assert data["status"] == "completed"
+    server = fake.totals()
+    assert data["tokens"] == {"input": server["input_tokens"], "output": server["output_tokens"],
+                              "cache_read": server["cache_read_input_tokens"],
+                              "cache_write": server["cache_creation_input_tokens"]}
+    assert data["tokens"]["cache_read"] > 0
+    assert sum(sum(t["tokens"].values()) for t in data["tasks"]) < sum(server.values())
+    assert data["cost_usd"] > 0
+    models = {r["body"]["model"] for r in fake.requests}
+    assert models == {"claude-sonnet-4-6", "claude-haiku-4-5"}
+
+
+def test_projects_complete_through_rate_limits_and_broken_json(tmp_path: Path) -> None:
+    faults = Faults(rate_limit=0.1, overloaded=0.1, broken_json=0.2, retry_after=0.05)
+    with FakeAnthropic(api_key=KEY, faults=faults, seed=42) as fake:
+        for request in ("Build a website for a bakery", "Write a blog series about sourdough"):
+            result = agency(tmp_path, "run", request, **_env(fake))
+            assert result.returncode == 0, result.stderr
+            data = status(tmp_path, project_id_of(result.stdout), **_env(fake))
+            assert data["status"] == "completed"
+        modes = fake.modes
+    assert modes.count("rate_limit") + modes.count("overloaded") >= 0.1 * len(modes)
+    assert modes.count("broken_json") >= 0.1 * len(modes)
+    retried = [t for t in data["tasks"] if t["retries"]] + ([data] if data["retries"] else [])
+    assert retried, "faults were injected, so some retries must be visible"
+
+
+def test_budget_stops_the_project_and_resume_finishes_it(fake: FakeAnthropic,
+                                                         tmp_path: Path) -> None:
+    plan = {"request": "Six parallel pages", "tasks": [
+        {"title": "Brief", "agent_type": "project_manager"},
+        *({"title": f"Page {i}", "agent_type": "frontend_developer", "dependencies": [0]}
+          for i in range(6)),
+        {"title": "Check", "agent_type": "qa_engineer", "dependencies": list(range(1, 7))}]}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    budget = 3000
+    result = agency(tmp_path, "run", "--plan", str(path), "--budget", str(budget),
+                    **_env(fake))
+    assert result.returncode == 1
+    assert "budget_exhausted" in result.stderr and "agency resume" in result.stderr
+    project_id = project_id_of(result.stdout)
+    data = status(tmp_path, project_id, **_env(fake))
+    assert data["status"] == "budget_exhausted"
+    assert any(t["status"] != "completed" for t in data["tasks"])
+    calls = [sum(u.values()) for u in fake.usage]
+    workers = 4  # AGENCY_EMBEDDED_CONCURRENCY's default: at most 4 calls in flight
+    assert budget <= data["tokens_used"] <= budget + workers * max(calls)
+    assert data["tokens_used"] == sum(data["tokens"].values())
+    resumed = agency(tmp_path, "resume", project_id, "--budget", "1000000", **_env(fake))
+    assert resumed.returncode == 0, resumed.stderr
+    final = status(tmp_path, project_id, **_env(fake))
+    assert final["status"] == "completed"
+    assert all(t["status"] == "completed" for t in final["tasks"])
+    refused = agency(tmp_path, "resume", project_id, **_env(fake))
+    assert refused.returncode == 2 and "only failed or budget_exhausted" in refused.stderr
