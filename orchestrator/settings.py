@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     flower_port: int = Field(default=5555, validation_alias="FLOWER_PORT")
     flower_address: str = Field(default="127.0.0.1", validation_alias="FLOWER_ADDRESS")
 
+    @field_validator("prices")
+    @classmethod
+    def _merge_prices(cls, value: dict[str, tuple[float, float, float, float]]
+                      ) -> dict[str, tuple[float, float, float, float]]:
+        """AGENCY_PRICES adds or replaces models; the others keep their default prices."""
+        return {**DEFAULT_PRICES, **value}
+
     @field_validator("concurrency")
     @classmethod
     def _merge_concurrency(cls, value: dict[str, int]) -> dict[str, int]:
