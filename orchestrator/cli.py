@@ -169,6 +169,8 @@ def run(
     if no_wait and rt.settings.embedded:
         raise BadInput("--no-wait needs a broker (set AGENCY_BROKER_URL): embedded workers "
                        "stop when this command ends")
+    if rt.settings.llm_kind is LLMKind.ANTHROPIC and rt.settings.anthropic_api_key is None:
+        raise BadInput("AGENCY_LLM=anthropic needs ANTHROPIC_API_KEY")
     if rt.settings.llm_kind is LLMKind.OFFLINE:
         err.print("Using the offline model (no ANTHROPIC_API_KEY set): answers are templated, "
                   "not written by Claude.", highlight=False)

@@ -75,9 +75,8 @@ def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
         _plan(rt, app, project_id)
     except BudgetExhausted as exc:
         rt.scheduler.pause_for_budget(project_id, None, exc.message)
-    except (TransientModelError, InvalidAnswer) as exc:
+    except (TransientModelError, InvalidAnswer):
         # Back to pending, so the task's retry plans again from the start.
-        rt.store.note(project_id, None, "retry", f"planning: {exc.message}")
         rt.scheduler.move_project(project_id, ProjectStatus.PENDING)
         raise
 

@@ -171,13 +171,7 @@ class Scheduler:
     def requeue_task(self, task_id: str, reason: str) -> bool:
         """Put a running task back to pending for a later attempt, noting why."""
         with self.store.db.transaction() as tx:
-            moved = self._move_task(tx, task_id, REQUEUE, reason)
-            if moved:
-                project_id = tx.fetch_one("get_task", {"id": task_id})
-                assert project_id is not None
-                self.store.event(tx, project_id["project_id"], task_id, "retry", None, None,
-                                 reason)
-        return moved
+            return self._move_task(tx, task_id, REQUEUE, reason)
 
     def pause_for_budget(self, project_id: str, task_id: str | None, reason: str) -> None:
         """The budget is spent: this task waits (pending) and the project stops starting work."""

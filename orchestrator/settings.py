@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     home: Path = Path(".agency")
     embedded_concurrency: int = Field(default=4, ge=1, le=64)
     task_time_limit: int = Field(default=900, ge=10)
+    task_max_retries: int = Field(default=4, ge=0, le=20)
+    task_retry_backoff: int = Field(default=2, ge=1, le=600)
     prices: dict[str, tuple[float, float, float, float]] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES)
     )

@@ -10,6 +10,7 @@ from celery import Task, signals
 
 from orchestrator.errors import InvalidAnswer, TaskNotReady, TransientModelError
 from orchestrator.runtime import get_runtime
+from orchestrator.settings import get_settings
 from workers.errors import Skipped
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,19 @@ class AgencyTask(Task):  # type: ignore[type-arg]
 
     abstract = True
     autoretry_for = (TransientModelError, InvalidAnswer, TaskNotReady)
-    retry_backoff = 2
+    retry_backoff = get_settings().task_retry_backoff
+    default_retry_delay = get_settings().task_retry_backoff
     retry_backoff_max = 120
     retry_jitter = True
-    max_retries = 4
+    max_retries = get_settings().task_max_retries
     acks_late = True
+
+    def on_retry(self, exc: Exception, task_id: str, args: Any, kwargs: Any,
+                 einfo: Any) -> None:
+        """A retry is scheduled: say why, on the task (or the project's own work)."""
+        what = self.name.rsplit(".", 1)[-1]
+        get_runtime().store.note(kwargs["project_id"], kwargs.get("task_id"), "retry",
+                                 f"{what}: {exc}; retrying")
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any,
                    einfo: Any) -> None:

@@ -206,3 +206,23 @@ def test_budget_stops_the_project_and_resume_finishes_it(fake: FakeAnthropic,
     assert all(t["status"] == "completed" for t in final["tasks"])
     refused = agency(tmp_path, "resume", project_id, **_env(fake))
     assert refused.returncode == 2 and "only failed or budget_exhausted" in refused.stderr
+
+
+def test_a_model_that_answers_garbage_fails_the_project_clearly(fake: FakeAnthropic,
+                                                                 tmp_path: Path) -> None:
+    fake.faults.broken_json = 1.0
+    result = agency(tmp_path, "run", "Build a website for a bakery",
+                    **_env(fake, AGENCY_TASK_MAX_RETRIES="1", AGENCY_TASK_RETRY_BACKOFF="1"))
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert "failed" in line and "analysis was not valid after 2 attempts" in line
+    data = status(tmp_path, project_id_of(result.stdout), **_env(fake))
+    assert data["status"] == "failed" and data["tasks"] == []
+    assert len(fake.requests) == 4  # two planning attempts, each with one repair round
+    assert [r["reason"].split(":")[0] for r in data["retries"]] == ["plan"]
+
+
+def test_anthropic_without_a_key_is_bad_input(tmp_path: Path) -> None:
+    result = agency(tmp_path, "run", "Build a website", AGENCY_LLM="anthropic")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "agency: error: AGENCY_LLM=anthropic needs ANTHROPIC_API_KEY"
