@@ -290,3 +290,25 @@ def test_no_key_url_or_prompt_in_messages_flower_or_logs(topology: Topology,
         for secret in secrets:
             assert secret not in text, f"{secret!r} found in {where}"
     assert "INFO" in logs and "succeeded" in logs  # the logs were at INFO and were read
+
+
+def test_agent_tasks_send_progress_events(topology: Topology, tmp_path: Path) -> None:
+    capture = (tmp_path / "events.log").open("wb")
+    dumper = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "events",
+                               "--dump"], cwd=REPO, env=topology.env, stdout=capture,
+                              stderr=subprocess.STDOUT)
+    try:
+        time.sleep(3)  # the dumper must be listening before the project starts
+        result = topology.agency("run", "Build a website for a bakery")
+        assert result.returncode == 0, result.stderr
+        time.sleep(1)
+    finally:
+        dumper.terminate()
+        dumper.wait(timeout=10)
+        capture.close()
+    project_id = project_id_of(result.stdout)
+    dump = (tmp_path / "events.log").read_text(errors="replace")
+    progress = [line for line in dump.splitlines()
+                if "task progress" in line and project_id in line]
+    assert any("calling model" in line for line in progress), dump[-2000:]
+    assert any("saving output" in line for line in progress)
