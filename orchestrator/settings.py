@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from orchestrator.constants import AgentType, LLMKind
+from orchestrator.constants import ORCHESTRATOR_QUEUE, AgentType, LLMKind
 
 # USD per million tokens: input, output, cache read, cache write.
 DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
@@ -21,7 +21,7 @@ DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
 }
 
 # Threads per worker process for each queue; one place, read by `agency worker` and the Procfile.
-DEFAULT_CONCURRENCY: dict[str, int] = {"orchestrator": 2, **{a.value: 4 for a in AgentType}}
+DEFAULT_CONCURRENCY: dict[str, int] = {ORCHESTRATOR_QUEUE: 2, **{a.value: 4 for a in AgentType}}
 
 
 class Settings(BaseSettings):

@@ -137,6 +137,11 @@ def agent_output(hints: dict[str, Any]) -> AgentOutput:
     return AgentOutput(summary=summary, content="\n".join(parts), artifacts=artifacts)
 
 
+_TECHNICAL = frozenset(a.value for a in (
+    AgentType.BACKEND_DEVELOPER, AgentType.FRONTEND_DEVELOPER, AgentType.DEVOPS_ENGINEER,
+    AgentType.MOBILE_DEVELOPER, AgentType.DATA_ANALYST))
+
+
 def deliverable(hints: dict[str, Any]) -> Deliverable:
     results: list[dict[str, str]] = hints.get("results", [])
     request = subject(hints.get("request", ""))
@@ -149,9 +154,7 @@ def deliverable(hints: dict[str, Any]) -> Deliverable:
         key_deliverables=[DeliverableSection(title=a.replace("_", " ").title(), items=items)
                           for a, items in sorted(by_agent.items())],
         technical_details=[DeliverableSection(title=r["title"], items=[r["summary"]])
-                           for r in results if r["agent_type"] in
-                           {"backend_developer", "frontend_developer", "devops_engineer",
-                            "mobile_developer", "data_analyst"}],
+                           for r in results if r["agent_type"] in _TECHNICAL],
         next_steps=["Review the deliverable with stakeholders", "Prioritise feedback",
                     "Schedule the next iteration"],
         success_metrics=list(hints.get("success_criteria") or ["Stakeholder sign-off"]),

@@ -4,6 +4,10 @@
 -- name: create_migrations_table
 CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at text NOT NULL)
 
+-- name: lock_migrations
+-- PostgreSQL only: held until the migrating transaction ends.
+SELECT pg_advisory_xact_lock(:key)
+
 -- name: applied_migrations
 SELECT version FROM schema_migrations ORDER BY version
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Protocol
@@ -37,6 +38,22 @@ def split_script(script: str) -> Iterator[str]:
     for statement in body.split(";"):
         if statement.strip():
             yield statement.strip()
+
+
+def apply_migrations(tx: Session, dialect: str, run: Callable[[str], object]) -> list[int]:
+    """Run, inside `tx`, the migrations not applied yet; return their numbers."""
+    tx.execute("create_migrations_table", {})
+    done = {r["version"] for r in tx.fetch_all("applied_migrations", {})}
+    applied: list[int] = []
+    for version, script in migrations(dialect):
+        if version in done:
+            continue
+        for statement in split_script(script):
+            run(statement)
+        tx.execute("record_migration", {"version": version,
+                                        "now": datetime.now(UTC).isoformat()})
+        applied.append(version)
+    return applied
 
 
 class Session(Protocol):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -13,7 +12,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from orchestrator.errors import StoreError
-from orchestrator.store.connector import Params, Row, migrations, queries, split_script
+from orchestrator.store.connector import Params, Row, apply_migrations, queries
 
 _PARAM = re.compile(r"(?<!:):(\w+)")
 _MIGRATION_LOCK = 0x4147454E  # "AGEN": one migrator at a time across processes
@@ -77,25 +76,15 @@ class PostgresConnector:
             yield _Session(conn)
 
     def migrate(self) -> list[int]:
-        """Apply the migrations not applied yet, under an advisory lock; return their numbers."""
-        applied: list[int] = []
+        """Apply the migrations not applied yet, one migrator at a time across processes."""
         try:
             with self._pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
                 tx = _Session(conn)
-                tx.execute("create_migrations_table", {})
-                done = {r["version"] for r in tx.fetch_all("applied_migrations", {})}
-                for version, script in migrations(self.dialect):
-                    if version in done:
-                        continue
-                    for statement in split_script(script):
-                        conn.execute(statement.encode())
-                    tx.execute("record_migration", {"version": version,
-                                                    "now": datetime.now(UTC).isoformat()})
-                    applied.append(version)
+                tx.fetch_one("lock_migrations", {"key": _MIGRATION_LOCK})
+                return apply_migrations(tx, self.dialect,
+                                        lambda statement: conn.execute(statement.encode()))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL migration failed: {exc}") from exc
-        return applied
 
     def close(self) -> None:
         self._pool.close()

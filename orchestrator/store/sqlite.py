@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import StoreError
-from orchestrator.store.connector import Params, Row, migrations, queries, split_script
+from orchestrator.store.connector import Params, Row, apply_migrations, queries
 
 _ANY = re.compile(r"= ANY\(:(\w+)\)")
 
@@ -108,18 +108,8 @@ class SQLiteConnector:
 
     def migrate(self) -> list[int]:
         """Apply the migrations not applied yet; return their numbers."""
-        applied: list[int] = []
         with self.transaction() as tx:
-            tx.execute("create_migrations_table", {})
-            done = {r["version"] for r in tx.fetch_all("applied_migrations", {})}
-            for version, script in migrations(self.dialect):
-                if version in done:
-                    continue
-                for statement in split_script(script):
-                    self._conn.execute(statement)
-                tx.execute("record_migration", {"version": version, "now": datetime.now(UTC)})
-                applied.append(version)
-        return applied
+            return apply_migrations(tx, self.dialect, self._conn.execute)
 
     def close(self) -> None:
         with self._lock:
