@@ -226,3 +226,28 @@ def test_anthropic_without_a_key_is_bad_input(tmp_path: Path) -> None:
     result = agency(tmp_path, "run", "Build a website", AGENCY_LLM="anthropic")
     assert result.returncode == 2
     assert result.stderr.strip() == "agency: error: AGENCY_LLM=anthropic needs ANTHROPIC_API_KEY"
+
+
+def test_refused_task_fails_the_project_and_retry_finishes_it(fake: FakeAnthropic,
+                                                               tmp_path: Path) -> None:
+    plan = {"request": "Two steps", "tasks": [
+        {"title": "Research", "agent_type": "marketing"},
+        {"title": "Write", "agent_type": "content_writer", "dependencies": [0]}]}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    fake.script = deque(["ok", "refusal"])
+    result = agency(tmp_path, "run", "--plan", str(path), **_env(fake))
+    assert result.returncode == 1 and "refused" in result.stderr
+    project_id = project_id_of(result.stdout)
+    data = status(tmp_path, project_id, **_env(fake))
+    assert data["status"] == "failed"
+    failed = data["tasks"][1]
+    assert failed["status"] == "failed" and "refused" in failed["error"]
+    retried = agency(tmp_path, "retry", failed["id"], **_env(fake))
+    assert retried.returncode == 0, retried.stderr
+    final = status(tmp_path, project_id, **_env(fake))
+    assert final["status"] == "completed"
+    assert [t["attempts"] for t in final["tasks"]] == [1, 2]  # completed work never re-runs
+    assert len(fake.requests) == 4  # research, refused write, write again, integration
+    again = agency(tmp_path, "retry", failed["id"], **_env(fake))
+    assert again.returncode == 2 and "only failed tasks are retried" in again.stderr

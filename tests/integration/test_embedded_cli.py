@@ -131,3 +131,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
 def test_no_wait_needs_a_broker(tmp_path: Path) -> None:
     result = agency(tmp_path, "run", "--no-wait", "Build a website")
     assert result.returncode == 2 and "--no-wait needs a broker" in result.stderr
+
+
+def test_cancel_an_ended_project_is_refused(tmp_path: Path) -> None:
+    result = agency(tmp_path, "run", "Write a blog series about sourdough")
+    assert result.returncode == 0, result.stderr
+    project_id = project_id_of(result.stdout)
+    cancelled = agency(tmp_path, "cancel", project_id)
+    assert cancelled.returncode == 2 and "has already ended" in cancelled.stderr
+    assert status(tmp_path, project_id)["status"] == "completed"
