@@ -97,6 +97,24 @@ def _warn_unserved(rt: Runtime, tasks: list[TaskRecord]) -> None:
 
 
 def follow(rt: Runtime, project_id: str) -> ProjectRecord:
+    """Follow to the end; Ctrl-C detaches (production) or stops the project (embedded)."""
+    try:
+        return _follow(rt, project_id)
+    except KeyboardInterrupt:
+        if rt.settings.embedded:
+            # The workers live in this process and stop with it: say so in the store, so
+            # that `agency resume` can carry on from what was completed.
+            rt.scheduler.move_project(project_id, ProjectStatus.FAILED,
+                                      "interrupted: the embedded workers stopped")
+            err.print(f"agency: interrupted; carry on with: agency resume {project_id}",
+                      highlight=False, markup=False)
+        else:
+            err.print(f"agency: detached; the project goes on: agency watch {project_id}",
+                      highlight=False, markup=False)
+        raise typer.Exit(130) from None
+
+
+def _follow(rt: Runtime, project_id: str) -> ProjectRecord:
     """Show progress until the project ends: a live table on a terminal, lines otherwise."""
     if out.is_terminal:
         with Live(console=out, refresh_per_second=8) as live:

@@ -140,3 +140,36 @@ def test_cancel_an_ended_project_is_refused(tmp_path: Path) -> None:
     cancelled = agency(tmp_path, "cancel", project_id)
     assert cancelled.returncode == 2 and "has already ended" in cancelled.stderr
     assert status(tmp_path, project_id)["status"] == "completed"
+
+
+def test_interrupt_stops_an_embedded_project_and_resume_carries_on(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from tests.conftest import AGENCY, agency_env
+
+    env = agency_env(tmp_path, AGENCY_OFFLINE_LATENCY="0.5")
+    run = subprocess.Popen([*AGENCY, "run", "Build a website for a bakery"], cwd=tmp_path,
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    for line in run.stdout:
+        if "completed (" in line and not line.startswith("running: 0/"):
+            break  # some work is done: interrupt now
+    time.sleep(0.3)
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130
+    assert "interrupted; carry on with: agency resume" in stderr
+    project_id = stderr.strip().split()[-1]
+    stopped = status(tmp_path, project_id)
+    assert stopped["status"] == "failed" and "interrupted" in stopped["error"]
+    done_before = {t["id"] for t in stopped["tasks"] if t["status"] == "completed"}
+    assert done_before and len(done_before) < len(stopped["tasks"])
+    resumed = agency(tmp_path, "resume", project_id)
+    assert resumed.returncode == 0, resumed.stderr
+    final = status(tmp_path, project_id)
+    assert final["status"] == "completed"
+    for task in final["tasks"]:
+        if task["id"] in done_before:
+            assert task["attempts"] == 1  # completed work was not run again
+    assert_exact_order(final)
