@@ -90,11 +90,12 @@ def live_view(project: ProjectRecord, tasks: list[TaskRecord]) -> Group:
 
 def task_table(tasks: list[TaskRecord]) -> Table:
     table = Table(box=None, pad_edge=False)
-    for column in ("#", "title", "agent", "status", "deps", "worker", "tokens"):
+    for column in ("#", "title", "agent", "status", "deps", "worker", "tries", "tokens", "cost"):
         table.add_column(column)
     index = {t.id: t.index for t in tasks}
     for t in tasks:
         deps = ",".join(str(index[d]) for d in t.dependencies if d in index)
         table.add_row(str(t.index), t.title, t.agent_type.value, t.status.value, deps,
-                      t.worker or "", str(t.tokens.total))
+                      t.worker or "", str(t.attempts), str(t.tokens.total),
+                      f"${t.cost_usd:.4f}")
     return table
