@@ -235,6 +235,12 @@ def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology,
         assert "no live worker on queue(s)" in warning and "frontend_developer" in warning
         assert "orchestrator" not in warning.split("queue(s)")[1]
         assert run.poll() is None  # the project waits; it does not fail
+        shown = subprocess.run([*AGENCY, "workers", "--json"], cwd=topology.home, env=env,
+                               capture_output=True, text=True, timeout=60, check=True)
+        queues = {q["queue"]: q for q in json.loads(shown.stdout)}
+        assert queues["project_manager"]["workers"] == []
+        assert queues["project_manager"]["depth"] >= 1  # the plan's first task waits there
+        assert [w["name"] for w in queues["orchestrator"]["workers"]] == [f"lonely@{HOST}"]
     finally:
         run.kill()
         run.communicate()
