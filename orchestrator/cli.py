@@ -161,6 +161,9 @@ def _workers(rt: Runtime) -> Iterator[None]:
     from workers.app import app
 
     if not rt.settings.embedded:
+        from orchestrator.fleet import check_broker
+
+        check_broker(app)
         yield
         return
     from orchestrator.embedded import embedded_workers

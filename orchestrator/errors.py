@@ -30,8 +30,12 @@ class StoreError(AgencyError):
     """The store could not complete the operation."""
 
 
-class ConfigError(AgencyError):
+class ConfigError(BadInput):
     """The configuration is not valid."""
+
+
+class Unavailable(AgencyError):
+    """A service Agency needs cannot be reached."""
 
 
 class ModelError(AgencyError):

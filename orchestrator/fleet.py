@@ -24,6 +24,20 @@ class QueueInfo:
     workers: list[WorkerInfo] = field(default_factory=list)
 
 
+def check_broker(app: Celery, timeout: int = 3) -> None:
+    """Fail fast, in one line, when the broker cannot be reached."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    from orchestrator.errors import Unavailable
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:
+        url = maybe_sanitize_url(app.conf.broker_url)
+        raise Unavailable(f"cannot reach the broker at {url}: {exc}") from exc
+
+
 def _depth(app: Celery, queue: str) -> int:
     with app.connection_for_read() as conn:
         channel: Any = conn.default_channel

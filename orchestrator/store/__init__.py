@@ -43,8 +43,9 @@ def open_connector(url: str) -> Connector:
     else:
         from orchestrator.errors import ConfigError
 
+        scheme = url.split(":", 1)[0]  # never echo the rest: it may hold a password
         raise ConfigError(
-            f"AGENCY_DATABASE_URL must start with postgresql:// or sqlite:///, not {url!r}"
+            f"AGENCY_DATABASE_URL must start with postgresql:// or sqlite:///, not {scheme}:"
         )
     connector.migrate()
     return connector

@@ -50,6 +50,12 @@ class PostgresConnector:
 
     def __init__(self, url: str, max_size: int = 8) -> None:
         try:
+            # One plain connection first: a clear reason at once instead of pool retries.
+            psycopg.connect(url, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0]
+            raise StoreError(f"cannot connect to PostgreSQL: {reason}") from exc
+        try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 url, min_size=1, max_size=max_size, open=True, timeout=30,
                 kwargs={"autocommit": True, "row_factory": dict_row},

@@ -173,3 +173,21 @@ def test_interrupt_stops_an_embedded_project_and_resume_carries_on(tmp_path: Pat
         if task["id"] in done_before:
             assert task["attempts"] == 1  # completed work was not run again
     assert_exact_order(final)
+
+
+@pytest.mark.parametrize(("env", "code", "message"), [
+    ({"AGENCY_BROKER_URL": "redis://:hunter2@127.0.0.1:9/0"}, 1,
+     "cannot reach the broker at redis://:**@127.0.0.1:9/0"),
+    ({"AGENCY_DATABASE_URL": "postgresql://postgres@127.0.0.1:9/x"}, 1,
+     "cannot connect to PostgreSQL"),
+    ({"AGENCY_DATABASE_URL": "mysql://root:hunter2@db/x"}, 2,
+     "AGENCY_DATABASE_URL must start with postgresql:// or sqlite:///, not mysql:"),
+])
+def test_unreachable_or_misconfigured_services_are_one_line(
+        tmp_path: Path, env: dict[str, str], code: int, message: str) -> None:
+    result = agency(tmp_path, "run", "Build a website", timeout=60, **env)
+    assert result.returncode == code
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"agency: error: {message}")
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+    assert json.loads(agency(tmp_path, "list", "--json").stdout) == []
