@@ -37,6 +37,7 @@ class Faults:
     slow: float = 0.0
     retry_after: float = 0.05
     slow_seconds: float = 2.0
+    latency: float = 0.0  # every answer takes this long, like a real model
 
     def draw(self, rng: random.Random) -> str:
         roll = rng.random()
@@ -152,8 +153,7 @@ class FakeAnthropic:
             status, kind, message = errors[mode]
             headers = {"retry-after": str(self.faults.retry_after)} if status == 429 else {}
             return status, {"type": "error", "error": {"type": kind, "message": message}}, headers
-        if mode == "slow":
-            time.sleep(self.faults.slow_seconds)
+        time.sleep(self.faults.slow_seconds if mode == "slow" else self.faults.latency)
         fmt = (body.get("output_config") or {}).get("format") or {}
         title = (fmt.get("schema") or {}).get("title", "")
         system = "".join(b["text"] for b in body.get("system", []))

@@ -167,7 +167,12 @@ def test_two_workers_on_one_queue_share_its_tasks(topology: Topology, tmp_path: 
           for i in range(8))]}
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
-    result = topology.agency("run", "--plan", str(path), AGENCY_OFFLINE_LATENCY="0.5")
+    assert topology.fake is not None
+    topology.fake.faults.latency = 0.5  # long enough that one worker cannot take them all
+    try:
+        result = topology.agency("run", "--plan", str(path))
+    finally:
+        topology.fake.faults.latency = 0.0
     assert result.returncode == 0, result.stderr
     data = json.loads(topology.agency("status", project_id_of(result.stdout), "--json").stdout)
     pages = {t["worker"] for t in data["tasks"] if t["agent_type"] == "frontend_developer"}
