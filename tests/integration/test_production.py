@@ -104,7 +104,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterato
     pg_admin.execute(f'CREATE DATABASE "{name}"')
     env = agency_env(home, AGENCY_BROKER_URL=REDIS_URL,
                      AGENCY_DATABASE_URL=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}",
-                     AGENCY_OFFLINE_LATENCY="0.1", FLOWER_BASIC_AUTH=AUTH,
+                     FLOWER_BASIC_AUTH=AUTH,
                      FLOWER_PORT=str(_free_port()), ANTHROPIC_API_KEY=SECRET_KEY,
                      ANTHROPIC_BASE_URL=fake.url, AGENCY_MODEL_BACKOFF="0.05")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
