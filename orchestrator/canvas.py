@@ -30,11 +30,12 @@ def agent_signature(app: Celery, project_id: str, task: TaskRecord) -> Signature
                                  "title": task.title})
 
 
-def project_canvas(app: Celery, project_id: str, tasks: Sequence[TaskRecord],
-                   shape: Shape | None) -> Signature:
-    """The whole project's work, then integration on the orchestrator queue."""
-    final = app.signature(INTEGRATE_TASK, kwargs={"project_id": project_id}, immutable=True)
-    if shape is None:
-        return final
-    body = compile_shape(shape, lambda node: agent_signature(app, project_id, tasks[node]))
-    return chain(body, final)
+def unit_canvas(app: Celery, project_id: str, tasks: Sequence[TaskRecord],
+                shape: Shape) -> Signature:
+    """One launch unit's tasks (indexed as in `shape`) as canvas."""
+    return compile_shape(shape, lambda node: agent_signature(app, project_id, tasks[node]))
+
+
+def integration_signature(app: Celery, project_id: str) -> Signature:
+    """Integration, on the orchestrator queue; the store sends it when the last task is done."""
+    return app.signature(INTEGRATE_TASK, kwargs={"project_id": project_id}, immutable=True)

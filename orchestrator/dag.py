@@ -294,3 +294,53 @@ def false_waits(graph: Graph, shape: Shape) -> list[tuple[int, int]]:
         surplus = mask & ~anc[node]
         extra.extend((node, o) for o in range(graph.size) if surplus >> o & 1)
     return extra
+
+
+# Units: exact scheduling of any graph ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Nodes launched together as one canvas.
+
+    The root unit (head None) starts at dispatch; it holds the sources. Every other unit has a
+    head whose dependencies the store counts down; every other member depends only on members,
+    so the unit's canvas makes no task wait for anything but its own dependencies.
+    """
+
+    head: int | None
+    members: tuple[int, ...]
+
+
+def subgraph(graph: Graph, members: list[int]) -> Graph:
+    """The induced subgraph, renumbered in the order of `members`."""
+    index = {n: i for i, n in enumerate(members)}
+    return Graph(deps=tuple(tuple(index[p] for p in graph.deps[n] if p in index)
+                            for n in members),
+                 weights=tuple(graph.weights[n] for n in members))
+
+
+def is_exact(graph: Graph) -> bool:
+    """True when the graph's canvas would make no task wait for a non-dependency."""
+    return not false_waits(graph, series_parallel(graph))
+
+
+def units(graph: Graph) -> list[Unit]:
+    """Cover the graph with exact units, growing each greedily in topological order."""
+    order = graph.topological_order()
+    placed: set[int] = set()
+    found: list[Unit] = []
+    sources = [n for n in order if not graph.deps[n]]
+    for head, start in [(None, sources), *((n, [n]) for n in order)]:
+        if head is not None and head in placed:
+            continue
+        members = list(start)
+        for node in order:
+            if node in placed or node in members or not graph.deps[node]:
+                continue
+            if set(graph.deps[node]) <= set(members) and is_exact(
+                    subgraph(graph, [*members, node])):
+                members.append(node)
+        placed.update(members)
+        found.append(Unit(head=head, members=tuple(members)))
+    return found

@@ -171,6 +171,7 @@ class TaskRecord(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    unit: str | None = None
     dependencies: list[str] = Field(default_factory=list)
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float = 0.0

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery
 
 from orchestrator import dag
-from orchestrator.canvas import project_canvas
+from orchestrator.canvas import integration_signature, unit_canvas
 from orchestrator.constants import (
     COMPLEXITY_BUDGETS,
     DEFAULT_BUDGET,
@@ -22,9 +22,10 @@ from orchestrator.constants import (
 )
 from orchestrator.errors import BudgetExhausted, InvalidAnswer, TransientModelError
 from orchestrator.llm.structured import ask_structured
-from orchestrator.models import Analysis, Plan, ProjectContext, ProjectRecord
+from orchestrator.models import Analysis, Plan, ProjectContext, ProjectRecord, TaskRecord
 from orchestrator.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt, decomposition_prompt
 from orchestrator.runtime import Runtime
+from orchestrator.scheduler import Completion
 from orchestrator.store import now
 
 log = logging.getLogger(__name__)
@@ -99,20 +100,47 @@ def _plan(rt: Runtime, app: Celery, project_id: str) -> None:
     dispatch(rt, app, project_id)
 
 
+ROOT_UNIT = "root"
+
+
+def _graph(tasks: list[TaskRecord]) -> dag.Graph:
+    """The graph among these tasks only (dependencies outside them are done or counted)."""
+    index = {t.id: i for i, t in enumerate(tasks)}
+    return dag.Graph(deps=tuple(tuple(index[d] for d in t.dependencies if d in index)
+                                for t in tasks),
+                     weights=tuple(t.estimated_tokens for t in tasks))
+
+
 def dispatch(rt: Runtime, app: Celery, project_id: str) -> None:
-    """Compile what is left of the project to canvas and send it."""
-    tasks = rt.store.tasks(project_id)
-    todo = [t for t in tasks if t.status is not TaskStatus.COMPLETED]
-    shape = None
-    if todo:
-        index = {t.id: i for i, t in enumerate(todo)}
-        graph = dag.Graph(deps=tuple(tuple(index[d] for d in t.dependencies if d in index)
-                                     for t in todo),
-                          weights=tuple(t.estimated_tokens for t in todo))
-        shape = dag.series_parallel(graph)
-        extra = dag.false_waits(graph, shape)
-        if extra:
-            log.warning("project %s: %d extra waits (graph is not series-parallel)",
-                        project_id, len(extra))
-    rt.scheduler.mark_queued(project_id)
-    project_canvas(app, project_id, todo, shape).apply_async()
+    """Split what is left into exact launch units, record them, and send the root unit."""
+    todo = [t for t in rt.store.tasks(project_id) if t.status is not TaskStatus.COMPLETED]
+    if not todo:
+        integration_signature(app, project_id).apply_async()
+        return
+    found = dag.units(_graph(todo))
+    rt.store.assign_units({ROOT_UNIT if u.head is None else todo[u.head].id:
+                           [todo[m].id for m in u.members] for u in found})
+    if len(found) > 1:
+        log.info("project %s: %d launch units (the graph is not series-parallel)",
+                 project_id, len(found))
+    root = next(u for u in found if u.head is None)
+    launch(rt, app, project_id, [todo[m] for m in root.members])
+
+
+def launch(rt: Runtime, app: Celery, project_id: str, members: list[TaskRecord]) -> None:
+    """Send one unit's tasks as chains, groups and chords."""
+    rt.scheduler.mark_queued([t.id for t in members])
+    shape = dag.series_parallel(_graph(members))
+    unit_canvas(app, project_id, members, shape).apply_async()
+
+
+def release(rt: Runtime, app: Celery, project_id: str, completion: Completion) -> None:
+    """After a completion: send the units whose head it made ready, or integration."""
+    for task_id in completion.ready:
+        head = rt.store.task(task_id)
+        if head.unit == head.id:
+            members = [t for t in rt.store.tasks(project_id)
+                       if t.unit == head.id and t.status is not TaskStatus.COMPLETED]
+            launch(rt, app, project_id, members)
+    if completion.project_done:
+        integration_signature(app, project_id).apply_async()

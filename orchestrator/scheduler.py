@@ -51,6 +51,14 @@ def _values(statuses: frozenset[ProjectStatus] | frozenset[TaskStatus]) -> list[
 
 
 @dataclass(frozen=True)
+class Completion:
+    """What a task's completion released: dependents now ready, and whether it was the last."""
+
+    ready: list[str]
+    project_done: bool
+
+
+@dataclass(frozen=True)
 class Started:
     """A task claimed by a worker."""
 
@@ -113,8 +121,8 @@ class Scheduler:
                              f"{len(ids)} tasks, critical path {list(sched.critical_path)}")
         return ids
 
-    def mark_queued(self, project_id: str) -> None:
-        self.store.db.execute("mark_queued", {"project_id": project_id, "now": now()})
+    def mark_queued(self, task_ids: list[str]) -> None:
+        self.store.db.execute("mark_queued", {"ids": task_ids, "now": now()})
 
     # Tasks ------------------------------------------------------------------------------------
 
@@ -130,22 +138,25 @@ class Scheduler:
                              T.IN_PROGRESS.value, worker)
         return Started(project_id=row["project_id"], attempt=self.store.task(task_id).attempts)
 
-    def complete_task(self, task_id: str, output: AgentOutput) -> list[str]:
-        """Complete a task and count down its dependents; return the ones now ready."""
+    def complete_task(self, project_id: str, task_id: str, output: AgentOutput) -> Completion:
+        """Complete a task and count down its dependents, atomically."""
         ready: list[str] = []
         with self.store.db.transaction() as tx:
+            tx.execute("lock_project", {"id": project_id, "now": now()})
             row = tx.fetch_one("finish_task", {
                 "id": task_id, "to_status": COMPLETE.to.value,
                 "allowed": _values(COMPLETE.allowed), "output": output.model_dump_json(),
                 "error": None, "now": now()})
             if row is None:
-                return ready
-            self.store.event(tx, row["project_id"], task_id, "task", T.IN_PROGRESS.value,
+                return Completion(ready=[], project_done=False)
+            self.store.event(tx, project_id, task_id, "task", T.IN_PROGRESS.value,
                              T.COMPLETED.value, None)
             for dep in tx.fetch_all("count_down_dependents", {"id": task_id}):
                 if dep["pending_deps"] == 0 and self._move_task(tx, dep["id"], RELEASE):
                     ready.append(dep["id"])
-        return ready
+            left = tx.fetch_one("count_unfinished", {"project_id": project_id,
+                                                     "completed": T.COMPLETED.value})
+        return Completion(ready=ready, project_done=left is not None and left["n"] == 0)
 
     def fail_task(self, task_id: str, error: str) -> bool:
         """Fail a task and, with it, its project."""

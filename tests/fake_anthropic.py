@@ -38,6 +38,7 @@ class Faults:
     retry_after: float = 0.05
     slow_seconds: float = 2.0
     latency: float = 0.0  # every answer takes this long, like a real model
+    slow_tasks: dict[str, float] = field(default_factory=dict)  # task title -> seconds
 
     def draw(self, rng: random.Random) -> str:
         roll = rng.random()
@@ -153,7 +154,10 @@ class FakeAnthropic:
             status, kind, message = errors[mode]
             headers = {"retry-after": str(self.faults.retry_after)} if status == 429 else {}
             return status, {"type": "error", "error": {"type": kind, "message": message}}, headers
-        time.sleep(self.faults.slow_seconds if mode == "slow" else self.faults.latency)
+        task = _line(body["messages"][0]["content"], "Your task:")
+        extra = max((v for k, v in self.faults.slow_tasks.items() if task.startswith(k)),
+                    default=0.0)
+        time.sleep(self.faults.slow_seconds if mode == "slow" else self.faults.latency + extra)
         fmt = (body.get("output_config") or {}).get("format") or {}
         title = (fmt.get("schema") or {}).get("title", "")
         system = "".join(b["text"] for b in body.get("system", []))

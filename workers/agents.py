@@ -10,6 +10,7 @@ from orchestrator.errors import BudgetExhausted, InvalidAnswer, TaskNotReady, Tr
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import AgentOutput, ProjectRecord, TaskDefinition, TaskRecord
 from orchestrator.runtime import Runtime
+from orchestrator.scheduler import Completion
 from workers.errors import Skipped
 
 log = logging.getLogger(__name__)
@@ -94,12 +95,12 @@ def _claim(rt: Runtime, task_id: str, worker: str) -> TaskRecord | None:
 
 
 def run_agent_task(rt: Runtime, task_id: str, worker: str,
-                   progress: Callable[[str], None] | None = None) -> None:
+                   progress: Callable[[str], None] | None = None) -> Completion | None:
     """Load the task and its inputs from the store, do the work, save it, complete the task."""
     task = _claim(rt, task_id, worker)
     if task is None:
         log.info("task %s already completed; not run again", task_id)
-        return
+        return None
     project = rt.store.project(task.project_id)
     deps = [rt.store.task(d) for d in task.dependencies]
     if progress:
@@ -114,7 +115,7 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
         raise
     if progress:
         progress("saving output")
-    rt.scheduler.complete_task(task_id, output)
+    return rt.scheduler.complete_task(project.id, task_id, output)
 
 
 def _work(rt: Runtime, project: ProjectRecord, task: TaskRecord,

@@ -8,7 +8,7 @@ from celery import Task
 
 from orchestrator.constants import INTEGRATE_TASK, PLAN_TASK, AgentType, agent_task_name
 from orchestrator.integrate import integrate_project
-from orchestrator.planner import plan_project
+from orchestrator.planner import plan_project, release
 from orchestrator.runtime import get_runtime
 from workers.agents import run_agent_task
 from workers.app import app
@@ -34,8 +34,10 @@ def _agent_task(agent: AgentType) -> Any:
         def progress(step: str) -> None:
             self.send_event("task-progress", project_id=project_id, task_id=task_id, step=step)
 
-        run_agent_task(get_runtime(), task_id, worker=node_name(self),
-                       progress=progress)
+        rt = get_runtime()
+        completion = run_agent_task(rt, task_id, worker=node_name(self), progress=progress)
+        if completion is not None:
+            release(rt, self.app, project_id, completion)
         return task_id
 
     run.__name__ = f"run_{agent.value}"

@@ -75,7 +75,18 @@ SELECT d.id, d.status FROM task_edges e JOIN tasks d ON d.id = e.depends_on
 WHERE e.task_id = :id
 
 -- name: mark_queued
-UPDATE tasks SET queued_at = :now WHERE project_id = :project_id AND queued_at IS NULL
+UPDATE tasks SET queued_at = :now WHERE id = ANY(:ids) AND queued_at IS NULL
+
+-- name: assign_unit
+UPDATE tasks SET unit = :unit WHERE id = ANY(:ids)
+
+-- name: lock_project
+-- Serializes completions within one project (a row lock in PostgreSQL; SQLite's
+-- transactions are serial already), so exactly one completer sees the last task done.
+UPDATE projects SET updated_at = :now WHERE id = :id
+
+-- name: count_unfinished
+SELECT COUNT(*) AS n FROM tasks WHERE project_id = :project_id AND status <> :completed
 
 -- name: start_task
 UPDATE tasks

@@ -105,6 +105,12 @@ class Store:
             "project_id": project_id, "task_id": task_id, "kind": kind,
             "from_status": from_status, "to_status": to_status, "detail": detail, "now": now()})
 
+    def assign_units(self, units: dict[str, list[str]]) -> None:
+        """Record which launch unit each task belongs to (unit id -> task ids)."""
+        with self.db.transaction() as tx:
+            for unit, ids in units.items():
+                tx.execute("assign_unit", {"unit": unit, "ids": ids})
+
     def save_deliverable(self, project_id: str, deliverable: Deliverable) -> None:
         self.db.execute("set_project_deliverable", {
             "id": project_id, "deliverable": deliverable.model_dump_json(), "now": now()})

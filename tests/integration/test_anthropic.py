@@ -19,7 +19,7 @@ from orchestrator.models import Analysis
 from orchestrator.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt
 from orchestrator.settings import Settings
 from tests.fake_anthropic import FakeAnthropic, Faults
-from tests.integration.test_embedded_cli import agency, project_id_of, status
+from tests.integration.test_embedded_cli import agency, assert_exact_order, project_id_of, status
 
 KEY = "sk-test-SENTINEL-7f3a"
 
@@ -251,3 +251,28 @@ def test_refused_task_fails_the_project_and_retry_finishes_it(fake: FakeAnthropi
     assert len(fake.requests) == 4  # research, refused write, write again, integration
     again = agency(tmp_path, "retry", failed["id"], **_env(fake))
     assert again.returncode == 2 and "only failed tasks are retried" in again.stderr
+
+
+def test_no_task_waits_for_a_task_it_does_not_depend_on(fake: FakeAnthropic,
+                                                         tmp_path: Path) -> None:
+    """An "N" graph (not series-parallel): Checklist needs only Brief, not Slow research."""
+    plan = {"request": "A page", "tasks": [
+        {"title": "Slow research", "agent_type": "marketing"},
+        {"title": "Brief", "agent_type": "project_manager"},
+        {"title": "Page", "agent_type": "frontend_developer", "dependencies": [0, 1]},
+        {"title": "Checklist", "agent_type": "qa_engineer", "dependencies": [1]}]}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    fake.faults.slow_tasks = {"Slow research": 2.0}
+    result = agency(tmp_path, "run", "--plan", str(path), **_env(fake))
+    assert result.returncode == 0, result.stderr
+    data = status(tmp_path, project_id_of(result.stdout), **_env(fake))
+    slow, _, page, checklist = data["tasks"]
+    from datetime import datetime
+
+    def at(task: dict[str, Any], key: str) -> datetime:
+        return datetime.fromisoformat(task[key])
+
+    assert at(checklist, "finished_at") < at(slow, "finished_at")  # it did not wait
+    assert at(page, "started_at") >= at(slow, "finished_at")  # and Page did
+    assert_exact_order(data)

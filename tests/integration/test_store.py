@@ -73,15 +73,36 @@ def test_completion_counts_down_and_releases_the_join(store: Store) -> None:
     sched = Scheduler(store)
     for i in (0,):
         sched.start_task(ids[i], "w")
-    assert sorted(sched.complete_task(ids[0], OUT)) == sorted([ids[1], ids[2]])
+    first = sched.complete_task("p1", ids[0], OUT)
+    assert sorted(first.ready) == sorted([ids[1], ids[2]]) and not first.project_done
     sched.start_task(ids[1], "w")
-    assert sched.complete_task(ids[1], OUT) == []  # 3 still waits for 2
+    assert sched.complete_task("p1", ids[1], OUT).ready == []  # 3 still waits for 2
     assert store.task(ids[3]).status is TaskStatus.BLOCKED
     sched.start_task(ids[2], "w")
-    assert sched.complete_task(ids[2], OUT) == [ids[3]]
+    assert sched.complete_task("p1", ids[2], OUT).ready == [ids[3]]
     assert store.task(ids[3]).status is TaskStatus.PENDING
-    assert sched.complete_task(ids[2], OUT) == []  # completing twice changes nothing
+    assert sched.complete_task("p1", ids[2], OUT).ready == []  # twice changes nothing
     assert store.task(ids[0]).output == OUT
+    sched.start_task(ids[3], "w")
+    assert sched.complete_task("p1", ids[3], OUT).project_done
+
+
+def test_exactly_one_completer_sees_the_project_done(store: Store) -> None:
+    _, ids = _project(store, {}, 6)
+    sched = Scheduler(store)
+    for task_id in ids:
+        sched.start_task(task_id, "w")
+    done: list[bool] = []
+
+    def complete(task_id: str) -> None:
+        done.append(sched.complete_task("p1", task_id, OUT).project_done)
+
+    threads = [threading.Thread(target=complete, args=(t,)) for t in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(done) == [False] * 5 + [True]
 
 
 def test_concurrent_claims_have_one_winner(store: Store) -> None:

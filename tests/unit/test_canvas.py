@@ -9,7 +9,7 @@ from celery import Celery
 from celery.canvas import Signature, _chain, chord, group
 
 from orchestrator import dag
-from orchestrator.canvas import compile_shape, project_canvas
+from orchestrator.canvas import compile_shape, integration_signature, unit_canvas
 from orchestrator.constants import AgentType, TaskPriority, TaskStatus
 from orchestrator.models import TaskRecord
 from tests.conftest import make_plan
@@ -70,15 +70,16 @@ def _record(index: int, agent: AgentType) -> TaskRecord:
                       queued_at=stamp, started_at=None, finished_at=None)
 
 
-def test_project_canvas_ends_in_integration_and_carries_ids_only() -> None:
+def test_unit_canvas_carries_ids_and_titles_only() -> None:
     tasks = [_record(0, AgentType.UX_DESIGNER), _record(1, AgentType.FRONTEND_DEVELOPER)]
     graph = dag.validate_plan(make_plan({1: [0]}, 2))
-    sig = project_canvas(app, "p1", tasks, dag.series_parallel(graph))
+    sig = unit_canvas(app, "p1", tasks, dag.series_parallel(graph))
     flat = json.loads(json.dumps(sig))  # JSON-serializable, as the broker will carry it
     text = json.dumps(flat)
     assert "secret description" not in text
     assert _names(sig) == ["chain", "agency.agent.ux_designer",
-                           "agency.agent.frontend_developer", "agency.orchestrator.integrate"]
+                           "agency.agent.frontend_developer"]
+    assert integration_signature(app, "p1").task == "agency.orchestrator.integrate"
     first = sig.tasks[0]
     assert first.kwargs == {"project_id": "p1", "task_id": "id-0", "title": "Title 0"}
     assert first.immutable

@@ -131,3 +131,32 @@ def test_random_graphs_wait_for_every_ancestor() -> None:
         assert sorted(_leaves(shape)) == list(range(size))  # every task exactly once
         for node, anc in enumerate(graph.ancestors()):
             assert waits[node] & anc == anc  # never before a dependency
+
+
+def test_series_parallel_graph_is_one_unit() -> None:
+    graph = dag.validate_plan(make_plan({1: [0], 2: [0], 3: [1, 2]}, 4))
+    assert dag.units(graph) == [dag.Unit(head=None, members=(0, 1, 2, 3))]
+
+
+def test_n_shape_gets_a_store_released_unit() -> None:
+    graph = dag.validate_plan(make_plan({2: [0, 1], 3: [1]}, 4))
+    assert dag.units(graph) == [dag.Unit(head=None, members=(0, 1, 2)),
+                                dag.Unit(head=3, members=(3,))]
+
+
+def test_random_graphs_split_into_exact_units() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        size = rng.randint(1, 16)
+        edges = {i: sorted(rng.sample(range(i), rng.randint(0, min(i, 3)))) for i in range(size)}
+        graph = dag.validate_plan(make_plan(edges, size))
+        found = dag.units(graph)
+        members = [n for u in found for n in u.members]
+        assert sorted(members) == list(range(size))  # every task in exactly one unit
+        assert found[0].head is None and all(u.head is not None for u in found[1:])
+        for unit in found:
+            inside = set(unit.members)
+            for node in unit.members:
+                if node != unit.head and graph.deps[node]:
+                    assert set(graph.deps[node]) <= inside  # only the head waits outside
+            assert dag.is_exact(dag.subgraph(graph, list(unit.members)))
