@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import pytest
 
@@ -120,12 +121,17 @@ def _leaves(part: dag.Shape) -> list[int]:
     return [n for sub in part.parts for n in _leaves(sub)]
 
 
-def test_random_graphs_wait_for_every_ancestor() -> None:
-    rng = random.Random(7)
-    for _ in range(300):
-        size = rng.randint(1, 12)
+def _random_graphs(seed: int, count: int, most: int) -> Iterator[tuple[int, dag.Graph]]:
+    """Random DAGs of 1 to `most` tasks, each with up to 3 dependencies."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        size = rng.randint(1, most)
         edges = {i: sorted(rng.sample(range(i), rng.randint(0, min(i, 3)))) for i in range(size)}
-        graph = dag.validate_plan(make_plan(edges, size))
+        yield size, dag.validate_plan(make_plan(edges, size))
+
+
+def test_random_graphs_wait_for_every_ancestor() -> None:
+    for size, graph in _random_graphs(7, 300, 12):
         shape = dag.series_parallel(graph)
         waits = dag.implied_waits(shape, size)
         assert sorted(_leaves(shape)) == list(range(size))  # every task exactly once
@@ -145,11 +151,7 @@ def test_n_shape_gets_a_store_released_unit() -> None:
 
 
 def test_random_graphs_split_into_exact_units() -> None:
-    rng = random.Random(11)
-    for _ in range(200):
-        size = rng.randint(1, 16)
-        edges = {i: sorted(rng.sample(range(i), rng.randint(0, min(i, 3)))) for i in range(size)}
-        graph = dag.validate_plan(make_plan(edges, size))
+    for size, graph in _random_graphs(11, 200, 16):
         found = dag.units(graph)
         members = [n for u in found for n in u.members]
         assert sorted(members) == list(range(size))  # every task in exactly one unit
