@@ -267,31 +267,51 @@ def list_projects(as_json: Annotated[bool, typer.Option("--json", help="Print JS
                   f"{row['request'][:60]}", highlight=False, markup=False)
 
 
-def _resume(rt: Runtime, project_id: str, budget: int | None) -> None:
-    from orchestrator.planner import dispatch
-    from workers.app import app
+_ENDED = (ProjectStatus.FAILED, ProjectStatus.BUDGET_EXHAUSTED)
+_STALLED = (ProjectStatus.PENDING, ProjectStatus.PLANNING, ProjectStatus.RUNNING,
+            ProjectStatus.INTEGRATING)
 
-    project = rt.store.project(project_id)
-    if project.status not in (ProjectStatus.FAILED, ProjectStatus.BUDGET_EXHAUSTED):
-        raise BadInput(f"project {project_id} is {project.status.value}; only failed or "
-                       "budget_exhausted projects resume")
+
+def _set_budget(rt: Runtime, project: ProjectRecord, budget: int | None) -> None:
     if budget is not None:
         if budget <= project.tokens_used:
             raise BadInput(f"--budget {budget} is not above the {project.tokens_used} tokens "
                            "already used")
-        rt.store.set_budget(project_id, budget)
-    elif not rt.store.within_budget(project_id):
+        rt.store.set_budget(project.id, budget)
+    elif project.status is ProjectStatus.BUDGET_EXHAUSTED and not rt.store.within_budget(
+            project.id):
         raise BadInput(f"the budget is spent ({project.tokens_used} of {project.budget_tokens} "
                        f"tokens): resume with --budget N, N > {project.tokens_used}")
+
+
+def _restart(rt: Runtime, project: ProjectRecord) -> str:
+    """Send what is left; say what was done."""
+    from orchestrator.fleet import live_task_ids
+    from orchestrator.planner import dispatch, recover
+    from workers.app import app
+
+    if project.status in _STALLED:
+        live = set() if rt.settings.embedded else live_task_ids(app)
+        stalled = recover(rt, app, project.id, live)
+        return f"recovered; {stalled} stalled task(s) back in the queue"
+    target, revived = rt.scheduler.revive(project.id)
+    if target is ProjectStatus.PENDING:
+        app.signature(PLAN_TASK, kwargs={"project_id": project.id}).apply_async()
+    else:
+        dispatch(rt, app, project.id)
+    return f"resumed; {revived} task(s) back in the queue"
+
+
+def _resume(rt: Runtime, project_id: str, budget: int | None) -> None:
+    project = rt.store.project(project_id)
+    if project.status not in (*_ENDED, *_STALLED):
+        raise BadInput(f"project {project_id} is {project.status.value}; there is nothing "
+                       "to resume")
+    _set_budget(rt, project, budget)
     started = time.monotonic()
     with _workers(rt):
-        target, revived = rt.scheduler.revive(project_id)
-        if target is ProjectStatus.PENDING:
-            app.signature(PLAN_TASK, kwargs={"project_id": project_id}).apply_async()
-        else:
-            dispatch(rt, app, project_id)
-        out.print(f"Project {project_id} resumed; {revived} task(s) back in the queue.",
-                  highlight=False)
+        said = _restart(rt, project)
+        out.print(f"Project {project_id} {said}.", highlight=False)
         project = follow(rt, project_id)
     _finish(rt, rt.store.project(project.id), started)
 
@@ -302,7 +322,8 @@ def resume(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
            budget: Annotated[int | None, typer.Option("--budget", min=1,
                                                       help="A new token budget.")] = None
            ) -> None:
-    """Carry on with a failed or budget_exhausted project from what the store holds."""
+    """Carry on with a project from what the store holds: one that failed, ran out of budget,
+    or stalled because its workers died (what no live worker is running is queued again)."""
     rt = get_runtime()
     _resume(rt, rt.store.resolve_project_id(project_id), budget)
 

@@ -13,6 +13,7 @@ from orchestrator.canvas import integration_signature, unit_canvas
 from orchestrator.constants import (
     COMPLEXITY_BUDGETS,
     DEFAULT_BUDGET,
+    PLAN_TASK,
     Complexity,
     ProjectStatus,
     ProjectType,
@@ -144,3 +145,30 @@ def release(rt: Runtime, app: Celery, project_id: str, completion: Completion) -
             launch(rt, app, project_id, members)
     if completion.project_done:
         integration_signature(app, project_id).apply_async()
+
+
+def recover(rt: Runtime, app: Celery, project_id: str, live: set[str]) -> int:
+    """Carry on with a project whose workers died; return how many stalled tasks were requeued.
+
+    Tasks in progress that no live worker is running go back to pending. Then every task left
+    is released by the store, one by one, so that no chord of an earlier canvas is waited on;
+    duplicate messages are harmless, since a task starts only once and never after completing.
+    """
+    project = rt.store.project(project_id)
+    if project.status in (ProjectStatus.PENDING, ProjectStatus.PLANNING):
+        rt.scheduler.move_project(project_id, ProjectStatus.PENDING)
+        app.signature(PLAN_TASK, kwargs={"project_id": project_id}).apply_async()
+        return 0
+    tasks = rt.store.tasks(project_id)
+    stale = [t.id for t in tasks if t.status is TaskStatus.IN_PROGRESS and t.id not in live]
+    for task_id in stale:
+        rt.scheduler.requeue_task(task_id, "recovered: no live worker was running it")
+    todo = [t for t in tasks if t.status is not TaskStatus.COMPLETED]
+    if project.status is ProjectStatus.INTEGRATING or not todo:
+        integration_signature(app, project_id).apply_async()
+        return len(stale)
+    rt.store.assign_units({t.id: [t.id] for t in todo})
+    for task in rt.store.tasks(project_id):
+        if task.status is TaskStatus.PENDING:
+            launch(rt, app, project_id, [task])
+    return len(stale)

@@ -205,7 +205,7 @@ def test_budget_stops_the_project_and_resume_finishes_it(fake: FakeAnthropic,
     assert final["status"] == "completed"
     assert all(t["status"] == "completed" for t in final["tasks"])
     refused = agency(tmp_path, "resume", project_id, **_env(fake))
-    assert refused.returncode == 2 and "only failed or budget_exhausted" in refused.stderr
+    assert refused.returncode == 2 and "nothing to resume" in refused.stderr
 
 
 def test_a_model_that_answers_garbage_fails_the_project_clearly(fake: FakeAnthropic,

@@ -191,3 +191,40 @@ def test_unreachable_or_misconfigured_services_are_one_line(
     assert last.startswith(f"agency: error: {message}")
     assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
     assert json.loads(agency(tmp_path, "list", "--json").stdout) == []
+
+
+def test_a_killed_embedded_run_is_recovered_by_resume(tmp_path: Path) -> None:
+    """SIGKILL leaves the project running with tasks in progress; resume carries on."""
+    import signal
+
+    from tests.conftest import AGENCY, agency_env
+
+    env = agency_env(tmp_path, AGENCY_OFFLINE_LATENCY="0.5")
+    run = subprocess.Popen([*AGENCY, "run", "Analyze churn data and build a dashboard"],
+                           cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    assert run.stdout is not None
+    project_id = ""
+    for line in run.stdout:
+        project_id = project_id or (line.split()[1] if line.endswith("submitted.\n") else "")
+        if "in progress" in line and " 0 in progress" not in line and "/9 completed" in line \
+                and not line.startswith("running: 0/"):
+            break
+    run.send_signal(signal.SIGKILL)
+    run.communicate(timeout=30)
+    stalled = status(tmp_path, project_id)
+    assert stalled["status"] == "running"
+    assert any(t["status"] == "in_progress" for t in stalled["tasks"])
+    done_before = {t["id"] for t in stalled["tasks"] if t["status"] == "completed"}
+    cut_short = {t["id"] for t in stalled["tasks"] if t["status"] == "in_progress"}
+    resumed = agency(tmp_path, "resume", project_id[:8])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "stalled task(s) back in the queue" in resumed.stdout
+    final = status(tmp_path, project_id)
+    assert final["status"] == "completed"
+    for task in final["tasks"]:
+        if task["id"] in done_before:
+            assert task["attempts"] == 1  # completed work is never run again
+        if task["id"] in cut_short:
+            assert task["attempts"] == 2  # the killed attempt, then the recovered one
+    assert_exact_order(final)

@@ -323,3 +323,72 @@ def test_agent_tasks_send_progress_events(topology: Topology, tmp_path: Path) ->
                 if "task progress" in line and project_id in line]
     assert any("calling model" in line for line in progress), dump[-2000:]
     assert any("saving output" in line for line in progress)
+
+
+def test_resume_recovers_a_task_whose_worker_was_killed(topology: Topology,
+                                                        tmp_path: Path) -> None:
+    """A worker dies mid-task (SIGKILL); after a new one starts, resume finishes the project."""
+    import redis
+
+    assert topology.fake is not None
+    broker = topology.env["AGENCY_BROKER_URL"].rsplit("/", 1)[0] + "/13"
+    env = {**topology.env, "AGENCY_BROKER_URL": broker}
+    client = redis.Redis.from_url(broker)
+    client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+    procs: list[subprocess.Popen[bytes]] = []
+    logs: list[Any] = []
+
+    def worker(queue: str, name: str) -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"{name}.log").open("wb")
+        logs.append(log)
+        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+                                 "-Q", queue, "-n", f"{name}@%h", "-l", "INFO"], cwd=REPO,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
+    def agency_13(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*AGENCY, *args], cwd=topology.home, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    plan = {"request": "Research, then write", "tasks": [
+        {"title": "Slow research", "agent_type": "marketing"},
+        {"title": "Write", "agent_type": "content_writer", "dependencies": [0]}]}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    topology.fake.faults.slow_tasks = {"Slow research": 3.0}
+    try:
+        worker("orchestrator", "orchestrator-13")
+        worker("content_writer", "content_writer-13")
+        doomed = worker("marketing", "marketing-a")
+        submitted = agency_13("run", "--no-wait", "--plan", str(path))
+        assert submitted.returncode == 0, submitted.stderr
+        project_id = project_id_of(submitted.stdout)
+        deadline = time.monotonic() + 60
+        while True:
+            data = json.loads(agency_13("status", project_id, "--json").stdout)
+            if data["tasks"] and data["tasks"][0]["status"] == "in_progress":
+                break
+            assert time.monotonic() < deadline, data
+            time.sleep(0.3)
+        doomed.kill()
+        doomed.wait(timeout=10)
+        worker("marketing", "marketing-b")
+        resumed = agency_13("resume", project_id)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "recovered; 1 stalled task(s) back in the queue" in resumed.stdout
+        final = json.loads(agency_13("status", project_id, "--json").stdout)
+        research, write = final["tasks"]
+        assert final["status"] == "completed"
+        assert research["attempts"] == 2 and research["worker"] == f"marketing-b@{HOST}"
+        assert write["attempts"] == 1
+        assert_exact_order(final)
+    finally:
+        topology.fake.faults.slow_tasks = {}
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)
+        for log in logs:
+            log.close()
+        client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+        client.close()
