@@ -78,14 +78,15 @@ def task_prompt(project: ProjectRecord, task: TaskDefinition, deps: list[TaskRec
     return "\n".join(lines)
 
 
-def _claim(rt: Runtime, task_id: str, worker: str) -> TaskRecord | None:
+def _claim(rt: Runtime, task_id: str, worker: str
+           ) -> tuple[TaskRecord, ProjectRecord] | None:
     """Claim the task, or say why not: None when it already completed (never run twice)."""
     task = rt.store.task(task_id)
     project = rt.store.project(task.project_id)
     if project.status is not ProjectStatus.RUNNING:
         raise Skipped(f"project {project.id} is {project.status.value}")
     if rt.scheduler.start_task(task_id, worker) is not None:
-        return rt.store.task(task_id)
+        return rt.store.task(task_id), project
     task = rt.store.task(task_id)
     if task.status is TaskStatus.COMPLETED:
         return None
@@ -97,11 +98,11 @@ def _claim(rt: Runtime, task_id: str, worker: str) -> TaskRecord | None:
 def run_agent_task(rt: Runtime, task_id: str, worker: str,
                    progress: Callable[[str], None] | None = None) -> Completion | None:
     """Load the task and its inputs from the store, do the work, save it, complete the task."""
-    task = _claim(rt, task_id, worker)
-    if task is None:
+    claimed = _claim(rt, task_id, worker)
+    if claimed is None:
         log.info("task %s already completed; not run again", task_id)
         return None
-    project = rt.store.project(task.project_id)
+    task, project = claimed
     deps = [rt.store.task(d) for d in task.dependencies]
     if progress:
         progress("calling model")

@@ -7,7 +7,6 @@ errors are retried here, for every provider, with backoff that honours `retry-af
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable
@@ -130,7 +129,3 @@ def ask_structured(provider: Provider, *, role: Role, model: str, system: str, p
 def repair_prompt(error: str) -> str:
     return ("Your previous answer was not valid: " + error + "\n"
             "Answer again with only the corrected JSON object, matching the schema exactly.")
-
-
-def schema_text(schema: type[BaseModel]) -> str:
-    return json.dumps(schema.model_json_schema(), separators=(",", ":"))

@@ -60,9 +60,6 @@ INSERT INTO task_edges (task_id, depends_on) VALUES (:task_id, :depends_on)
 -- name: get_task
 SELECT * FROM tasks WHERE id = :id
 
--- name: find_tasks_by_prefix
-SELECT id FROM tasks WHERE id LIKE :prefix LIMIT 2
-
 -- name: project_tasks
 SELECT * FROM tasks WHERE project_id = :project_id ORDER BY idx
 

@@ -155,10 +155,6 @@ class Store:
         return [_task(r, sorted(deps.get(r["id"], []), key=index.__getitem__),
                       usage.get(r["id"])) for r in rows]
 
-    def dependency_statuses(self, task_id: str) -> dict[str, str]:
-        rows = self.db.fetch_all("dependency_statuses", {"id": task_id})
-        return {r["id"]: r["status"] for r in rows}
-
     def events(self, project_id: str) -> list[Row]:
         return self.db.fetch_all("project_events", {"project_id": project_id})
 
