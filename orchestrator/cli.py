@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -242,7 +242,7 @@ def watch(project_id: Annotated[str, typer.Argument(help="Project id (or a uniqu
     rt = get_runtime()
     project_id = rt.store.resolve_project_id(project_id)
     started = time.monotonic()
-    with _workers(rt) if rt.settings.embedded else nullcontext():
+    with _workers(rt):
         project = follow(rt, project_id)
     _finish(rt, rt.store.project(project.id), started)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
 
 from celery import Celery
 
@@ -40,10 +39,6 @@ def analyze(rt: Runtime, project: ProjectRecord) -> Analysis:
         meter=rt.meter(project.id, None), policy=rt.policy, max_tokens=4000)
 
 
-def _check_graph(plan: Any) -> None:
-    dag.validate_plan(plan)
-
-
 def project_context(project: ProjectRecord, analysis: Analysis, budget: int) -> ProjectContext:
     """The seed's project context: requirements, constraints, deadline, budget and priority."""
     priority = (TaskPriority.HIGH if analysis.complexity is Complexity.ENTERPRISE
@@ -64,7 +59,7 @@ def decompose(rt: Runtime, context: ProjectContext) -> Plan:
         rt.provider, role=Role.DECOMPOSE, model=rt.model_for(Role.DECOMPOSE),
         system=ORCHESTRATOR_SYSTEM, prompt=prompt, schema=Plan, schema_name="plan",
         hints={"request": context.description, "project_type": context.project_type.value},
-        check=_check_graph, meter=rt.meter(context.project_id, None), policy=rt.policy,
+        check=dag.validate_plan, meter=rt.meter(context.project_id, None), policy=rt.policy,
         max_tokens=16000)
 
 

@@ -136,7 +136,7 @@ class Scheduler:
                 return None
             self.store.event(tx, row["project_id"], task_id, "task", T.PENDING.value,
                              T.IN_PROGRESS.value, worker)
-        return Started(project_id=row["project_id"], attempt=self.store.task(task_id).attempts)
+        return Started(project_id=row["project_id"], attempt=int(row["attempts"]))
 
     def complete_task(self, project_id: str, task_id: str, output: AgentOutput) -> Completion:
         """Complete a task and count down its dependents, atomically."""

@@ -86,7 +86,7 @@ def _claim(rt: Runtime, task_id: str, worker: str
     if project.status is not ProjectStatus.RUNNING:
         raise Skipped(f"project {project.id} is {project.status.value}")
     if rt.scheduler.start_task(task_id, worker) is not None:
-        return rt.store.task(task_id), project
+        return task, project  # what the work needs (title, inputs, deps) did not change
     task = rt.store.task(task_id)
     if task.status is TaskStatus.COMPLETED:
         return None

@@ -20,7 +20,7 @@ from orchestrator.errors import InvalidAnswer, PlanError, TransientModelError
 from orchestrator.llm.base import CompletionRequest, CompletionResponse, Provider
 
 T = TypeVar("T", bound=BaseModel)
-Check = Callable[[Any], None]
+Check = Callable[[Any], object]  # raises when the value breaks a rule
 
 REPAIR_ROUNDS = 1
 

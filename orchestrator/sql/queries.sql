@@ -90,7 +90,7 @@ UPDATE tasks
 SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at = :now,
     error = NULL
 WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
-RETURNING project_id
+RETURNING project_id, attempts
 
 -- name: finish_task
 UPDATE tasks
