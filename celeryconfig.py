@@ -34,18 +34,19 @@ def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None
 
 task_routes = (route_task,)
 
-# Model calls are long: acknowledge after the work is done, take one message at a time, and
-# let Redis redeliver only after the longest task could have finished.
+# Model calls are long: acknowledge after the work is done and take one message at a time.
+# A claimed task is guarded by its lease in the store, not by the broker: the reconciler re-runs
+# a dead worker's task within seconds. Redis's visibility timeout only brings back messages a
+# dead worker took but had not claimed. The threads pool enforces no time limit, so none is set:
+# a task's time is bounded by its model calls (AGENCY_MAX_MODEL_CALLS x AGENCY_ANTHROPIC_TIMEOUT).
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
-task_time_limit = _settings.task_time_limit
-broker_transport_options: dict[str, float] = {
-    "visibility_timeout": _settings.task_time_limit * 2 + 60}
+broker_transport_options: dict[str, float] = {"visibility_timeout": _settings.visibility_timeout}
 if _settings.embedded:
     # The in-memory transport polls; its default of one second would idle between steps.
     broker_transport_options["polling_interval"] = 0.02
-result_backend_transport_options = {"visibility_timeout": _settings.task_time_limit * 2 + 60}
+result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout}
 result_expires = 7 * 24 * 3600
 
 # Flower reads events; tasks report progress through them.

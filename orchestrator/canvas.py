@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from celery import Celery, chain, group
 from celery.canvas import Signature
 
-from orchestrator.constants import INTEGRATE_TASK, agent_task_name
+from orchestrator.constants import INTEGRATE_TASK, PLAN_TASK, agent_task_name
 from orchestrator.dag import Leaf, Parallel, Series, Shape
 from orchestrator.models import TaskRecord
 
@@ -39,3 +39,8 @@ def unit_canvas(app: Celery, project_id: str, tasks: Sequence[TaskRecord],
 def integration_signature(app: Celery, project_id: str) -> Signature:
     """Integration, on the orchestrator queue; the store sends it when the last task is done."""
     return app.signature(INTEGRATE_TASK, kwargs={"project_id": project_id}, immutable=True)
+
+
+def plan_signature(app: Celery, project_id: str) -> Signature:
+    """Planning, on the orchestrator queue."""
+    return app.signature(PLAN_TASK, kwargs={"project_id": project_id}, immutable=True)

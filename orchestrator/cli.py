@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.live import Live
 
 from orchestrator.constants import (
-    PLAN_TASK,
     TERMINAL_PROJECT_STATUSES,
     LLMKind,
     ProjectStatus,
@@ -151,6 +150,11 @@ def _finish(rt: Runtime, project: ProjectRecord, started: float) -> None:
         return
     hint = (f"; carry on with: agency resume {project.id} --budget N"
             if project.status is ProjectStatus.BUDGET_EXHAUSTED else "")
+    if project.status is ProjectStatus.NEEDS_ATTENTION:
+        for task in rt.store.tasks(project.id):
+            if task.status is TaskStatus.FAILED:
+                err.print(f"  failed: task {task.index} {task.title!r}: {task.error}; "
+                          f"agency retry {task.id[:8]}", markup=False, highlight=False)
     err.print(f"agency: error: project {project.id} {project.status.value}: "
               f"{project.error or 'no reason recorded'}{hint}", markup=False, highlight=False)
     raise typer.Exit(1)
@@ -203,11 +207,13 @@ def run(
     stored_plan = (Plan.model_validate(plan_file.model_dump(exclude={"request", "project_type"}))
                    if plan_file else None)
     with _workers(rt):
+        from orchestrator.dispatch import send_plan
+
         rt.store.insert_project(project_id, text, budget,
                                 plan_file.project_type.value if plan_file and
                                 plan_file.project_type else None,
                                 str(output_dir), stored_plan)
-        app.signature(PLAN_TASK, kwargs={"project_id": project_id}).apply_async()
+        send_plan(rt, app, project_id)
         out.print(f"Project {project_id} submitted.", highlight=False)
         if no_wait:
             return
@@ -267,11 +273,6 @@ def list_projects(as_json: Annotated[bool, typer.Option("--json", help="Print JS
                   f"{row['request'][:60]}", highlight=False, markup=False)
 
 
-_ENDED = (ProjectStatus.FAILED, ProjectStatus.BUDGET_EXHAUSTED)
-_STALLED = (ProjectStatus.PENDING, ProjectStatus.PLANNING, ProjectStatus.RUNNING,
-            ProjectStatus.INTEGRATING)
-
-
 def _set_budget(rt: Runtime, project: ProjectRecord, budget: int | None) -> None:
     if budget is not None:
         if budget <= project.tokens_used:
@@ -284,34 +285,19 @@ def _set_budget(rt: Runtime, project: ProjectRecord, budget: int | None) -> None
                        f"tokens): resume with --budget N, N > {project.tokens_used}")
 
 
-def _restart(rt: Runtime, project: ProjectRecord) -> str:
-    """Send what is left; say what was done."""
-    from orchestrator.fleet import live_task_ids
-    from orchestrator.planner import dispatch, recover
+def _resume(rt: Runtime, project_id: str, budget: int | None) -> None:
+    from orchestrator.operations import ENDED, IN_FLIGHT, resume_project
     from workers.app import app
 
-    if project.status in _STALLED:
-        live = set() if rt.settings.embedded else live_task_ids(app)
-        stalled = recover(rt, app, project.id, live)
-        return f"recovered; {stalled} stalled task(s) back in the queue"
-    target, revived = rt.scheduler.revive(project.id)
-    if target is ProjectStatus.PENDING:
-        app.signature(PLAN_TASK, kwargs={"project_id": project.id}).apply_async()
-    else:
-        dispatch(rt, app, project.id)
-    return f"resumed; {revived} task(s) back in the queue"
-
-
-def _resume(rt: Runtime, project_id: str, budget: int | None) -> None:
     project = rt.store.project(project_id)
-    if project.status not in (*_ENDED, *_STALLED):
+    if project.status not in (*ENDED, *IN_FLIGHT):
         raise BadInput(f"project {project_id} is {project.status.value}; there is nothing "
                        "to resume")
     _set_budget(rt, project, budget)
     started = time.monotonic()
     with _workers(rt):
-        said = _restart(rt, project)
-        out.print(f"Project {project_id} {said}.", highlight=False)
+        said = resume_project(rt, app, project_id)
+        out.print(f"Project {project_id} {said}.", highlight=False, markup=False)
         project = follow(rt, project_id)
     _finish(rt, rt.store.project(project.id), started)
 
@@ -330,13 +316,20 @@ def resume(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
 
 @cli.command()
 @handle_errors
-def retry(task_id: Annotated[str, typer.Argument(help="The failed task's id.")]) -> None:
-    """Run a failed task again (and carry on with its project)."""
+def retry(task_id: Annotated[str, typer.Argument(
+        help="The failed task's id (or a unique prefix of at least 4 characters).")]) -> None:
+    """Run a failed task again, then the tasks that wait on it, and follow the project."""
+    from orchestrator.operations import retry_task
+    from workers.app import app
+
     rt = get_runtime()
-    task = rt.store.task(task_id)
-    if task.status is not TaskStatus.FAILED:
-        raise BadInput(f"task {task_id} is {task.status.value}; only failed tasks are retried")
-    _resume(rt, task.project_id, None)
+    task_id = rt.store.resolve_task_id(task_id)
+    started = time.monotonic()
+    with _workers(rt):
+        project_id = retry_task(rt, app, task_id)
+        out.print(f"Task {task_id} queued again (project {project_id}).", highlight=False)
+        project = follow(rt, project_id)
+    _finish(rt, rt.store.project(project.id), started)
 
 
 @cli.command()

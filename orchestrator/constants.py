@@ -78,11 +78,13 @@ class ProjectStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    # A task failed for good: what does not depend on it ran to the end; a person decides.
+    NEEDS_ATTENTION = "needs_attention"
 
 
 TERMINAL_PROJECT_STATUSES = frozenset(
     {ProjectStatus.COMPLETED, ProjectStatus.FAILED, ProjectStatus.CANCELLED,
-     ProjectStatus.BUDGET_EXHAUSTED}
+     ProjectStatus.BUDGET_EXHAUSTED, ProjectStatus.NEEDS_ATTENTION}
 )
 
 

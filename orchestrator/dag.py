@@ -325,18 +325,22 @@ def is_exact(graph: Graph) -> bool:
     return not false_waits(graph, series_parallel(graph))
 
 
-def units(graph: Graph) -> list[Unit]:
-    """Cover the graph with exact units, growing each greedily in topological order."""
+def units(graph: Graph, heads: frozenset[int] = frozenset()) -> list[Unit]:
+    """Cover the graph with exact units, growing each greedily in topological order.
+
+    `heads` are nodes that also wait on work outside the graph (still running elsewhere): each
+    heads a unit of its own, released by the store, and is never a member of another unit.
+    """
     order = graph.topological_order()
     placed: set[int] = set()
     found: list[Unit] = []
-    sources = [n for n in order if not graph.deps[n]]
+    sources = [n for n in order if not graph.deps[n] and n not in heads]
     for head, start in [(None, sources), *((n, [n]) for n in order)]:
         if head is not None and head in placed:
             continue
         members = list(start)
         for node in order:
-            if node in placed or node in members or not graph.deps[node]:
+            if node in placed or node in members or not graph.deps[node] or node in heads:
                 continue
             if set(graph.deps[node]) <= set(members) and is_exact(
                     subgraph(graph, [*members, node])):

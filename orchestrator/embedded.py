@@ -39,9 +39,16 @@ def embedded_workers(app: Celery, settings: Settings) -> Iterator[str]:
     )
     thread = threading.Thread(target=worker.start, name="agency-embedded-worker", daemon=True)
     thread.start()
+    # The production reconciler starts with the orchestrator worker (`worker_ready`, which a
+    # bare WorkController does not send): here it lives as long as the embedded workers.
+    from orchestrator.reconciler import Reconciler
+    from orchestrator.runtime import get_runtime
+
+    reconciler = Reconciler(get_runtime(), app).start()
     try:
         yield hostname
     finally:
+        reconciler.stop()
         worker.stop(in_sighandler=False)
         # The consumer's sync loop blocks up to 2 s in drain_events before it sees the stop;
         # by now the project has ended, so do not wait for it (the thread is a daemon).

@@ -30,6 +30,18 @@ class StoreError(AgencyError):
     """The store could not complete the operation."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now; retry later."""
+
+
+class Stale(AgencyError):
+    """This attempt no longer holds its task or project: a newer attempt took over."""
+
+
+class BrokerUnavailable(AgencyError):
+    """The broker cannot be reached right now; the reconciler sends what was not sent."""
+
+
 class ConfigError(BadInput):
     """The configuration is not valid."""
 
@@ -47,7 +59,11 @@ class ModelRefused(ModelError):
 
 
 class InvalidAnswer(ModelError):
-    """The model's answer was not valid, even after a repair round; a fresh attempt may work."""
+    """The model's answer was not valid, even after repair rounds; the work fails for good."""
+
+
+class CallCapReached(ModelError):
+    """The task has used every model call it is allowed; it fails for good."""
 
 
 class TransientModelError(ModelError):
@@ -64,3 +80,15 @@ class BudgetExhausted(AgencyError):
 
 class TaskNotReady(AgencyError):
     """A task's dependencies are not all completed."""
+
+
+class NotRunnable(AgencyError):
+    """The message will not run: its task or project is not waiting for it (a duplicate)."""
+
+
+class AttemptFailed(AgencyError):
+    """A claimed attempt ended with an error: the cause, and the claim that held the work."""
+
+    def __init__(self, project_id: str, claim: object, cause: Exception) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.project_id, self.claim, self.cause = project_id, claim, cause

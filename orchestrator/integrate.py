@@ -6,23 +6,31 @@ import logging
 
 from orchestrator.constants import ProjectStatus, Role, TaskStatus
 from orchestrator.deliverable import write_outputs
-from orchestrator.errors import BudgetExhausted, TaskNotReady
+from orchestrator.errors import AttemptFailed, NotRunnable, TaskNotReady
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import Deliverable
 from orchestrator.prompts import ORCHESTRATOR_SYSTEM, integration_prompt
 from orchestrator.runtime import Runtime
+from orchestrator.scheduler import ProjectClaim
 
 log = logging.getLogger(__name__)
 
 
 def integrate_project(rt: Runtime, project_id: str) -> None:
-    """Write the deliverable once every task completed; idempotent on redelivery."""
-    moved = rt.scheduler.move_project(project_id, ProjectStatus.INTEGRATING)
-    project = rt.store.project(project_id)
-    if not moved and project.status is not ProjectStatus.INTEGRATING:
-        log.info("project %s is %s; integration skipped", project_id, project.status)
-        return
-    tasks = rt.store.tasks(project_id)
+    """Write the deliverable once every task completed; a duplicate message is NotRunnable."""
+    claim = rt.scheduler.claim_project(project_id, ProjectStatus.INTEGRATING, rt.leases.until())
+    if claim is None:
+        raise NotRunnable(f"project {project_id} is not waiting for integration")
+    try:
+        with rt.leases.hold(claim):
+            _integrate(rt, claim)
+    except Exception as exc:
+        raise AttemptFailed(project_id, claim, exc) from exc
+
+
+def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
+    project = rt.store.project(claim.project_id)
+    tasks = rt.store.tasks(project.id)
     waiting = [t.title for t in tasks if t.status is not TaskStatus.COMPLETED]
     if waiting:
         raise TaskNotReady(f"integration waits for: {', '.join(waiting)}")
@@ -33,16 +41,12 @@ def integrate_project(rt: Runtime, project_id: str) -> None:
              "success_criteria": project.analysis.success_criteria if project.analysis else [],
              "results": [{"title": t.title, "agent_type": t.agent_type.value,
                           "summary": t.output.summary if t.output else ""} for t in tasks]}
-    try:
-        deliverable = ask_structured(
-            rt.provider, role=Role.INTEGRATE, model=rt.model_for(Role.INTEGRATE),
-            system=ORCHESTRATOR_SYSTEM,
-            prompt=integration_prompt(project.request, str(project.project_type), results),
-            schema=Deliverable, schema_name="deliverable", hints=hints,
-            meter=rt.meter(project_id, None), policy=rt.policy, max_tokens=16000)
-    except BudgetExhausted as exc:
-        rt.scheduler.pause_for_budget(project_id, None, exc.message)
-        return
-    rt.store.save_deliverable(project_id, deliverable)
+    deliverable = ask_structured(
+        rt.provider, role=Role.INTEGRATE, model=rt.model_for(Role.INTEGRATE),
+        system=ORCHESTRATOR_SYSTEM,
+        prompt=integration_prompt(project.request, str(project.project_type), results),
+        schema=Deliverable, schema_name="deliverable", hints=hints,
+        meter=rt.meter(project.id), policy=rt.policy, max_tokens=16000)
+    rt.durably("deliverable", lambda: rt.store.save_deliverable(project.id, deliverable))
     write_outputs(project, deliverable, tasks)
-    rt.scheduler.move_project(project_id, ProjectStatus.COMPLETED)
+    rt.durably("completion", lambda: rt.scheduler.move_claimed(claim, ProjectStatus.COMPLETED))

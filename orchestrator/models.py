@@ -172,6 +172,8 @@ class TaskRecord(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     unit: str | None = None
+    lease_until: datetime | None = None
+    model_calls: int = 0
     dependencies: list[str] = Field(default_factory=list)
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float = 0.0
@@ -197,5 +199,7 @@ class ProjectRecord(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     tokens_used: int = 0
+    attempts: int = 0
+    lease_until: datetime | None = None
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float = 0.0

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 from orchestrator.constants import Role
-from orchestrator.errors import BudgetExhausted
+from orchestrator.errors import AgencyError, BudgetExhausted, CallCapReached, StoreUnavailable
+from orchestrator.leases import LeaseKeeper
 from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, make_provider
 from orchestrator.llm.structured import RetryPolicy
-from orchestrator.scheduler import Scheduler
+from orchestrator.scheduler import Claim, Scheduler
 from orchestrator.settings import Settings, get_settings
 from orchestrator.store import Store, get_store
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 def cost_usd(settings: Settings, response: CompletionResponse) -> float:
@@ -43,6 +51,25 @@ class Runtime:
     def provider(self) -> Provider:
         return make_provider(self.settings)
 
+    @cached_property
+    def leases(self) -> LeaseKeeper:
+        return LeaseKeeper(self.scheduler, self.settings.lease_seconds)
+
+    def durably(self, what: str, write: Callable[[], R]) -> R:
+        """A write that must not be lost (a paid answer, a completion): retried while the
+        database is unreachable, for up to AGENCY_STORE_RETRY_SECONDS, then raised."""
+        deadline = time.monotonic() + self.settings.store_retry_seconds
+        delay = 0.25
+        while True:
+            try:
+                return write()
+            except StoreUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("saving %s: %s; retrying in %.1fs", what, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def model_for(self, role: Role) -> str:
         if role is Role.AGENT:
             return self.settings.agent_model
@@ -54,34 +81,46 @@ class Runtime:
         return RetryPolicy(attempts=s.model_attempts, backoff=s.model_backoff,
                            max_backoff=s.model_max_backoff)
 
-    def meter(self, project_id: str, task_id: str | None) -> ProjectMeter:
-        """Budget admission, ledger and retry notes for one project's (or task's) calls."""
-        return ProjectMeter(self, project_id, task_id)
+    def meter(self, project_id: str, claim: Claim | None = None) -> ProjectMeter:
+        """Budget admission, the call cap, ledger and retry notes for one project's (or one
+        task attempt's) calls."""
+        return ProjectMeter(self, project_id, claim)
 
 
 @dataclass(frozen=True)
 class ProjectMeter:
     rt: Runtime
     project_id: str
-    task_id: str | None
+    claim: Claim | None
 
     def admit(self) -> None:
-        if not self.rt.store.within_budget(self.project_id):
-            project = self.rt.store.project(self.project_id)
+        store = self.rt.store
+        if not self.rt.durably("budget check", lambda: store.within_budget(self.project_id)):
+            project = store.project(self.project_id)
             raise BudgetExhausted(f"token budget spent: {project.tokens_used} of "
                                   f"{project.budget_tokens} tokens used")
+        claim, cap = self.claim, self.rt.settings.max_model_calls
+        if claim is not None and not self.rt.durably(
+                "call count", lambda: self.rt.scheduler.count_call(claim, cap)):
+            raise CallCapReached(f"the task made its {cap} model calls "
+                                 "(AGENCY_MAX_MODEL_CALLS) without a usable answer")
 
     def record(self, request: CompletionRequest, response: CompletionResponse,
                attempt: int) -> None:
-        self.rt.store.record_usage(self.project_id, self.task_id, request.role.value,
-                                   response.model, response.tokens,
-                                   cost_usd(self.rt.settings, response), response.latency_ms,
-                                   attempt)
+        """The ledger row of a paid call; kept through a database outage (see `durably`)."""
+        cost = cost_usd(self.rt.settings, response)
+        claim = self.claim
+        self.rt.durably("usage", lambda: self.rt.store.record_usage(
+            self.project_id, claim, request.role.value, response.model, response.tokens,
+            cost, response.latency_ms, attempt))
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
-        self.rt.store.note(self.project_id, self.task_id, "retry",
-                           f"model call attempt {attempt} failed ({reason}); "
-                           f"retrying in {delay:.1f}s")
+        try:
+            self.rt.store.note(self.project_id, self.claim.task_id if self.claim else None,
+                               "retry", f"model call attempt {attempt} failed ({reason}); "
+                               f"retrying in {delay:.1f}s")
+        except AgencyError as exc:  # a note is not worth failing a call for
+            log.warning("could not note a retry: %s", exc)
 
 
 _lock = threading.Lock()

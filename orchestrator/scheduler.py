@@ -1,16 +1,21 @@
-"""The one owner of status changes: every transition is compare-and-set and leaves an event."""
+"""The one owner of status changes: every transition is compare-and-set and leaves an event.
+
+Claims give an attempt a token (the row's `attempts`) and a lease; every later write of that
+attempt is fenced by the token, so a stale attempt can never overwrite a newer one.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
 from orchestrator.dag import Graph, Schedule
-from orchestrator.errors import BadInput
+from orchestrator.errors import BadInput, Stale
 from orchestrator.models import AgentOutput, Analysis, Plan
-from orchestrator.store import Session, Store, now
+from orchestrator.store import Row, Session, Store, now
 
 P, T = ProjectStatus, TaskStatus
 
@@ -18,14 +23,18 @@ P, T = ProjectStatus, TaskStatus
 PROJECT_FROM: dict[ProjectStatus, frozenset[ProjectStatus]] = {
     P.PENDING: frozenset({P.PLANNING, P.BUDGET_EXHAUSTED, P.FAILED}),  # re-plan
     P.PLANNING: frozenset({P.PENDING}),
-    P.RUNNING: frozenset({P.PLANNING, P.BUDGET_EXHAUSTED, P.FAILED}),
-    P.INTEGRATING: frozenset({P.RUNNING}),
+    P.RUNNING: frozenset({P.PLANNING, P.BUDGET_EXHAUSTED, P.FAILED, P.NEEDS_ATTENTION}),
+    P.INTEGRATING: frozenset({P.RUNNING, P.BUDGET_EXHAUSTED, P.FAILED}),
     P.COMPLETED: frozenset({P.INTEGRATING}),
     P.FAILED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING}),
     P.CANCELLED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING,
-                            P.BUDGET_EXHAUSTED, P.FAILED}),
+                            P.BUDGET_EXHAUSTED, P.FAILED, P.NEEDS_ATTENTION}),
     P.BUDGET_EXHAUSTED: frozenset({P.PLANNING, P.RUNNING, P.INTEGRATING}),
+    P.NEEDS_ATTENTION: frozenset({P.RUNNING}),
 }
+# Moving to these clears the error of an earlier failure.
+_CLEARS_ERROR = frozenset({P.RUNNING, P.COMPLETED, P.PENDING})
+_LIVE_TASKS = frozenset({T.PENDING, T.IN_PROGRESS, T.REVIEW})
 
 
 @dataclass(frozen=True)
@@ -37,12 +46,9 @@ class Move:
 
 
 START = Move(T.IN_PROGRESS, frozenset({T.PENDING}))
-COMPLETE = Move(T.COMPLETED, frozenset({T.IN_PROGRESS}))
-FAIL = Move(T.FAILED, frozenset({T.IN_PROGRESS, T.PENDING, T.BLOCKED}))
 CANCEL = Move(T.CANCELLED, frozenset({T.PENDING, T.BLOCKED}))
 RELEASE = Move(T.PENDING, frozenset({T.BLOCKED}))  # the last dependency completed
-REQUEUE = Move(T.PENDING, frozenset({T.IN_PROGRESS}))  # a retry, or the budget ran out
-REVIVE = Move(T.PENDING, frozenset({T.IN_PROGRESS, T.FAILED}))  # resume and retry
+REVIVE = Move(T.PENDING, frozenset({T.FAILED}))  # resume and retry
 
 
 def _values(statuses: frozenset[ProjectStatus] | frozenset[TaskStatus]) -> list[str]:
@@ -59,10 +65,20 @@ class Completion:
 
 
 @dataclass(frozen=True)
-class Started:
-    """A task claimed by a worker."""
+class Claim:
+    """An attempt that holds a task: `attempt` is its fencing token."""
 
     project_id: str
+    task_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ProjectClaim:
+    """An attempt that holds a project's planning or integration."""
+
+    project_id: str
+    status: ProjectStatus
     attempt: int
 
 
@@ -82,30 +98,71 @@ class Scheduler:
                 return self.move_project(project_id, to, error, own)
         row = tx.fetch_one("transition_project", {
             "id": project_id, "to_status": to.value, "allowed": _values(PROJECT_FROM[to]),
-            "error": error, "now": now(),
+            "error": error, "clear_error": to in _CLEARS_ERROR, "now": now(),
             "finished_at": now() if to in TERMINAL_PROJECT_STATUSES else None})
         if row is not None:
             self.store.event(tx, project_id, None, "project", None, to.value, error)
         return row is not None
 
-    def save_analysis(self, project_id: str, analysis: Analysis, budget: int) -> None:
-        self.store.db.execute("set_project_analysis", {
-            "id": project_id, "analysis": analysis.model_dump_json(),
-            "project_type": analysis.project_type.value,
-            "complexity": analysis.complexity.value, "budget_tokens": budget, "now": now()})
+    def claim_project(self, project_id: str, to: ProjectStatus,
+                      lease_until: datetime) -> ProjectClaim | None:
+        """Take a project's planning (from pending) or integration (integrating, unleased)."""
+        allowed = [P.PENDING.value] if to is P.PLANNING else [P.INTEGRATING.value]
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("claim_project", {
+                "id": project_id, "to_status": to.value, "allowed": allowed,
+                "lease_until": lease_until, "now": now()})
+            if row is None:
+                return None
+            self.store.event(tx, project_id, None, "project", None, to.value,
+                             f"attempt {row['attempts']}")
+        return ProjectClaim(project_id, to, int(row["attempts"]))
 
-    def save_plan(self, project_id: str, plan: Plan, graph: Graph, sched: Schedule,
+    def move_claimed(self, claim: ProjectClaim, to: ProjectStatus, error: str | None = None,
+                     tx: Session | None = None) -> None:
+        """Move a project its attempt holds; Stale when a newer attempt took it over."""
+        if tx is None:
+            with self.store.db.transaction() as own:
+                return self.move_claimed(claim, to, error, own)
+        row = tx.fetch_one("move_claimed_project", {
+            "id": claim.project_id, "attempt": claim.attempt, "from_status": claim.status.value,
+            "to_status": to.value, "error": error, "clear_error": to in _CLEARS_ERROR,
+            "now": now(), "finished_at": now() if to in TERMINAL_PROJECT_STATUSES else None})
+        if row is None:
+            raise Stale(f"project {claim.project_id}: attempt {claim.attempt} no longer holds "
+                        f"its {claim.status.value}")
+        self.store.event(tx, claim.project_id, None, "project", claim.status.value, to.value,
+                         error)
+        return None
+
+    def _hold_project(self, tx: Session, claim: ProjectClaim) -> None:
+        if tx.fetch_one("holds_project", {"id": claim.project_id, "attempt": claim.attempt,
+                                          "status": claim.status.value}) is None:
+            raise Stale(f"project {claim.project_id}: attempt {claim.attempt} no longer holds "
+                        f"its {claim.status.value}")
+
+    def save_analysis(self, claim: ProjectClaim, analysis: Analysis, budget: int) -> None:
+        with self.store.db.transaction() as tx:
+            self._hold_project(tx, claim)
+            tx.execute("set_project_analysis", {
+                "id": claim.project_id, "analysis": analysis.model_dump_json(),
+                "project_type": analysis.project_type.value,
+                "complexity": analysis.complexity.value, "budget_tokens": budget, "now": now()})
+
+    def save_plan(self, claim: ProjectClaim, plan: Plan, graph: Graph, sched: Schedule,
                   project_type: str, budget: int) -> list[str]:
         """Persist the plan's tasks and edges in one transaction; return task ids by index."""
         ids = [str(uuid.uuid4()) for _ in plan.tasks]
         critical = set(sched.critical_path)
         with self.store.db.transaction() as tx:
-            tx.execute("set_project_plan", {"id": project_id, "plan": plan.model_dump_json(),
+            self._hold_project(tx, claim)
+            tx.execute("set_project_plan", {"id": claim.project_id,
+                                            "plan": plan.model_dump_json(),
                                             "project_type": project_type,
                                             "budget_tokens": budget, "now": now()})
             for index, task in enumerate(plan.tasks):
                 tx.execute("insert_task", {
-                    "id": ids[index], "project_id": project_id, "idx": index,
+                    "id": ids[index], "project_id": claim.project_id, "idx": index,
                     "title": task.title, "description": task.description,
                     "agent_type": task.agent_type, "priority": sched.priority(index).value,
                     "estimated_tokens": task.estimated_tokens,
@@ -117,58 +174,120 @@ class Scheduler:
             for index, deps in enumerate(graph.deps):
                 for dep in deps:
                     tx.execute("insert_edge", {"task_id": ids[index], "depends_on": ids[dep]})
-            self.store.event(tx, project_id, None, "planned", None, None,
+            self.store.event(tx, claim.project_id, None, "planned", None, None,
                              f"{len(ids)} tasks, critical path {list(sched.critical_path)}")
         return ids
 
-    def mark_queued(self, task_ids: list[str]) -> None:
-        self.store.db.execute("mark_queued", {"ids": task_ids, "now": now()})
+    def renew_project(self, claim: ProjectClaim, lease_until: datetime) -> bool:
+        return self.store.db.fetch_one("renew_project_lease", {
+            "id": claim.project_id, "attempt": claim.attempt, "allowed": [claim.status.value],
+            "lease_until": lease_until}) is not None
+
+    def mark_sent(self, task_ids: list[str], epoch: str) -> None:
+        """These tasks travel in messages published in the broker's epoch `epoch`."""
+        self.store.db.execute("mark_sent", {"ids": task_ids, "epoch": epoch, "now": now()})
+
+    def mark_project_sent(self, project_id: str, epoch: str) -> None:
+        self.store.db.execute("mark_project_sent", {"id": project_id, "epoch": epoch})
 
     # Tasks ------------------------------------------------------------------------------------
 
-    def start_task(self, task_id: str, worker: str) -> Started | None:
+    def start_task(self, task_id: str, worker: str, lease_until: datetime) -> Claim | None:
         """Claim a ready task for this worker; None when it is not pending with all deps done."""
         with self.store.db.transaction() as tx:
             row = tx.fetch_one("start_task", {
                 "id": task_id, "to_status": START.to.value, "allowed": _values(START.allowed),
-                "worker": worker, "now": now()})
+                "worker": worker, "now": now(), "lease_until": lease_until})
             if row is None:
                 return None
             self.store.event(tx, row["project_id"], task_id, "task", T.PENDING.value,
-                             T.IN_PROGRESS.value, worker)
-        return Started(project_id=row["project_id"], attempt=int(row["attempts"]))
+                             T.IN_PROGRESS.value, f"{worker}, attempt {row['attempts']}")
+        return Claim(project_id=row["project_id"], task_id=task_id, attempt=int(row["attempts"]))
 
-    def complete_task(self, project_id: str, task_id: str, output: AgentOutput) -> Completion:
-        """Complete a task and count down its dependents, atomically."""
+    def renew_task(self, claim: Claim, lease_until: datetime) -> bool:
+        return self.store.db.fetch_one("renew_task_lease", {
+            "id": claim.task_id, "attempt": claim.attempt, "status": T.IN_PROGRESS.value,
+            "lease_until": lease_until}) is not None
+
+    def count_call(self, claim: Claim, cap: int) -> bool:
+        """Count one model call of this attempt; False when the task's cap is reached."""
+        params = {"id": claim.task_id, "attempt": claim.attempt,
+                  "status": T.IN_PROGRESS.value}
+        if self.store.db.fetch_one("count_model_call", {**params, "cap": cap}) is not None:
+            return True
+        if self.store.db.fetch_one("holds_task", params) is None:
+            raise self._stale(claim)
+        return False
+
+    def _finish(self, tx: Session, claim: Claim, to: TaskStatus, output: str | None,
+                error: str | None) -> Row:
+        row = tx.fetch_one("finish_attempt", {
+            "id": claim.task_id, "attempt": claim.attempt, "from_status": T.IN_PROGRESS.value,
+            "to_status": to.value, "output": output, "error": error,
+            "finished_at": now() if to is not T.PENDING else None})
+        if row is None:
+            raise self._stale(claim)
+        self.store.event(tx, claim.project_id, claim.task_id, "task", T.IN_PROGRESS.value,
+                         to.value, error)
+        return row
+
+    @staticmethod
+    def _stale(claim: Claim) -> Stale:
+        return Stale(f"task {claim.task_id}: attempt {claim.attempt} no longer holds it")
+
+    def complete_task(self, claim: Claim, output: AgentOutput) -> Completion:
+        """Complete a task and count down its dependents, atomically; Stale if fenced out."""
         ready: list[str] = []
         with self.store.db.transaction() as tx:
-            tx.execute("lock_project", {"id": project_id, "now": now()})
-            row = tx.fetch_one("finish_task", {
-                "id": task_id, "to_status": COMPLETE.to.value,
-                "allowed": _values(COMPLETE.allowed), "output": output.model_dump_json(),
-                "error": None, "now": now()})
-            if row is None:
-                return Completion(ready=[], project_done=False)
-            self.store.event(tx, project_id, task_id, "task", T.IN_PROGRESS.value,
-                             T.COMPLETED.value, None)
-            for dep in tx.fetch_all("count_down_dependents", {"id": task_id}):
+            tx.execute("lock_project", {"id": claim.project_id, "now": now()})
+            self._finish(tx, claim, T.COMPLETED, output.model_dump_json(), None)
+            for dep in tx.fetch_all("count_down_dependents", {"id": claim.task_id}):
                 if dep["pending_deps"] == 0 and self._move_task(tx, dep["id"], RELEASE):
                     ready.append(dep["id"])
-            left = tx.fetch_one("count_unfinished", {"project_id": project_id,
-                                                     "completed": T.COMPLETED.value})
-        return Completion(ready=ready, project_done=left is not None and left["n"] == 0)
+            done = self._count(tx, "count_unfinished", claim.project_id,
+                               {"completed": T.COMPLETED.value}) == 0
+            if done:
+                done = self.move_project(claim.project_id, P.INTEGRATING, None, tx)
+            else:
+                self._attention_if_stuck(tx, claim.project_id)
+        return Completion(ready=ready, project_done=done)
 
-    def fail_task(self, task_id: str, error: str) -> bool:
-        """Fail a task and, with it, its project."""
+    def fail_task(self, claim: Claim, error: str) -> bool:
+        """Fail a task for good: its descendants wait on it, the rest of the project goes on.
+
+        When nothing else can progress, the project ends `needs_attention`.
+        """
         with self.store.db.transaction() as tx:
-            row = tx.fetch_one("finish_task", {
-                "id": task_id, "to_status": FAIL.to.value, "allowed": _values(FAIL.allowed),
-                "output": None, "error": error, "now": now()})
-            if row is None:
-                return False
-            self.store.event(tx, row["project_id"], task_id, "task", None, T.FAILED.value, error)
-            self.move_project(row["project_id"], P.FAILED, f"task failed: {error}", tx)
+            tx.execute("lock_project", {"id": claim.project_id, "now": now()})
+            row = self._finish(tx, claim, T.FAILED, None, error)
+            waiting = tx.fetch_all("mark_waiting_on", {
+                "id": claim.task_id, "blocked": T.BLOCKED.value,
+                "error": f"waits on failed task {row['idx']} ({row['title']!r})"})
+            if waiting:
+                self.store.event(tx, claim.project_id, claim.task_id, "blocked", None, None,
+                                 f"{len(waiting)} task(s) wait on it")
+            self._attention_if_stuck(tx, claim.project_id)
         return True
+
+    def _count(self, tx: Session, query: str, project_id: str, params: dict[str, object]
+               ) -> int:
+        row = tx.fetch_one(query, {"project_id": project_id, **params})
+        return int(row["n"]) if row else 0
+
+    def _attention_if_stuck(self, tx: Session, project_id: str) -> None:
+        """No task can progress while some failed: the project needs a person."""
+        live = self._count(tx, "count_live_tasks", project_id,
+                           {"live": _values(_LIVE_TASKS), "blocked": T.BLOCKED.value})
+        if live:
+            return
+        failed = tx.fetch_all("failed_tasks", {"project_id": project_id,
+                                               "failed": T.FAILED.value})
+        if failed:
+            first = failed[0]
+            reason = (f"{len(failed)} task(s) failed; task {first['idx']} "
+                      f"({first['title']!r}): {first['error']}; carry on with: agency retry "
+                      f"{str(first['id'])[:8]}")
+            self.move_project(project_id, P.NEEDS_ATTENTION, reason, tx)
 
     def _move_task(self, tx: Session, task_id: str, move: Move,
                    detail: str | None = None) -> bool:
@@ -179,38 +298,82 @@ class Scheduler:
                              detail)
         return row is not None
 
-    def requeue_task(self, task_id: str, reason: str) -> bool:
-        """Put a running task back to pending for a later attempt, noting why."""
+    def requeue_task(self, claim: Claim, reason: str) -> None:
+        """Put a running attempt's task back to pending for a later attempt, noting why."""
         with self.store.db.transaction() as tx:
-            return self._move_task(tx, task_id, REQUEUE, reason)
+            self._finish(tx, claim, T.PENDING, None, None)
+            self.store.event(tx, claim.project_id, claim.task_id, "retry", None, None, reason)
 
-    def pause_for_budget(self, project_id: str, task_id: str | None, reason: str) -> None:
+    def pause_for_budget(self, project_id: str, claim: Claim | None, reason: str) -> None:
         """The budget is spent: this task waits (pending) and the project stops starting work."""
         with self.store.db.transaction() as tx:
-            if task_id is not None:
-                self._move_task(tx, task_id, REQUEUE, reason)
+            if claim is not None:
+                self._finish(tx, claim, T.PENDING, None, None)
             self.move_project(project_id, P.BUDGET_EXHAUSTED, reason, tx)
 
-    def revive(self, project_id: str) -> tuple[ProjectStatus, int]:
-        """Make an ended project runnable again: unfinished tasks back to pending.
+    def expire_leases(self) -> list[Row]:
+        """Attempts whose lease ran out go back to pending (their worker died or was cut off)."""
+        with self.store.db.transaction() as tx:
+            rows = tx.fetch_all("expire_task_leases", {
+                "to_status": T.PENDING.value, "from_status": T.IN_PROGRESS.value,
+                "running": P.RUNNING.value, "now": now()})
+            for row in rows:
+                self.store.event(tx, row["project_id"], row["id"], "retry", None,
+                                 T.PENDING.value, f"attempt {row['attempts']}'s lease expired "
+                                 "(its worker died or lost the store); queued again")
+        return rows
+
+    def expire_project_leases(self) -> list[Row]:
+        """Planning whose attempt died goes back to pending; integration is sent again."""
+        expired: list[Row] = []
+        with self.store.db.transaction() as tx:
+            for from_status, to in ((P.PLANNING, P.PENDING), (P.INTEGRATING, P.INTEGRATING)):
+                for row in tx.fetch_all("expire_project_leases", {
+                        "from_status": from_status.value, "to_status": to.value,
+                        "now": now()}):
+                    self.store.event(tx, row["id"], None, "retry", from_status.value, to.value,
+                                     f"{from_status.value} attempt's lease expired; "
+                                     "sent again")
+                    expired.append(row)
+        return expired
+
+    def revive(self, project_id: str, task_id: str | None = None
+               ) -> tuple[ProjectStatus, list[str]]:
+        """Make a project runnable again: its failed tasks (or just `task_id`) back to pending.
 
         Returns the status the project moved to (pending: it must be planned again;
-        running: dispatch what is left) and how many tasks were put back.
+        running: dispatch what is left) and the ids of the tasks put back.
         """
         with self.store.db.transaction() as tx:
-            revived = tx.fetch_all("transition_project_tasks", {
-                "project_id": project_id, "to_status": REVIVE.to.value,
-                "allowed": _values(REVIVE.allowed)})
+            tx.execute("lock_project", {"id": project_id, "now": now()})
+            revived = tx.fetch_all("revive_tasks", {
+                "project_id": project_id, "id": task_id, "to_status": REVIVE.to.value,
+                "from_status": T.FAILED.value})
+            if task_id is not None and not revived:
+                raise BadInput(f"task {task_id} has not failed; only failed tasks are retried")
+            self._rewait(tx, project_id)
             planned = tx.fetch_one("count_project_tasks", {"project_id": project_id})
             target = P.RUNNING if planned and planned["tasks"] else P.PENDING
-            if not self.move_project(project_id, target, None, tx):
-                status = tx.fetch_one("get_project", {"id": project_id})
-                raise BadInput(f"project {project_id} is {status['status'] if status else '?'}"
-                               "; only failed, budget_exhausted or stuck projects resume")
+            project = tx.fetch_one("get_project", {"id": project_id})
+            running = task_id is not None and project and project["status"] == P.RUNNING.value
+            if not running and not self.move_project(project_id, target, None, tx):
+                raise BadInput(f"project {project_id} is "
+                               f"{project['status'] if project else '?'}; only failed, "
+                               "budget_exhausted or needs_attention projects resume")
             for row in revived:
-                self.store.event(tx, project_id, row["id"], "task", None, T.PENDING.value,
-                                 "resumed")
-        return target, len(revived)
+                self.store.event(tx, project_id, row["id"], "task", T.FAILED.value,
+                                 T.PENDING.value, "retried by the operator")
+        return target, [str(r["id"]) for r in revived]
+
+    def _rewait(self, tx: Session, project_id: str) -> None:
+        """Blocked tasks wait on exactly the failed tasks that are still failed."""
+        tx.execute("clear_waiting_errors", {"project_id": project_id,
+                                            "blocked": T.BLOCKED.value})
+        for row in tx.fetch_all("failed_tasks", {"project_id": project_id,
+                                                 "failed": T.FAILED.value}):
+            tx.fetch_all("mark_waiting_on", {
+                "id": row["id"], "blocked": T.BLOCKED.value,
+                "error": f"waits on failed task {row['idx']} ({row['title']!r})"})
 
     def cancel_project(self, project_id: str) -> bool:
         """Cancel a project and every task that has not started."""

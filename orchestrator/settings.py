@@ -39,9 +39,17 @@ class Settings(BaseSettings):
     output_dir: Path = Path("agency-output")
     home: Path = Path(".agency")
     embedded_concurrency: int = Field(default=4, ge=1, le=64)
-    task_time_limit: int = Field(default=900, ge=10)
-    task_max_retries: int = Field(default=4, ge=0, le=20)
-    task_retry_backoff: int = Field(default=2, ge=1, le=600)
+    # Self-healing: an attempt renews its lease while it works; the reconciler re-runs what a
+    # dead worker held (within lease + interval seconds) and re-sends what the broker lost.
+    lease_seconds: float = Field(default=20.0, ge=1.0, le=3600.0)
+    reconcile_interval: float = Field(default=5.0, gt=0.0, le=600.0)
+    # Every model call a task makes, over all its attempts and retries, counts against this.
+    max_model_calls: int = Field(default=10, ge=1, le=100)
+    # How long a worker keeps trying to save a paid answer while the database is unreachable.
+    store_retry_seconds: float = Field(default=120.0, ge=0.0)
+    # Redis redelivers a message its consumer never acknowledged after this many seconds (a
+    # message held by a dead worker before it claimed its task); leases cover claimed tasks.
+    visibility_timeout: int = Field(default=600, ge=30)
     prices: dict[str, tuple[float, float, float, float]] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES)
     )
@@ -50,7 +58,7 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
     anthropic_timeout: float = Field(default=300.0, gt=0)
-    model_attempts: int = Field(default=5, ge=1, le=20)
+    model_attempts: int = Field(default=8, ge=1, le=20)
     model_backoff: float = Field(default=1.0, ge=0)
     model_max_backoff: float = Field(default=60.0, ge=0)
 

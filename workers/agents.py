@@ -6,12 +6,11 @@ import logging
 from collections.abc import Callable
 
 from orchestrator.constants import AgentType, ProjectStatus, Role, TaskStatus
-from orchestrator.errors import BudgetExhausted, InvalidAnswer, TaskNotReady, TransientModelError
+from orchestrator.errors import AttemptFailed, NotRunnable, TaskNotReady
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import AgentOutput, ProjectRecord, TaskDefinition, TaskRecord
 from orchestrator.runtime import Runtime
-from orchestrator.scheduler import Completion
-from workers.errors import Skipped
+from orchestrator.scheduler import Claim, Completion
 
 log = logging.getLogger(__name__)
 
@@ -78,48 +77,51 @@ def task_prompt(project: ProjectRecord, task: TaskDefinition, deps: list[TaskRec
     return "\n".join(lines)
 
 
-def _claim(rt: Runtime, task_id: str, worker: str
-           ) -> tuple[TaskRecord, ProjectRecord] | None:
-    """Claim the task, or say why not: None when it already completed (never run twice)."""
+def claim_task(rt: Runtime, task_id: str, worker: str) -> Claim | None:
+    """Claim the task for an attempt, or say why not: None when it already completed (a
+    completed task is never executed again, whatever the broker redelivers)."""
     task = rt.store.task(task_id)
     project = rt.store.project(task.project_id)
     if project.status is not ProjectStatus.RUNNING:
-        raise Skipped(f"project {project.id} is {project.status.value}")
-    if rt.scheduler.start_task(task_id, worker) is not None:
-        return task, project  # what the work needs (title, inputs, deps) did not change
+        raise NotRunnable(f"project {project.id} is {project.status.value}")
+    claim = rt.scheduler.start_task(task_id, worker, rt.leases.until())
+    if claim is not None:
+        return claim
     task = rt.store.task(task_id)
     if task.status is TaskStatus.COMPLETED:
         return None
     if task.status is TaskStatus.BLOCKED:
         raise TaskNotReady(f"task {task_id} still waits for {task.pending_deps} dependencies")
-    raise Skipped(f"task {task_id} is {task.status.value}")
+    raise NotRunnable(f"task {task_id} is {task.status.value}")
 
 
 def run_agent_task(rt: Runtime, task_id: str, worker: str,
                    progress: Callable[[str], None] | None = None) -> Completion | None:
-    """Load the task and its inputs from the store, do the work, save it, complete the task."""
-    claimed = _claim(rt, task_id, worker)
-    if claimed is None:
+    """Load the task and its inputs from the store, do the work, save it, complete the task.
+
+    Raises NotRunnable or TaskNotReady for a message that must not run, and AttemptFailed
+    (with the cause) when a claimed attempt fails; workers/base.py decides what follows.
+    """
+    claim = claim_task(rt, task_id, worker)
+    if claim is None:
         log.info("task %s already completed; not run again", task_id)
         return None
-    task, project = claimed
-    deps = [rt.store.task(d) for d in task.dependencies]
-    if progress:
-        progress("calling model")
     try:
-        output = _work(rt, project, task, deps)
-    except BudgetExhausted as exc:
-        rt.scheduler.pause_for_budget(project.id, task_id, exc.message)
-        raise Skipped(f"task {task_id} waits: {exc.message}") from exc
-    except (TransientModelError, InvalidAnswer) as exc:
-        rt.scheduler.requeue_task(task_id, exc.message)
-        raise
-    if progress:
-        progress("saving output")
-    return rt.scheduler.complete_task(project.id, task_id, output)
+        with rt.leases.hold(claim):
+            task = rt.store.task(task_id)
+            project = rt.store.project(claim.project_id)
+            deps = [rt.store.task(d) for d in task.dependencies]
+            if progress:
+                progress("calling model")
+            output = _work(rt, claim, project, task, deps)
+            if progress:
+                progress("saving output")
+            return rt.durably("completion", lambda: rt.scheduler.complete_task(claim, output))
+    except Exception as exc:
+        raise AttemptFailed(claim.project_id, claim, exc) from exc
 
 
-def _work(rt: Runtime, project: ProjectRecord, task: TaskRecord,
+def _work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
           deps: list[TaskRecord]) -> AgentOutput:
     return ask_structured(
         rt.provider, role=Role.AGENT, model=rt.model_for(Role.AGENT),
@@ -133,4 +135,4 @@ def _work(rt: Runtime, project: ProjectRecord, task: TaskRecord,
                "dependencies": [{"title": d.title, "agent_type": d.agent_type.value,
                                  "summary": d.output.summary if d.output else ""}
                                 for d in deps]},
-        meter=rt.meter(project.id, task.id), policy=rt.policy)
+        meter=rt.meter(project.id, claim), policy=rt.policy)

@@ -7,11 +7,20 @@ import sys
 from typing import Any
 
 from celery import Task, signals
+from celery.exceptions import Ignore
 
-from orchestrator.errors import InvalidAnswer, TaskNotReady, TransientModelError
+from orchestrator.constants import ORCHESTRATOR_QUEUE, ProjectStatus
+from orchestrator.errors import (
+    AgencyError,
+    AttemptFailed,
+    BudgetExhausted,
+    NotRunnable,
+    Stale,
+    StoreUnavailable,
+    TaskNotReady,
+)
 from orchestrator.runtime import get_runtime
-from orchestrator.settings import get_settings
-from workers.errors import Skipped
+from orchestrator.scheduler import Claim, ProjectClaim
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +40,25 @@ def _per_queue_concurrency(sender: Any = None, **_: Any) -> None:
     if sender is None or any(a in ("-c", "--concurrency") or a.startswith("--concurrency=")
                              for a in sys.argv):
         return
-    queues = list(getattr(sender.app.amqp.queues, "consume_from", None) or [])
+    queues = _consumed_queues(sender)
     table = get_runtime().settings.concurrency
     if len(queues) == 1 and queues[0] in table:
         sender.concurrency = table[queues[0]]
+
+
+def _consumed_queues(sender: Any) -> list[str]:
+    return list(getattr(sender.app.amqp.queues, "consume_from", None) or [])
+
+
+@signals.worker_ready.connect
+def _start_reconciler(sender: Any = None, **_: Any) -> None:
+    """The orchestrator worker owns the reconciler (several copies are safe: one pass at a
+    time holds an advisory lock)."""
+    if sender is None or ORCHESTRATOR_QUEUE not in _consumed_queues(sender):
+        return
+    from orchestrator.reconciler import Reconciler
+
+    Reconciler(get_runtime(), sender.app).start()
 
 
 def node_name(task: Task) -> str:  # type: ignore[type-arg]
@@ -43,50 +67,93 @@ def node_name(task: Task) -> str:  # type: ignore[type-arg]
 
 
 class AgencyTask(Task):  # type: ignore[type-arg]
-    """Retries what is worth retrying; anything else fails the task for good."""
+    """The one error policy: services raise; this maps each error to a store transition and to
+    Celery's retry, `Ignore` or failure.
+
+    - A message that must not run (a duplicate, a task still blocked, a fenced-out attempt):
+      `Ignore`, logged at INFO; Flower shows it as IGNORED, not as a failure.
+    - The store unreachable before anything was claimed: Celery retries the message later.
+    - A claimed attempt that failed: budget spent -> the project pauses; the store unreachable
+      -> nothing to write, the attempt's lease expires and the reconciler runs it again;
+      anything else (a refusal, HTTP 400, an answer invalid after repair, the call cap) fails
+      the work for good in the store, and the task FAILS in Celery with its traceback.
+    """
 
     abstract = True
-    autoretry_for = (TransientModelError, InvalidAnswer, TaskNotReady)
-    retry_backoff = get_settings().task_retry_backoff
-    default_retry_delay = get_settings().task_retry_backoff
-    retry_backoff_max = 120
-    retry_jitter = True
-    max_retries = get_settings().task_max_retries
     acks_late = True
+    max_retries = None  # only "the store is unreachable" is retried here, until it is back
+    store_retry_delay = 2.0
 
-    def on_retry(self, exc: Exception, task_id: str, args: Any, kwargs: Any,
-                 einfo: Any) -> None:
-        """A retry is scheduled: say why, on the task (or the project's own work)."""
-        what = self.name.rsplit(".", 1)[-1]
-        get_runtime().store.note(kwargs["project_id"], kwargs.get("task_id"), "retry",
-                                 f"{what}: {exc}; retrying")
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except AttemptFailed as failed:
+            return self._settle(failed, kwargs)
+        except (NotRunnable, TaskNotReady, Stale) as exc:
+            log.info("%s ignored: %s", self.name, exc)
+            raise Ignore() from exc
+        except StoreUnavailable as exc:
+            log.warning("%s: %s; retrying in %.0fs", self.name, exc, self.store_retry_delay)
+            raise self.retry(exc=exc, countdown=self.store_retry_delay) from exc
 
-    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any,
-                   einfo: Any) -> None:
-        if isinstance(exc, Skipped):
-            log.info("%s skipped: %s", self.name, exc)
-            return
-        self.record_failure(kwargs, f"{type(exc).__name__}: {exc}")
+    def _settle(self, failed: AttemptFailed, kwargs: dict[str, Any]) -> Any:
+        cause = failed.cause
+        try:
+            if isinstance(cause, Stale):
+                log.info("%s ignored: %s", self.name, cause)
+            elif isinstance(cause, BudgetExhausted):
+                self.pause(failed)
+            elif isinstance(cause, StoreUnavailable):
+                log.warning("%s: %s; the lease will expire and the work will run again",
+                            self.name, cause)
+            else:
+                reason = cause.message if isinstance(cause, AgencyError) else (
+                    f"{type(cause).__name__}: {cause}")
+                self.fail(failed, reason)
+                raise cause
+        except (Stale, StoreUnavailable) as exc:
+            log.warning("%s: could not record the outcome (%s)", self.name, exc)
+        raise Ignore()
 
-    def record_failure(self, kwargs: dict[str, Any], reason: str) -> None:
+    def pause(self, failed: AttemptFailed) -> None:
+        raise NotImplementedError
+
+    def fail(self, failed: AttemptFailed, reason: str) -> None:
         raise NotImplementedError
 
 
 class AgentTask(AgencyTask):
-    """An agent task failed: the task (and so its project) is failed in the store."""
+    """An agent task: a failure fails the task; its descendants wait, the rest goes on."""
 
     abstract = True
 
-    def record_failure(self, kwargs: dict[str, Any], reason: str) -> None:
-        get_runtime().scheduler.fail_task(kwargs["task_id"], reason)
+    def pause(self, failed: AttemptFailed) -> None:
+        claim = failed.claim
+        assert isinstance(claim, Claim)
+        rt = get_runtime()
+        rt.durably("budget pause", lambda: rt.scheduler.pause_for_budget(
+            failed.project_id, claim, str(failed.cause)))
+
+    def fail(self, failed: AttemptFailed, reason: str) -> None:
+        claim = failed.claim
+        assert isinstance(claim, Claim)
+        rt = get_runtime()
+        rt.durably("failure", lambda: rt.scheduler.fail_task(claim, reason))
 
 
 class OrchestratorTask(AgencyTask):
-    """Planning or integration failed: the project is failed in the store."""
+    """Planning or integration: a failure fails the project (`agency resume` carries on)."""
 
     abstract = True
 
-    def record_failure(self, kwargs: dict[str, Any], reason: str) -> None:
-        from orchestrator.constants import ProjectStatus
+    def pause(self, failed: AttemptFailed) -> None:
+        rt = get_runtime()
+        rt.durably("budget pause", lambda: rt.scheduler.pause_for_budget(
+            failed.project_id, None, str(failed.cause)))
 
-        get_runtime().scheduler.move_project(kwargs["project_id"], ProjectStatus.FAILED, reason)
+    def fail(self, failed: AttemptFailed, reason: str) -> None:
+        claim = failed.claim
+        assert isinstance(claim, ProjectClaim)
+        rt = get_runtime()
+        rt.durably("failure", lambda: rt.scheduler.move_claimed(
+            claim, ProjectStatus.FAILED, reason))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Task
 
 from orchestrator.constants import INTEGRATE_TASK, PLAN_TASK, AgentType, agent_task_name
+from orchestrator.dispatch import release
 from orchestrator.integrate import integrate_project
-from orchestrator.planner import plan_project, release
+from orchestrator.planner import plan_project
 from orchestrator.runtime import get_runtime
 from workers.agents import run_agent_task
 from workers.app import app
 from workers.base import AgentTask, OrchestratorTask, node_name
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name=PLAN_TASK, base=OrchestratorTask, bind=True)
@@ -32,7 +36,11 @@ def integrate(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
 def _agent_task(agent: AgentType) -> Any:
     def run(self: Task, project_id: str, task_id: str, title: str) -> str:  # type: ignore[type-arg]
         def progress(step: str) -> None:
-            self.send_event("task-progress", project_id=project_id, task_id=task_id, step=step)
+            try:
+                self.send_event("task-progress", project_id=project_id, task_id=task_id,
+                                step=step)
+            except Exception as exc:  # progress is a courtesy; the broker may be away
+                log.debug("progress event not sent: %s", exc)
 
         rt = get_runtime()
         completion = run_agent_task(rt, task_id, worker=node_name(self), progress=progress)

@@ -22,7 +22,8 @@ from orchestrator.llm.base import CompletionRequest, CompletionResponse, Provide
 T = TypeVar("T", bound=BaseModel)
 Check = Callable[[Any], object]  # raises when the value breaks a rule
 
-REPAIR_ROUNDS = 1
+# An invalid answer is shown its error this many times; then it fails for good (InvalidAnswer).
+REPAIR_ROUNDS = 2
 
 
 class Meter(Protocol):

@@ -40,11 +40,54 @@ UPDATE projects SET plan = :plan, project_type = COALESCE(project_type, :project
 WHERE id = :id
 
 -- name: transition_project
+-- A project that moves on (running again, completed) keeps no error of an earlier failure.
 UPDATE projects
-SET status = :to_status, error = COALESCE(:error, error), updated_at = :now,
-    finished_at = COALESCE(:finished_at, finished_at)
+SET status = :to_status,
+    error = CASE WHEN :clear_error THEN NULL ELSE COALESCE(:error, error) END,
+    updated_at = :now, finished_at = COALESCE(:finished_at, finished_at), lease_until = NULL,
+    sent_epoch = NULL
 WHERE id = :id AND status = ANY(:allowed)
 RETURNING status
+
+-- name: claim_project
+-- Planning or integration takes the project: a new attempt (the fencing token) and a lease.
+UPDATE projects
+SET status = :to_status, attempts = attempts + 1, lease_until = :lease_until, updated_at = :now
+WHERE id = :id AND status = ANY(:allowed)
+  AND (lease_until IS NULL OR lease_until < :now)
+RETURNING attempts
+
+-- name: move_claimed_project
+-- A fenced transition: only the attempt that holds the project may move it.
+UPDATE projects
+SET status = :to_status,
+    error = CASE WHEN :clear_error THEN NULL ELSE COALESCE(:error, error) END,
+    updated_at = :now, finished_at = COALESCE(:finished_at, finished_at), lease_until = NULL
+WHERE id = :id AND attempts = :attempt AND status = :from_status
+RETURNING status
+
+-- name: renew_project_lease
+UPDATE projects SET lease_until = :lease_until
+WHERE id = :id AND attempts = :attempt AND status = ANY(:allowed)
+RETURNING id
+
+-- name: holds_project
+SELECT id FROM projects WHERE id = :id AND attempts = :attempt AND status = :status
+
+-- name: mark_project_sent
+UPDATE projects SET sent_epoch = :epoch WHERE id = :id
+
+-- name: expire_project_leases
+-- Planning or integration whose attempt stopped renewing: back to where it can be sent again.
+UPDATE projects SET status = :to_status, lease_until = NULL, sent_epoch = NULL
+WHERE status = :from_status AND lease_until < :now
+RETURNING id
+
+-- name: lost_projects
+-- Projects waiting for a planning or integration message that the broker no longer holds.
+SELECT id, status FROM projects
+WHERE status = ANY(:statuses) AND lease_until IS NULL
+  AND (sent_epoch IS NULL OR sent_epoch <> :epoch) AND updated_at < :settled
 
 -- name: insert_task
 INSERT INTO tasks (id, project_id, idx, title, description, agent_type, priority,
@@ -71,8 +114,10 @@ WHERE t.project_id = :project_id
 SELECT d.id, d.status FROM task_edges e JOIN tasks d ON d.id = e.depends_on
 WHERE e.task_id = :id
 
--- name: mark_queued
-UPDATE tasks SET queued_at = :now WHERE id = ANY(:ids) AND queued_at IS NULL
+-- name: mark_sent
+-- After publishing: these tasks are carried by a message of the broker's current epoch.
+UPDATE tasks SET queued_at = COALESCE(queued_at, :now), sent_epoch = :epoch
+WHERE id = ANY(:ids)
 
 -- name: assign_unit
 UPDATE tasks SET unit = :unit WHERE id = ANY(:ids)
@@ -85,26 +130,86 @@ UPDATE projects SET updated_at = :now WHERE id = :id
 -- name: count_unfinished
 SELECT COUNT(*) AS n FROM tasks WHERE project_id = :project_id AND status <> :completed
 
+-- name: count_live_tasks
+-- Tasks that can still make progress: ready, running, or waiting on work that has not failed.
+SELECT COUNT(*) AS n FROM tasks
+WHERE project_id = :project_id
+  AND (status = ANY(:live) OR (status = :blocked AND error IS NULL))
+
 -- name: start_task
+-- A claim: a new attempt (the fencing token) with a lease the attempt renews while it works.
 UPDATE tasks
 SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at = :now,
-    error = NULL
+    error = NULL, lease_until = :lease_until
 WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
 RETURNING project_id, attempts
 
--- name: finish_task
+-- name: finish_attempt
+-- Every write of an attempt is fenced: accepted only while its token is current.
 UPDATE tasks
-SET status = :to_status, output = COALESCE(:output, output), error = :error, finished_at = :now
-WHERE id = :id AND status = ANY(:allowed)
-RETURNING project_id
+SET status = :to_status, output = COALESCE(:output, output), error = :error,
+    finished_at = :finished_at, lease_until = NULL
+WHERE id = :id AND attempts = :attempt AND status = :from_status
+RETURNING project_id, idx, title
+
+-- name: renew_task_lease
+UPDATE tasks SET lease_until = :lease_until
+WHERE id = :id AND attempts = :attempt AND status = :status
+RETURNING id
+
+-- name: count_model_call
+-- One more model call for this attempt, within the task's cap over all its attempts.
+UPDATE tasks SET model_calls = model_calls + 1
+WHERE id = :id AND attempts = :attempt AND status = :status AND model_calls < :cap
+RETURNING model_calls
+
+-- name: holds_task
+SELECT model_calls FROM tasks WHERE id = :id AND attempts = :attempt AND status = :status
+
+-- name: expire_task_leases
+-- Attempts that stopped renewing (their worker died or lost the store): ready to run again.
+UPDATE tasks SET status = :to_status, lease_until = NULL, sent_epoch = NULL
+WHERE status = :from_status AND lease_until < :now
+  AND project_id IN (SELECT id FROM projects WHERE status = :running)
+RETURNING id, project_id, idx, attempts
+
+-- name: lost_tasks
+-- Ready tasks of running projects whose message the broker no longer holds (or never got).
+SELECT t.id, t.project_id FROM tasks t JOIN projects p ON p.id = t.project_id
+WHERE p.status = :running AND t.status = :pending
+  AND (t.sent_epoch IS NULL OR t.sent_epoch <> :epoch)
+
+-- name: descendants
+WITH RECURSIVE down(id) AS (
+    SELECT task_id FROM task_edges WHERE depends_on = :id
+    UNION SELECT e.task_id FROM task_edges e JOIN down d ON e.depends_on = d.id)
+SELECT id FROM down
+
+-- name: mark_waiting_on
+-- The descendants of a failed task wait on it: blocked, with the reason.
+UPDATE tasks SET error = :error
+WHERE status = :blocked AND id IN (
+    WITH RECURSIVE down(id) AS (
+        SELECT task_id FROM task_edges WHERE depends_on = :id
+        UNION SELECT e.task_id FROM task_edges e JOIN down d ON e.depends_on = d.id)
+    SELECT id FROM down)
+RETURNING id
+
+-- name: clear_waiting_errors
+UPDATE tasks SET error = NULL
+WHERE project_id = :project_id AND status = :blocked AND error IS NOT NULL
+
+-- name: failed_tasks
+SELECT id, idx, title, error FROM tasks WHERE project_id = :project_id AND status = :failed
+ORDER BY idx
 
 -- name: transition_task
-UPDATE tasks SET status = :to_status
+UPDATE tasks SET status = :to_status, lease_until = NULL
 WHERE id = :id AND status = ANY(:allowed)
 RETURNING project_id
 
 -- name: transition_project_tasks
-UPDATE tasks SET status = :to_status
+UPDATE tasks SET status = :to_status, lease_until = NULL, error = NULL
 WHERE project_id = :project_id AND status = ANY(:allowed)
 RETURNING id
 
@@ -125,6 +230,22 @@ INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens
                    cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, attempt, at)
 VALUES (:project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
         :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now)
+
+-- name: insert_attempt_usage
+-- A ledger row of a task's attempt, accepted only while that attempt holds the task.
+INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens,
+                   cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, attempt, at)
+SELECT :project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
+       :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now
+WHERE EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
+                                    AND status = :status)
+
+-- name: try_reconciler_lock
+-- PostgreSQL only: one reconciler pass at a time across every machine.
+SELECT pg_try_advisory_lock(:key) AS locked
+
+-- name: reconciler_unlock
+SELECT pg_advisory_unlock(:key) AS unlocked
 
 -- name: usage_by_task
 SELECT task_id, SUM(input_tokens) AS input, SUM(output_tokens) AS output,
@@ -157,3 +278,13 @@ WHERE project_id = :project_id AND kind = ANY(:kinds) ORDER BY id
 
 -- name: count_project_tasks
 SELECT COUNT(*) AS tasks FROM tasks WHERE project_id = :project_id
+
+-- name: revive_tasks
+-- Failed tasks of a project (or one of them) run again with a fresh model-call allowance.
+UPDATE tasks SET status = :to_status, error = NULL, model_calls = 0, lease_until = NULL,
+    sent_epoch = NULL
+WHERE project_id = :project_id AND status = :from_status AND (CAST(:id AS text) IS NULL OR id = :id)
+RETURNING id
+
+-- name: find_tasks_by_prefix
+SELECT id FROM tasks WHERE id LIKE :prefix LIMIT 2

@@ -6,9 +6,9 @@ import json
 import os
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.constants import ProjectStatus
+from orchestrator.constants import ProjectStatus, TaskStatus
 from orchestrator.errors import NotFound
 from orchestrator.models import (
     AgentOutput,
@@ -20,9 +20,12 @@ from orchestrator.models import (
     Tokens,
 )
 from orchestrator.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from orchestrator.scheduler import Claim
 from orchestrator.store.connector import Connector, Row, Session
 
-__all__ = ["Connector", "Session", "Store", "get_store", "now", "open_connector"]
+__all__ = ["Connector", "Row", "Session", "Store", "get_store", "now", "open_connector"]
 
 
 def now() -> datetime:
@@ -124,6 +127,18 @@ class Store:
             raise NotFound(f"no project with id {prefix!r}")
         return str(rows[0]["id"])
 
+    def resolve_task_id(self, prefix: str) -> str:
+        """A full task id from an id or a unique prefix of one (at least 4 characters)."""
+        if self.db.fetch_one("get_task", {"id": prefix}):
+            return prefix
+        if len(prefix) < 4:
+            raise NotFound(f"task id prefix {prefix!r} is too short: give at least 4 characters")
+        rows = self.db.fetch_all("find_tasks_by_prefix", {"prefix": f"{prefix}%"})
+        if len(rows) != 1:
+            raise NotFound(f"no task with id {prefix!r}" if not rows
+                           else f"task id prefix {prefix!r} is ambiguous")
+        return str(rows[0]["id"])
+
     def project(self, project_id: str) -> ProjectRecord:
         row = self.db.fetch_one("get_project", {"id": project_id})
         if row is None:
@@ -158,17 +173,40 @@ class Store:
     def events(self, project_id: str) -> list[Row]:
         return self.db.fetch_all("project_events", {"project_id": project_id})
 
-    def record_usage(self, project_id: str, task_id: str | None, role: str, model: str,
-                     tokens: Tokens, cost_usd: float, latency_ms: int, attempt: int) -> None:
-        """One ledger row, and the project's running total, in one transaction."""
+    def record_usage(self, project_id: str, claim: Claim | None, role: str, model: str,
+                     tokens: Tokens, cost_usd: float, latency_ms: int, attempt: int) -> bool:
+        """One ledger row, and the project's running total, in one transaction.
+
+        A task attempt's row is fenced: accepted only while the attempt holds its task.
+        """
+        params = {"project_id": project_id, "task_id": claim.task_id if claim else None,
+                  "role": role, "model": model, "input_tokens": tokens.input,
+                  "output_tokens": tokens.output, "cache_read_tokens": tokens.cache_read,
+                  "cache_write_tokens": tokens.cache_write, "cost_usd": cost_usd,
+                  "latency_ms": latency_ms, "attempt": attempt, "now": now()}
         with self.db.transaction() as tx:
-            tx.execute("insert_usage", {
-                "project_id": project_id, "task_id": task_id, "role": role, "model": model,
-                "input_tokens": tokens.input, "output_tokens": tokens.output,
-                "cache_read_tokens": tokens.cache_read,
-                "cache_write_tokens": tokens.cache_write, "cost_usd": cost_usd,
-                "latency_ms": latency_ms, "attempt": attempt, "now": now()})
+            if claim is None:
+                tx.execute("insert_usage", params)
+            elif not tx.execute("insert_attempt_usage", {
+                    **params, "holder": claim.attempt, "status": TaskStatus.IN_PROGRESS.value}):
+                return False
             tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.total})
+        return True
+
+    def lost_tasks(self, epoch: str) -> list[Row]:
+        """Ready tasks of running projects that no message of the broker's epoch carries."""
+        return self.db.fetch_all("lost_tasks", {
+            "epoch": epoch, "running": ProjectStatus.RUNNING.value,
+            "pending": TaskStatus.PENDING.value})
+
+    def lost_projects(self, epoch: str, settled: datetime) -> list[Row]:
+        """Projects waiting for a planning or integration message the broker does not hold."""
+        return self.db.fetch_all("lost_projects", {
+            "epoch": epoch, "settled": settled,
+            "statuses": [ProjectStatus.PENDING.value, ProjectStatus.INTEGRATING.value]})
+
+    def descendants(self, task_id: str) -> list[str]:
+        return [str(r["id"]) for r in self.db.fetch_all("descendants", {"id": task_id})]
 
     def within_budget(self, project_id: str) -> bool:
         """True while the project has spent less than its budget (or has none)."""

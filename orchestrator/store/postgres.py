@@ -11,11 +11,28 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from orchestrator.errors import StoreError
+from orchestrator.errors import StoreError, StoreUnavailable
 from orchestrator.store.connector import Params, Row, apply_migrations, queries
 
 _PARAM = re.compile(r"(?<!:):(\w+)")
 _MIGRATION_LOCK = 0x4147454E  # "AGEN": one migrator at a time across processes
+
+
+def _wrap(query: str, exc: psycopg.Error) -> StoreError:
+    """A lost or refused connection is worth retrying; anything else is a real failure."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailable(f"PostgreSQL unavailable ({query}): {reason}")
+    return StoreError(f"PostgreSQL query {query} failed: {reason}")
+
+
+@contextmanager
+def _guard(what: str) -> Iterator[None]:
+    """Errors from taking, using or committing a connection, mapped once."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise _wrap(what, exc) from exc
 
 
 def _convert(sql: str) -> str:
@@ -27,10 +44,8 @@ class _Session:
         self._conn = conn
 
     def _run(self, query: str, params: Params) -> psycopg.Cursor[Any]:
-        try:
+        with _guard(query):
             return self._conn.execute(_convert(queries()[query]).encode(), dict(params))
-        except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL query {query} failed: {exc}") from exc
 
     def execute(self, query: str, params: Params) -> int:
         return self._run(query, params).rowcount
@@ -54,32 +69,48 @@ class PostgresConnector:
             psycopg.connect(url, connect_timeout=5).close()
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0]
-            raise StoreError(f"cannot connect to PostgreSQL: {reason}") from exc
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from exc
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                url, min_size=1, max_size=max_size, open=True, timeout=30,
-                kwargs={"autocommit": True, "row_factory": dict_row},
+                url, min_size=1, max_size=max_size, open=True, timeout=5,
+                # A restarted database costs a reconnect, not a failure: every connection is
+                # checked before it is handed out.
+                check=ConnectionPool.check_connection, reconnect_timeout=3600,
+                kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
             )
             self._pool.wait(timeout=10)
         except (psycopg.Error, Exception) as exc:
-            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
 
     def execute(self, query: str, params: Params) -> int:
-        with self._pool.connection() as conn:
+        with _guard(query), self._pool.connection() as conn:
             return _Session(conn).execute(query, params)
 
     def fetch_one(self, query: str, params: Params) -> Row | None:
-        with self._pool.connection() as conn:
+        with _guard(query), self._pool.connection() as conn:
             return _Session(conn).fetch_one(query, params)
 
     def fetch_all(self, query: str, params: Params) -> list[Row]:
-        with self._pool.connection() as conn:
+        with _guard(query), self._pool.connection() as conn:
             return _Session(conn).fetch_all(query, params)
 
     @contextmanager
     def transaction(self) -> Iterator[_Session]:
-        with self._pool.connection() as conn, conn.transaction():
+        with _guard("transaction"), self._pool.connection() as conn, conn.transaction():
             yield _Session(conn)
+
+    @contextmanager
+    def exclusive(self, key: int) -> Iterator[bool]:
+        """Hold a session advisory lock while the body runs; False when another holds it."""
+        with _guard("advisory lock"), self._pool.connection() as conn:
+            session = _Session(conn)
+            row = session.fetch_one("try_reconciler_lock", {"key": key})
+            locked = bool(row and row["locked"])
+            try:
+                yield locked
+            finally:
+                if locked:
+                    session.fetch_one("reconciler_unlock", {"key": key})
 
     def migrate(self) -> list[int]:
         """Apply the migrations not applied yet, one migrator at a time across processes."""

@@ -19,7 +19,8 @@ _ANY = re.compile(r"= ANY\(:(\w+)\)")
 
 def _adapt(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
+        # Fixed width, so that text comparison orders times (`lease_until < :now`).
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
     if isinstance(value, bool):
         return int(value)
     return value
@@ -81,6 +82,7 @@ class SQLiteConnector:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._lock = threading.RLock()
+        self._exclusive: dict[int, threading.Lock] = {}
         self._session = _Session(self._conn)
 
     def execute(self, query: str, params: Params) -> int:
@@ -105,6 +107,17 @@ class SQLiteConnector:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    @contextmanager
+    def exclusive(self, key: int) -> Iterator[bool]:
+        """One holder at a time within this process (the embedded store has one process)."""
+        lock = self._exclusive.setdefault(key, threading.Lock())
+        locked = lock.acquire(blocking=False)
+        try:
+            yield locked
+        finally:
+            if locked:
+                lock.release()
 
     def migrate(self) -> list[int]:
         """Apply the migrations not applied yet; return their numbers."""

@@ -86,9 +86,9 @@ def test_broken_json_is_repaired_with_the_error_shown(fake: FakeAnthropic) -> No
     assert len(meter.recorded) == 2  # both calls are in the ledger
 
 
-def test_schema_violation_twice_fails_clearly(fake: FakeAnthropic) -> None:
-    fake.script = deque(["schema_violation", "schema_violation"])
-    with pytest.raises(InvalidAnswer, match="analysis was not valid after 2 attempts"):
+def test_schema_violation_after_every_repair_round_fails_clearly(fake: FakeAnthropic) -> None:
+    fake.script = deque(["schema_violation"] * 3)
+    with pytest.raises(InvalidAnswer, match="analysis was not valid after 3 attempts"):
         _analyze(fake, Meter())
 
 
@@ -163,7 +163,7 @@ def test_project_through_anthropic_ledger_matches_server(fake: FakeAnthropic,
 
 
 def test_projects_complete_through_rate_limits_and_broken_json(tmp_path: Path) -> None:
-    faults = Faults(rate_limit=0.1, overloaded=0.1, broken_json=0.2, retry_after=0.05)
+    faults = Faults(rate_limit=0.1, overloaded=0.1, broken_json=0.1, retry_after=0.05)
     with FakeAnthropic(api_key=KEY, faults=faults, seed=42) as fake:
         for request in ("Build a website for a bakery", "Write a blog series about sourdough"):
             result = agency(tmp_path, "run", request, **_env(fake))
@@ -172,7 +172,7 @@ def test_projects_complete_through_rate_limits_and_broken_json(tmp_path: Path) -
             assert data["status"] == "completed"
         modes = fake.modes
     assert modes.count("rate_limit") + modes.count("overloaded") >= 0.1 * len(modes)
-    assert modes.count("broken_json") >= 0.1 * len(modes)
+    assert modes.count("broken_json") >= 0.05 * len(modes)
     retried = [t for t in data["tasks"] if t["retries"]] + ([data] if data["retries"] else [])
     assert retried, "faults were injected, so some retries must be visible"
 
@@ -211,15 +211,14 @@ def test_budget_stops_the_project_and_resume_finishes_it(fake: FakeAnthropic,
 def test_a_model_that_answers_garbage_fails_the_project_clearly(fake: FakeAnthropic,
                                                                  tmp_path: Path) -> None:
     fake.faults.broken_json = 1.0
-    result = agency(tmp_path, "run", "Build a website for a bakery",
-                    **_env(fake, AGENCY_TASK_MAX_RETRIES="1", AGENCY_TASK_RETRY_BACKOFF="1"))
+    result = agency(tmp_path, "run", "Build a website for a bakery", **_env(fake))
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[-1]
-    assert "failed" in line and "analysis was not valid after 2 attempts" in line
+    assert "failed" in line and "analysis was not valid after 3 attempts" in line
     data = status(tmp_path, project_id_of(result.stdout), **_env(fake))
     assert data["status"] == "failed" and data["tasks"] == []
-    assert len(fake.requests) == 4  # two planning attempts, each with one repair round
-    assert [r["reason"].split(":")[0] for r in data["retries"]] == ["plan"]
+    assert len(fake.requests) == 3  # one answer and two repair rounds, then it fails for good
+    assert data["retries"] == []  # an invalid answer after repair is not retried
 
 
 def test_anthropic_without_a_key_is_bad_input(tmp_path: Path) -> None:
@@ -228,8 +227,8 @@ def test_anthropic_without_a_key_is_bad_input(tmp_path: Path) -> None:
     assert result.stderr.strip() == "agency: error: AGENCY_LLM=anthropic needs ANTHROPIC_API_KEY"
 
 
-def test_refused_task_fails_the_project_and_retry_finishes_it(fake: FakeAnthropic,
-                                                               tmp_path: Path) -> None:
+def test_refused_task_needs_attention_and_retry_finishes_it(fake: FakeAnthropic,
+                                                            tmp_path: Path) -> None:
     plan = {"request": "Two steps", "tasks": [
         {"title": "Research", "agent_type": "marketing"},
         {"title": "Write", "agent_type": "content_writer", "dependencies": [0]}]}
@@ -240,13 +239,14 @@ def test_refused_task_fails_the_project_and_retry_finishes_it(fake: FakeAnthropi
     assert result.returncode == 1 and "refused" in result.stderr
     project_id = project_id_of(result.stdout)
     data = status(tmp_path, project_id, **_env(fake))
-    assert data["status"] == "failed"
+    assert data["status"] == "needs_attention"
     failed = data["tasks"][1]
     assert failed["status"] == "failed" and "refused" in failed["error"]
-    retried = agency(tmp_path, "retry", failed["id"], **_env(fake))
+    assert f"agency retry {failed['id'][:8]}" in data["error"]
+    retried = agency(tmp_path, "retry", failed["id"][:8], **_env(fake))
     assert retried.returncode == 0, retried.stderr
     final = status(tmp_path, project_id, **_env(fake))
-    assert final["status"] == "completed"
+    assert final["status"] == "completed" and final["error"] is None
     assert [t["attempts"] for t in final["tasks"]] == [1, 2]  # completed work never re-runs
     assert len(fake.requests) == 4  # research, refused write, write again, integration
     again = agency(tmp_path, "retry", failed["id"], **_env(fake))

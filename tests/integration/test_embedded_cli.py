@@ -199,7 +199,8 @@ def test_a_killed_embedded_run_is_recovered_by_resume(tmp_path: Path) -> None:
 
     from tests.conftest import AGENCY, agency_env
 
-    env = agency_env(tmp_path, AGENCY_OFFLINE_LATENCY="0.5")
+    env = agency_env(tmp_path, AGENCY_OFFLINE_LATENCY="0.5", AGENCY_LEASE_SECONDS="2",
+                     AGENCY_RECONCILE_INTERVAL="0.5")
     run = subprocess.Popen([*AGENCY, "run", "Analyze churn data and build a dashboard"],
                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)
@@ -217,9 +218,10 @@ def test_a_killed_embedded_run_is_recovered_by_resume(tmp_path: Path) -> None:
     assert any(t["status"] == "in_progress" for t in stalled["tasks"])
     done_before = {t["id"] for t in stalled["tasks"] if t["status"] == "completed"}
     cut_short = {t["id"] for t in stalled["tasks"] if t["status"] == "in_progress"}
-    resumed = agency(tmp_path, "resume", project_id[:8])
+    resumed = agency(tmp_path, "resume", project_id[:8], AGENCY_LEASE_SECONDS="2",
+                     AGENCY_RECONCILE_INTERVAL="0.5")
     assert resumed.returncode == 0, resumed.stderr
-    assert "stalled task(s) back in the queue" in resumed.stdout
+    assert "lease expires" in resumed.stdout
     final = status(tmp_path, project_id)
     assert final["status"] == "completed"
     for task in final["tasks"]:

@@ -1,0 +1,76 @@
+"""Leases: a process keeps the leases of the attempts it runs alive, in one background thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from orchestrator.errors import AgencyError
+from orchestrator.scheduler import Claim, ProjectClaim, Scheduler
+from orchestrator.store import now
+
+log = logging.getLogger(__name__)
+
+Holder = Claim | ProjectClaim
+
+
+class LeaseKeeper:
+    """Renews every held lease a few times per lease period, while the attempts work.
+
+    A renewal that the store refuses means a newer attempt took over: the lease is dropped and
+    the attempt's own writes will be refused too (fencing), so nothing more is needed here.
+    """
+
+    def __init__(self, scheduler: Scheduler, seconds: float) -> None:
+        self.scheduler, self.seconds = scheduler, seconds
+        self._held: dict[int, Holder] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def until(self) -> datetime:
+        """The end of a lease taken or renewed now."""
+        return now() + timedelta(seconds=self.seconds)
+
+    @contextmanager
+    def hold(self, claim: Holder) -> Iterator[None]:
+        """Keep `claim`'s lease alive for the body."""
+        key = id(claim)
+        with self._lock:
+            self._held[key] = claim
+            self._start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(key, None)
+
+    def _start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="agency-leases",
+                                            daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.seconds / 4)
+            with self._lock:
+                held = list(self._held.items())
+            for key, claim in held:
+                self._renew(key, claim)
+
+    def _renew(self, key: int, claim: Holder) -> None:
+        renew: Callable[[], bool] = (
+            (lambda: self.scheduler.renew_task(claim, self.until()))
+            if isinstance(claim, Claim)
+            else (lambda: self.scheduler.renew_project(claim, self.until())))
+        try:
+            if not renew():
+                log.warning("lease lost: %s (a newer attempt took over)", claim)
+                with self._lock:
+                    self._held.pop(key, None)
+        except AgencyError as exc:  # the store is unreachable: try again at the next tick
+            log.warning("could not renew the lease of %s: %s", claim, exc)

@@ -1,0 +1,43 @@
+"""Operator actions as services: the CLI parses and prints; these change the store and send."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from orchestrator.constants import ProjectStatus
+from orchestrator.dispatch import dispatch, send_plan
+from orchestrator.errors import BadInput
+from orchestrator.reconciler import reconcile
+from orchestrator.runtime import Runtime
+
+ENDED = (ProjectStatus.FAILED, ProjectStatus.BUDGET_EXHAUSTED, ProjectStatus.NEEDS_ATTENTION)
+IN_FLIGHT = (ProjectStatus.PENDING, ProjectStatus.PLANNING, ProjectStatus.RUNNING,
+             ProjectStatus.INTEGRATING)
+
+
+def resume_project(rt: Runtime, app: Celery, project_id: str) -> str:
+    """Carry on from the store; return what was done, in words."""
+    project = rt.store.project(project_id)
+    if project.status in IN_FLIGHT:
+        # Nothing to revive: what a dead worker held comes back when its lease expires.
+        done = reconcile(rt, app)
+        return (f"is {project.status.value}; the reconciler re-sent {len(done.resent)} and "
+                f"requeued {len(done.requeued)} task(s); a dead worker's task runs again once "
+                f"its lease expires (within {rt.settings.lease_seconds:.0f}s)")
+    if project.status not in ENDED:
+        raise BadInput(f"project {project_id} is {project.status.value}; there is nothing "
+                       "to resume")
+    target, revived = rt.scheduler.revive(project_id)
+    if target is ProjectStatus.PENDING:
+        send_plan(rt, app, project_id)
+    else:
+        dispatch(rt, app, project_id)
+    return f"resumed; {len(revived)} failed task(s) back in the queue"
+
+
+def retry_task(rt: Runtime, app: Celery, task_id: str) -> str:
+    """Run a failed task again, then its descendants; return the project id."""
+    task = rt.store.task(task_id)
+    rt.scheduler.revive(task.project_id, task_id)
+    dispatch(rt, app, task.project_id, [task_id])
+    return task.project_id

@@ -1,0 +1,12 @@
+-- Leases and fencing: each claim of a task (or of a project's planning or integration) bumps
+-- `attempts`, which is the attempt's token; `lease_until` is renewed while the attempt works.
+-- `sent_epoch` is the broker epoch in which a message for the row was last published: a
+-- broker that restarted empty has a new epoch, so the reconciler knows what it lost.
+ALTER TABLE tasks ADD COLUMN lease_until timestamptz;
+ALTER TABLE tasks ADD COLUMN sent_epoch text;
+ALTER TABLE tasks ADD COLUMN model_calls integer NOT NULL DEFAULT 0;
+ALTER TABLE projects ADD COLUMN lease_until timestamptz;
+ALTER TABLE projects ADD COLUMN sent_epoch text;
+ALTER TABLE projects ADD COLUMN attempts integer NOT NULL DEFAULT 0;
+CREATE INDEX tasks_status_idx ON tasks (status);
+CREATE INDEX projects_status_idx ON projects (status);
