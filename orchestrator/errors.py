@@ -64,3 +64,7 @@ class BudgetExhausted(AgencyError):
 
 class TaskNotReady(AgencyError):
     """A task's dependencies are not all completed."""
+
+
+class UnsafeArtifactPath(AgencyError):
+    """An artifact would have been written outside its folder."""
