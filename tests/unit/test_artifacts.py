@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
 import unicodedata
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from urllib.parse import unquote
 
 import pytest
 
 from orchestrator.artifacts import MAX_DEPTH, NAME_MAX, plan_artifact_paths, write_artifact
+from orchestrator.constants import AgentType, ProjectStatus, TaskPriority, TaskStatus
+from orchestrator.deliverable import ARTIFACTS, write_outputs
 from orchestrator.errors import UnsafeArtifactPath
+from orchestrator.models import AgentOutput, Artifact, Deliverable, ProjectRecord, TaskRecord
 
-ARTIFACTS = PurePosixPath("artifacts")
 RESERVED = re.compile(r"(con|prn|aux|nul|com\d|lpt\d)(\..*)?", re.IGNORECASE)
 
 
@@ -221,3 +226,102 @@ def test_writer_refuses_unplanned_paths(tmp_path: Path, path: str) -> None:
     with pytest.raises(UnsafeArtifactPath):
         write_artifact(tmp_path, PurePosixPath(path), "x")
     assert list(tmp_path.iterdir()) == []
+
+
+# End to end: write_outputs with what a model could propose.
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def task(index: int, *paths: str) -> TaskRecord:
+    # The schema refuses some of these paths; the writer must be safe without it (rows stored
+    # before a schema change, a looser schema later), so they are built unvalidated.
+    artifacts = [Artifact.model_construct(path=p, content=content(index, p)) for p in paths]
+    return TaskRecord(
+        id=f"task-{index}", project_id="p1", index=index, title=f"Task {index}", description="",
+        agent_type=AgentType.CONTENT_WRITER, priority=TaskPriority.NORMAL, estimated_tokens=100,
+        deliverables=[], acceptance_criteria=[], on_critical_path=False,
+        status=TaskStatus.COMPLETED, attempts=1, pending_deps=0, worker=None,
+        output=AgentOutput(summary="s", content=f"output {index}", artifacts=artifacts),
+        error=None, queued_at=None, started_at=None, finished_at=None)
+
+
+def project(output_dir: Path) -> ProjectRecord:
+    return ProjectRecord(
+        id="p1", request="Build a site", project_type=None, complexity=None,
+        status=ProjectStatus.INTEGRATING, budget_tokens=None, analysis=None, plan=None,
+        output_dir=str(output_dir), error=None, created_at=NOW, updated_at=NOW, finished_at=None)
+
+
+DELIVERABLE = Deliverable(executive_summary="Done.", key_deliverables=[], technical_details=[],
+                          next_steps=[], success_metrics=[], appendix=[])
+
+
+def snapshot(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def test_write_outputs_keeps_hostile_paths_inside(tmp_path: Path) -> None:
+    root = tmp_path / "projects" / "p1"
+    tasks = [task(0, "../../etc/passwd", "/etc/x"), task(1, "x", "x/y"), task(2, "a\x00b", ".")]
+    system = {p: snapshot(p) for p in (Path("/etc/passwd"), Path("/etc/x"))}
+    write_outputs(project(root), DELIVERABLE, tasks)
+    assert {p: snapshot(p) for p in system} == system
+    for entry in tmp_path.rglob("*"):
+        assert entry.resolve().is_relative_to(root.resolve()) or entry == root.parent
+    written = files_under(root / ARTIFACTS)
+    assert len(written) == 6
+    mapping = json.loads((root / "deliverable.json").read_text())["artifacts"]
+    assert [m["proposed"] for m in mapping] == [
+        "../../etc/passwd", "/etc/x", "x", "x/y", "a\x00b", "."]
+    assert [m["path"] for m in mapping] == [
+        "artifacts/etc/passwd", "artifacts/etc/x", "artifacts/x", "artifacts/x-2/y",
+        "artifacts/ab", "artifacts/artifact-6"]
+    for m, t in zip(mapping, [0, 0, 1, 1, 2, 2], strict=True):
+        assert m["task"] == f"Task {t}" and m["task_id"] == f"task-{t}"
+        assert (root / m["path"]).read_text() == content(t, m["proposed"])
+
+
+def markdown_links(markdown: str) -> list[str]:
+    return [unquote(link) for link in re.findall(r"\]\((artifacts/[^)]*)\)", markdown)]
+
+
+def test_markdown_links_where_each_artifact_was_written(tmp_path: Path) -> None:
+    tasks = [task(0, "README.md", "docs/"), task(1, "README.md", "my notes (draft).md", "a`b")]
+    write_outputs(project(tmp_path), DELIVERABLE, tasks)
+    markdown = (tmp_path / "deliverable.md").read_text()
+    links = markdown_links(markdown)
+    assert len(links) == 5
+    assert all((tmp_path / link).is_file() for link in links)
+    assert "- [`README.md`](artifacts/README.md), from Task 0\n" in markdown
+    assert "- [`README-2.md`](artifacts/README-2.md) (proposed as `README.md`), from Task 1" \
+        in markdown
+    assert "[`docs`](artifacts/docs) (proposed as `docs/`)" in markdown
+    assert "(artifacts/my%20notes%20%28draft%29.md)" in markdown
+    assert "[`` a`b ``](artifacts/a%60b)" in markdown
+
+
+def test_markdown_shows_control_characters_escaped(tmp_path: Path) -> None:
+    write_outputs(project(tmp_path), DELIVERABLE, [task(0, "a\x00b\nc")])
+    markdown = (tmp_path / "deliverable.md").read_text()
+    assert "[`abc`](artifacts/abc) (proposed as `a\\x00b\\nc`), from Task 0" in markdown
+
+
+def test_no_artifacts_no_section(tmp_path: Path) -> None:
+    write_outputs(project(tmp_path), DELIVERABLE, [task(0)])
+    assert "## Artifacts" not in (tmp_path / "deliverable.md").read_text()
+    assert json.loads((tmp_path / "deliverable.json").read_text())["artifacts"] == []
+    assert not (tmp_path / ARTIFACTS).exists()
+
+
+def test_write_outputs_twice_is_the_same(tmp_path: Path, outside: Path) -> None:
+    root = tmp_path / "p1"
+    root.mkdir()
+    (root / ARTIFACTS).symlink_to(outside, target_is_directory=True)
+    tasks = [task(0, "secret.txt", "x"), task(1, "x/y")]
+    write_outputs(project(root), DELIVERABLE, tasks)
+    first = files_under(root)
+    write_outputs(project(root), DELIVERABLE, tasks)
+    assert files_under(root) == first
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert (outside / "secret.txt").read_text() == "secret"
