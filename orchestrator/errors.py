@@ -92,3 +92,7 @@ class AttemptFailed(AgencyError):
     def __init__(self, project_id: str, claim: object, cause: Exception) -> None:
         super().__init__(str(cause) or type(cause).__name__)
         self.project_id, self.claim, self.cause = project_id, claim, cause
+
+
+class UnsafeArtifactPath(AgencyError):
+    """An artifact would have been written outside its folder."""
