@@ -47,11 +47,11 @@ def test_garbage_is_repaired_with_the_error_shown() -> None:
     assert "not valid" in repair[2]["content"] and "JSON" in repair[2]["content"]
 
 
-def test_schema_violation_twice_fails_clearly() -> None:
-    provider = Scripted('{"summary": 3}', '{"content": "only"}')
-    with pytest.raises(InvalidAnswer, match=r"agent_output was not valid after 2 attempts: "):
+def test_schema_violation_after_every_repair_round_fails_clearly() -> None:
+    provider = Scripted('{"summary": 3}', '{"content": "only"}', "[]")
+    with pytest.raises(InvalidAnswer, match=r"agent_output was not valid after 3 attempts: "):
         _ask(provider)
-    assert len(provider.requests) == 2
+    assert len(provider.requests) == 3
 
 
 def test_graph_rules_go_through_the_same_repair_loop() -> None:
