@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from orchestrator import dag
 from orchestrator.constants import ProjectStatus, TaskStatus
-from orchestrator.errors import NotFound
+from orchestrator.errors import NotFound, Stale
 from orchestrator.models import AgentOutput, Tokens
-from orchestrator.scheduler import Scheduler
-from orchestrator.store import Store, open_connector
+from orchestrator.scheduler import Claim, ProjectClaim, Scheduler
+from orchestrator.store import Store, now, open_connector
 from tests.conftest import make_plan
 
 OUT = AgentOutput(summary="done", content="# work")
@@ -30,15 +31,26 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     s.db.close()
 
 
+def lease(seconds: float = 60) -> datetime:
+    return now() + timedelta(seconds=seconds)
+
+
 def _project(store: Store, edges: dict[int, list[int]], size: int) -> tuple[str, list[str]]:
     sched = Scheduler(store)
     store.insert_project("p1", "Build a site", None, None, "/tmp/out")
-    assert sched.move_project("p1", ProjectStatus.PLANNING)
+    claim = sched.claim_project("p1", ProjectStatus.PLANNING, lease())
+    assert claim is not None
     plan = make_plan(edges, size)
     graph = dag.validate_plan(plan)
-    ids = sched.save_plan("p1", plan, graph, dag.schedule(graph), "website", 1000)
-    assert sched.move_project("p1", ProjectStatus.RUNNING)
+    ids = sched.save_plan(claim, plan, graph, dag.schedule(graph), "website", 1000)
+    sched.move_claimed(claim, ProjectStatus.RUNNING)
     return "p1", ids
+
+
+def start(sched: Scheduler, task_id: str, worker: str = "w", seconds: float = 60) -> Claim:
+    claim = sched.start_task(task_id, worker, lease(seconds))
+    assert claim is not None
+    return claim
 
 
 def test_migrations_are_idempotent(store: Store) -> None:
@@ -60,10 +72,10 @@ def test_plan_round_trip(store: Store) -> None:
 def test_start_is_compare_and_set(store: Store) -> None:
     _, ids = _project(store, {1: [0]}, 2)
     sched = Scheduler(store)
-    assert sched.start_task(ids[1], "w@h") is None  # blocked: dependency not done
-    started = sched.start_task(ids[0], "w@h")
-    assert started is not None and started.attempt == 1
-    assert sched.start_task(ids[0], "other@h") is None  # never claimed twice
+    assert sched.start_task(ids[1], "w@h", lease()) is None
+    started = start(sched, ids[0], "w@h")
+    assert started.attempt == 1
+    assert sched.start_task(ids[0], "other@h", lease()) is None
     task = store.task(ids[0])
     assert task.worker == "w@h" and task.status is TaskStatus.IN_PROGRESS
 
@@ -71,33 +83,30 @@ def test_start_is_compare_and_set(store: Store) -> None:
 def test_completion_counts_down_and_releases_the_join(store: Store) -> None:
     _, ids = _project(store, {1: [0], 2: [0], 3: [1, 2]}, 4)
     sched = Scheduler(store)
-    for i in (0,):
-        sched.start_task(ids[i], "w")
-    first = sched.complete_task("p1", ids[0], OUT)
+    first = sched.complete_task(start(sched, ids[0]), OUT)
     assert sorted(first.ready) == sorted([ids[1], ids[2]]) and not first.project_done
-    sched.start_task(ids[1], "w")
-    assert sched.complete_task("p1", ids[1], OUT).ready == []  # 3 still waits for 2
+    assert sched.complete_task(start(sched, ids[1]), OUT).ready == []  # 3 still waits for 2
     assert store.task(ids[3]).status is TaskStatus.BLOCKED
-    sched.start_task(ids[2], "w")
-    assert sched.complete_task("p1", ids[2], OUT).ready == [ids[3]]
+    third = start(sched, ids[2])
+    assert sched.complete_task(third, OUT).ready == [ids[3]]
     assert store.task(ids[3]).status is TaskStatus.PENDING
-    assert sched.complete_task("p1", ids[2], OUT).ready == []  # twice changes nothing
+    with pytest.raises(Stale):
+        sched.complete_task(third, OUT)  # twice changes nothing
     assert store.task(ids[0]).output == OUT
-    sched.start_task(ids[3], "w")
-    assert sched.complete_task("p1", ids[3], OUT).project_done
+    assert sched.complete_task(start(sched, ids[3]), OUT).project_done
+    assert store.project("p1").status is ProjectStatus.INTEGRATING
 
 
 def test_exactly_one_completer_sees_the_project_done(store: Store) -> None:
     _, ids = _project(store, {}, 6)
     sched = Scheduler(store)
-    for task_id in ids:
-        sched.start_task(task_id, "w")
+    claims = [start(sched, task_id) for task_id in ids]
     done: list[bool] = []
 
-    def complete(task_id: str) -> None:
-        done.append(sched.complete_task("p1", task_id, OUT).project_done)
+    def complete(claim: Claim) -> None:
+        done.append(sched.complete_task(claim, OUT).project_done)
 
-    threads = [threading.Thread(target=complete, args=(t,)) for t in ids]
+    threads = [threading.Thread(target=complete, args=(c,)) for c in claims]
     for t in threads:
         t.start()
     for t in threads:
@@ -111,7 +120,7 @@ def test_concurrent_claims_have_one_winner(store: Store) -> None:
     wins: list[object] = []
 
     def claim(n: int) -> None:
-        wins.append(sched.start_task(ids[0], f"w{n}"))
+        wins.append(sched.start_task(ids[0], f"w{n}", lease()))
 
     threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
     for t in threads:
@@ -122,17 +131,93 @@ def test_concurrent_claims_have_one_winner(store: Store) -> None:
     assert store.task(ids[0]).attempts == 1
 
 
-def test_failure_fails_the_project_and_is_recorded(store: Store) -> None:
-    pid, ids = _project(store, {1: [0]}, 2)
+def test_a_failure_stops_only_what_depends_on_it(store: Store) -> None:
+    """0 -> 1 -> 2, and 3 independent: 0 fails; 3 still runs; then the project needs a person."""
+    pid, ids = _project(store, {1: [0], 2: [1]}, 4)
     sched = Scheduler(store)
-    sched.start_task(ids[0], "w")
-    assert sched.fail_task(ids[0], "model refused")
+    independent = start(sched, ids[3])
+    assert sched.fail_task(start(sched, ids[0]), "HTTP 400: bad request")
+    tasks = store.tasks(pid)
+    assert tasks[0].status is TaskStatus.FAILED and tasks[0].error == "HTTP 400: bad request"
+    assert [t.status for t in tasks[1:3]] == [TaskStatus.BLOCKED] * 2
+    assert all(t.error == "waits on failed task 0 ('Task 0')" for t in tasks[1:3])
+    assert store.project(pid).status is ProjectStatus.RUNNING  # task 3 is still running
+    sched.complete_task(independent, OUT)
     project = store.project(pid)
-    assert project.status is ProjectStatus.FAILED and "model refused" in (project.error or "")
-    assert project.finished_at is not None
-    assert not sched.move_project(pid, ProjectStatus.COMPLETED)  # no way back
+    assert project.status is ProjectStatus.NEEDS_ATTENTION
+    assert f"agency retry {ids[0][:8]}" in (project.error or "")
     kinds = [(e["kind"], e["to_status"]) for e in store.events(pid)]
-    assert ("task", "failed") in kinds and ("project", "failed") in kinds
+    assert ("task", "failed") in kinds and ("project", "needs_attention") in kinds
+    target, revived = sched.revive(pid, ids[0])
+    assert target is ProjectStatus.RUNNING and revived == [ids[0]]
+    assert [t.error for t in store.tasks(pid)[1:3]] == [None, None]
+    for task_id in ids[:3]:
+        sched.complete_task(start(sched, task_id), OUT)
+    project = store.project(pid)
+    assert project.status is ProjectStatus.INTEGRATING and project.error is None
+
+
+def test_a_stale_attempt_can_never_overwrite_a_newer_one(store: Store) -> None:
+    pid, ids = _project(store, {}, 1)
+    sched = Scheduler(store)
+    old = start(sched, ids[0], "dead@h", seconds=-1)  # its lease has run out already
+    expired = sched.expire_leases()
+    assert [r["id"] for r in expired] == [ids[0]]
+    assert store.task(ids[0]).status is TaskStatus.PENDING
+    assert not sched.renew_task(old, lease())
+    new = start(sched, ids[0], "live@h")
+    assert new.attempt == old.attempt + 1
+    for write in (lambda: sched.complete_task(old, OUT), lambda: sched.fail_task(old, "x"),
+                  lambda: sched.requeue_task(old, "x"), lambda: sched.count_call(old, 5)):
+        with pytest.raises(Stale):
+            write()
+    assert not store.record_usage(pid, old, "agent", "m", Tokens(input=5), 0.1, 10, 1)
+    assert store.record_usage(pid, new, "agent", "m", Tokens(input=7), 0.1, 10, 1)
+    sched.complete_task(new, OUT)
+    assert store.tasks(pid)[0].tokens == Tokens(input=7)
+    assert sched.start_task(ids[0], "again@h", lease()) is None
+    assert store.task(ids[0]).attempts == 2  # a completed task is never executed again
+
+
+def test_live_leases_are_not_expired(store: Store) -> None:
+    _, ids = _project(store, {}, 1)
+    sched = Scheduler(store)
+    claim = start(sched, ids[0], seconds=0.5)
+    assert sched.renew_task(claim, lease())
+    assert sched.expire_leases() == []
+
+
+def test_model_calls_are_capped_over_every_attempt(store: Store) -> None:
+    _, ids = _project(store, {}, 1)
+    sched = Scheduler(store)
+    first = start(sched, ids[0], seconds=-1)
+    assert sched.count_call(first, 3) and sched.count_call(first, 3)
+    sched.expire_leases()
+    second = start(sched, ids[0])
+    assert sched.count_call(second, 3)
+    assert not sched.count_call(second, 3)  # the cap counts the dead attempt's calls too
+    assert store.task(ids[0]).model_calls == 3
+
+
+def test_planning_is_fenced_and_its_lease_expires(store: Store) -> None:
+    sched = Scheduler(store)
+    store.insert_project("p2", "Build", None, None, "/tmp/out")
+    dead = sched.claim_project("p2", ProjectStatus.PLANNING, lease(-1))
+    assert dead is not None
+    assert [r["id"] for r in sched.expire_project_leases()] == ["p2"]
+    assert store.project("p2").status is ProjectStatus.PENDING
+    live = sched.claim_project("p2", ProjectStatus.PLANNING, lease())
+    assert live is not None and live.attempt == dead.attempt + 1
+    with pytest.raises(Stale):
+        sched.move_claimed(dead, ProjectStatus.RUNNING)
+    plan = make_plan({}, 1)
+    graph = dag.validate_plan(plan)
+    with pytest.raises(Stale):
+        sched.save_plan(dead, plan, graph, dag.schedule(graph), "website", 10)
+    assert store.tasks("p2") == []
+    assert sched.claim_project("p2", ProjectStatus.PLANNING, lease()) is None
+    sched.move_claimed(live, ProjectStatus.RUNNING)
+    assert isinstance(live, ProjectClaim)
 
 
 def test_cancel_stops_unstarted_tasks(store: Store) -> None:
@@ -140,15 +225,16 @@ def test_cancel_stops_unstarted_tasks(store: Store) -> None:
     sched = Scheduler(store)
     assert sched.cancel_project(pid)
     assert {t.status for t in store.tasks(pid)} == {TaskStatus.CANCELLED}
-    assert sched.start_task(ids[0], "w") is None
+    assert sched.start_task(ids[0], "w", lease()) is None
     assert not sched.cancel_project(pid)
 
 
 def test_usage_ledger_sums_per_task_and_project(store: Store) -> None:
     pid, ids = _project(store, {}, 2)
-    store.record_usage(pid, ids[0], "agent", "m", Tokens(input=10, output=5, cache_read=2),
+    claim = start(Scheduler(store), ids[0])
+    store.record_usage(pid, claim, "agent", "m", Tokens(input=10, output=5, cache_read=2),
                        0.5, 100, 1)
-    store.record_usage(pid, ids[0], "agent", "m", Tokens(input=1, output=1), 0.25, 100, 2)
+    store.record_usage(pid, claim, "agent", "m", Tokens(input=1, output=1), 0.25, 100, 2)
     store.record_usage(pid, None, "analyze", "m", Tokens(input=7), 0.0, 100, 1)
     tasks = store.tasks(pid)
     assert tasks[0].tokens == Tokens(input=11, output=6, cache_read=2)
