@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.constants import (
     AgentType,
@@ -93,18 +92,12 @@ class TaskDefinition(Frozen):
 
 
 class Artifact(Frozen):
-    """A file an agent proposes; its path must stay inside the project's output folder."""
+    """A file an agent proposes. Its path is the model's word: the writer normalises it, keeps
+    it inside the project's folder, and renames what cannot be a file (orchestrator/artifacts.py).
+    Rejecting such a path here would throw away the whole answer for one odd name."""
 
-    path: str = Field(min_length=1, max_length=200)
-    content: str
-
-    @field_validator("path")
-    @classmethod
-    def _relative_inside(cls, value: str) -> str:
-        p = PurePosixPath(value.replace("\\", "/"))
-        if p.is_absolute() or ".." in p.parts or value.startswith("~") or ":" in value:
-            raise ValueError(f"artifact path {value!r} must be relative and stay inside the folder")
-        return str(p)
+    path: str = Field(min_length=1, max_length=1000)
+    content: str = Field(max_length=2_000_000)
 
 
 class AgentOutput(Frozen):
@@ -112,7 +105,7 @@ class AgentOutput(Frozen):
 
     summary: str
     content: str
-    artifacts: list[Artifact] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list, max_length=100)
 
 
 class DeliverableSection(Frozen):

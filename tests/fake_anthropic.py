@@ -39,6 +39,11 @@ class Faults:
     slow_seconds: float = 2.0
     latency: float = 0.0  # every answer takes this long, like a real model
     slow_tasks: dict[str, float] = field(default_factory=dict)  # task title -> seconds
+    slow_schemas: dict[str, float] = field(default_factory=dict)  # "Analysis" -> seconds
+    # Modes for a task's next calls, by title prefix: {"Write": deque(["bad_request"])}.
+    task_modes: dict[str, deque[str]] = field(default_factory=dict)
+    # Artifact paths a task's answer proposes, by title prefix (a model's hostile paths).
+    artifacts: dict[str, list[str]] = field(default_factory=dict)
 
     def draw(self, rng: random.Random) -> str:
         roll = rng.random()
@@ -121,11 +126,28 @@ class FakeAnthropic:
         with self._lock:
             return {k: sum(u[k] for u in self.usage) for k in keys}
 
-    def _mode(self) -> str:
+    def _mode(self, body: dict[str, Any]) -> str:
+        task = _line(body["messages"][0]["content"], "Your task:")
         with self._lock:
-            mode = self.script.popleft() if self.script else self.faults.draw(self._rng)
+            queued = next((q for k, q in self.faults.task_modes.items()
+                           if task.startswith(k) and q), None)
+            if queued is not None:
+                mode = queued.popleft()
+            else:
+                mode = self.script.popleft() if self.script else self.faults.draw(self._rng)
             self.modes.append(mode)
             return mode
+
+    def task_calls(self) -> dict[str, int]:
+        """How many times the model was asked for each agent task (by title)."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            for request in self.requests:
+                title = re.sub(r" \(priority \w+\)$", "", _line(
+                    request["body"]["messages"][0]["content"], "Your task:"))
+                if title:
+                    counts[title] = counts.get(title, 0) + 1
+        return counts
 
     def _usage(self, body: dict[str, Any], text: str) -> dict[str, int]:
         system = "".join(b["text"] for b in body.get("system", []))
@@ -148,6 +170,7 @@ class FakeAnthropic:
 
     def _reply(self, body: dict[str, Any], mode: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         errors = {"rate_limit": (429, "rate_limit_error", "Number of requests exceeded"),
+                  "bad_request": (400, "invalid_request_error", "messages: invalid request"),
                   "overloaded": (529, "overloaded_error", "Overloaded"),
                   "server_error": (500, "api_error", "Internal server error")}
         if mode in errors:
@@ -157,11 +180,17 @@ class FakeAnthropic:
         task = _line(body["messages"][0]["content"], "Your task:")
         extra = max((v for k, v in self.faults.slow_tasks.items() if task.startswith(k)),
                     default=0.0)
-        time.sleep(self.faults.slow_seconds if mode == "slow" else self.faults.latency + extra)
         fmt = (body.get("output_config") or {}).get("format") or {}
         title = (fmt.get("schema") or {}).get("title", "")
+        extra += self.faults.slow_schemas.get(title, 0.0)
+        time.sleep(self.faults.slow_seconds if mode == "slow" else self.faults.latency + extra)
         system = "".join(b["text"] for b in body.get("system", []))
         text = answer(title, system, body["messages"][0]["content"])
+        paths = next((v for k, v in self.faults.artifacts.items() if task.startswith(k)), None)
+        if title == "AgentOutput" and paths is not None:
+            data = json.loads(text)
+            data["artifacts"] = [{"path": p, "content": f"proposed as {p!r}\n"} for p in paths]
+            text = json.dumps(data)
         stop = "end_turn"
         if mode == "broken_json":
             text = "Here is the JSON you asked for: " + text[: len(text) // 2]
@@ -209,6 +238,6 @@ class FakeAnthropic:
                     self._send(401, {"type": "error", "error": {
                         "type": "authentication_error", "message": "invalid API key"}}, {})
                     return
-                self._send(*fake._reply(body, fake._mode()))
+                self._send(*fake._reply(body, fake._mode(body)))
 
         return Handler
