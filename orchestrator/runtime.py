@@ -68,7 +68,7 @@ class Runtime:
                     raise
                 log.warning("saving %s: %s; retrying in %.1fs", what, exc, delay)
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 1.0)
 
     def model_for(self, role: Role) -> str:
         if role is Role.AGENT:
