@@ -1,0 +1,152 @@
+"""Benchmark: many projects submitted at once on the production topology.
+
+    AGENCY_BROKER_URL=redis://127.0.0.1:6379/5 \\
+    AGENCY_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/agency_bench \\
+    python bench/load_run.py [--projects 100] [--latency 0.2] [--json bench/results/load.json]
+
+It starts the Procfile's worker pools (no Flower) with `honcho`, on the offline model with every
+call taking `--latency` seconds, submits the projects at once (the same store insert and planning
+message as `agency run --no-wait`), and waits until every one has ended. It reports the time
+until the first and the last project completed, the wait of the first project, the statuses,
+and the peak resident memory of the worker processes (sampled from /proc every 0.5 s).
+The database named by AGENCY_DATABASE_URL is created if it does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+REQUESTS = ["Build a website for a bakery", "An iOS and Android app for dog walkers",
+            "Run a social media campaign for our new sneakers",
+            "Analyze churn data and build a dashboard", "Write a blog series about sourdough"]
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def worker_rss_mb(root: int) -> float:
+    """Resident memory of every process under `root` (honcho's children), in MB."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def start_fleet(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    names = [line.split(":", 1)[0] for line in (REPO / "Procfile").read_text().splitlines()
+             if line and not line.startswith("#") and not line.startswith("flower")]
+    empty = Path(tempfile.mkstemp(suffix=".env")[1])
+    return subprocess.Popen(
+        [sys.executable, "-m", "honcho", "-f", str(REPO / "Procfile"), "-d", str(REPO),
+         "-e", str(empty), "start", *names], env=env, stdout=log.open("wb"),
+        stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for_workers(app: object, expected: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        replies = app.control.ping(timeout=1.0) or []  # type: ignore[attr-defined]
+        if len(replies) >= expected:
+            return
+        time.sleep(1)
+    raise SystemExit("the workers did not come up; see the honcho log")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--projects", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--json", default=str(REPO / "bench/results/load_run.json"))
+    args = parser.parse_args()
+    if not os.environ.get("AGENCY_BROKER_URL") or not os.environ.get("AGENCY_DATABASE_URL"):
+        raise SystemExit("set AGENCY_BROKER_URL and AGENCY_DATABASE_URL (Redis, PostgreSQL)")
+    home = Path(tempfile.mkdtemp(prefix="agency-load-"))
+    os.environ.update({"AGENCY_LLM": "offline", "AGENCY_OFFLINE_LATENCY": str(args.latency),
+                       "AGENCY_OUTPUT_DIR": str(home / "out"), "AGENCY_HOME": str(home)})
+    os.environ.pop("ANTHROPIC_API_KEY", None)
+    ensure_database(os.environ["AGENCY_DATABASE_URL"])
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus
+    from orchestrator.dispatch import send_plan
+    from orchestrator.runtime import get_runtime
+    from workers.app import app
+
+    rt = get_runtime()
+    fleet = start_fleet(env, home / "honcho.log")
+    try:
+        wait_for_workers(app, 11)
+        ids = [str(uuid.uuid4()) for _ in range(args.projects)]
+        started = time.monotonic()
+        for n, project_id in enumerate(ids):
+            rt.store.insert_project(project_id, REQUESTS[n % len(REQUESTS)], None, None,
+                                    str(home / "out" / project_id))
+            send_plan(rt, app, project_id)
+        submitted = time.monotonic() - started
+        peak, first, ended = 0.0, None, {}
+        while len(ended) < len(ids) and time.monotonic() - started < args.timeout:
+            peak = max(peak, worker_rss_mb(fleet.pid))
+            for project in rt.store.projects(limit=len(ids) + 10):
+                if project.id in ids and project.status in TERMINAL_PROJECT_STATUSES \
+                        and project.id not in ended:
+                    ended[project.id] = (project.status.value, time.monotonic() - started)
+                    if first is None and project.status is ProjectStatus.COMPLETED:
+                        first = ended[project.id][1]
+            time.sleep(0.5)
+        total = time.monotonic() - started
+        spans = sorted(t for _, t in ended.values())
+        statuses = {s: sum(1 for v, _ in ended.values() if v == s) for s, _ in ended.values()}
+        result = {
+            "projects": len(ids), "latency_s": args.latency, "submit_s": round(submitted, 2),
+            "first_completed_s": round(first or 0, 2),
+            "median_completed_s": round(statistics.median(spans), 2) if spans else None,
+            "all_ended_s": round(total, 2), "statuses": statuses,
+            "unfinished": len(ids) - len(ended),
+            "peak_worker_rss_mb": round(peak, 1),
+        }
+    finally:
+        os.killpg(fleet.pid, signal.SIGTERM)
+        fleet.wait(timeout=60)
+    print(f"{'projects':<22}{result['projects']}")
+    for key in ("latency_s", "submit_s", "first_completed_s", "median_completed_s",
+                "all_ended_s", "statuses", "unfinished", "peak_worker_rss_mb"):
+        print(f"{key:<22}{result[key]}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
