@@ -43,6 +43,12 @@ R = TypeVar("R")
 POLL_SECONDS = 0.2
 
 
+def _report(exc: AgencyError) -> int:
+    """Print an error as one line; its exit code: 2 for bad input or configuration, else 1."""
+    err.print(f"agency: error: {exc.message}", markup=False, highlight=False)
+    return 2 if isinstance(exc, BadInput) else 1
+
+
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Bad input: one line and exit 2. Other Agency errors: one line and exit 1."""
 
@@ -50,12 +56,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except BadInput as exc:
-            err.print(f"agency: error: {exc.message}", markup=False, highlight=False)
-            raise typer.Exit(2) from None
         except AgencyError as exc:
-            err.print(f"agency: error: {exc.message}", markup=False, highlight=False)
-            raise typer.Exit(1) from None
+            raise typer.Exit(_report(exc)) from None
 
     return wrapper
 
@@ -409,4 +411,9 @@ def db_upgrade() -> None:
 
 
 def main() -> None:
-    cli()
+    """The `agency` entry point; an error raised outside a command (settings read at import
+    time, say) is one line too."""
+    try:
+        cli()
+    except AgencyError as exc:
+        raise SystemExit(_report(exc)) from None
