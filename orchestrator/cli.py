@@ -332,9 +332,11 @@ def resume(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
 
 @cli.command()
 @handle_errors
-def retry(task_id: Annotated[str, typer.Argument(help="The failed task's id.")]) -> None:
+def retry(task_id: Annotated[str, typer.Argument(help="The failed task's id (or a unique "
+                                                  "prefix).")]) -> None:
     """Run a failed task again (and carry on with its project)."""
     rt = get_runtime()
+    task_id = rt.store.resolve_task_id(task_id)
     task = rt.store.task(task_id)
     if task.status is not TaskStatus.FAILED:
         raise BadInput(f"task {task_id} is {task.status.value}; only failed tasks are retried")

@@ -8,8 +8,8 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.constants import ProjectStatus
-from orchestrator.errors import NotFound
+from orchestrator.constants import MIN_ID_PREFIX, ProjectStatus
+from orchestrator.errors import BadInput, NotFound
 from orchestrator.models import (
     AgentOutput,
     Analysis,
@@ -49,6 +49,21 @@ def open_connector(url: str) -> Connector:
         )
     connector.migrate()
     return connector
+
+
+def _encodable(text: str) -> bool:
+    """False for text the database cannot take (lone surrogates from non-UTF-8 argv)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching ids that start with `prefix`, taken literally."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%"
 
 
 def _tokens(row: Row | None) -> tuple[Tokens, float]:
@@ -116,12 +131,26 @@ class Store:
             "id": project_id, "deliverable": deliverable.model_dump_json(), "now": now()})
 
     def resolve_project_id(self, prefix: str) -> str:
-        """A full project id from an id or a unique prefix of one."""
-        if self.db.fetch_one("get_project", {"id": prefix}):
+        """A full project id from an id or a unique prefix of one (at least 4 characters)."""
+        return self._resolve("project", "get_project", "find_projects_by_prefix", prefix)
+
+    def resolve_task_id(self, prefix: str) -> str:
+        """A full task id from an id or a unique prefix of one (at least 4 characters)."""
+        return self._resolve("task", "get_task", "find_tasks_by_prefix", prefix)
+
+    def _resolve(self, kind: str, by_id: str, by_prefix: str, prefix: str) -> str:
+        if not _encodable(prefix):
+            raise NotFound(f"no {kind} with id {prefix!r}")
+        if self.db.fetch_one(by_id, {"id": prefix}):
             return prefix
-        rows = self.db.fetch_all("find_projects_by_prefix", {"prefix": f"{prefix}%"})
-        if len(rows) != 1 or len(prefix) < 4:
-            raise NotFound(f"no project with id {prefix!r}")
+        if len(prefix) < MIN_ID_PREFIX:
+            raise BadInput(f"a {kind} id prefix needs at least {MIN_ID_PREFIX} characters; "
+                           f"{prefix!r} has {len(prefix)}")
+        rows = self.db.fetch_all(by_prefix, {"prefix": _like_prefix(prefix)})
+        if not rows:
+            raise NotFound(f"no {kind} with id {prefix!r}")
+        if len(rows) > 1:
+            raise BadInput(f"more than one {kind} id starts with {prefix!r}: give more of it")
         return str(rows[0]["id"])
 
     def project(self, project_id: str) -> ProjectRecord:
