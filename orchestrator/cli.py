@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
@@ -365,9 +366,10 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     if rt.settings.embedded:
         raise BadInput("no broker configured (AGENCY_BROKER_URL): in embedded mode the workers "
                        "run inside `agency run`")
-    from orchestrator.fleet import fleet
+    from orchestrator.fleet import check_broker, fleet
     from workers.app import app
 
+    check_broker(app)
     queues = fleet(app, timeout)
     if as_json:
         print(json.dumps([{"queue": q.name, "depth": q.depth, "workers": [
@@ -378,6 +380,17 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
         names = ", ".join(f"{w.name} (x{w.concurrency}, {w.active} busy)" for w in q.workers)
         out.print(f"{q.name:<20} depth {q.depth:<4} {names or 'NO WORKERS'}",
                   highlight=False, markup=False)
+
+
+def _check_basic_auth(auth: SecretStr | None) -> None:
+    """Flower takes `user:password` pairs, comma-separated; never echo them."""
+    if auth is None:
+        return
+    for pair in auth.get_secret_value().split(","):
+        user, colon, password = pair.partition(":")
+        if not (user and colon and password):
+            raise BadInput("FLOWER_BASIC_AUTH must be user:password (several pairs separated "
+                           "by commas); Flower refuses to start")
 
 
 @cli.command()
@@ -397,6 +410,7 @@ def flower(
     if rt.settings.flower_basic_auth is None and not unauthenticated:
         raise BadInput("Flower refuses to start open: set FLOWER_BASIC_AUTH=user:password "
                        "(or pass --unauthenticated)")
+    _check_basic_auth(rt.settings.flower_basic_auth)
     # Credentials stay in the environment (FLOWER_BASIC_AUTH), never on the command line.
     argv = [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
             f"--port={rt.settings.flower_port}", f"--address={rt.settings.flower_address}"]
