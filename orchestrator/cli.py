@@ -420,10 +420,14 @@ def flower(
 @db_cli.command("upgrade")
 @handle_errors
 def db_upgrade() -> None:
-    """Apply database migrations (they also apply automatically on first use)."""
-    rt = get_runtime()
-    out.print(f"Database at {rt.settings.effective_database_url.split('@')[-1]} is up to date.",
-              highlight=False, markup=False)
+    """Apply pending database migrations (they also apply automatically on first use)."""
+    from orchestrator.store import display_url, upgrade
+
+    url = get_runtime().settings.effective_database_url
+    applied, version = upgrade(url)
+    said = (f"applied migrations {', '.join(map(str, applied))}" if applied
+            else f"already up to date at version {version}")
+    out.print(f"Database {display_url(url)}: {said}.", highlight=False, markup=False)
 
 
 def main() -> None:

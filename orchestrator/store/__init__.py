@@ -7,6 +7,7 @@ import os
 import threading
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.constants import MIN_ID_PREFIX, ProjectStatus
 from orchestrator.errors import BadInput, NotFound
@@ -22,15 +23,45 @@ from orchestrator.models import (
 from orchestrator.settings import Settings, get_settings
 from orchestrator.store.connector import Connector, Row, Session
 
-__all__ = ["Connector", "Session", "Store", "get_store", "now", "open_connector"]
+__all__ = ["Connector", "Session", "Store", "connect", "display_url", "get_store", "now",
+           "open_connector", "upgrade"]
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
+def display_url(url: str) -> str:
+    """A database URL fit to print: no password, and no query string (it may hold one)."""
+    if url.startswith("sqlite:///"):
+        return url  # a path: nothing secret, and urlunsplit would drop its `//`
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    netloc = f"{user}@{hostport}" if at and user else hostport
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def open_connector(url: str) -> Connector:
     """An adapter for a database URL, migrated to the latest schema."""
+    connector = connect(url)
+    connector.migrate()
+    return connector
+
+
+def upgrade(url: str) -> tuple[list[int], int]:
+    """Apply the pending migrations: the versions applied, and the version the database is at."""
+    connector = connect(url)
+    try:
+        applied = connector.migrate()
+        rows = connector.fetch_all("applied_migrations", {})
+    finally:
+        connector.close()
+    return applied, max((int(r["version"]) for r in rows), default=0)
+
+
+def connect(url: str) -> Connector:
+    """An adapter for a database URL, as the database is (no migration)."""
     connector: Connector
     if url.startswith("sqlite:///"):
         from orchestrator.store.sqlite import SQLiteConnector
@@ -47,7 +78,6 @@ def open_connector(url: str) -> Connector:
         raise ConfigError(
             f"AGENCY_DATABASE_URL must start with postgresql:// or sqlite:///, not {scheme}:"
         )
-    connector.migrate()
     return connector
 
 
