@@ -36,9 +36,9 @@ def test_a_key_selects_anthropic(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_redis_broker_is_also_the_result_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENCY_BROKER_URL", "redis://127.0.0.1:6379/3")
+    monkeypatch.setenv("AGENCY_BROKER_URL", "redis://broker.example:6379/3")
     s = Settings()
-    assert not s.embedded and s.effective_result_backend == "redis://127.0.0.1:6379/3"
+    assert not s.embedded and s.effective_result_backend == "redis://broker.example:6379/3"
 
 
 def test_the_key_never_shows_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
