@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
@@ -42,6 +43,12 @@ R = TypeVar("R")
 POLL_SECONDS = 0.2
 
 
+def _report(exc: AgencyError) -> int:
+    """Print an error as one line; its exit code: 2 for bad input or configuration, else 1."""
+    err.print(f"agency: error: {exc.message}", markup=False, highlight=False)
+    return 2 if isinstance(exc, BadInput) else 1
+
+
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Bad input: one line and exit 2. Other Agency errors: one line and exit 1."""
 
@@ -49,12 +56,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except BadInput as exc:
-            err.print(f"agency: error: {exc.message}", markup=False, highlight=False)
-            raise typer.Exit(2) from None
         except AgencyError as exc:
-            err.print(f"agency: error: {exc.message}", markup=False, highlight=False)
-            raise typer.Exit(1) from None
+            raise typer.Exit(_report(exc)) from None
 
     return wrapper
 
@@ -354,9 +357,10 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     if rt.settings.embedded:
         raise BadInput("no broker configured (AGENCY_BROKER_URL): in embedded mode the workers "
                        "run inside `agency run`")
-    from orchestrator.fleet import fleet
+    from orchestrator.fleet import check_broker, fleet
     from workers.app import app
 
+    check_broker(app)
     queues = fleet(app, timeout)
     if as_json:
         print(json.dumps([{"queue": q.name, "depth": q.depth, "workers": [
@@ -367,6 +371,17 @@ def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
         names = ", ".join(f"{w.name} (x{w.concurrency}, {w.active} busy)" for w in q.workers)
         out.print(f"{q.name:<20} depth {q.depth:<4} {names or 'NO WORKERS'}",
                   highlight=False, markup=False)
+
+
+def _check_basic_auth(auth: SecretStr | None) -> None:
+    """Flower takes `user:password` pairs, comma-separated; never echo them."""
+    if auth is None:
+        return
+    for pair in auth.get_secret_value().split(","):
+        user, colon, password = pair.partition(":")
+        if not (user and colon and password):
+            raise BadInput("FLOWER_BASIC_AUTH must be user:password (several pairs separated "
+                           "by commas); Flower refuses to start")
 
 
 @cli.command()
@@ -386,6 +401,7 @@ def flower(
     if rt.settings.flower_basic_auth is None and not unauthenticated:
         raise BadInput("Flower refuses to start open: set FLOWER_BASIC_AUTH=user:password "
                        "(or pass --unauthenticated)")
+    _check_basic_auth(rt.settings.flower_basic_auth)
     # Credentials stay in the environment (FLOWER_BASIC_AUTH), never on the command line.
     argv = [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
             f"--port={rt.settings.flower_port}", f"--address={rt.settings.flower_address}"]
@@ -395,11 +411,20 @@ def flower(
 @db_cli.command("upgrade")
 @handle_errors
 def db_upgrade() -> None:
-    """Apply database migrations (they also apply automatically on first use)."""
-    rt = get_runtime()
-    out.print(f"Database at {rt.settings.effective_database_url.split('@')[-1]} is up to date.",
-              highlight=False, markup=False)
+    """Apply pending database migrations (they also apply automatically on first use)."""
+    from orchestrator.store import display_url, upgrade
+
+    url = get_runtime().settings.effective_database_url
+    applied, version = upgrade(url)
+    said = (f"applied migrations {', '.join(map(str, applied))}" if applied
+            else f"already up to date at version {version}")
+    out.print(f"Database {display_url(url)}: {said}.", highlight=False, markup=False)
 
 
 def main() -> None:
-    cli()
+    """The `agency` entry point; an error raised outside a command (settings read at import
+    time, say) is one line too."""
+    try:
+        cli()
+    except AgencyError as exc:
+        raise SystemExit(_report(exc)) from None

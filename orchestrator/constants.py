@@ -114,4 +114,6 @@ def agent_task_name(agent: AgentType) -> str:
 
 
 MAX_REQUEST_CHARS = 20_000
+# `ID` and `TASK` on the command line: a full id, or a unique prefix at least this long.
+MIN_ID_PREFIX = 4
 MAX_PLAN_TASKS = 60

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from orchestrator.constants import ORCHESTRATOR_QUEUE, AgentType, LLMKind
+from orchestrator.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE, AgentType, LLMKind
+from orchestrator.errors import ConfigError
 
 # USD per million tokens: input, output, cache read, cache write.
 DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
@@ -22,6 +25,12 @@ DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
 
 # Threads per worker process for each queue; one place, read by `agency worker` and the Procfile.
 DEFAULT_CONCURRENCY: dict[str, int] = {ORCHESTRATOR_QUEUE: 2, **{a.value: 4 for a in AgentType}}
+
+Price = tuple[float, float, float, float]
+# JSON tables are decoded by `_json_object`, so that a bad one is a validation error naming its
+# variable rather than a parse error deep inside the settings source.
+PriceTable = Annotated[dict[str, Price], NoDecode]
+ConcurrencyTable = Annotated[dict[str, Annotated[int, Field(ge=1)]], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -50,10 +59,8 @@ class Settings(BaseSettings):
     # Redis redelivers a message its consumer never acknowledged after this many seconds (a
     # message held by a dead worker before it claimed its task); leases cover claimed tasks.
     visibility_timeout: int = Field(default=600, ge=30)
-    prices: dict[str, tuple[float, float, float, float]] = Field(
-        default_factory=lambda: dict(DEFAULT_PRICES)
-    )
-    concurrency: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
+    prices: PriceTable = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    concurrency: ConcurrencyTable = Field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
 
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
@@ -66,10 +73,20 @@ class Settings(BaseSettings):
     flower_port: int = Field(default=5555, validation_alias="FLOWER_PORT")
     flower_address: str = Field(default="127.0.0.1", validation_alias="FLOWER_ADDRESS")
 
+    @field_validator("prices", "concurrency", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        """A table from the environment is JSON text; the defaults are already dicts."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from exc
+
     @field_validator("prices")
     @classmethod
-    def _merge_prices(cls, value: dict[str, tuple[float, float, float, float]]
-                      ) -> dict[str, tuple[float, float, float, float]]:
+    def _merge_prices(cls, value: dict[str, Price]) -> dict[str, Price]:
         """AGENCY_PRICES adds or replaces models; the others keep their default prices."""
         return {**DEFAULT_PRICES, **value}
 
@@ -77,6 +94,10 @@ class Settings(BaseSettings):
     @classmethod
     def _merge_concurrency(cls, value: dict[str, int]) -> dict[str, int]:
         """A partial table (`{"frontend_developer": 8}`) overrides only the queues it names."""
+        unknown = sorted(set(value) - set(ALL_QUEUES))
+        if unknown:
+            raise ValueError(f"unknown queue {unknown[0]!r}; the queues are "
+                             f"{', '.join(ALL_QUEUES)}")
         return {**DEFAULT_CONCURRENCY, **value}
 
     @property
@@ -108,7 +129,32 @@ class Settings(BaseSettings):
         return self.llm
 
 
+def _variable(field: str) -> str:
+    """The environment variable a settings field is read from."""
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return field  # already the alias, such as FLOWER_PORT
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else f"AGENCY_{field.upper()}"
+
+
+def settings_line(exc: ValidationError) -> str:
+    """A settings validation error as one line: the variable, what is wrong, how many more."""
+    first = exc.errors()[0]
+    field, *inner = [str(part) for part in first["loc"]] or ["(settings)"]
+    where = f" ({'.'.join(inner)})" if inner else ""
+    message = str(first["msg"]).removeprefix("Value error, ")
+    more = exc.error_count() - 1
+    return f"{_variable(field)}{where}: {message}" + (f" (and {more} more)" if more else "")
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once; an invalid environment is a ConfigError."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # The input is left out on purpose: it may be a key or a password.
+        raise ConfigError(settings_line(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"the environment could not be read: {exc}") from None

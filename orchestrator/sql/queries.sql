@@ -23,7 +23,8 @@ VALUES (:id, :request, :project_type, :status, :budget_tokens, :output_dir, :pla
 SELECT * FROM projects WHERE id = :id
 
 -- name: find_projects_by_prefix
-SELECT id FROM projects WHERE id LIKE :prefix ORDER BY created_at DESC LIMIT 2
+-- :prefix has its LIKE wildcards escaped with a backslash and ends with %.
+SELECT id FROM projects WHERE id LIKE :prefix ESCAPE '\' ORDER BY created_at DESC LIMIT 2
 
 -- name: list_projects
 SELECT * FROM projects ORDER BY created_at DESC LIMIT :limit
@@ -102,6 +103,10 @@ INSERT INTO task_edges (task_id, depends_on) VALUES (:task_id, :depends_on)
 
 -- name: get_task
 SELECT * FROM tasks WHERE id = :id
+
+-- name: find_tasks_by_prefix
+-- :prefix as in find_projects_by_prefix.
+SELECT id FROM tasks WHERE id LIKE :prefix ESCAPE '\' ORDER BY id LIMIT 2
 
 -- name: project_tasks
 SELECT * FROM tasks WHERE project_id = :project_id ORDER BY idx
@@ -285,6 +290,3 @@ UPDATE tasks SET status = :to_status, error = NULL, model_calls = 0, lease_until
     sent_epoch = NULL
 WHERE project_id = :project_id AND status = :from_status AND (CAST(:id AS text) IS NULL OR id = :id)
 RETURNING id
-
--- name: find_tasks_by_prefix
-SELECT id FROM tasks WHERE id LIKE :prefix LIMIT 2

@@ -7,9 +7,10 @@ import os
 import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
-from orchestrator.constants import ProjectStatus, TaskStatus
-from orchestrator.errors import NotFound
+from orchestrator.constants import MIN_ID_PREFIX, ProjectStatus, TaskStatus
+from orchestrator.errors import BadInput, NotFound
 from orchestrator.models import (
     AgentOutput,
     Analysis,
@@ -25,15 +26,45 @@ if TYPE_CHECKING:
     from orchestrator.scheduler import Claim
 from orchestrator.store.connector import Connector, Row, Session
 
-__all__ = ["Connector", "Row", "Session", "Store", "get_store", "now", "open_connector"]
+__all__ = ["Connector", "Row", "Session", "Store", "connect", "display_url", "get_store", "now",
+           "open_connector", "upgrade"]
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
+def display_url(url: str) -> str:
+    """A database URL fit to print: no password, and no query string (it may hold one)."""
+    if url.startswith("sqlite:///"):
+        return url  # a path: nothing secret, and urlunsplit would drop its `//`
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    netloc = f"{user}@{hostport}" if at and user else hostport
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def open_connector(url: str) -> Connector:
     """An adapter for a database URL, migrated to the latest schema."""
+    connector = connect(url)
+    connector.migrate()
+    return connector
+
+
+def upgrade(url: str) -> tuple[list[int], int]:
+    """Apply the pending migrations: the versions applied, and the version the database is at."""
+    connector = connect(url)
+    try:
+        applied = connector.migrate()
+        rows = connector.fetch_all("applied_migrations", {})
+    finally:
+        connector.close()
+    return applied, max((int(r["version"]) for r in rows), default=0)
+
+
+def connect(url: str) -> Connector:
+    """An adapter for a database URL, as the database is (no migration)."""
     connector: Connector
     if url.startswith("sqlite:///"):
         from orchestrator.store.sqlite import SQLiteConnector
@@ -50,8 +81,22 @@ def open_connector(url: str) -> Connector:
         raise ConfigError(
             f"AGENCY_DATABASE_URL must start with postgresql:// or sqlite:///, not {scheme}:"
         )
-    connector.migrate()
     return connector
+
+
+def _encodable(text: str) -> bool:
+    """False for text the database cannot take (lone surrogates from non-UTF-8 argv)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching ids that start with `prefix`, taken literally."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%"
 
 
 def _tokens(row: Row | None) -> tuple[Tokens, float]:
@@ -119,24 +164,26 @@ class Store:
             "id": project_id, "deliverable": deliverable.model_dump_json(), "now": now()})
 
     def resolve_project_id(self, prefix: str) -> str:
-        """A full project id from an id or a unique prefix of one."""
-        if self.db.fetch_one("get_project", {"id": prefix}):
-            return prefix
-        rows = self.db.fetch_all("find_projects_by_prefix", {"prefix": f"{prefix}%"})
-        if len(rows) != 1 or len(prefix) < 4:
-            raise NotFound(f"no project with id {prefix!r}")
-        return str(rows[0]["id"])
+        """A full project id from an id or a unique prefix of one (at least 4 characters)."""
+        return self._resolve("project", "get_project", "find_projects_by_prefix", prefix)
 
     def resolve_task_id(self, prefix: str) -> str:
         """A full task id from an id or a unique prefix of one (at least 4 characters)."""
-        if self.db.fetch_one("get_task", {"id": prefix}):
+        return self._resolve("task", "get_task", "find_tasks_by_prefix", prefix)
+
+    def _resolve(self, kind: str, by_id: str, by_prefix: str, prefix: str) -> str:
+        if not _encodable(prefix):
+            raise NotFound(f"no {kind} with id {prefix!r}")
+        if self.db.fetch_one(by_id, {"id": prefix}):
             return prefix
-        if len(prefix) < 4:
-            raise NotFound(f"task id prefix {prefix!r} is too short: give at least 4 characters")
-        rows = self.db.fetch_all("find_tasks_by_prefix", {"prefix": f"{prefix}%"})
-        if len(rows) != 1:
-            raise NotFound(f"no task with id {prefix!r}" if not rows
-                           else f"task id prefix {prefix!r} is ambiguous")
+        if len(prefix) < MIN_ID_PREFIX:
+            raise BadInput(f"a {kind} id prefix needs at least {MIN_ID_PREFIX} characters; "
+                           f"{prefix!r} has {len(prefix)}")
+        rows = self.db.fetch_all(by_prefix, {"prefix": _like_prefix(prefix)})
+        if not rows:
+            raise NotFound(f"no {kind} with id {prefix!r}")
+        if len(rows) > 1:
+            raise BadInput(f"more than one {kind} id starts with {prefix!r}: give more of it")
         return str(rows[0]["id"])
 
     def project(self, project_id: str) -> ProjectRecord:

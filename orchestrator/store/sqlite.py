@@ -64,6 +64,21 @@ class _Session:
         return [dict(row) for row in self._run(query, params).fetchall()]
 
 
+def _open(path: str) -> sqlite3.Connection:
+    """A connection in autocommit mode, WAL journal, foreign keys on; the folder made if need be."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")  # fails here on a file that is no database
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
 class SQLiteConnector:
     """The embedded store: a file under `.agency/` by default."""
 
@@ -71,16 +86,10 @@ class SQLiteConnector:
 
     def __init__(self, url: str) -> None:
         path = url.removeprefix("sqlite:///")
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                         timeout=30)
-        except sqlite3.Error as exc:
+            self._conn = _open(path)
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite database {path}: {exc}") from exc
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
         self._lock = threading.RLock()
         self._exclusive: dict[int, threading.Lock] = {}
         self._session = _Session(self._conn)
@@ -121,8 +130,11 @@ class SQLiteConnector:
 
     def migrate(self) -> list[int]:
         """Apply the migrations not applied yet; return their numbers."""
-        with self.transaction() as tx:
-            return apply_migrations(tx, self.dialect, self._conn.execute)
+        try:
+            with self.transaction() as tx:
+                return apply_migrations(tx, self.dialect, self._conn.execute)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite migration failed: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,11 +17,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from orchestrator.constants import ALL_QUEUES
-from tests.conftest import AGENCY, PG_ADMIN_URL, REPO, agency_env
+from tests.conftest import AGENCY, PG_ADMIN_URL, REDIS_URL, REPO, agency_env, need
 from tests.fake_anthropic import FakeAnthropic
 from tests.integration.test_embedded_cli import assert_exact_order, project_id_of
 
@@ -88,13 +90,9 @@ class Topology:
 def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterator[Topology]:
     import redis
 
-    from tests.conftest import REDIS_URL
-
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
     except redis.RedisError as exc:
-        from tests.conftest import need
-
         need("Redis", str(exc))
     client = redis.Redis.from_url(REDIS_URL)
     client.delete(*ALL_QUEUES, "unacked", "unacked_index")
@@ -113,9 +111,14 @@ def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterato
     assert top.agency("db", "upgrade").returncode == 0
     log = (home / "honcho.log").open("wb")
     top.logs.append(log)
-    honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-f", str(REPO / "Procfile"),
-                               "-d", str(REPO), "start"], cwd=home, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    # honcho reads `.env` from the app dir (the repository) over the environment: give it an
+    # empty one, so that a developer's `cp .env.example .env` cannot change what is tested.
+    no_env = home / "empty.env"
+    no_env.touch()
+    honcho = subprocess.Popen([sys.executable, "-m", "honcho", "-e", str(no_env),
+                               "-f", str(REPO / "Procfile"), "-d", str(REPO), "start"],
+                              cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
     try:
         top.wait_for({f"{q}@{HOST}" for q in ALL_QUEUES})
         yield top
@@ -134,6 +137,39 @@ def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterato
         client.close()
         fake.__exit__()
         pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[str]:
+    """A Redis server of the test's own: a broker where only the test's workers run. (The
+    shared Redis is used at AGENCY_TEST_REDIS's database number only.)"""
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        need("redis-server", "not on PATH")
+    port = _free_port()
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"redis-server on port {port} did not start")
+            time.sleep(0.05)
+    client.close()
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_honcho_runs_a_project_on_per_agent_workers(topology: Topology) -> None:
@@ -215,15 +251,10 @@ def test_no_wait_then_watch(topology: Topology) -> None:
     assert "completed (100%)" in watched.stdout
 
 
-def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology,
-                                                     tmp_path: Path) -> None:
-    """On a broker database where only the orchestrator is served, agent tasks wait."""
-    broker = topology.env["AGENCY_BROKER_URL"].rsplit("/", 1)[0] + "/12"
-    env = {**topology.env, "AGENCY_BROKER_URL": broker}
-    import redis
-
-    client = redis.Redis.from_url(broker)
-    client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology, tmp_path: Path,
+                                                     own_redis: str) -> None:
+    """On a broker where only the orchestrator is served, agent tasks wait."""
+    env = {**topology.env, "AGENCY_BROKER_URL": own_redis}
     log = (tmp_path / "orchestrator.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "orchestrator",
@@ -252,8 +283,6 @@ def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology,
         worker.terminate()
         worker.wait(timeout=30)
         log.close()
-        client.delete(*ALL_QUEUES, "unacked", "unacked_index")
-        client.close()
 
 
 def _published_messages(monitor_log: str) -> list[str]:
@@ -277,7 +306,10 @@ def test_no_key_url_or_prompt_in_messages_flower_or_logs(topology: Topology,
                                                          tmp_path: Path) -> None:
     assert topology.fake is not None
     capture = (tmp_path / "monitor.log").open("wb")
-    monitor = subprocess.Popen(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "monitor"],
+    server = urlsplit(REDIS_URL)
+    monitor = subprocess.Popen(["redis-cli", "-h", server.hostname or "127.0.0.1",
+                                "-p", str(server.port or 6379), "monitor"],
+                               env={**os.environ, "REDISCLI_AUTH": server.password or ""},
                                stdout=capture, stderr=subprocess.STDOUT)
     try:
         time.sleep(0.5)
@@ -325,16 +357,11 @@ def test_agent_tasks_send_progress_events(topology: Topology, tmp_path: Path) ->
     assert any("saving output" in line for line in progress)
 
 
-def test_resume_recovers_a_task_whose_worker_was_killed(topology: Topology,
-                                                        tmp_path: Path) -> None:
+def test_resume_recovers_a_task_whose_worker_was_killed(topology: Topology, tmp_path: Path,
+                                                        own_redis: str) -> None:
     """A worker dies mid-task (SIGKILL); after a new one starts, resume finishes the project."""
-    import redis
-
     assert topology.fake is not None
-    broker = topology.env["AGENCY_BROKER_URL"].rsplit("/", 1)[0] + "/13"
-    env = {**topology.env, "AGENCY_BROKER_URL": broker}
-    client = redis.Redis.from_url(broker)
-    client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+    env = {**topology.env, "AGENCY_BROKER_URL": own_redis}
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Any] = []
 
@@ -347,7 +374,7 @@ def test_resume_recovers_a_task_whose_worker_was_killed(topology: Topology,
         procs.append(proc)
         return proc
 
-    def agency_13(*args: str) -> subprocess.CompletedProcess[str]:
+    def agency_own(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*AGENCY, *args], cwd=topology.home, env=env,
                               capture_output=True, text=True, timeout=120, check=False)
 
@@ -358,15 +385,15 @@ def test_resume_recovers_a_task_whose_worker_was_killed(topology: Topology,
     path.write_text(json.dumps(plan))
     topology.fake.faults.slow_tasks = {"Slow research": 3.0}
     try:
-        worker("orchestrator", "orchestrator-13")
-        worker("content_writer", "content_writer-13")
+        worker("orchestrator", "orchestrator-own")
+        worker("content_writer", "content_writer-own")
         doomed = worker("marketing", "marketing-a")
-        submitted = agency_13("run", "--no-wait", "--plan", str(path))
+        submitted = agency_own("run", "--no-wait", "--plan", str(path))
         assert submitted.returncode == 0, submitted.stderr
         project_id = project_id_of(submitted.stdout)
         deadline = time.monotonic() + 60
         while True:
-            data = json.loads(agency_13("status", project_id, "--json").stdout)
+            data = json.loads(agency_own("status", project_id, "--json").stdout)
             if data["tasks"] and data["tasks"][0]["status"] == "in_progress":
                 break
             assert time.monotonic() < deadline, data
@@ -374,10 +401,10 @@ def test_resume_recovers_a_task_whose_worker_was_killed(topology: Topology,
         doomed.kill()
         doomed.wait(timeout=10)
         worker("marketing", "marketing-b")
-        resumed = agency_13("resume", project_id)
+        resumed = agency_own("resume", project_id)
         assert resumed.returncode == 0, resumed.stderr
         assert "recovered; 1 stalled task(s) back in the queue" in resumed.stdout
-        final = json.loads(agency_13("status", project_id, "--json").stdout)
+        final = json.loads(agency_own("status", project_id, "--json").stdout)
         research, write = final["tasks"]
         assert final["status"] == "completed"
         assert research["attempts"] == 2 and research["worker"] == f"marketing-b@{HOST}"
@@ -390,5 +417,3 @@ def test_resume_recovers_a_task_whose_worker_was_killed(topology: Topology,
             proc.wait(timeout=10)
         for log in logs:
             log.close()
-        client.delete(*ALL_QUEUES, "unacked", "unacked_index")
-        client.close()

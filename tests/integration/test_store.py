@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator import dag
 from orchestrator.constants import ProjectStatus, TaskStatus
-from orchestrator.errors import NotFound, Stale
+from orchestrator.errors import BadInput, NotFound, Stale
 from orchestrator.models import AgentOutput, Tokens
 from orchestrator.scheduler import Claim, ProjectClaim, Scheduler
 from orchestrator.store import Store, now, open_connector
@@ -247,3 +247,31 @@ def test_unknown_ids(store: Store) -> None:
         store.project("nope")
     with pytest.raises(NotFound):
         store.resolve_project_id("nope")
+
+
+def test_ids_resolve_from_a_unique_prefix_of_at_least_four_characters(store: Store) -> None:
+    _, ids = _project(store, {}, 1)  # one task: an unescaped wildcard would match it
+    task = ids[0]
+    assert store.resolve_task_id(task) == task
+    assert store.resolve_task_id(task[:4]) == task
+    with pytest.raises(BadInput, match="at least 4 characters; 'p' has 1"):
+        store.resolve_project_id("p")
+    with pytest.raises(BadInput, match="task id prefix needs at least 4 characters"):
+        store.resolve_task_id(task[:3])
+    with pytest.raises(NotFound, match="no task with id 'zzzz'"):
+        store.resolve_task_id("zzzz")
+    # LIKE wildcards are taken literally, and text the database cannot take is no id.
+    with pytest.raises(NotFound):
+        store.resolve_task_id("%%%%")
+    with pytest.raises(NotFound):
+        store.resolve_task_id("____")
+    with pytest.raises(NotFound):
+        store.resolve_project_id("\udcff\udcfe bad")
+
+
+def test_an_ambiguous_prefix_is_refused(store: Store) -> None:
+    store.insert_project("abcd-1", "one", None, None, "/tmp/out")
+    store.insert_project("abcd-2", "two", None, None, "/tmp/out")
+    assert store.resolve_project_id("abcd-2") == "abcd-2"
+    with pytest.raises(BadInput, match="more than one project id starts with 'abcd'"):
+        store.resolve_project_id("abcd")

@@ -68,3 +68,44 @@ def test_good_plan_file(tmp_path: Path) -> None:
         {"title": "a", "agent_type": "marketing"}]}))
     plan = load_plan_file(path)
     assert plan.request == "r" and len(plan.tasks) == 1
+
+
+@pytest.mark.parametrize("text", ["\udcff\udcfe bad", "ok \udcc3"])
+def test_request_that_is_not_utf8(text: str) -> None:
+    with pytest.raises(BadInput, match="the request is not valid UTF-8 text"):
+        check_request(text)
+
+
+def test_plan_file_that_is_a_directory(tmp_path: Path) -> None:
+    assert _plan_error(tmp_path).endswith("is a directory, not a file")
+
+
+def test_plan_file_that_is_not_a_regular_file() -> None:
+    assert _plan_error(Path("/dev/null")).endswith("is not a regular file")
+
+
+def test_plan_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    path.write_bytes(b'{"tasks": [{"title": "caf\xe9", "agent_type": "marketing"}]}')
+    assert _plan_error(path).endswith("is not UTF-8 text (byte 25)")
+
+
+def test_plan_file_with_a_lone_surrogate_escape(tmp_path: Path) -> None:
+    path = _write(tmp_path, '{"tasks": [{"title": "\\udcff", "agent_type": "marketing"}]}')
+    assert "escape that is not valid UTF-8 text" in _plan_error(path)
+
+
+def test_plan_file_nested_too_deeply(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[" * 200_000 + "]" * 200_000)
+    assert _plan_error(path).endswith("is nested too deeply")
+
+
+def test_plan_file_that_cannot_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, "{}")
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    # chmod 000 does not stop root, who runs CI: fail the read itself.
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert _plan_error(path).endswith("cannot be read: Permission denied")

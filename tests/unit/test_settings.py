@@ -5,16 +5,18 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.constants import LLMKind
+from orchestrator.errors import ConfigError
 from orchestrator.llm.base import CompletionResponse
 from orchestrator.models import Tokens
 from orchestrator.runtime import cost_usd
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, get_settings
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "AGENCY_BROKER_URL",
-                 "AGENCY_RESULT_BACKEND", "AGENCY_DATABASE_URL", "AGENCY_LLM"):
+                 "AGENCY_RESULT_BACKEND", "AGENCY_DATABASE_URL", "AGENCY_LLM",
+                 "AGENCY_CONCURRENCY", "AGENCY_PRICES"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -34,9 +36,9 @@ def test_a_key_selects_anthropic(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_redis_broker_is_also_the_result_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENCY_BROKER_URL", "redis://127.0.0.1:6379/3")
+    monkeypatch.setenv("AGENCY_BROKER_URL", "redis://broker.example:6379/3")
     s = Settings()
-    assert not s.embedded and s.effective_result_backend == "redis://127.0.0.1:6379/3"
+    assert not s.embedded and s.effective_result_backend == "redis://broker.example:6379/3"
 
 
 def test_the_key_never_shows_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,3 +53,47 @@ def test_cost_uses_the_longest_matching_price() -> None:
     assert cost_usd(Settings(), response) == pytest.approx(1.0 + 5.0 + 0.1 + 1.25)
     unknown = response.model_copy(update={"model": "somebody-else"})
     assert cost_usd(Settings(), unknown) == 0.0
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("AGENCY_LLM", "gpt", "AGENCY_LLM: Input should be 'anthropic', 'offline' or 'auto'"),
+    ("AGENCY_CONCURRENCY", "{bad", "AGENCY_CONCURRENCY: not valid JSON"),
+    ("AGENCY_CONCURRENCY", '{"nosuchqueue": 2}',
+     "AGENCY_CONCURRENCY: unknown queue 'nosuchqueue'; the queues are orchestrator, marketing,"),
+    ("AGENCY_CONCURRENCY", '{"marketing": 0}',
+     "AGENCY_CONCURRENCY (marketing): Input should be greater than or equal to 1"),
+    ("AGENCY_CONCURRENCY", "[4]", "AGENCY_CONCURRENCY: Input should be a valid dictionary"),
+    ("AGENCY_PRICES", "{nope", "AGENCY_PRICES: not valid JSON"),
+    ("FLOWER_PORT", "http", "FLOWER_PORT: Input should be a valid integer"),
+    ("AGENCY_OFFLINE_LATENCY", "-1", "AGENCY_OFFLINE_LATENCY: Input should be greater than"),
+])
+def test_a_bad_variable_is_a_config_error_naming_it(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str) -> None:
+    monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as info:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert info.value.message.startswith(message)
+    assert "\n" not in info.value.message
+
+
+def test_a_secret_is_never_echoed_in_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENCY_LLM", "sk-very-secret")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as info:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert "sk-very-secret" not in info.value.message
+
+
+def test_a_partial_concurrency_table_keeps_the_other_defaults(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENCY_CONCURRENCY", '{"frontend_developer": 8}')
+    table = Settings().concurrency
+    assert table["frontend_developer"] == 8 and table["orchestrator"] == 2
+    assert table["marketing"] == 4
