@@ -72,10 +72,3 @@ def unserved(app: Celery, needed: set[str], timeout: float = 1.0) -> list[str]:
     queues, _, _ = _replies(app, timeout)
     served = {q["name"] for consumed in queues.values() for q in consumed}
     return sorted(needed - served)
-
-
-def live_task_ids(app: Celery, timeout: float = 2.0) -> set[str]:
-    """Agency task ids that live workers are running right now."""
-    active = app.control.inspect(timeout=timeout).active() or {}
-    return {str(req["kwargs"]["task_id"]) for running in active.values() for req in running
-            if isinstance(req.get("kwargs"), dict) and "task_id" in req["kwargs"]}
