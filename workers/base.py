@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Task, signals
 from celery.exceptions import Ignore
@@ -90,8 +90,7 @@ class AgencyTask(Task):  # type: ignore[type-arg]
         except AttemptFailed as failed:
             return self._settle(failed, kwargs)
         except (NotRunnable, TaskNotReady, Stale) as exc:
-            log.info("%s ignored: %s", self.name, exc)
-            raise Ignore() from exc
+            self.ignore(str(exc))
         except StoreUnavailable as exc:
             log.warning("%s: %s; retrying in %.0fs", self.name, exc, self.store_retry_delay)
             raise self.retry(exc=exc, countdown=self.store_retry_delay) from exc
@@ -100,7 +99,7 @@ class AgencyTask(Task):  # type: ignore[type-arg]
         cause = failed.cause
         try:
             if isinstance(cause, Stale):
-                log.info("%s ignored: %s", self.name, cause)
+                self.ignore(str(cause))
             elif isinstance(cause, BudgetExhausted):
                 self.pause(failed)
             elif isinstance(cause, StoreUnavailable):
@@ -113,6 +112,16 @@ class AgencyTask(Task):  # type: ignore[type-arg]
                 raise cause
         except (Stale, StoreUnavailable) as exc:
             log.warning("%s: could not record the outcome (%s)", self.name, exc)
+        self.ignore(str(cause))
+
+    def ignore(self, reason: str) -> NoReturn:
+        """End without a result: Flower shows the task IGNORED (Celery itself sends no event
+        for `Ignore`, so the task would look started for ever)."""
+        log.info("%s ignored: %s", self.name, reason)
+        try:
+            self.send_event("task-ignored", reason=reason)
+        except Exception as exc:  # the broker may be away; the log line stands
+            log.debug("task-ignored event not sent: %s", exc)
         raise Ignore()
 
     def pause(self, failed: AttemptFailed) -> None:

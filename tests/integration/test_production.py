@@ -234,6 +234,27 @@ def test_flower_lists_project_tasks_only_with_credentials(topology: Topology) ->
     assert all("title" in str(t["kwargs"]) for t in ours if t["name"].startswith("agency.agent"))
 
 
+def test_a_duplicate_message_shows_as_ignored_in_flower(topology: Topology) -> None:
+    """Planning sent again for a completed project is not run, and is not a failure."""
+    import celery
+
+    result = topology.agency("run", "Write a blog series about sourdough")
+    assert result.returncode == 0, result.stderr
+    project_id = project_id_of(result.stdout)
+    client = celery.Celery(broker=topology.env["AGENCY_BROKER_URL"])
+    duplicate = client.send_task("agency.orchestrator.plan", kwargs={"project_id": project_id},
+                                 queue="orchestrator").id
+    deadline = time.monotonic() + 30
+    state = None
+    while state != "IGNORED" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        _, task = topology.flower(f"/api/task/info/{duplicate}", AUTH)
+        state = (task or {}).get("state")
+    assert state == "IGNORED"  # not FAILURE with a traceback
+    status = json.loads(topology.agency("status", project_id, "--json").stdout)
+    assert status["status"] == "completed" and status["error"] is None
+
+
 def test_flower_refuses_to_start_open(topology: Topology) -> None:
     env = {k: v for k, v in topology.env.items() if k != "FLOWER_BASIC_AUTH"}
     result = subprocess.run([*AGENCY, "flower"], env=env, capture_output=True, text=True,
