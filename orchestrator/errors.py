@@ -86,6 +86,14 @@ class NotRunnable(AgencyError):
     """The message will not run: its task or project is not waiting for it (a duplicate)."""
 
 
+class HeldElsewhere(AgencyError):
+    """Another attempt holds the task: this (duplicate) message waits until it has ended.
+
+    Ignoring it instead would strand a chord whose header it belongs to; once the task has
+    completed, the message succeeds and its canvas carries on.
+    """
+
+
 class AttemptFailed(AgencyError):
     """A claimed attempt ended with an error: the cause, and the claim that held the work."""
 

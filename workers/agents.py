@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from orchestrator.constants import AgentType, ProjectStatus, Role, TaskStatus
-from orchestrator.errors import AttemptFailed, NotRunnable, TaskNotReady
+from orchestrator.errors import AttemptFailed, HeldElsewhere, NotRunnable, TaskNotReady
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import AgentOutput, ProjectRecord, TaskDefinition, TaskRecord
 from orchestrator.runtime import Runtime
@@ -92,6 +92,8 @@ def claim_task(rt: Runtime, task_id: str, worker: str) -> Claim | None:
         return None
     if task.status is TaskStatus.BLOCKED:
         raise TaskNotReady(f"task {task_id} still waits for {task.pending_deps} dependencies")
+    if task.status is TaskStatus.IN_PROGRESS:
+        raise HeldElsewhere(f"task {task_id} is in progress on {task.worker}")
     raise NotRunnable(f"task {task_id} is {task.status.value}")
 
 

@@ -14,6 +14,7 @@ from orchestrator.errors import (
     AgencyError,
     AttemptFailed,
     BudgetExhausted,
+    HeldElsewhere,
     NotRunnable,
     Stale,
     StoreUnavailable,
@@ -70,8 +71,11 @@ class AgencyTask(Task):  # type: ignore[type-arg]
     """The one error policy: services raise; this maps each error to a store transition and to
     Celery's retry, `Ignore` or failure.
 
-    - A message that must not run (a duplicate, a task still blocked, a fenced-out attempt):
-      `Ignore`, logged at INFO; Flower shows it as IGNORED, not as a failure.
+    - A message that must not run (its project is not running, its task is blocked, failed or
+      cancelled, or its attempt was fenced out): `Ignore`, logged at INFO; Flower shows it as
+      IGNORED, not as a failure.
+    - A duplicate of a task another attempt is running: retried later, so that once the task
+      completed it succeeds and any chord it belongs to still fires.
     - The store unreachable before anything was claimed: Celery retries the message later.
     - A claimed attempt that failed: budget spent -> the project pauses; the store unreachable
       -> nothing to write, the attempt's lease expires and the reconciler runs it again;
@@ -91,6 +95,10 @@ class AgencyTask(Task):  # type: ignore[type-arg]
             return self._settle(failed, kwargs)
         except (NotRunnable, TaskNotReady, Stale) as exc:
             self.ignore(str(exc))
+        except HeldElsewhere as exc:
+            delay = max(1.0, get_runtime().settings.lease_seconds / 4)
+            log.info("%s: %s; this duplicate waits %.0fs", self.name, exc, delay)
+            raise self.retry(exc=exc, countdown=delay) from exc
         except StoreUnavailable as exc:
             log.warning("%s: %s; retrying in %.0fs", self.name, exc, self.store_retry_delay)
             raise self.retry(exc=exc, countdown=self.store_retry_delay) from exc

@@ -150,6 +150,16 @@ def test_n_shape_gets_a_store_released_unit() -> None:
                                 dag.Unit(head=3, members=(3,))]
 
 
+def test_nodes_that_wait_outside_the_graph_head_their_own_units() -> None:
+    """Recovery: 1 and 2 also wait on work running elsewhere, so the store releases them."""
+    graph = dag.validate_plan(make_plan({1: [0], 3: [1, 2]}, 4))
+    found = dag.units(graph, frozenset({1, 2}))
+    assert found[0] == dag.Unit(head=None, members=(0,))
+    heads = {u.head: u.members for u in found[1:]}
+    assert set(heads) <= {1, 2, 3} and 1 in heads and 2 in heads
+    assert all(1 not in m and 2 not in m for h, m in heads.items() if h not in (1, 2))
+
+
 def test_random_graphs_split_into_exact_units() -> None:
     for size, graph in _random_graphs(11, 200, 16):
         found = dag.units(graph)
