@@ -103,6 +103,10 @@ class LLMKind(StrEnum):
     AUTO = "auto"
 
 
+# Planning of a new project waits behind integration (and any other orchestrator work) on a
+# busy `orchestrator` queue: with Redis, 0 is the highest priority and the default.
+PLAN_PRIORITY = 6
+
 # Celery task names.
 PLAN_TASK = "agency.orchestrator.plan"
 INTEGRATE_TASK = "agency.orchestrator.integrate"

@@ -21,7 +21,7 @@ from celery.canvas import Signature
 
 from orchestrator import dag
 from orchestrator.canvas import integration_signature, plan_signature, unit_canvas
-from orchestrator.constants import ProjectStatus, TaskStatus
+from orchestrator.constants import PLAN_PRIORITY, ProjectStatus, TaskStatus
 from orchestrator.models import TaskRecord
 from orchestrator.runtime import Runtime
 from orchestrator.scheduler import Completion
@@ -75,7 +75,8 @@ def _publish(rt: Runtime, signature: Signature, mark: Callable[[str], None]) -> 
 
 
 def send_plan(rt: Runtime, app: Celery, project_id: str) -> bool:
-    return _publish(rt, plan_signature(app, project_id),
+    # Lower priority than integration: finishing started projects comes before planning more.
+    return _publish(rt, plan_signature(app, project_id).set(priority=PLAN_PRIORITY),
                     lambda epoch: rt.scheduler.mark_project_sent(project_id, epoch))
 
 

@@ -75,10 +75,9 @@ def redis_url() -> str:
         client.ping()
     except redis.RedisError as exc:
         need("Redis", str(exc))
-    from orchestrator.constants import ALL_QUEUES
 
     # Only the keys this suite's queues create in its own database number.
-    client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+    client.delete(*queue_keys())
     client.close()
     return REDIS_URL
 
@@ -94,6 +93,15 @@ def agency_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 AGENCY = [sys.executable, "-m", "orchestrator"]
+
+
+def queue_keys() -> list[str]:
+    """The Redis keys of this suite's queues: each queue's priority lists (kombu names them
+    `queue` + "\x06\x16" + step) and the unacked index."""
+    from orchestrator.constants import ALL_QUEUES
+
+    return [*ALL_QUEUES, *(f"{q}\x06\x16{step}" for q in ALL_QUEUES for step in (3, 6, 9)),
+            "unacked", "unacked_index"]
 
 
 @pytest.fixture

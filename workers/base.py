@@ -15,6 +15,7 @@ from orchestrator.errors import (
     AttemptFailed,
     BudgetExhausted,
     HeldElsewhere,
+    NotFound,
     NotRunnable,
     Stale,
     StoreUnavailable,
@@ -93,7 +94,9 @@ class AgencyTask(Task):  # type: ignore[type-arg]
             return super().__call__(*args, **kwargs)
         except AttemptFailed as failed:
             return self._settle(failed, kwargs)
-        except (NotRunnable, TaskNotReady, Stale) as exc:
+        except (NotRunnable, TaskNotReady, Stale, NotFound) as exc:
+            # NotFound: a message for a project this store does not hold (deleted, or sent
+            # to a broker that another database's workers share).
             self.ignore(str(exc))
         except HeldElsewhere as exc:
             delay = max(1.0, get_runtime().settings.lease_seconds / 4)

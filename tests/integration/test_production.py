@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from orchestrator.constants import ALL_QUEUES
-from tests.conftest import AGENCY, PG_ADMIN_URL, REDIS_URL, REPO, agency_env, need
+from tests.conftest import AGENCY, PG_ADMIN_URL, REDIS_URL, REPO, agency_env, need, queue_keys
 from tests.fake_anthropic import FakeAnthropic
 from tests.integration.test_embedded_cli import assert_exact_order, project_id_of
 
@@ -95,7 +95,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterato
     except redis.RedisError as exc:
         need("Redis", str(exc))
     client = redis.Redis.from_url(REDIS_URL)
-    client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+    client.delete(*queue_keys())
     home = tmp_path_factory.mktemp("production")
     fake = FakeAnthropic(api_key=SECRET_KEY).__enter__()
     name = f"agency_test_{uuid.uuid4().hex[:12]}"
@@ -133,7 +133,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterato
                 proc.kill()
         for handle in top.logs:
             handle.close()
-        client.delete(*ALL_QUEUES, "unacked", "unacked_index")
+        client.delete(*queue_keys())
         client.close()
         fake.__exit__()
         pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
