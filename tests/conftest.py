@@ -13,6 +13,7 @@ import pytest
 
 from orchestrator.models import Plan
 from orchestrator.store import Store, open_connector
+from tests.services import PrivatePostgres, PrivateRedis, ServiceUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -93,3 +94,33 @@ def agency_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 AGENCY = [sys.executable, "-m", "orchestrator"]
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A running Redis of this test's own, to kill and restart at will."""
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    try:
+        server = PrivateRedis(workdir)
+    except ServiceUnavailable as exc:
+        need("A private Redis", str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A running PostgreSQL cluster of this test's own, to stop and start at will."""
+    try:
+        server = PrivatePostgres()
+    except ServiceUnavailable as exc:
+        need("A private PostgreSQL", str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
