@@ -42,11 +42,21 @@ task_routes = (route_task,)
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
+# On a lost broker connection, let running tasks finish (explicitly: Celery 6 flips the default).
+# A model call in flight is worth keeping: its lease and fencing make any second delivery harmless.
+worker_cancel_long_running_tasks_on_connection_loss = False
 broker_transport_options: dict[str, float] = {"visibility_timeout": _settings.visibility_timeout}
 if _settings.embedded:
     # The in-memory transport polls; its default of one second would idle between steps.
     broker_transport_options["polling_interval"] = 0.02
-result_backend_transport_options = {"visibility_timeout": _settings.visibility_timeout}
+# A task that reaches Redis while it is down (dispatching the next tasks, the result subscription
+# a group or chord needs) waits up to a minute for it to come back instead of failing: Celery
+# gives up on a publish after about a second and on the backend after 20 s. What still cannot be
+# sent is re-sent by the reconciler (the store records what each message carried).
+_OUTAGE_RETRY = {"max_retries": 60, "interval_start": 0, "interval_step": 1, "interval_max": 1}
+task_publish_retry_policy = _OUTAGE_RETRY
+result_backend_transport_options: dict[str, Any] = {
+    "visibility_timeout": _settings.visibility_timeout, "retry_policy": _OUTAGE_RETRY}
 result_expires = 7 * 24 * 3600
 
 # Flower reads events; tasks report progress through them.
@@ -58,3 +68,6 @@ task_track_started = True
 # (AGENCY_CONCURRENCY, applied when a worker starts; see workers/base.py).
 worker_pool = "threads"
 broker_connection_retry_on_startup = True
+# Never give up on the broker: Celery's 100 retries (2 s growing to 30 s apart) end in about 46
+# minutes with the worker exiting, and under honcho one exit stops every worker.
+broker_connection_max_retries = None
