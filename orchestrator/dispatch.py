@@ -127,6 +127,8 @@ def dispatch(rt: Runtime, app: Celery, project_id: str,
 
 def launch(rt: Runtime, app: Celery, project_id: str, members: list[TaskRecord]) -> None:
     """Send one unit's tasks as chains, groups and chords."""
+    if not members:  # a unit another dispatch took over meanwhile: it sends them
+        return
     shape = dag.series_parallel(_graph(members))
     ids = [t.id for t in members]
     _publish(rt, unit_canvas(app, project_id, members, shape),

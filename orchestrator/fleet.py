@@ -38,7 +38,7 @@ def check_broker(app: Celery, timeout: int = 3) -> None:
         raise Unavailable(f"cannot reach the broker at {url}: {exc}") from exc
 
 
-def _depth(app: Celery, queue: str) -> int:
+def queue_depth(app: Celery, queue: str) -> int:
     with app.connection_for_read() as conn:
         channel: Any = conn.default_channel
         try:
@@ -64,7 +64,7 @@ def fleet(app: Celery, timeout: float = 1.0) -> list[QueueInfo]:
                           active=len(active.get(node, [])))
         for queue in consumed:
             per_queue.setdefault(queue["name"], []).append(info)
-    return [QueueInfo(name=q, depth=_depth(app, q), workers=per_queue[q]) for q in ALL_QUEUES]
+    return [QueueInfo(name=q, depth=queue_depth(app, q), workers=per_queue[q]) for q in ALL_QUEUES]
 
 
 def unserved(app: Celery, needed: set[str], timeout: float = 1.0) -> list[str]:

@@ -47,6 +47,7 @@ def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
         prompt=integration_prompt(project.request, str(project.project_type), results),
         schema=Deliverable, schema_name="deliverable", hints=hints,
         meter=rt.meter(project.id), policy=rt.policy, max_tokens=16000)
-    rt.durably("deliverable", lambda: rt.store.save_deliverable(project.id, deliverable))
+    # Saved (fenced) before the files are written: a stale attempt writes nothing.
+    rt.durably("deliverable", lambda: rt.scheduler.save_deliverable(claim, deliverable))
     write_outputs(project, deliverable, tasks)
     rt.durably("completion", lambda: rt.scheduler.move_claimed(claim, ProjectStatus.COMPLETED))

@@ -30,10 +30,20 @@ class LeaseKeeper:
         self._held: dict[int, Holder] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._skew: timedelta | None = None  # the database's clock minus this machine's
 
     def until(self) -> datetime:
-        """The end of a lease taken or renewed now."""
-        return now() + timedelta(seconds=self.seconds)
+        """The end of a lease taken or renewed now, on the database's clock (the reconciler
+        on another machine compares it with the same clock)."""
+        if self._skew is None:
+            self._measure_skew()
+        return now() + (self._skew or timedelta()) + timedelta(seconds=self.seconds)
+
+    def _measure_skew(self) -> None:
+        try:
+            self._skew = self.scheduler.store.clock() - now()
+        except AgencyError as exc:  # keep the last measure; the store is away for now
+            log.warning("could not read the database clock: %s", exc)
 
     @contextmanager
     def hold(self, claim: Holder) -> Iterator[None]:
@@ -59,8 +69,13 @@ class LeaseKeeper:
             time.sleep(self.seconds / 4)
             with self._lock:
                 held = list(self._held.items())
+            if held:
+                self._measure_skew()
             for key, claim in held:
-                self._renew(key, claim)
+                try:
+                    self._renew(key, claim)
+                except Exception:  # never let one bad renewal stop the thread
+                    log.exception("renewing the lease of %s failed", claim)
 
     def _renew(self, key: int, claim: Holder) -> None:
         renew: Callable[[], bool] = (
@@ -69,8 +84,9 @@ class LeaseKeeper:
             else (lambda: self.scheduler.renew_project(claim, self.until())))
         try:
             if not renew():
-                log.warning("lease lost: %s (a newer attempt took over)", claim)
                 with self._lock:
-                    self._held.pop(key, None)
+                    held = self._held.pop(key, None) is not None
+                if held:  # not an attempt that just ended on its own
+                    log.warning("lease lost: %s (a newer attempt took over)", claim)
         except AgencyError as exc:  # the store is unreachable: try again at the next tick
             log.warning("could not renew the lease of %s: %s", claim, exc)

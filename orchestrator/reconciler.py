@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Celery
 
 from orchestrator.constants import ProjectStatus
 from orchestrator.dispatch import broker_epoch, dispatch, send_integration, send_plan
+from orchestrator.fleet import queue_depth
 from orchestrator.runtime import Runtime
-from orchestrator.store import now
+from orchestrator.store import Row
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +49,18 @@ def reconcile(rt: Runtime, app: Celery) -> Pass:
         if not mine:
             return done
         done.ran = True
-        epoch = broker_epoch(rt)
+        epoch, clock = broker_epoch(rt), rt.store.clock()
+        settled = clock - timedelta(seconds=SETTLE_SECONDS)
         scopes: dict[str, set[str]] = {}
-        for row in rt.scheduler.expire_leases():
+        for row in rt.scheduler.expire_leases(clock):
             scopes.setdefault(row["project_id"], set()).add(row["id"])
             done.requeued.append(row["id"])
-        for row in rt.store.lost_tasks(epoch):
+        for row in [*rt.store.lost_tasks(epoch, settled), *_stranded(rt, app, clock)]:
             scopes.setdefault(row["project_id"], set()).add(row["id"])
             done.resent.append(row["id"])
         for project_id, scope in scopes.items():
             dispatch(rt, app, project_id, scope)
-        rt.scheduler.expire_project_leases()
-        settled = now() - timedelta(seconds=SETTLE_SECONDS)
+        rt.scheduler.expire_project_leases(clock)
         for row in rt.store.lost_projects(epoch, settled):
             send = send_plan if row["status"] == ProjectStatus.PENDING.value else send_integration
             send(rt, app, row["id"])
@@ -68,6 +69,22 @@ def reconcile(rt: Runtime, app: Celery) -> Pass:
         log.info("reconciler: %d task(s) requeued after a lost lease, %d re-sent, %d project "
                  "message(s) re-sent", len(done.requeued), len(done.resent), len(done.projects))
     return done
+
+
+def _stranded(rt: Runtime, app: Celery, clock: datetime) -> list[Row]:
+    """Tasks ready for over two leases whose queue is empty: their message was lost some other
+    way than a broker restart (a chain's next link never published, a worker that died between
+    completing a task and sending what follows). Each is re-sent at most once per period."""
+    before = clock - timedelta(seconds=2 * rt.settings.lease_seconds)
+    rows = rt.store.long_ready_tasks(before)
+    depths: dict[str, int] = {}
+    for row in rows:
+        if row["agent_type"] not in depths:
+            depths[row["agent_type"]] = queue_depth(app, row["agent_type"])
+    stranded = [r for r in rows if depths[r["agent_type"]] == 0]
+    if stranded:
+        rt.store.touch_ready([r["id"] for r in stranded])
+    return stranded
 
 
 class Reconciler:

@@ -14,7 +14,7 @@ from datetime import datetime
 from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
 from orchestrator.dag import Graph, Schedule
 from orchestrator.errors import BadInput, Stale
-from orchestrator.models import AgentOutput, Analysis, Plan
+from orchestrator.models import AgentOutput, Analysis, Deliverable, Plan
 from orchestrator.store import Row, Session, Store, now
 
 P, T = ProjectStatus, TaskStatus
@@ -137,7 +137,16 @@ class Scheduler:
 
     def _hold_project(self, tx: Session, claim: ProjectClaim) -> None:
         if tx.fetch_one("holds_project", {"id": claim.project_id, "attempt": claim.attempt,
-                                          "status": claim.status.value}) is None:
+                                          "status": claim.status.value, "now": now()}) is None:
+            raise Stale(f"project {claim.project_id}: attempt {claim.attempt} no longer holds "
+                        f"its {claim.status.value}")
+
+    def save_deliverable(self, claim: ProjectClaim, deliverable: Deliverable) -> None:
+        """Fenced: a stale integration attempt cannot overwrite a newer one's deliverable."""
+        row = self.store.db.fetch_one("set_project_deliverable", {
+            "id": claim.project_id, "deliverable": deliverable.model_dump_json(), "now": now(),
+            "attempt": claim.attempt, "status": claim.status.value})
+        if row is None:
             raise Stale(f"project {claim.project_id}: attempt {claim.attempt} no longer holds "
                         f"its {claim.status.value}")
 
@@ -170,7 +179,8 @@ class Scheduler:
                     "acceptance_criteria": json.dumps(task.acceptance_criteria),
                     "on_critical_path": index in critical,
                     "status": (T.BLOCKED if graph.deps[index] else T.PENDING).value,
-                    "pending_deps": len(graph.deps[index])})
+                    "pending_deps": len(graph.deps[index]),
+                    "ready_at": None if graph.deps[index] else now()})
             for index, deps in enumerate(graph.deps):
                 for dep in deps:
                     tx.execute("insert_edge", {"task_id": ids[index], "depends_on": ids[dep]})
@@ -224,7 +234,8 @@ class Scheduler:
         row = tx.fetch_one("finish_attempt", {
             "id": claim.task_id, "attempt": claim.attempt, "from_status": T.IN_PROGRESS.value,
             "to_status": to.value, "output": output, "error": error,
-            "finished_at": now() if to is not T.PENDING else None})
+            "finished_at": now() if to is not T.PENDING else None,
+            "ready_at": now() if to is T.PENDING else None})
         if row is None:
             raise self._stale(claim)
         self.store.event(tx, claim.project_id, claim.task_id, "task", T.IN_PROGRESS.value,
@@ -240,7 +251,15 @@ class Scheduler:
         ready: list[str] = []
         with self.store.db.transaction() as tx:
             tx.execute("lock_project", {"id": claim.project_id, "now": now()})
-            self._finish(tx, claim, T.COMPLETED, output.model_dump_json(), None)
+            try:
+                self._finish(tx, claim, T.COMPLETED, output.model_dump_json(), None)
+            except Stale:
+                if not self._completed_by(tx, claim):
+                    raise
+                # This attempt's own completion committed, but its reply was lost (the
+                # database went away during COMMIT): carry on as the completer did.
+                return Completion(ready=self._ready_dependents(tx, claim.task_id),
+                                  project_done=False)
             for dep in tx.fetch_all("count_down_dependents", {"id": claim.task_id}):
                 if dep["pending_deps"] == 0 and self._move_task(tx, dep["id"], RELEASE):
                     ready.append(dep["id"])
@@ -251,6 +270,17 @@ class Scheduler:
             else:
                 self._attention_if_stuck(tx, claim.project_id)
         return Completion(ready=ready, project_done=done)
+
+    @staticmethod
+    def _completed_by(tx: Session, claim: Claim) -> bool:
+        row = tx.fetch_one("get_task", {"id": claim.task_id})
+        return bool(row and row["status"] == T.COMPLETED.value
+                    and int(row["attempts"]) == claim.attempt)
+
+    @staticmethod
+    def _ready_dependents(tx: Session, task_id: str) -> list[str]:
+        return [str(r["id"]) for r in tx.fetch_all("ready_dependents", {
+            "id": task_id, "pending": T.PENDING.value})]
 
     def fail_task(self, claim: Claim, error: str) -> bool:
         """Fail a task for good: its descendants wait on it, the rest of the project goes on.
@@ -291,8 +321,9 @@ class Scheduler:
 
     def _move_task(self, tx: Session, task_id: str, move: Move,
                    detail: str | None = None) -> bool:
-        row = tx.fetch_one("transition_task", {"id": task_id, "to_status": move.to.value,
-                                               "allowed": _values(move.allowed)})
+        row = tx.fetch_one("transition_task", {
+            "id": task_id, "to_status": move.to.value, "allowed": _values(move.allowed),
+            "ready_at": now() if move.to is T.PENDING else None})
         if row is not None:
             self.store.event(tx, row["project_id"], task_id, "task", None, move.to.value,
                              detail)
@@ -311,26 +342,27 @@ class Scheduler:
                 self._finish(tx, claim, T.PENDING, None, None)
             self.move_project(project_id, P.BUDGET_EXHAUSTED, reason, tx)
 
-    def expire_leases(self) -> list[Row]:
-        """Attempts whose lease ran out go back to pending (their worker died or was cut off)."""
+    def expire_leases(self, at: datetime) -> list[Row]:
+        """Attempts whose lease ran out by `at` go back to pending (their worker died or was
+        cut off)."""
         with self.store.db.transaction() as tx:
             rows = tx.fetch_all("expire_task_leases", {
                 "to_status": T.PENDING.value, "from_status": T.IN_PROGRESS.value,
-                "running": P.RUNNING.value, "now": now()})
+                "running": P.RUNNING.value, "now": at})
             for row in rows:
                 self.store.event(tx, row["project_id"], row["id"], "retry", None,
                                  T.PENDING.value, f"attempt {row['attempts']}'s lease expired "
                                  "(its worker died or lost the store); queued again")
         return rows
 
-    def expire_project_leases(self) -> list[Row]:
+    def expire_project_leases(self, at: datetime) -> list[Row]:
         """Planning whose attempt died goes back to pending; integration is sent again."""
         expired: list[Row] = []
         with self.store.db.transaction() as tx:
             for from_status, to in ((P.PLANNING, P.PENDING), (P.INTEGRATING, P.INTEGRATING)):
                 for row in tx.fetch_all("expire_project_leases", {
                         "from_status": from_status.value, "to_status": to.value,
-                        "now": now()}):
+                        "now": at}):
                     self.store.event(tx, row["id"], None, "retry", from_status.value, to.value,
                                      f"{from_status.value} attempt's lease expired; "
                                      "sent again")
@@ -348,7 +380,7 @@ class Scheduler:
             tx.execute("lock_project", {"id": project_id, "now": now()})
             revived = tx.fetch_all("revive_tasks", {
                 "project_id": project_id, "id": task_id, "to_status": REVIVE.to.value,
-                "from_status": T.FAILED.value})
+                "from_status": T.FAILED.value, "now": now()})
             if task_id is not None and not revived:
                 raise BadInput(f"task {task_id} has not failed; only failed tasks are retried")
             self._rewait(tx, project_id)

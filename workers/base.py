@@ -167,9 +167,11 @@ class OrchestratorTask(AgencyTask):
     abstract = True
 
     def pause(self, failed: AttemptFailed) -> None:
+        claim = failed.claim
+        assert isinstance(claim, ProjectClaim)
         rt = get_runtime()
-        rt.durably("budget pause", lambda: rt.scheduler.pause_for_budget(
-            failed.project_id, None, str(failed.cause)))
+        rt.durably("budget pause", lambda: rt.scheduler.move_claimed(
+            claim, ProjectStatus.BUDGET_EXHAUSTED, str(failed.cause)))
 
     def fail(self, failed: AttemptFailed, reason: str) -> None:
         claim = failed.claim

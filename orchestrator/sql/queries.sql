@@ -73,7 +73,10 @@ WHERE id = :id AND attempts = :attempt AND status = ANY(:allowed)
 RETURNING id
 
 -- name: holds_project
-SELECT id FROM projects WHERE id = :id AND attempts = :attempt AND status = :status
+-- An update, not a read: in PostgreSQL it locks the row until the holder's transaction ends.
+UPDATE projects SET updated_at = :now
+WHERE id = :id AND attempts = :attempt AND status = :status
+RETURNING id
 
 -- name: mark_project_sent
 UPDATE projects SET sent_epoch = :epoch WHERE id = :id
@@ -93,10 +96,10 @@ WHERE status = ANY(:statuses) AND lease_until IS NULL
 -- name: insert_task
 INSERT INTO tasks (id, project_id, idx, title, description, agent_type, priority,
                    estimated_tokens, deliverables, acceptance_criteria, on_critical_path,
-                   status, pending_deps)
+                   status, pending_deps, ready_at)
 VALUES (:id, :project_id, :idx, :title, :description, :agent_type, :priority,
         :estimated_tokens, :deliverables, :acceptance_criteria, :on_critical_path,
-        :status, :pending_deps)
+        :status, :pending_deps, :ready_at)
 
 -- name: insert_edge
 INSERT INTO task_edges (task_id, depends_on) VALUES (:task_id, :depends_on)
@@ -153,7 +156,7 @@ RETURNING project_id, attempts
 -- Every write of an attempt is fenced: accepted only while its token is current.
 UPDATE tasks
 SET status = :to_status, output = COALESCE(:output, output), error = :error,
-    finished_at = :finished_at, lease_until = NULL
+    finished_at = :finished_at, lease_until = NULL, ready_at = :ready_at
 WHERE id = :id AND attempts = :attempt AND status = :from_status
 RETURNING project_id, idx, title
 
@@ -173,7 +176,7 @@ SELECT model_calls FROM tasks WHERE id = :id AND attempts = :attempt AND status 
 
 -- name: expire_task_leases
 -- Attempts that stopped renewing (their worker died or lost the store): ready to run again.
-UPDATE tasks SET status = :to_status, lease_until = NULL, sent_epoch = NULL
+UPDATE tasks SET status = :to_status, lease_until = NULL, sent_epoch = NULL, ready_at = :now
 WHERE status = :from_status AND lease_until < :now
   AND project_id IN (SELECT id FROM projects WHERE status = :running)
 RETURNING id, project_id, idx, attempts
@@ -182,7 +185,16 @@ RETURNING id, project_id, idx, attempts
 -- Ready tasks of running projects whose message the broker no longer holds (or never got).
 SELECT t.id, t.project_id FROM tasks t JOIN projects p ON p.id = t.project_id
 WHERE p.status = :running AND t.status = :pending
-  AND (t.sent_epoch IS NULL OR t.sent_epoch <> :epoch)
+  AND (t.sent_epoch IS NULL OR t.sent_epoch <> :epoch) AND t.ready_at < :settled
+
+-- name: long_ready_tasks
+-- Ready for long without a claim: a message lost some other way (a chain whose next link was
+-- never published), or a long queue; the reconciler checks the queue before re-sending.
+SELECT t.id, t.project_id, t.agent_type FROM tasks t JOIN projects p ON p.id = t.project_id
+WHERE p.status = :running AND t.status = :pending AND t.ready_at < :before
+
+-- name: touch_ready
+UPDATE tasks SET ready_at = :now WHERE id = ANY(:ids)
 
 -- name: descendants
 WITH RECURSIVE down(id) AS (
@@ -209,7 +221,7 @@ SELECT id, idx, title, error FROM tasks WHERE project_id = :project_id AND statu
 ORDER BY idx
 
 -- name: transition_task
-UPDATE tasks SET status = :to_status, lease_until = NULL
+UPDATE tasks SET status = :to_status, lease_until = NULL, ready_at = :ready_at
 WHERE id = :id AND status = ANY(:allowed)
 RETURNING project_id
 
@@ -217,6 +229,10 @@ RETURNING project_id
 UPDATE tasks SET status = :to_status, lease_until = NULL, error = NULL
 WHERE project_id = :project_id AND status = ANY(:allowed)
 RETURNING id
+
+-- name: ready_dependents
+SELECT t.id FROM tasks t JOIN task_edges e ON e.task_id = t.id
+WHERE e.depends_on = :id AND t.status = :pending
 
 -- name: count_down_dependents
 UPDATE tasks SET pending_deps = pending_deps - 1
@@ -237,13 +253,16 @@ VALUES (:project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
         :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now)
 
 -- name: insert_attempt_usage
--- A ledger row of a task's attempt, accepted only while that attempt holds the task.
+-- A ledger row of a task's attempt. The money was spent either way, so the row is kept, but
+-- the row of an attempt that no longer holds its task is `stale`: not the task's usage.
 INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens,
-                   cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, attempt, at)
+                   cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, attempt, at,
+                   stale)
 SELECT :project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
-       :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now
-WHERE EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
-                                    AND status = :status)
+       :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now,
+       NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
+                                         AND status = :status)
+RETURNING stale
 
 -- name: try_reconciler_lock
 -- PostgreSQL only: one reconciler pass at a time across every machine.
@@ -256,7 +275,7 @@ SELECT pg_advisory_unlock(:key) AS unlocked
 SELECT task_id, SUM(input_tokens) AS input, SUM(output_tokens) AS output,
        SUM(cache_read_tokens) AS cache_read, SUM(cache_write_tokens) AS cache_write,
        SUM(cost_usd) AS cost_usd
-FROM usage WHERE project_id = :project_id GROUP BY task_id
+FROM usage WHERE project_id = :project_id AND NOT stale GROUP BY task_id
 
 -- name: usage_by_project
 SELECT project_id, SUM(input_tokens) AS input, SUM(output_tokens) AS output,
@@ -265,7 +284,10 @@ SELECT project_id, SUM(input_tokens) AS input, SUM(output_tokens) AS output,
 FROM usage WHERE project_id = ANY(:ids) GROUP BY project_id
 
 -- name: set_project_deliverable
-UPDATE projects SET deliverable = :deliverable, updated_at = :now WHERE id = :id
+-- Fenced: only the integration attempt that holds the project saves its deliverable.
+UPDATE projects SET deliverable = :deliverable, updated_at = :now
+WHERE id = :id AND attempts = :attempt AND status = :status
+RETURNING id
 
 -- name: within_budget
 SELECT tokens_used, budget_tokens FROM projects
@@ -287,6 +309,9 @@ SELECT COUNT(*) AS tasks FROM tasks WHERE project_id = :project_id
 -- name: revive_tasks
 -- Failed tasks of a project (or one of them) run again with a fresh model-call allowance.
 UPDATE tasks SET status = :to_status, error = NULL, model_calls = 0, lease_until = NULL,
-    sent_epoch = NULL
+    sent_epoch = NULL, ready_at = :now
 WHERE project_id = :project_id AND status = :from_status AND (CAST(:id AS text) IS NULL OR id = :id)
 RETURNING id
+
+-- name: database_time
+SELECT CURRENT_TIMESTAMP AS now

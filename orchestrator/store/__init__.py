@@ -159,10 +159,6 @@ class Store:
             for unit, ids in units.items():
                 tx.execute("assign_unit", {"unit": unit, "ids": ids})
 
-    def save_deliverable(self, project_id: str, deliverable: Deliverable) -> None:
-        self.db.execute("set_project_deliverable", {
-            "id": project_id, "deliverable": deliverable.model_dump_json(), "now": now()})
-
     def resolve_project_id(self, prefix: str) -> str:
         """A full project id from an id or a unique prefix of one (at least 4 characters)."""
         return self._resolve("project", "get_project", "find_projects_by_prefix", prefix)
@@ -224,7 +220,8 @@ class Store:
                      tokens: Tokens, cost_usd: float, latency_ms: int, attempt: int) -> bool:
         """One ledger row, and the project's running total, in one transaction.
 
-        A task attempt's row is fenced: accepted only while the attempt holds its task.
+        A task attempt's row is fenced: when the attempt no longer holds its task, the row is
+        kept as `stale` (the money was spent) but is not the task's usage; returns False then.
         """
         params = {"project_id": project_id, "task_id": claim.task_id if claim else None,
                   "role": role, "model": model, "input_tokens": tokens.input,
@@ -234,16 +231,19 @@ class Store:
         with self.db.transaction() as tx:
             if claim is None:
                 tx.execute("insert_usage", params)
-            elif not tx.execute("insert_attempt_usage", {
-                    **params, "holder": claim.attempt, "status": TaskStatus.IN_PROGRESS.value}):
-                return False
+            else:
+                row = tx.fetch_one("insert_attempt_usage", {
+                    **params, "holder": claim.attempt, "status": TaskStatus.IN_PROGRESS.value})
+                fresh = not (row and row["stale"])
+            # Spent is spent: the project's total (and so its budget) counts every paid call.
             tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.total})
-        return True
+        return claim is None or fresh
 
-    def lost_tasks(self, epoch: str) -> list[Row]:
-        """Ready tasks of running projects that no message of the broker's epoch carries."""
+    def lost_tasks(self, epoch: str, settled: datetime) -> list[Row]:
+        """Ready tasks of running projects (since before `settled`) that no message of the
+        broker's epoch carries."""
         return self.db.fetch_all("lost_tasks", {
-            "epoch": epoch, "running": ProjectStatus.RUNNING.value,
+            "epoch": epoch, "running": ProjectStatus.RUNNING.value, "settled": settled,
             "pending": TaskStatus.PENDING.value})
 
     def lost_projects(self, epoch: str, settled: datetime) -> list[Row]:
@@ -251,6 +251,26 @@ class Store:
         return self.db.fetch_all("lost_projects", {
             "epoch": epoch, "settled": settled,
             "statuses": [ProjectStatus.PENDING.value, ProjectStatus.INTEGRATING.value]})
+
+    def long_ready_tasks(self, before: datetime) -> list[Row]:
+        """Ready tasks of running projects that nobody claimed since `before`."""
+        return self.db.fetch_all("long_ready_tasks", {
+            "before": before, "running": ProjectStatus.RUNNING.value,
+            "pending": TaskStatus.PENDING.value})
+
+    def touch_ready(self, task_ids: list[str]) -> None:
+        self.db.execute("touch_ready", {"ids": task_ids, "now": now()})
+
+    def clock(self) -> datetime:
+        """The database's time: leases are compared on one clock, whatever each machine's.
+        (The embedded store lives on one machine: its clock is this one.)"""
+        if self.db.dialect == "sqlite":
+            return now()
+        row = self.db.fetch_one("database_time", {})
+        value = row["now"] if row else None
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        return now()
 
     def descendants(self, task_id: str) -> list[str]:
         return [str(r["id"]) for r in self.db.fetch_all("descendants", {"id": task_id})]

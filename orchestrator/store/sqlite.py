@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import StoreError
+from orchestrator.errors import StoreError, StoreUnavailable
 from orchestrator.store.connector import Params, Row, apply_migrations, queries
 
 _ANY = re.compile(r"= ANY\(:(\w+)\)")
@@ -48,6 +48,10 @@ class _Session:
         sql, bound = _bind(queries()[query], params)
         try:
             return self._conn.execute(sql, bound)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):  # another process holds it: wait
+                raise StoreUnavailable(f"SQLite query {query}: {exc}") from exc
+            raise StoreError(f"SQLite query {query} failed: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite query {query} failed: {exc}") from exc
 

@@ -90,8 +90,8 @@ def test_completion_counts_down_and_releases_the_join(store: Store) -> None:
     third = start(sched, ids[2])
     assert sched.complete_task(third, OUT).ready == [ids[3]]
     assert store.task(ids[3]).status is TaskStatus.PENDING
-    with pytest.raises(Stale):
-        sched.complete_task(third, OUT)  # twice changes nothing
+    assert sched.complete_task(third, OUT).ready == [ids[3]]  # twice counts down nothing more
+    assert store.task(ids[3]).pending_deps == 0
     assert store.task(ids[0]).output == OUT
     assert sched.complete_task(start(sched, ids[3]), OUT).project_done
     assert store.project("p1").status is ProjectStatus.INTEGRATING
@@ -161,7 +161,7 @@ def test_a_stale_attempt_can_never_overwrite_a_newer_one(store: Store) -> None:
     pid, ids = _project(store, {}, 1)
     sched = Scheduler(store)
     old = start(sched, ids[0], "dead@h", seconds=-1)  # its lease has run out already
-    expired = sched.expire_leases()
+    expired = sched.expire_leases(now())
     assert [r["id"] for r in expired] == [ids[0]]
     assert store.task(ids[0]).status is TaskStatus.PENDING
     assert not sched.renew_task(old, lease())
@@ -174,9 +174,42 @@ def test_a_stale_attempt_can_never_overwrite_a_newer_one(store: Store) -> None:
     assert not store.record_usage(pid, old, "agent", "m", Tokens(input=5), 0.1, 10, 1)
     assert store.record_usage(pid, new, "agent", "m", Tokens(input=7), 0.1, 10, 1)
     sched.complete_task(new, OUT)
-    assert store.tasks(pid)[0].tokens == Tokens(input=7)
+    assert store.tasks(pid)[0].tokens == Tokens(input=7)  # the stale attempt's is not the task's
+    project = store.project(pid)
+    assert project.tokens_used == 12 and project.tokens == Tokens(input=12)  # but it was paid
     assert sched.start_task(ids[0], "again@h", lease()) is None
     assert store.task(ids[0]).attempts == 2  # a completed task is never executed again
+
+
+def test_a_completion_whose_reply_was_lost_still_releases(store: Store) -> None:
+    """The COMMIT went through but the worker never heard: its retry is not refused."""
+    _, ids = _project(store, {1: [0]}, 2)
+    sched = Scheduler(store)
+    claim = start(sched, ids[0])
+    first = sched.complete_task(claim, OUT)
+    again = sched.complete_task(claim, OUT)
+    assert first.ready == again.ready == [ids[1]]
+    assert store.task(ids[1]).status is TaskStatus.PENDING
+    with pytest.raises(Stale):
+        sched.complete_task(Claim(claim.project_id, claim.task_id, claim.attempt + 1), OUT)
+
+
+def test_a_stale_integration_cannot_overwrite_the_deliverable(store: Store) -> None:
+    from orchestrator.llm.offline import deliverable
+
+    _, ids = _project(store, {}, 1)
+    sched = Scheduler(store)
+    sched.complete_task(start(sched, ids[0]), OUT)
+    old = sched.claim_project("p1", ProjectStatus.INTEGRATING, lease(-1))
+    assert old is not None
+    sched.expire_project_leases(now())
+    new = sched.claim_project("p1", ProjectStatus.INTEGRATING, lease())
+    assert new is not None
+    ours = deliverable({"request": "x", "results": []})
+    sched.save_deliverable(new, ours)
+    with pytest.raises(Stale):
+        sched.save_deliverable(old, ours.model_copy(update={"executive_summary": "stale"}))
+    assert store.project("p1").deliverable == ours
 
 
 def test_live_leases_are_not_expired(store: Store) -> None:
@@ -184,7 +217,7 @@ def test_live_leases_are_not_expired(store: Store) -> None:
     sched = Scheduler(store)
     claim = start(sched, ids[0], seconds=0.5)
     assert sched.renew_task(claim, lease())
-    assert sched.expire_leases() == []
+    assert sched.expire_leases(now()) == []
 
 
 def test_model_calls_are_capped_over_every_attempt(store: Store) -> None:
@@ -192,7 +225,7 @@ def test_model_calls_are_capped_over_every_attempt(store: Store) -> None:
     sched = Scheduler(store)
     first = start(sched, ids[0], seconds=-1)
     assert sched.count_call(first, 3) and sched.count_call(first, 3)
-    sched.expire_leases()
+    sched.expire_leases(now())
     second = start(sched, ids[0])
     assert sched.count_call(second, 3)
     assert not sched.count_call(second, 3)  # the cap counts the dead attempt's calls too
@@ -204,7 +237,7 @@ def test_planning_is_fenced_and_its_lease_expires(store: Store) -> None:
     store.insert_project("p2", "Build", None, None, "/tmp/out")
     dead = sched.claim_project("p2", ProjectStatus.PLANNING, lease(-1))
     assert dead is not None
-    assert [r["id"] for r in sched.expire_project_leases()] == ["p2"]
+    assert [r["id"] for r in sched.expire_project_leases(now())] == ["p2"]
     assert store.project("p2").status is ProjectStatus.PENDING
     live = sched.claim_project("p2", ProjectStatus.PLANNING, lease())
     assert live is not None and live.attempt == dead.attempt + 1
