@@ -55,7 +55,9 @@ def reconcile(rt: Runtime, app: Celery) -> Pass:
         for row in rt.scheduler.expire_leases(clock):
             scopes.setdefault(row["project_id"], set()).add(row["id"])
             done.requeued.append(row["id"])
-        for row in [*rt.store.lost_tasks(epoch, settled), *_stranded(rt, app, clock)]:
+        lost = rt.store.lost_tasks(epoch, settled)
+        known = {row["id"] for row in lost} | set(done.requeued)
+        for row in [*lost, *(r for r in _stranded(rt, app, clock) if r["id"] not in known)]:
             scopes.setdefault(row["project_id"], set()).add(row["id"])
             done.resent.append(row["id"])
         for project_id, scope in scopes.items():
