@@ -6,7 +6,7 @@ import logging
 
 from orchestrator.constants import ProjectStatus, Role, TaskStatus
 from orchestrator.deliverable import write_outputs
-from orchestrator.errors import AttemptFailed, NotRunnable, TaskNotReady
+from orchestrator.errors import TaskNotReady
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import Deliverable
 from orchestrator.prompts import ORCHESTRATOR_SYSTEM, integration_prompt
@@ -18,14 +18,7 @@ log = logging.getLogger(__name__)
 
 def integrate_project(rt: Runtime, project_id: str) -> None:
     """Write the deliverable once every task completed; a duplicate message is NotRunnable."""
-    claim = rt.scheduler.claim_project(project_id, ProjectStatus.INTEGRATING, rt.leases.until())
-    if claim is None:
-        raise NotRunnable(f"project {project_id} is not waiting for integration")
-    try:
-        with rt.leases.hold(claim):
-            _integrate(rt, claim)
-    except Exception as exc:
-        raise AttemptFailed(project_id, claim, exc) from exc
+    rt.holding_project(project_id, ProjectStatus.INTEGRATING, lambda c: _integrate(rt, c))
 
 
 def _integrate(rt: Runtime, claim: ProjectClaim) -> None:

@@ -18,7 +18,6 @@ from orchestrator.constants import (
     TaskPriority,
 )
 from orchestrator.dispatch import dispatch
-from orchestrator.errors import AttemptFailed, NotRunnable
 from orchestrator.llm.structured import ask_structured
 from orchestrator.models import Analysis, Plan, ProjectContext, ProjectRecord
 from orchestrator.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt, decomposition_prompt
@@ -67,14 +66,7 @@ def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
     Raises NotRunnable when the project is not waiting to be planned (a duplicate message), and
     AttemptFailed with the cause when a claimed attempt fails.
     """
-    claim = rt.scheduler.claim_project(project_id, ProjectStatus.PLANNING, rt.leases.until())
-    if claim is None:
-        raise NotRunnable(f"project {project_id} is not waiting to be planned")
-    try:
-        with rt.leases.hold(claim):
-            _plan(rt, claim)
-    except Exception as exc:
-        raise AttemptFailed(project_id, claim, exc) from exc
+    rt.holding_project(project_id, ProjectStatus.PLANNING, lambda c: _plan(rt, c))
     dispatch(rt, app, project_id)
 
 

@@ -11,12 +11,19 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TypeVar
 
-from orchestrator.constants import Role
-from orchestrator.errors import AgencyError, BudgetExhausted, CallCapReached, StoreUnavailable
+from orchestrator.constants import ProjectStatus, Role
+from orchestrator.errors import (
+    AgencyError,
+    AttemptFailed,
+    BudgetExhausted,
+    CallCapReached,
+    NotRunnable,
+    StoreUnavailable,
+)
 from orchestrator.leases import LeaseKeeper
 from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, make_provider
 from orchestrator.llm.structured import RetryPolicy
-from orchestrator.scheduler import Claim, Scheduler
+from orchestrator.scheduler import Claim, ProjectClaim, Scheduler
 from orchestrator.settings import Settings, get_settings
 from orchestrator.store import Store, get_store
 
@@ -54,6 +61,22 @@ class Runtime:
     @cached_property
     def leases(self) -> LeaseKeeper:
         return LeaseKeeper(self.scheduler, self.settings.lease_seconds)
+
+    def holding_project(self, project_id: str, to: ProjectStatus,
+                        work: Callable[[ProjectClaim], None]) -> None:
+        """Claim a project's planning or integration and do `work` under a renewed lease.
+
+        NotRunnable when the project is not waiting for it (a duplicate message); AttemptFailed,
+        with the cause, when the claimed attempt fails.
+        """
+        claim = self.scheduler.claim_project(project_id, to, self.leases.until())
+        if claim is None:
+            raise NotRunnable(f"project {project_id} is not waiting for {to.value}")
+        try:
+            with self.leases.hold(claim):
+                work(claim)
+        except Exception as exc:
+            raise AttemptFailed(project_id, claim, exc) from exc
 
     def durably(self, what: str, write: Callable[[], R]) -> R:
         """A write that must not be lost (a paid answer, a completion): retried while the
