@@ -77,16 +77,18 @@ def task_prompt(project: ProjectRecord, task: TaskDefinition, deps: list[TaskRec
     return "\n".join(lines)
 
 
-def claim_task(rt: Runtime, task_id: str, worker: str) -> Claim | None:
-    """Claim the task for an attempt, or say why not: None when it already completed (a
-    completed task is never executed again, whatever the broker redelivers)."""
+def claim_task(rt: Runtime, task_id: str, worker: str
+               ) -> tuple[Claim, TaskRecord, ProjectRecord] | None:
+    """Claim the task for an attempt, with what the work needs (title, inputs and deps do not
+    change once planned), or say why not: None when it already completed (a completed task is
+    never executed again, whatever the broker redelivers)."""
     task = rt.store.task(task_id)
     project = rt.store.project(task.project_id)
     if project.status is not ProjectStatus.RUNNING:
         raise NotRunnable(f"project {project.id} is {project.status.value}")
     claim = rt.scheduler.start_task(task_id, worker, rt.leases.until())
     if claim is not None:
-        return claim
+        return claim, task, project
     task = rt.store.task(task_id)
     if task.status is TaskStatus.COMPLETED:
         return None
@@ -104,14 +106,13 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
     Raises NotRunnable or TaskNotReady for a message that must not run, and AttemptFailed
     (with the cause) when a claimed attempt fails; workers/base.py decides what follows.
     """
-    claim = claim_task(rt, task_id, worker)
-    if claim is None:
+    claimed = claim_task(rt, task_id, worker)
+    if claimed is None:
         log.info("task %s already completed; not run again", task_id)
         return None
+    claim, task, project = claimed
     try:
         with rt.leases.hold(claim):
-            task = rt.store.task(task_id)
-            project = rt.store.project(claim.project_id)
             deps = [rt.store.task(d) for d in task.dependencies]
             if progress:
                 progress("calling model")

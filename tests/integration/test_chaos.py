@@ -203,6 +203,18 @@ FAN_IN = {"request": "Research and design, then write", "tasks": [
 FAN_IN_QUEUES = (ORCHESTRATOR_QUEUE, "marketing", "ux_designer", "content_writer")
 
 
+def recovered(c: Chaos, project_id: str, what: str) -> None:
+    """After a service came back: the project completes whole, no worker exited, and a project
+    submitted right after completes too."""
+    back = time.monotonic()
+    data = c.done(project_id)
+    RECOVERY[what] = round(time.monotonic() - back, 1)
+    assert_whole(c, data)
+    assert all(c.fleet.alive().values()), c.fleet.alive()
+    after = c.submit(FAN_IN)
+    assert_whole(c, c.done(after), repeatable={t["title"] for t in FAN_IN["tasks"]})
+
+
 def test_1_a_killed_worker_task_runs_again_on_the_spare(chaos: Callable[..., Chaos]) -> None:
     c = chaos()
     c.fake.faults.slow_tasks = {"Slow research": 4.0}
@@ -234,15 +246,9 @@ def test_2_redis_restarted_empty_mid_project(chaos: Callable[..., Chaos]) -> Non
     c.redis.kill()
     time.sleep(3)  # the outage itself
     c.redis.start()
-    back = time.monotonic()
-    data = c.done(project_id)
-    RECOVERY["Redis restarted empty -> project completed"] = round(time.monotonic() - back, 1)
     # The fan-in's chord state died with Redis; the store released it. The answer that came
     # back during the outage was kept, so nothing was asked twice.
-    assert_whole(c, data)
-    assert all(c.fleet.alive().values()), c.fleet.alive()
-    after = c.submit(FAN_IN)
-    assert_whole(c, c.done(after), repeatable={t["title"] for t in FAN_IN["tasks"]})
+    recovered(c, project_id, "Redis restarted empty -> project completed")
 
 
 def test_3_postgres_crash_mid_project(chaos: Callable[..., Chaos]) -> None:
@@ -254,13 +260,7 @@ def test_3_postgres_crash_mid_project(chaos: Callable[..., Chaos]) -> None:
     c.pg.stop_immediate()
     time.sleep(6)  # the model answers "Slow research" while the database is down
     c.pg.start()
-    back = time.monotonic()
-    data = c.done(project_id)
-    RECOVERY["PostgreSQL down 6 s -> project completed"] = round(time.monotonic() - back, 1)
-    assert_whole(c, data)
-    assert all(c.fleet.alive().values()), c.fleet.alive()
-    after = c.submit(FAN_IN)  # a project submitted right after the restart
-    assert_whole(c, c.done(after), repeatable={t["title"] for t in FAN_IN["tasks"]})
+    recovered(c, project_id, "PostgreSQL down 6 s -> project completed")
 
 
 def test_4_orchestrator_killed_while_planning(chaos: Callable[..., Chaos]) -> None:

@@ -69,6 +69,12 @@ def test_cost_uses_the_longest_matching_price() -> None:
 ])
 def test_a_bad_variable_is_a_config_error_naming_it(
         monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str) -> None:
+    error = _config_error(monkeypatch, name, value)
+    assert error.message.startswith(message)
+    assert "\n" not in error.message
+
+
+def _config_error(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> ConfigError:
     monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     try:
@@ -76,19 +82,12 @@ def test_a_bad_variable_is_a_config_error_naming_it(
             get_settings()
     finally:
         get_settings.cache_clear()
-    assert info.value.message.startswith(message)
-    assert "\n" not in info.value.message
+    return info.value
 
 
 def test_a_secret_is_never_echoed_in_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AGENCY_LLM", "sk-very-secret")
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(ConfigError) as info:
-            get_settings()
-    finally:
-        get_settings.cache_clear()
-    assert "sk-very-secret" not in info.value.message
+    error = _config_error(monkeypatch, "AGENCY_LLM", "sk-very-secret")
+    assert "sk-very-secret" not in error.message
 
 
 def test_a_partial_concurrency_table_keeps_the_other_defaults(
