@@ -6,9 +6,10 @@
 
 It starts the Procfile's worker pools (no Flower) with `honcho`, on the offline model with every
 call taking `--latency` seconds, submits the projects at once (the same store insert and planning
-message as `agency run --no-wait`), and waits until every one has ended. It reports the time
-until the first and the last project completed, the wait of the first project, the statuses,
-and the peak resident memory of the worker processes (sampled from /proc every 0.5 s).
+message as `agency run --no-wait`), and waits until every one has ended. It reports, beside
+the critical-path bound of one project with unlimited workers, the time until the first, the
+median and the last project completed, the statuses, and the peak resident memory of the
+worker processes (sampled from /proc every 0.5 s).
 The database named by AGENCY_DATABASE_URL is created if it does not exist.
 """
 
@@ -25,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 REQUESTS = ["Build a website for a bakery", "An iOS and Android app for dog walkers",
@@ -39,6 +41,19 @@ def ensure_database(url: str) -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def ideal_project_s(request: str, latency: float) -> float:
+    """The critical-path bound of one project with unlimited workers: analysis,
+    decomposition, the longest dependency chain and integration, one model call each."""
+    from orchestrator import dag
+    from orchestrator.llm.offline import analyze, plan
+
+    graph = dag.validate_plan(plan(analyze(request).project_type))
+    levels = [0] * graph.size
+    for node in graph.topological_order():
+        levels[node] = 1 + max((levels[p] for p in graph.deps[node]), default=0)
+    return (max(levels) + 3) * latency
 
 
 def worker_rss_mb(root: int) -> float:
@@ -84,6 +99,45 @@ def wait_for_workers(app: object, expected: int, timeout: float = 120) -> None:
     raise SystemExit("the workers did not come up; see the honcho log")
 
 
+def run_batch(rt: Any, app: Any, home: Path, fleet_pid: int, count: int, latency: float,
+              timeout: float, fifo: bool) -> dict[str, Any]:
+    """Submit `count` projects at once and wait until all ended; `fifo` sends planning at the
+    same priority as integration (the baseline), otherwise as `agency run` does."""
+    from orchestrator.canvas import plan_signature
+    from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus
+    from orchestrator.dispatch import broker_epoch, send_plan
+
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    started = time.monotonic()
+    for n, project_id in enumerate(ids):
+        rt.store.insert_project(project_id, REQUESTS[n % len(REQUESTS)], None, None,
+                                str(home / "out" / project_id))
+        if fifo:
+            plan_signature(app, project_id).apply_async()
+            rt.scheduler.mark_project_sent(project_id, broker_epoch(rt))
+        else:
+            send_plan(rt, app, project_id)
+    submitted = time.monotonic() - started
+    peak, first, ended = 0.0, None, {}
+    while len(ended) < len(ids) and time.monotonic() - started < timeout:
+        peak = max(peak, worker_rss_mb(fleet_pid))
+        for project in rt.store.projects(limit=2 * count + 10):
+            if project.id in ids and project.status in TERMINAL_PROJECT_STATUSES \
+                    and project.id not in ended:
+                ended[project.id] = (project.status.value, time.monotonic() - started)
+                if first is None and project.status is ProjectStatus.COMPLETED:
+                    first = ended[project.id][1]
+        time.sleep(0.5)
+    spans = sorted(t for _, t in ended.values())
+    return {
+        "submit_s": round(submitted, 2), "first_completed_s": round(first or 0, 2),
+        "median_completed_s": round(statistics.median(spans), 2) if spans else None,
+        "all_ended_s": round(time.monotonic() - started, 2),
+        "completed": sum(1 for v, _ in ended.values() if v == "completed"),
+        "unfinished": len(ids) - len(ended), "peak_worker_rss_mb": round(peak, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=100)
@@ -100,8 +154,6 @@ def main() -> None:
     ensure_database(os.environ["AGENCY_DATABASE_URL"])
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
-    from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus
-    from orchestrator.dispatch import send_plan
     from orchestrator.runtime import get_runtime
     from workers.app import app
 
@@ -109,41 +161,20 @@ def main() -> None:
     fleet = start_fleet(env, home / "honcho.log")
     try:
         wait_for_workers(app, 11)
-        ids = [str(uuid.uuid4()) for _ in range(args.projects)]
-        started = time.monotonic()
-        for n, project_id in enumerate(ids):
-            rt.store.insert_project(project_id, REQUESTS[n % len(REQUESTS)], None, None,
-                                    str(home / "out" / project_id))
-            send_plan(rt, app, project_id)
-        submitted = time.monotonic() - started
-        peak, first, ended = 0.0, None, {}
-        while len(ended) < len(ids) and time.monotonic() - started < args.timeout:
-            peak = max(peak, worker_rss_mb(fleet.pid))
-            for project in rt.store.projects(limit=len(ids) + 10):
-                if project.id in ids and project.status in TERMINAL_PROJECT_STATUSES \
-                        and project.id not in ended:
-                    ended[project.id] = (project.status.value, time.monotonic() - started)
-                    if first is None and project.status is ProjectStatus.COMPLETED:
-                        first = ended[project.id][1]
-            time.sleep(0.5)
-        total = time.monotonic() - started
-        spans = sorted(t for _, t in ended.values())
-        statuses = {s: sum(1 for v, _ in ended.values() if v == s) for s, _ in ended.values()}
-        result = {
-            "projects": len(ids), "latency_s": args.latency, "submit_s": round(submitted, 2),
-            "first_completed_s": round(first or 0, 2),
-            "median_completed_s": round(statistics.median(spans), 2) if spans else None,
-            "all_ended_s": round(total, 2), "statuses": statuses,
-            "unfinished": len(ids) - len(ended),
-            "peak_worker_rss_mb": round(peak, 1),
-        }
+        runs = {mode: run_batch(rt, app, home, fleet.pid, args.projects, args.latency,
+                                args.timeout, fifo=mode == "fifo planning (baseline)")
+                for mode in ("agency", "fifo planning (baseline)")}
     finally:
         os.killpg(fleet.pid, signal.SIGTERM)
         fleet.wait(timeout=60)
-    print(f"{'projects':<22}{result['projects']}")
-    for key in ("latency_s", "submit_s", "first_completed_s", "median_completed_s",
-                "all_ended_s", "statuses", "unfinished", "peak_worker_rss_mb"):
-        print(f"{key:<22}{result[key]}")
+    ideal = round(max(ideal_project_s(r, args.latency) for r in REQUESTS), 2)
+    print(f"{args.projects} projects at once, {args.latency} s per model call; one project's "
+          f"critical-path bound (unlimited workers): {ideal} s")
+    print(f"{'':<22}" + "".join(f"{mode:>28}" for mode in runs))
+    for key in next(iter(runs.values())):
+        print(f"{key:<22}" + "".join(f"{r[key]!s:>28}" for r in runs.values()))
+    result = {"projects": args.projects, "latency_s": args.latency, "ideal_project_s": ideal,
+              "runs": runs}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
