@@ -232,7 +232,8 @@ def status(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
     rt = get_runtime()
     project, tasks = _snapshot(rt, rt.store.resolve_project_id(project_id))
     if as_json:
-        print(json.dumps(project_json(project, tasks, rt.store.retries(project.id)), indent=2))
+        print(json.dumps(project_json(project, tasks, rt.store.retries(project.id),
+                                      rt.store.reviews(project.id)), indent=2))
         return
     out.print(f"Project {project.id}: {project.request}", highlight=False, markup=False)
     out.print(progress_line(project, tasks), highlight=False)

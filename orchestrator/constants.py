@@ -94,6 +94,7 @@ class Role(StrEnum):
     ANALYZE = "analyze"
     DECOMPOSE = "decompose"
     AGENT = "agent"
+    REVIEW = "review"
     INTEGRATE = "integrate"
 
 

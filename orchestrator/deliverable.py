@@ -9,7 +9,13 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from orchestrator.artifacts import plan_artifact_paths, write_artifact
-from orchestrator.models import Deliverable, DeliverableSection, ProjectRecord, TaskRecord
+from orchestrator.models import (
+    Deliverable,
+    DeliverableSection,
+    ProjectRecord,
+    ReviewRecord,
+    TaskRecord,
+)
 
 ARTIFACTS = PurePosixPath("artifacts")
 
@@ -77,8 +83,26 @@ def _artifact_lines(artifacts: list[PlacedArtifact]) -> list[str]:
     return ["", "## Artifacts", "", *map(_artifact_line, artifacts)]
 
 
+def review_lines(tasks: list[TaskRecord], reviews: dict[str, list[ReviewRecord]]) -> list[str]:
+    """Each reviewed task's verdicts, rounds in order; open notes of an unpassed last round."""
+    lines: list[str] = []
+    for task in tasks:
+        rounds = reviews.get(task.id, [])
+        if not rounds:
+            continue
+        trail = ", then ".join(f"{r.verdict} ({r.reviewer})" for r in rounds)
+        line = f"- {task.title}: {trail}"
+        last = rounds[-1]
+        if last.verdict != "pass":
+            open_notes = "; ".join(f"{c.criterion}: {c.note}" for c in last.notes if not c.met)
+            line += f"; accepted after the last round with open notes: {open_notes}"
+        lines.append(line)
+    return ["## Reviews", "", *lines, ""] if lines else []
+
+
 def render_markdown(project: ProjectRecord, deliverable: Deliverable, tasks: list[TaskRecord],
-                    artifacts: list[PlacedArtifact] | None = None) -> str:
+                    artifacts: list[PlacedArtifact] | None = None,
+                    reviews: dict[str, list[ReviewRecord]] | None = None) -> str:
     """The deliverable as Markdown; `artifacts` default to where `write_outputs` puts them."""
     lines = [f"# Deliverable: {project.request}", "",
              f"Project `{project.id}` ({project.project_type or 'custom'}), "
@@ -89,6 +113,7 @@ def render_markdown(project: ProjectRecord, deliverable: Deliverable, tasks: lis
     lines += _bullets("Next steps", deliverable.next_steps)
     lines += _bullets("Success metrics", deliverable.success_metrics)
     lines += _sections("Appendix", deliverable.appendix)
+    lines += review_lines(tasks, reviews or {})
     lines += ["## Task outputs", ""]
     lines += [f"- [{t.title}](tasks/{task_filename(t)}) ({t.agent_type.value})" for t in tasks]
     lines += _artifact_lines(place_artifacts(tasks) if artifacts is None else artifacts)
@@ -99,8 +124,8 @@ def task_filename(task: TaskRecord) -> str:
     return f"{task.index:02d}-{slug(task.title)}.md"
 
 
-def write_outputs(project: ProjectRecord, deliverable: Deliverable,
-                  tasks: list[TaskRecord]) -> Path:
+def write_outputs(project: ProjectRecord, deliverable: Deliverable, tasks: list[TaskRecord],
+                  reviews: dict[str, list[ReviewRecord]] | None = None) -> Path:
     """Write tasks/*.md, artifacts/, deliverable.json and deliverable.md; return the folder."""
     root = Path(project.output_dir)
     (root / "tasks").mkdir(parents=True, exist_ok=True)
@@ -112,8 +137,11 @@ def write_outputs(project: ProjectRecord, deliverable: Deliverable,
         write_artifact(root, ARTIFACTS / placed.path, placed.content)
     payload = {"project_id": project.id, "request": project.request,
                "project_type": project.project_type, **deliverable.model_dump(),
-               "artifacts": [a.as_json() for a in artifacts]}
+               "artifacts": [a.as_json() for a in artifacts],
+               "reviews": {t.id: [r.model_dump(mode="json") for r in (reviews or {}).get(t.id, [])]
+                           for t in tasks if (reviews or {}).get(t.id)}}
     (root / "deliverable.json").write_text(json.dumps(payload, indent=2) + "\n")
     # Last: `agency run` takes an existing deliverable.md to mean the folder is complete.
-    (root / "deliverable.md").write_text(render_markdown(project, deliverable, tasks, artifacts))
+    (root / "deliverable.md").write_text(render_markdown(project, deliverable, tasks, artifacts,
+                                                        reviews))
     return root

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -108,6 +108,36 @@ class AgentOutput(Frozen):
     artifacts: list[Artifact] = Field(default_factory=list, max_length=100)
 
 
+class CriterionCheck(Frozen):
+    """One acceptance criterion as a reviewer found it."""
+
+    criterion: str
+    met: bool
+    note: str = ""
+
+
+class Verdict(Frozen):
+    """A reviewer's structured verdict on a task's output (the seed's `need_review`)."""
+
+    verdict: Literal["pass", "revise"]
+    criteria: list[CriterionCheck]
+    summary: str = ""
+
+
+class ReviewRecord(BaseModel):
+    """A verdict as the store keeps it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reviewer: str
+    verdict: str
+    round: int
+    attempt: int
+    notes: list[CriterionCheck]
+    summary: str
+    at: datetime
+
+
 class DeliverableSection(Frozen):
     title: str
     items: list[str]
@@ -137,6 +167,12 @@ class Tokens(BaseModel):
     @property
     def total(self) -> int:
         return self.input + self.output + self.cache_read + self.cache_write
+
+    @property
+    def budgeted(self) -> int:
+        """What counts toward a token budget: a cache read costs a tenth of an input token,
+        so it counts a tenth; everything else counts fully."""
+        return self.input + self.output + self.cache_write + -(-self.cache_read // 10)
 
 
 class TaskRecord(BaseModel):

@@ -32,7 +32,7 @@ def analyze(rt: Runtime, project: ProjectRecord) -> Analysis:
     return ask_structured(
         rt.provider, role=Role.ANALYZE, model=rt.model_for(Role.ANALYZE),
         system=ORCHESTRATOR_SYSTEM, prompt=analysis_prompt(project.request), schema=Analysis,
-        schema_name="analysis", hints={"request": project.request},
+        schema_name="analysis",
         meter=rt.meter(project.id, None), policy=rt.policy, max_tokens=4000)
 
 
@@ -55,7 +55,6 @@ def decompose(rt: Runtime, context: ProjectContext) -> Plan:
     return ask_structured(
         rt.provider, role=Role.DECOMPOSE, model=rt.model_for(Role.DECOMPOSE),
         system=ORCHESTRATOR_SYSTEM, prompt=prompt, schema=Plan, schema_name="plan",
-        hints={"request": context.description, "project_type": context.project_type.value},
         check=dag.validate_plan, meter=rt.meter(context.project_id, None), policy=rt.policy,
         max_tokens=16000)
 

@@ -81,7 +81,7 @@ Create a detailed task breakdown with:
 Ensure tasks are specific, measurable, and assignable to individual agents."""
 
 
-def integration_prompt(request: str, project_type: str, results: list[dict[str, str]]) -> str:
+def integration_prompt(request: str, project_type: str, results: list[dict[str, object]]) -> str:
     return f"""Integrate the results from all tasks into a cohesive deliverable:
 
 Project: {request}

@@ -14,7 +14,7 @@ from datetime import datetime
 from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
 from orchestrator.dag import Graph, Schedule
 from orchestrator.errors import BadInput, Stale
-from orchestrator.models import AgentOutput, Analysis, Deliverable, Plan
+from orchestrator.models import AgentOutput, Analysis, Deliverable, Plan, Verdict
 from orchestrator.store import Row, Session, Store, now
 
 P, T = ProjectStatus, TaskStatus
@@ -35,6 +35,8 @@ PROJECT_FROM: dict[ProjectStatus, frozenset[ProjectStatus]] = {
 # Moving to these clears the error of an earlier failure.
 _CLEARS_ERROR = frozenset({P.RUNNING, P.COMPLETED, P.PENDING})
 _LIVE_TASKS = frozenset({T.PENDING, T.IN_PROGRESS, T.REVIEW})
+# The statuses an attempt holds its task in: working on it, or having it reviewed.
+HELD = sorted(s.value for s in (T.IN_PROGRESS, T.REVIEW))
 
 
 @dataclass(frozen=True)
@@ -216,13 +218,12 @@ class Scheduler:
 
     def renew_task(self, claim: Claim, lease_until: datetime) -> bool:
         return self.store.db.fetch_one("renew_task_lease", {
-            "id": claim.task_id, "attempt": claim.attempt, "status": T.IN_PROGRESS.value,
+            "id": claim.task_id, "attempt": claim.attempt, "held": HELD,
             "lease_until": lease_until}) is not None
 
     def count_call(self, claim: Claim, cap: int) -> bool:
         """Count one model call of this attempt; False when the task's cap is reached."""
-        params = {"id": claim.task_id, "attempt": claim.attempt,
-                  "status": T.IN_PROGRESS.value}
+        params = {"id": claim.task_id, "attempt": claim.attempt, "held": HELD}
         if self.store.db.fetch_one("count_model_call", {**params, "cap": cap}) is not None:
             return True
         if self.store.db.fetch_one("holds_task", params) is None:
@@ -232,14 +233,13 @@ class Scheduler:
     def _finish(self, tx: Session, claim: Claim, to: TaskStatus, output: str | None,
                 error: str | None) -> Row:
         row = tx.fetch_one("finish_attempt", {
-            "id": claim.task_id, "attempt": claim.attempt, "from_status": T.IN_PROGRESS.value,
+            "id": claim.task_id, "attempt": claim.attempt, "held": HELD,
             "to_status": to.value, "output": output, "error": error,
             "finished_at": now() if to is not T.PENDING else None,
             "ready_at": now() if to is T.PENDING else None})
         if row is None:
             raise self._stale(claim)
-        self.store.event(tx, claim.project_id, claim.task_id, "task", T.IN_PROGRESS.value,
-                         to.value, error)
+        self.store.event(tx, claim.project_id, claim.task_id, "task", None, to.value, error)
         return row
 
     @staticmethod
@@ -329,6 +329,29 @@ class Scheduler:
                              detail)
         return row is not None
 
+    def hold_as(self, claim: Claim, to: TaskStatus, detail: str | None = None) -> None:
+        """The attempt moves its task between in_progress and review; Stale if fenced out."""
+        with self.store.db.transaction() as tx:
+            if tx.fetch_one("move_held_task", {"id": claim.task_id, "attempt": claim.attempt,
+                                               "held": HELD, "to_status": to.value}) is None:
+                raise self._stale(claim)
+            self.store.event(tx, claim.project_id, claim.task_id, "task", None, to.value,
+                             detail)
+
+    def record_review(self, claim: Claim, round_: int, reviewer: str, verdict: Verdict) -> None:
+        """Keep a reviewer's verdict on this attempt's output; Stale if fenced out."""
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("insert_review", {
+                "project_id": claim.project_id, "task_id": claim.task_id,
+                "attempt": claim.attempt, "round": round_, "reviewer": reviewer,
+                "verdict": verdict.verdict, "held": HELD, "now": now(),
+                "notes": json.dumps([c.model_dump() for c in verdict.criteria]),
+                "summary": verdict.summary})
+            if row is None:
+                raise self._stale(claim)
+            self.store.event(tx, claim.project_id, claim.task_id, "review", None, None,
+                             f"round {round_}: {verdict.verdict} ({reviewer})")
+
     def requeue_task(self, claim: Claim, reason: str) -> None:
         """Put a running attempt's task back to pending for a later attempt, noting why."""
         with self.store.db.transaction() as tx:
@@ -347,7 +370,7 @@ class Scheduler:
         cut off)."""
         with self.store.db.transaction() as tx:
             rows = tx.fetch_all("expire_task_leases", {
-                "to_status": T.PENDING.value, "from_status": T.IN_PROGRESS.value,
+                "to_status": T.PENDING.value, "held": HELD,
                 "running": P.RUNNING.value, "now": at})
             for row in rows:
                 self.store.event(tx, row["project_id"], row["id"], "retry", None,

@@ -33,6 +33,9 @@ PriceTable = Annotated[dict[str, Price], NoDecode]
 ConcurrencyTable = Annotated[dict[str, Annotated[int, Field(ge=1)]], NoDecode]
 
 
+ReviewedAgents = Annotated[tuple[AgentType, ...], NoDecode]
+
+
 class Settings(BaseSettings):
     """Agency configuration from `AGENCY_*` variables and the Anthropic SDK's own."""
 
@@ -52,8 +55,16 @@ class Settings(BaseSettings):
     # dead worker held (within lease + interval seconds) and re-sends what the broker lost.
     lease_seconds: float = Field(default=20.0, ge=1.0, le=3600.0)
     reconcile_interval: float = Field(default=5.0, gt=0.0, le=600.0)
-    # Every model call a task makes, over all its attempts and retries, counts against this.
-    max_model_calls: int = Field(default=10, ge=1, le=100)
+    # Every model call a task makes (tool turns, reviews, repairs, retries, over all its
+    # attempts) counts against this.
+    max_model_calls: int = Field(default=40, ge=1, le=500)
+    # One agent's tool loop: model turns per answer, and tokens per task (then it must answer).
+    agent_max_turns: int = Field(default=8, ge=1, le=50)
+    agent_max_tokens: int = Field(default=200_000, ge=1000)
+    # Which agent types' outputs are reviewed before their dependents start, and how many
+    # times a "revise" verdict sends the work back (after the last, the work goes on as is).
+    reviewed_agents: ReviewedAgents = Field(default_factory=lambda: tuple(AgentType))
+    review_rounds: int = Field(default=2, ge=0, le=10)
     # How long a worker keeps trying to save a paid answer while the database is unreachable.
     store_retry_seconds: float = Field(default=120.0, ge=0.0)
     # Redis redelivers a message its consumer never acknowledged after this many seconds (a
@@ -83,6 +94,23 @@ class Settings(BaseSettings):
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from exc
+
+    @field_validator("reviewed_agents", mode="before")
+    @classmethod
+    def _agent_list(cls, value: object) -> object:
+        """`all`, `none` (or empty), or agent type ids separated by commas."""
+        if not isinstance(value, str):
+            return value
+        names = [n.strip() for n in value.replace(" ", ",").split(",") if n.strip()]
+        if names == ["all"]:
+            return tuple(AgentType)
+        if names in ([], ["none"]):
+            return ()
+        unknown = [n for n in names if n not in {a.value for a in AgentType}]
+        if unknown:
+            raise ValueError(f"unknown agent type {unknown[0]!r}; use all, none, or ids "
+                             f"among {', '.join(a.value for a in AgentType)}")
+        return tuple(AgentType(n) for n in names)
 
     @field_validator("prices")
     @classmethod

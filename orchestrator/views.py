@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.constants import TaskStatus
-from orchestrator.models import ProjectRecord, TaskRecord
+from orchestrator.models import ProjectRecord, ReviewRecord, TaskRecord
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -23,7 +23,14 @@ def _retries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
              "reason": r["detail"]} for r in rows]
 
 
-def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def review_json(review: ReviewRecord) -> dict[str, Any]:
+    return {"reviewer": review.reviewer, "verdict": review.verdict,
+            "notes": [c.model_dump() for c in review.notes], "at": _iso(review.at),
+            "round": review.round, "attempt": review.attempt, "summary": review.summary}
+
+
+def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None,
+              reviews: list[ReviewRecord] | None = None) -> dict[str, Any]:
     return {
         "id": task.id, "index": task.index, "title": task.title,
         "agent_type": task.agent_type.value, "status": task.status.value,
@@ -33,12 +40,13 @@ def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None) -> 
         "finished_at": _iso(task.finished_at), "tokens": task.tokens.model_dump(),
         "cost_usd": round(task.cost_usd, 6), "error": task.error,
         "retries": _retries(retries or []),
+        "reviews": [review_json(r) for r in reviews or []],
     }
 
 
 def project_json(project: ProjectRecord, tasks: list[TaskRecord],
-                 retries: dict[str | None, list[dict[str, Any]]] | None = None
-                 ) -> dict[str, Any]:
+                 retries: dict[str | None, list[dict[str, Any]]] | None = None,
+                 reviews: dict[str, list[ReviewRecord]] | None = None) -> dict[str, Any]:
     """The `status --json` object (DESIGN.md lists the fields other tools rely on)."""
     retries = retries or {}
     return {
@@ -51,7 +59,7 @@ def project_json(project: ProjectRecord, tasks: list[TaskRecord],
         "error": project.error, "created_at": _iso(project.created_at),
         "finished_at": _iso(project.finished_at),
         "retries": _retries(retries.get(None, [])),
-        "tasks": [task_json(t, retries.get(t.id)) for t in tasks],
+        "tasks": [task_json(t, retries.get(t.id), (reviews or {}).get(t.id)) for t in tasks],
     }
 
 
@@ -67,7 +75,7 @@ def progress_line(project: ProjectRecord, tasks: list[TaskRecord]) -> str:
     done = c[TaskStatus.COMPLETED]
     percent = 100 * done // len(tasks) if tasks else 0
     return (f"{project.status.value}: {done}/{len(tasks)} completed ({percent}%), "
-            f"{c[TaskStatus.IN_PROGRESS]} in progress, "
+            f"{c[TaskStatus.IN_PROGRESS] + c[TaskStatus.REVIEW]} in progress, "
             f"{c[TaskStatus.BLOCKED] + c[TaskStatus.PENDING]} waiting, "
             f"{c[TaskStatus.FAILED]} failed")
 
@@ -81,7 +89,8 @@ def live_view(project: ProjectRecord, tasks: list[TaskRecord]) -> Group:
     for task in tasks:
         per_agent.setdefault(task.agent_type.value, Counter())[task.status] += 1
     for agent, c in sorted(per_agent.items()):
-        table.add_row(agent, str(c[TaskStatus.COMPLETED]), str(c[TaskStatus.IN_PROGRESS]),
+        table.add_row(agent, str(c[TaskStatus.COMPLETED]),
+                      str(c[TaskStatus.IN_PROGRESS] + c[TaskStatus.REVIEW]),
                       str(c[TaskStatus.BLOCKED] + c[TaskStatus.PENDING]),
                       str(c[TaskStatus.FAILED]))
     header = Text(f"Project {project.id[:8]}  {progress_line(project, tasks)}", style="bold")

@@ -1,19 +1,19 @@
 """A local HTTP server that speaks the Anthropic Messages API, for driving the real SDK.
 
-It answers structured requests by their schema's title (Analysis, Plan, AgentOutput,
-Deliverable), reading what it needs from the prompt text as Claude would, reports usage
-(including prompt-cache reads and writes), and injects faults: 429 with retry-after, 529,
-500, broken JSON, schema violations, answers slower than the client's timeout, refusals.
+It answers through the offline model, which reads the request's prompts, tools and tool
+results as Claude would (tool use included), reports usage with prompt caching as the API
+accounts it (each model's minimum cacheable length, breakpoints, 20-block lookback, 5-minute
+life: orchestrator/llm/cache.py), and injects faults: 429 with retry-after, 529, 500, broken
+JSON, schema violations, answers slower than the client's timeout, refusals, hostile artifact
+paths, scripted "revise" verdicts.
 Modes come from `script` first, then at random with the configured rates.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import random
-import re
 import threading
 import time
 import uuid
@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from orchestrator.constants import AgentType, ProjectType
-from orchestrator.llm import offline
-from workers.agents import AGENT_PROMPTS
+from orchestrator.llm import offline_model
+from orchestrator.llm.base import ToolUseBlock
+from orchestrator.llm.cache import PromptCache, count_tokens
+from orchestrator.llm.wire import block_json, request_from_json
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Faults:
     task_modes: dict[str, deque[str]] = field(default_factory=dict)
     # Artifact paths a task's answer proposes, by title prefix (a model's hostile paths).
     artifacts: dict[str, list[str]] = field(default_factory=dict)
+    # Verdicts of a task's reviews, by title prefix: {"Frontend": deque(["revise"])}.
+    verdicts: dict[str, deque[str]] = field(default_factory=dict)
 
     def draw(self, rng: random.Random) -> str:
         roll = rng.random()
@@ -56,38 +59,44 @@ class Faults:
         return "ok"
 
 
-def _line(text: str, prefix: str) -> str:
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
-    return ""
+def _first_text(body: dict[str, Any]) -> str:
+    """The text of the conversation's first message (an agent's task, a reviewer's brief)."""
+    messages = body.get("messages") or [{"content": ""}]
+    content = messages[0]["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content if b.get("type") == "text")
 
 
-def _agent(system: str) -> AgentType:
-    return next(a for a, prompt in AGENT_PROMPTS.items() if system.startswith(prompt))
+def task_title(body: dict[str, Any]) -> str:
+    """The agent task a request works on ("" for planning, reviews and integration)."""
+    return offline_model.line(_first_text(body), "Your task:")
 
 
-def answer(schema_title: str, system: str, prompt: str) -> str:
-    """What a cooperative Claude would say, as JSON text."""
-    if schema_title == "Analysis":
-        request = prompt.split("Request: ", 1)[1].split("\n\nProvide", 1)[0]
-        return offline.analyze(request).model_dump_json()
-    if schema_title == "Plan":
-        return offline.plan(ProjectType(_line(prompt, "Project Type:"))).model_dump_json()
-    if schema_title == "AgentOutput":
-        title = re.sub(r" \(priority \w+\)$", "", _line(prompt, "Your task:"))
-        hints = {"agent_type": _agent(system).value, "title": title,
-                 "request": _line(prompt, "Project request:"),
-                 "deliverables": [d for d in _line(prompt, "Deliverables:").split("; ") if d],
-                 "acceptance_criteria": [_line(prompt, "Acceptance criteria:")]}
-        return offline.agent_output(hints).model_dump_json()
-    if schema_title == "Deliverable":
-        body = prompt.split("Task Results:\n", 1)[1].split("\n\nCreate an integrated", 1)[0]
-        results = [{"title": r["task"], "agent_type": r["agent"],
-                    "summary": r["result"].split("\n", 1)[0]} for r in json.loads(body)]
-        return offline.deliverable({"request": _line(prompt, "Project:"),
-                                    "results": results}).model_dump_json()
-    return "{}"
+def _propose(content: list[dict[str, Any]], paths: list[str]) -> list[dict[str, Any]]:
+    """The model proposes these (hostile) paths: as files it writes, and in its answer."""
+    out = []
+    for block in content:
+        if block["type"] == "tool_use" and block["name"] == "write_artifact":
+            out += [{**block, "id": f"{block['id']}_{n}",
+                     "input": {"path": p, "content": f"proposed as {p!r}\n"}}
+                    for n, p in enumerate(paths)]
+            continue
+        if block["type"] == "text" and block["text"].startswith("{"):
+            data = json.loads(block["text"])
+            if "artifacts" in data:
+                data["artifacts"] = [{"path": p, "content": f"proposed as {p!r}\n"}
+                                     for p in paths]
+                block = {**block, "text": json.dumps(data)}
+        out.append(block)
+    return out
+
+
+def answer(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """What a cooperative Claude would say: the offline model reads the same request."""
+    content = offline_model.respond(request_from_json(body))
+    stop = "tool_use" if any(isinstance(b, ToolUseBlock) for b in content) else "end_turn"
+    return [block_json(b) for b in content], stop
 
 
 @dataclass
@@ -103,7 +112,7 @@ class FakeAnthropic:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
-        self._cached: set[str] = set()
+        self.cache = PromptCache()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -127,10 +136,10 @@ class FakeAnthropic:
             return {k: sum(u[k] for u in self.usage) for k in keys}
 
     def _mode(self, body: dict[str, Any]) -> str:
-        task = _line(body["messages"][0]["content"], "Your task:")
+        task = task_title(body)
         with self._lock:
             queued = next((q for k, q in self.faults.task_modes.items()
-                           if task.startswith(k) and q), None)
+                           if task and task.startswith(k) and q), None)
             if queued is not None:
                 mode = queued.popleft()
             else:
@@ -139,34 +148,42 @@ class FakeAnthropic:
             return mode
 
     def task_calls(self) -> dict[str, int]:
-        """How many times the model was asked for each agent task (by title)."""
+        """How many times the model was asked about each agent task (by title): every turn
+        of its tool loop, reviews aside."""
         counts: dict[str, int] = {}
         with self._lock:
             for request in self.requests:
-                title = re.sub(r" \(priority \w+\)$", "", _line(
-                    request["body"]["messages"][0]["content"], "Your task:"))
+                title = task_title(request["body"])
                 if title:
                     counts[title] = counts.get(title, 0) + 1
         return counts
 
-    def _usage(self, body: dict[str, Any], text: str) -> dict[str, int]:
-        system = "".join(b["text"] for b in body.get("system", []))
-        cached = any("cache_control" in b for b in body.get("system", []))
-        key = hashlib.sha256(system.encode()).hexdigest()
-        with self._lock:
-            hit = key in self._cached
-            if cached:
-                self._cached.add(key)
-        system_tokens = len(system) // 4 + 1
-        usage = {"input_tokens": len(json.dumps(body["messages"])) // 4 + 1,
-                 "output_tokens": len(text) // 4 + 1,
-                 "cache_read_input_tokens": system_tokens if cached and hit else 0,
-                 "cache_creation_input_tokens": system_tokens if cached and not hit else 0}
-        if not cached:
-            usage["input_tokens"] += system_tokens
+    def _usage(self, body: dict[str, Any], content: list[dict[str, Any]]) -> dict[str, int]:
+        tokens = self.cache.account(body, count_tokens(content))
+        usage = {"input_tokens": tokens.input, "output_tokens": tokens.output,
+                 "cache_read_input_tokens": tokens.cache_read,
+                 "cache_creation_input_tokens": tokens.cache_write}
         with self._lock:
             self.usage.append(usage)
         return usage
+
+    def _verdict(self, body: dict[str, Any], content: list[dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+        """A scripted "revise" for a task's review (by title prefix), else the model's own."""
+        first = _first_text(body)
+        reviewed = first.split("'", 2)[1] if first.startswith("Review task") else ""
+        with self._lock:
+            queued = next((q for k, q in self.faults.verdicts.items()
+                           if reviewed.startswith(k) and q), None)
+            forced = queued.popleft() if queued is not None else None
+        if forced != "revise":
+            return content
+        criteria = offline_model.items(first, "Acceptance criteria:") or ["the brief"]
+        verdict = {"verdict": "revise", "summary": "One criterion is not met yet.",
+                   "criteria": [{"criterion": c, "met": n != 0,
+                                 "note": "" if n else "add a section that shows it, by name"}
+                                for n, c in enumerate(criteria)]}
+        return [{"type": "text", "text": json.dumps(verdict)}]
 
     def _reply(self, body: dict[str, Any], mode: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         errors = {"rate_limit": (429, "rate_limit_error", "Number of requests exceeded"),
@@ -177,31 +194,32 @@ class FakeAnthropic:
             status, kind, message = errors[mode]
             headers = {"retry-after": str(self.faults.retry_after)} if status == 429 else {}
             return status, {"type": "error", "error": {"type": kind, "message": message}}, headers
-        task = _line(body["messages"][0]["content"], "Your task:")
-        extra = max((v for k, v in self.faults.slow_tasks.items() if task.startswith(k)),
+        task = task_title(body)
+        extra = max((v for k, v in self.faults.slow_tasks.items() if task and task.startswith(k)),
                     default=0.0)
         fmt = (body.get("output_config") or {}).get("format") or {}
         title = (fmt.get("schema") or {}).get("title", "")
         extra += self.faults.slow_schemas.get(title, 0.0)
         time.sleep(self.faults.slow_seconds if mode == "slow" else self.faults.latency + extra)
-        system = "".join(b["text"] for b in body.get("system", []))
-        text = answer(title, system, body["messages"][0]["content"])
-        paths = next((v for k, v in self.faults.artifacts.items() if task.startswith(k)), None)
-        if title == "AgentOutput" and paths is not None:
-            data = json.loads(text)
-            data["artifacts"] = [{"path": p, "content": f"proposed as {p!r}\n"} for p in paths]
-            text = json.dumps(data)
-        stop = "end_turn"
+        content, stop = answer(body)
+        if title == "Verdict":
+            content = self._verdict(body, content)
+        paths = next((v for k, v in self.faults.artifacts.items() if task and task.startswith(k)),
+                     None)
+        if paths is not None:
+            content = _propose(content, paths)
+        text = "".join(b.get("text", "") for b in content if b["type"] == "text")
         if mode == "broken_json":
-            text = "Here is the JSON you asked for: " + text[: len(text) // 2]
+            content, stop = [{"type": "text", "text": "Here is the JSON you asked for: "
+                              + text[: len(text) // 2]}], "end_turn"
         elif mode == "schema_violation":
-            text = json.dumps({"unexpected": True})
+            content, stop = [{"type": "text", "text": json.dumps({"unexpected": True})}], "end_turn"
         elif mode == "refusal":
-            text, stop = "I can't help with that.", "refusal"
+            content, stop = [{"type": "text", "text": "I can't help with that."}], "refusal"
         message = {"id": f"msg_{uuid.uuid4().hex}", "type": "message", "role": "assistant",
-                   "model": body["model"], "content": [{"type": "text", "text": text}],
+                   "model": body["model"], "content": content,
                    "stop_reason": stop, "stop_sequence": None,
-                   "usage": self._usage(body, text)}
+                   "usage": self._usage(body, content)}
         return 200, message, {}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -7,12 +7,12 @@ from typing import Any
 
 from celery import Task
 
+from orchestrator.agent.runner import run_agent_task
 from orchestrator.constants import INTEGRATE_TASK, PLAN_TASK, AgentType, agent_task_name
 from orchestrator.dispatch import release
 from orchestrator.integrate import integrate_project
 from orchestrator.planner import plan_project
 from orchestrator.runtime import get_runtime
-from workers.agents import run_agent_task
 from workers.app import app
 from workers.base import AgentTask, OrchestratorTask, node_name
 

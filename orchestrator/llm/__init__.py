@@ -13,7 +13,7 @@ def make_provider(settings: Settings) -> Provider:
     """The provider the settings select (`auto`: Anthropic when an API key is set)."""
     kind = settings.llm_kind
     if kind is LLMKind.OFFLINE:
-        from orchestrator.llm.offline import OfflineProvider
+        from orchestrator.llm.offline_model import OfflineProvider
 
         return OfflineProvider(latency=settings.offline_latency)
     from orchestrator.llm.anthropic import AnthropicProvider

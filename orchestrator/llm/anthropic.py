@@ -1,4 +1,4 @@
-"""Claude through the official `anthropic` SDK: structured outputs, prompt caching, retries."""
+"""Claude through the official `anthropic` SDK: structured outputs, tools, prompt caching."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import anthropic
 
 from orchestrator.errors import ModelRefused, TransientModelError
 from orchestrator.llm.base import CompletionRequest, CompletionResponse
+from orchestrator.llm.wire import content_from_json, request_json
 from orchestrator.models import Tokens
 from orchestrator.settings import Settings
 
@@ -71,17 +72,9 @@ class AnthropicProvider:
             return self._client
 
     def _params(self, request: CompletionRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "model": request.model, "max_tokens": request.max_tokens,
-            # The system prompts are long and stable: cache them.
-            "system": [{"type": "text", "text": request.system,
-                        "cache_control": {"type": "ephemeral"}}],
-            "messages": request.messages,
-        }
-        if request.json_schema is not None:
-            params["output_config"] = {"format": {
-                "type": "json_schema", "schema": anthropic.transform_schema(request.json_schema)}}
-        return params
+        schema = (anthropic.transform_schema(request.json_schema)
+                  if request.json_schema is not None else None)
+        return request_json(request, schema)
 
     def complete(self, request: CompletionRequest) -> CompletionResponse:
         """One attempt; retries are the caller's policy (`orchestrator.llm.structured.call`)."""
@@ -98,11 +91,11 @@ class AnthropicProvider:
     def _response(self, message: Any, started: float) -> CompletionResponse:
         if message.stop_reason == "refusal":
             raise ModelRefused("the model refused to answer")
-        text = "".join(b.text for b in message.content if getattr(b, "type", "") == "text")
+        content = content_from_json([b.model_dump() for b in message.content])
         usage = message.usage
         tokens = Tokens(input=usage.input_tokens, output=usage.output_tokens,
                         cache_read=usage.cache_read_input_tokens or 0,
                         cache_write=usage.cache_creation_input_tokens or 0)
-        return CompletionResponse(text=text, model=message.model, tokens=tokens,
+        return CompletionResponse(content=content, model=message.model, tokens=tokens,
                                   latency_ms=int((time.monotonic() - started) * 1000),
                                   stop_reason=message.stop_reason)

@@ -1,8 +1,13 @@
-"""The one seam between Agency and a model: `complete(request) -> response`."""
+"""The one seam between Agency and a model: `complete(request) -> response`.
+
+Requests and responses hold typed content blocks (text, tool use, tool result) and the tools
+the model may call, as the Messages API does. The offline model reads exactly these (the same
+prompts and tool results Claude reads): there is no side channel.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,19 +15,76 @@ from orchestrator.constants import Role
 from orchestrator.models import Tokens
 
 
+class Block(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TextBlock(Block):
+    """Text. `cache` marks a prompt-cache breakpoint: the prefix up to here may be cached."""
+
+    type: Literal["text"] = "text"
+    text: str
+    cache: bool = False
+
+
+class ToolUseBlock(Block):
+    """The model asks for a tool to be run."""
+
+    type: Literal["tool_use"] = "tool_use"
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+class ToolResultBlock(Block):
+    """What a tool returned, for the `tool_use` block with the same id."""
+
+    type: Literal["tool_result"] = "tool_result"
+    tool_use_id: str
+    content: str
+    is_error: bool = False
+    cache: bool = False
+
+
+Content = Annotated[TextBlock | ToolUseBlock | ToolResultBlock, Field(discriminator="type")]
+
+
+class Message(Block):
+    role: Literal["user", "assistant"]
+    content: list[Content]
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+
+class Tool(Block):
+    """A tool the model may call: its name, what it is for, and its input's JSON schema."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
 class CompletionRequest(BaseModel):
-    """One model call. `hints` is structured context for the offline model; never sent to an API."""
+    """One model call."""
 
     model_config = ConfigDict(frozen=True)
 
     role: Role
     model: str
-    system: str
-    messages: list[dict[str, str]]
+    system: list[TextBlock]
+    messages: list[Message]
+    tools: list[Tool] = Field(default_factory=list)
+    # "none": the tools stay defined (the cached prefix holds them) but may not be called.
+    tool_choice: Literal["auto", "none"] = "auto"
     schema_name: str | None = None
     json_schema: dict[str, Any] | None = None
     max_tokens: int = 8000
-    hints: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def system_text(self) -> str:
+        return "\n\n".join(b.text for b in self.system)
 
 
 class CompletionResponse(BaseModel):
@@ -30,11 +92,19 @@ class CompletionResponse(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    text: str
+    content: list[Content]
     model: str
     tokens: Tokens
     latency_ms: int
     stop_reason: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+    @property
+    def tool_uses(self) -> list[ToolUseBlock]:
+        return [b for b in self.content if isinstance(b, ToolUseBlock)]
 
 
 class Provider(Protocol):

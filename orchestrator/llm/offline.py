@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from orchestrator.constants import AgentType, Complexity, ProjectType
-from orchestrator.llm.base import CompletionRequest, CompletionResponse
 from orchestrator.llm.offline_plans import KEYWORDS, PLANS
 from orchestrator.models import (
     AgentOutput,
@@ -17,7 +15,6 @@ from orchestrator.models import (
     DeliverableSection,
     Plan,
     PlanTask,
-    Tokens,
 )
 
 MODEL_NAME = "offline"
@@ -69,7 +66,7 @@ def analyze(request: str) -> Analysis:
     )
 
 
-def plan(kind: ProjectType) -> Plan:
+def plan(kind: ProjectType, request: str = "") -> Plan:
     tasks = [PlanTask(title=title, agent_type=agent.value, dependencies=list(deps),
                       estimated_tokens=tokens, deliverables=list(outs),
                       description=f"{title}: produce {', '.join(outs)}.",
@@ -159,39 +156,8 @@ def deliverable(hints: dict[str, Any]) -> Deliverable:
                     "Schedule the next iteration"],
         success_metrics=list(hints.get("success_criteria") or ["Stakeholder sign-off"]),
         appendix=[DeliverableSection(title="Task outputs",
-                                     items=[f"{r['title']} ({r['agent_type']})" for r in results])],
+                                     items=[f"{r['title']} ({r['agent_type']})" for r in results]),
+                  *([DeliverableSection(title="From the knowledge base",
+                                        items=list(hints["findings"]))]
+                    if hints.get("findings") else [])],
     )
-
-
-class OfflineProvider:
-    """Deterministic answers through the same seam as the Anthropic provider."""
-
-    name = "offline"
-
-    def __init__(self, latency: float = 0.0) -> None:
-        self.latency = latency
-
-    def _answer(self, request: CompletionRequest) -> str:
-        hints = request.hints
-        match request.schema_name:
-            case "analysis":
-                return analyze(hints["request"]).model_dump_json()
-            case "plan":
-                return plan(ProjectType(hints["project_type"])).model_dump_json()
-            case "agent_output":
-                return agent_output(hints).model_dump_json()
-            case "deliverable":
-                return deliverable(hints).model_dump_json()
-            case _:
-                return "{}"
-
-    def complete(self, request: CompletionRequest) -> CompletionResponse:
-        started = time.monotonic()
-        if self.latency:
-            time.sleep(self.latency)
-        text = self._answer(request)
-        prompt_chars = len(request.system) + sum(len(m["content"]) for m in request.messages)
-        tokens = Tokens(input=prompt_chars // 4 + 1, output=len(text) // 4 + 1)
-        return CompletionResponse(text=text, model=MODEL_NAME, tokens=tokens,
-                                  latency_ms=int((time.monotonic() - started) * 1000),
-                                  stop_reason="end_turn")

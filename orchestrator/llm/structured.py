@@ -11,13 +11,23 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.constants import Role
 from orchestrator.errors import InvalidAnswer, PlanError, TransientModelError
-from orchestrator.llm.base import CompletionRequest, CompletionResponse, Provider
+from orchestrator.llm.base import (
+    CompletionRequest,
+    CompletionResponse,
+    Content,
+    Message,
+    Provider,
+    TextBlock,
+    Tool,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 
 T = TypeVar("T", bound=BaseModel)
 Check = Callable[[Any], object]  # raises when the value breaks a rule
@@ -101,30 +111,119 @@ def _describe(exc: Exception) -> str:
     return str(exc)
 
 
-def ask_structured(provider: Provider, *, role: Role, model: str, system: str, prompt: str,
-                   schema: type[T], schema_name: str, hints: dict[str, Any] | None = None,
-                   check: Check | None = None, meter: Meter | None = None,
-                   policy: RetryPolicy | None = None, max_tokens: int = 8000) -> T:
-    """One structured answer validated by `schema` (and `check`), with bounded repair rounds."""
-    messages = [{"role": "user", "content": prompt}]
-    for attempt in range(1, REPAIR_ROUNDS + 2):
+class ToolBox(Protocol):
+    """The tools a conversation offers, and how a call of one is answered."""
+
+    @property
+    def tools(self) -> list[Tool]: ...
+
+    def run(self, call: ToolUseBlock) -> ToolResultBlock:
+        """Run one tool call; a bad call is answered with an error result, never raised."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How far one conversation may go: model turns (tool calls and answers, repairs aside)
+    and tokens (every kind, summed over its turns). The last turn must answer."""
+
+    turns: int = 1
+    tokens: int | None = None
+
+
+class Conversation(Generic[T]):
+    """A structured answer reached through zero or more rounds of tool use.
+
+    Each turn is one paid call, recorded in the ledger. The model may call tools until the
+    turn or token limit, then must answer; an answer that does not validate gets
+    `REPAIR_ROUNDS` rounds that show it its error. `follow_up` continues the same
+    conversation (a reviewer's notes), so its cached prefix keeps being read.
+    """
+
+    def __init__(self, provider: Provider, *, role: Role, model: str,
+                 system: list[TextBlock], prompt: list[Content], schema: type[T],
+                 schema_name: str, check: Check | None = None, meter: Meter | None = None,
+                 policy: RetryPolicy | None = None, max_tokens: int = 8000,
+                 tools: ToolBox | None = None, limits: Limits = Limits()) -> None:
+        self.provider, self.role, self.model = provider, role, model
+        self.system, self.schema, self.schema_name = system, schema, schema_name
+        self.check, self.meter, self.policy = check, meter, policy or RetryPolicy()
+        self.max_tokens, self.tools, self.limits = max_tokens, tools, limits
+        self.messages: list[Message] = [Message(role="user", content=prompt)]
+        self.turns = 0
+        self.tokens = 0
+
+    def follow_up(self, text: str) -> T:
+        """Say more (after the last answer) and get a new answer."""
+        self.messages.append(Message(role="user", content=[TextBlock(text=text)]))
+        return self.answer()
+
+    def answer(self) -> T:
+        repairs = 0
+        budget = self.turns + self.limits.turns
+        while True:
+            final = (self.tools is None or self.turns + 1 >= budget
+                     or (self.limits.tokens is not None and self.tokens >= self.limits.tokens))
+            response = self._turn(final)
+            uses = response.tool_uses
+            if uses and not final and self.tools is not None:
+                self.messages.append(Message(role="user", content=[
+                    self.tools.run(u) for u in uses]))
+                continue
+            if uses:  # tool calls where an answer was due: not run
+                self.messages.append(Message(role="user", content=[
+                    ToolResultBlock(tool_use_id=u.id, content="not run: the turn limit is "
+                                    "reached; answer now", is_error=True) for u in uses]))
+                error = "tools called after the turn limit"
+            else:
+                try:
+                    return _parse(response.text, self.schema, self.check)
+                except (ValidationError, ValueError, PlanError) as exc:
+                    error = _describe(exc)
+                self.messages.append(Message(role="user", content=[
+                    TextBlock(text=repair_prompt(error))]))
+            repairs += 1
+            if repairs > REPAIR_ROUNDS:
+                raise InvalidAnswer(f"the model's {self.schema_name} was not valid after "
+                                    f"{repairs} attempts: {error}")
+
+    def _turn(self, final: bool) -> CompletionResponse:
         request = CompletionRequest(
-            role=role, model=model, system=system, messages=messages, schema_name=schema_name,
-            json_schema=schema.model_json_schema(), hints={**(hints or {}), "attempt": attempt},
-            max_tokens=max_tokens)
-        response = call(provider, request, policy or RetryPolicy(), meter)
-        if meter is not None:
-            meter.record(request, response, attempt)
-        try:
-            return _parse(response.text, schema, check)
-        except (ValidationError, ValueError, PlanError) as exc:
-            error = _describe(exc)
-            if attempt > REPAIR_ROUNDS:
-                raise InvalidAnswer(f"the model's {schema_name} was not valid after "
-                                    f"{attempt} attempts: {error}") from exc
-            messages = [*messages, {"role": "assistant", "content": response.text},
-                        {"role": "user", "content": repair_prompt(error)}]
-    raise AssertionError("unreachable")
+            role=self.role, model=self.model, system=self.system, messages=self._marked(),
+            tools=self.tools.tools if self.tools else [],
+            tool_choice="none" if final and self.tools else "auto",
+            schema_name=self.schema_name, json_schema=self.schema.model_json_schema(),
+            max_tokens=self.max_tokens)
+        response = call(self.provider, request, self.policy, self.meter)
+        self.turns += 1
+        self.tokens += response.tokens.budgeted
+        if self.meter is not None:
+            self.meter.record(request, response, self.turns)
+        content = response.content or [TextBlock(text="(empty answer)")]
+        self.messages.append(Message(role="assistant", content=content))
+        return response
+
+    def _marked(self) -> list[Message]:
+        """With tools, the conversation grows turn by turn: its end is a cache breakpoint, so
+        the next turn reads all of it from the cache. (A one-shot call marks nothing: a cache
+        write costs more than plain input and would never be read.)"""
+        if self.tools is None:
+            return self.messages
+        *head, last = self.messages
+        *before, end = last.content
+        return [*head, last.model_copy(update={
+            "content": [*before, end.model_copy(update={"cache": True})
+                        if isinstance(end, TextBlock | ToolResultBlock) else end]})]
+
+
+def ask_structured(provider: Provider, *, role: Role, model: str, system: str, prompt: str,
+                   schema: type[T], schema_name: str, check: Check | None = None,
+                   meter: Meter | None = None, policy: RetryPolicy | None = None,
+                   max_tokens: int = 8000) -> T:
+    """One structured answer validated by `schema` (and `check`), with bounded repair rounds."""
+    return Conversation(
+        provider, role=role, model=model, system=[TextBlock(text=system)],
+        prompt=[TextBlock(text=prompt)], schema=schema, schema_name=schema_name, check=check,
+        meter=meter, policy=policy, max_tokens=max_tokens).answer()
 
 
 def repair_prompt(error: str) -> str:

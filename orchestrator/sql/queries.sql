@@ -157,27 +157,27 @@ RETURNING project_id, attempts
 UPDATE tasks
 SET status = :to_status, output = COALESCE(:output, output), error = :error,
     finished_at = :finished_at, lease_until = NULL, ready_at = :ready_at
-WHERE id = :id AND attempts = :attempt AND status = :from_status
+WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
 RETURNING project_id, idx, title
 
 -- name: renew_task_lease
 UPDATE tasks SET lease_until = :lease_until
-WHERE id = :id AND attempts = :attempt AND status = :status
+WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
 RETURNING id
 
 -- name: count_model_call
 -- One more model call for this attempt, within the task's cap over all its attempts.
 UPDATE tasks SET model_calls = model_calls + 1
-WHERE id = :id AND attempts = :attempt AND status = :status AND model_calls < :cap
+WHERE id = :id AND attempts = :attempt AND status = ANY(:held) AND model_calls < :cap
 RETURNING model_calls
 
 -- name: holds_task
-SELECT model_calls FROM tasks WHERE id = :id AND attempts = :attempt AND status = :status
+SELECT model_calls FROM tasks WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
 
 -- name: expire_task_leases
 -- Attempts that stopped renewing (their worker died or lost the store): ready to run again.
 UPDATE tasks SET status = :to_status, lease_until = NULL, sent_epoch = NULL, ready_at = :now
-WHERE status = :from_status AND lease_until < :now
+WHERE status = ANY(:held) AND lease_until < :now
   AND project_id IN (SELECT id FROM projects WHERE status = :running)
 RETURNING id, project_id, idx, attempts
 
@@ -261,7 +261,7 @@ INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens
 SELECT :project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
        :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now,
        NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
-                                         AND status = :status)
+                                         AND status = ANY(:held))
 RETURNING stale
 
 -- name: try_reconciler_lock
@@ -315,3 +315,23 @@ RETURNING id
 
 -- name: database_time
 SELECT CURRENT_TIMESTAMP AS now
+
+-- Reviews ---------------------------------------------------------------------------------
+
+-- name: move_held_task
+-- An attempt moves its own task between in_progress and review (fenced by its token).
+UPDATE tasks SET status = :to_status
+WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
+RETURNING project_id
+
+-- name: insert_review
+-- Fenced: the verdict of an attempt that no longer holds its task is not recorded.
+INSERT INTO reviews (project_id, task_id, attempt, round, reviewer, verdict, notes, summary, at)
+SELECT :project_id, :task_id, :attempt, :round, :reviewer, :verdict, :notes, :summary, :now
+WHERE EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :attempt
+                                    AND status = ANY(:held))
+RETURNING id
+
+-- name: project_reviews
+SELECT task_id, attempt, round, reviewer, verdict, notes, summary, at FROM reviews
+WHERE project_id = :project_id ORDER BY id

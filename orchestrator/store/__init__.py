@@ -17,6 +17,7 @@ from orchestrator.models import (
     Deliverable,
     Plan,
     ProjectRecord,
+    ReviewRecord,
     TaskRecord,
     Tokens,
 )
@@ -233,10 +234,11 @@ class Store:
                 tx.execute("insert_usage", params)
             else:
                 row = tx.fetch_one("insert_attempt_usage", {
-                    **params, "holder": claim.attempt, "status": TaskStatus.IN_PROGRESS.value})
+                    **params, "holder": claim.attempt,
+                    "held": [TaskStatus.IN_PROGRESS.value, TaskStatus.REVIEW.value]})
                 fresh = not (row and row["stale"])
             # Spent is spent: the project's total (and so its budget) counts every paid call.
-            tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.total})
+            tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.budgeted})
         return claim is None or fresh
 
     def lost_tasks(self, epoch: str, settled: datetime) -> list[Row]:
@@ -286,6 +288,16 @@ class Store:
         """An event that changes no status: a retry, a warning."""
         with self.db.transaction() as tx:
             self.event(tx, project_id, task_id, kind, None, None, detail)
+
+    def reviews(self, project_id: str) -> dict[str, list[ReviewRecord]]:
+        """Every verdict on the project's tasks, oldest first, per task id."""
+        found: dict[str, list[ReviewRecord]] = {}
+        for row in self.db.fetch_all("project_reviews", {"project_id": project_id}):
+            found.setdefault(row["task_id"], []).append(ReviewRecord(
+                reviewer=row["reviewer"], verdict=row["verdict"], round=row["round"],
+                attempt=row["attempt"], notes=json.loads(row["notes"]),
+                summary=row["summary"], at=row["at"]))
+        return found
 
     def retries(self, project_id: str) -> dict[str | None, list[Row]]:
         """Retry events per task id (None: the project's own calls)."""

@@ -5,11 +5,18 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import dag
-from orchestrator.constants import AgentType, ProjectType, Role
-from orchestrator.llm.base import CompletionRequest, CompletionResponse
-from orchestrator.llm.offline import OfflineProvider, agent_output, analyze, classify, plan
+from orchestrator.constants import ProjectType, Role
+from orchestrator.llm.base import CompletionRequest, CompletionResponse, Message, TextBlock
+from orchestrator.llm.offline import analyze, classify, plan
+from orchestrator.llm.offline_model import OfflineProvider
 from orchestrator.llm.structured import ask_structured
-from orchestrator.models import AgentOutput, Analysis, Deliverable, Plan
+from orchestrator.models import Analysis, Deliverable, Plan
+from orchestrator.prompts import (
+    ORCHESTRATOR_SYSTEM,
+    analysis_prompt,
+    decomposition_prompt,
+    integration_prompt,
+)
 
 
 @pytest.mark.parametrize("kind", list(ProjectType))
@@ -37,17 +44,6 @@ def test_classify(request_text: str, kind: ProjectType) -> None:
     assert analyze(request_text).project_type is kind
 
 
-@pytest.mark.parametrize("agent", list(AgentType))
-def test_agent_output_per_type(agent: AgentType) -> None:
-    out = agent_output({"agent_type": agent.value, "title": "Do it", "request": "Bakery site",
-                        "deliverables": ["a thing"], "acceptance_criteria": ["works"],
-                        "dependencies": [{"title": "Before", "agent_type": "marketing",
-                                          "summary": "earlier work"}]})
-    assert out.content.startswith("# Do it")
-    assert "Bakery site" in out.content and "earlier work" in out.content
-    assert "a thing" in out.summary
-
-
 class Recorder:
     def __init__(self, calls: list[tuple[str, int]]) -> None:
         self.calls = calls
@@ -63,22 +59,26 @@ class Recorder:
         raise AssertionError("the offline model never fails")
 
 
-def test_offline_goes_through_the_structured_seam() -> None:
+def test_offline_reads_the_prompts_claude_reads() -> None:
+    """No side channel: the offline model answers from the prompt text alone."""
     provider = OfflineProvider()
     calls: list[tuple[str, int]] = []
     result = ask_structured(
-        provider, role=Role.ANALYZE, model="m", system="s", prompt="p", schema=Analysis,
-        schema_name="analysis", hints={"request": "Build a website for a bakery"},
-        meter=Recorder(calls))
+        provider, role=Role.ANALYZE, model="m", system=ORCHESTRATOR_SYSTEM,
+        prompt=analysis_prompt("Build a website for a bakery"), schema=Analysis,
+        schema_name="analysis", meter=Recorder(calls))
     assert result.project_type is ProjectType.WEBSITE
     assert len(calls) == 1 and calls[0][0] == "offline" and calls[0][1] > 0
-    p = ask_structured(provider, role=Role.DECOMPOSE, model="m", system="s", prompt="p",
-                       schema=Plan, schema_name="plan", hints={"project_type": "website"})
+    p = ask_structured(provider, role=Role.DECOMPOSE, model="m", system=ORCHESTRATOR_SYSTEM,
+                       prompt=decomposition_prompt("Build a website for a bakery", "website",
+                                                   [], {}),
+                       schema=Plan, schema_name="plan")
     assert len(p.tasks) == 9
-    d = ask_structured(provider, role=Role.INTEGRATE, model="m", system="s", prompt="p",
-                       schema=Deliverable, schema_name="deliverable",
-                       hints={"request": "r", "results": [
-                           {"title": "A", "agent_type": "backend_developer", "summary": "s"}]})
+    results: list[dict[str, object]] = [{"task": 0, "title": "A", "agent": "backend_developer",
+                                         "summary": "s", "files": [], "review": "pass"}]
+    d = ask_structured(provider, role=Role.INTEGRATE, model="m", system=ORCHESTRATOR_SYSTEM,
+                       prompt=integration_prompt("r", "website", results),
+                       schema=Deliverable, schema_name="deliverable")
     assert d.key_deliverables[0].title == "Backend Developer"
 
 
@@ -86,9 +86,10 @@ def test_latency_setting_is_honoured() -> None:
     import time
 
     provider = OfflineProvider(latency=0.05)
-    req = CompletionRequest(role=Role.AGENT, model="m", system="s", messages=[],
-                            schema_name="agent_output",
-                            hints={"agent_type": "qa_engineer", "title": "t"})
+    req = CompletionRequest(role=Role.ANALYZE, model="m", system=[TextBlock(text="s")],
+                            messages=[Message(role="user", content=[TextBlock(
+                                text=analysis_prompt("a bakery website"))])],
+                            json_schema=Analysis.model_json_schema())
     started = time.monotonic()
-    AgentOutput.model_validate_json(provider.complete(req).text)
+    Analysis.model_validate_json(provider.complete(req).text)
     assert time.monotonic() - started >= 0.05

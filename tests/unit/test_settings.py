@@ -47,7 +47,7 @@ def test_the_key_never_shows_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cost_uses_the_longest_matching_price() -> None:
-    response = CompletionResponse(text="", model="claude-haiku-4-5-20251001", latency_ms=1,
+    response = CompletionResponse(content=[], model="claude-haiku-4-5-20251001", latency_ms=1,
                                   tokens=Tokens(input=1_000_000, output=1_000_000,
                                                 cache_read=1_000_000, cache_write=1_000_000))
     assert cost_usd(Settings(), response) == pytest.approx(1.0 + 5.0 + 0.1 + 1.25)

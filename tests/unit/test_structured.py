@@ -7,8 +7,16 @@ import pytest
 from orchestrator import dag
 from orchestrator.constants import Role
 from orchestrator.errors import InvalidAnswer
-from orchestrator.llm.base import CompletionRequest, CompletionResponse
-from orchestrator.llm.structured import ask_structured
+from orchestrator.llm.base import (
+    CompletionRequest,
+    CompletionResponse,
+    Content,
+    TextBlock,
+    Tool,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+from orchestrator.llm.structured import Conversation, Limits, ask_structured
 from orchestrator.models import AgentOutput, Artifact, Plan, Tokens
 
 
@@ -17,13 +25,15 @@ class Scripted:
 
     name = "scripted"
 
-    def __init__(self, *answers: str) -> None:
+    def __init__(self, *answers: str | list[Content]) -> None:
         self.answers = list(answers)
         self.requests: list[CompletionRequest] = []
 
     def complete(self, request: CompletionRequest) -> CompletionResponse:
         self.requests.append(request)
-        return CompletionResponse(text=self.answers.pop(0), model="scripted",
+        answer = self.answers.pop(0)
+        content = [TextBlock(text=answer)] if isinstance(answer, str) else answer
+        return CompletionResponse(content=content, model="scripted",
                                   tokens=Tokens(input=10, output=5), latency_ms=1)
 
 
@@ -43,8 +53,9 @@ def test_garbage_is_repaired_with_the_error_shown() -> None:
     provider = Scripted("Sure! Here is the JSON you asked for", GOOD)
     assert _ask(provider).content == "c"
     repair = provider.requests[1].messages
-    assert repair[1] == {"role": "assistant", "content": "Sure! Here is the JSON you asked for"}
-    assert "not valid" in repair[2]["content"] and "JSON" in repair[2]["content"]
+    assert repair[1].role == "assistant"
+    assert repair[1].text == "Sure! Here is the JSON you asked for"
+    assert "not valid" in repair[2].text and "JSON" in repair[2].text
 
 
 def test_schema_violation_after_every_repair_round_fails_clearly() -> None:
@@ -62,7 +73,7 @@ def test_graph_rules_go_through_the_same_repair_loop() -> None:
     plan = ask_structured(provider, role=Role.DECOMPOSE, model="m", system="s", prompt="p",
                           schema=Plan, schema_name="plan", check=dag.validate_plan)
     assert len(plan.tasks) == 1
-    assert "dependency cycle" in provider.requests[1].messages[-1]["content"]
+    assert "dependency cycle" in provider.requests[1].messages[-1].text
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "../escape.txt", "a/../../b", "C:/x", "~/x"])
@@ -81,3 +92,65 @@ def test_artifact_limits() -> None:
 
 def test_artifact_relative_path_is_kept() -> None:
     assert Artifact(path="frontend/index.html", content="").path == "frontend/index.html"
+
+
+class Echo:
+    """A tool box with one tool that echoes its input."""
+
+    tools = [Tool(name="echo", description="echo", input_schema={"type": "object"})]
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def run(self, call: ToolUseBlock) -> ToolResultBlock:
+        self.calls.append(call.input)
+        return ToolResultBlock(tool_use_id=call.id, content=f"echo {call.input}")
+
+
+def _use(n: int) -> list[Content]:
+    return [ToolUseBlock(id=f"t{n}", name="echo", input={"n": n})]
+
+
+def _converse(provider: Scripted, tools: Echo, turns: int) -> Conversation[AgentOutput]:
+    return Conversation(provider, role=Role.AGENT, model="m",
+                        system=[TextBlock(text="s", cache=True)],
+                        prompt=[TextBlock(text="do it")], schema=AgentOutput,
+                        schema_name="agent_output", tools=tools, limits=Limits(turns=turns))
+
+
+def test_tool_calls_are_run_and_their_results_sent_back() -> None:
+    provider, tools = Scripted(_use(1), _use(2), GOOD), Echo()
+    assert _converse(provider, tools, 5).answer().summary == "s"
+    assert tools.calls == [{"n": 1}, {"n": 2}]
+    last = provider.requests[-1]
+    assert [m.role for m in last.messages] == ["user", "assistant", "user", "assistant", "user"]
+    result = last.messages[-1].content[0]
+    assert isinstance(result, ToolResultBlock) and result.content == "echo {'n': 2}"
+    # The growing conversation is a cache breakpoint at its end, and only there.
+    assert result.cache and not any(
+        getattr(b, "cache", False) for m in last.messages[:-1] for b in m.content)
+    assert all(r.tool_choice == "auto" for r in provider.requests)
+
+
+def test_the_last_turn_must_answer() -> None:
+    provider, tools = Scripted(_use(1), GOOD), Echo()
+    _converse(provider, tools, 2).answer()
+    assert [r.tool_choice for r in provider.requests] == ["auto", "none"]
+    # The tools stay defined on the last turn: the cached prefix holds them.
+    assert provider.requests[-1].tools == Echo.tools
+
+
+def test_tool_calls_past_the_limit_are_not_run_and_count_as_repairs() -> None:
+    provider, tools = Scripted(_use(1), _use(2), _use(3), _use(4)), Echo()
+    with pytest.raises(InvalidAnswer, match="tools called after the turn limit"):
+        _converse(provider, tools, 1).answer()
+    assert tools.calls == []
+
+
+def test_follow_up_continues_the_conversation() -> None:
+    provider, tools = Scripted(GOOD, '{"summary": "t", "content": "c2"}'), Echo()
+    conversation = _converse(provider, tools, 3)
+    conversation.answer()
+    assert conversation.follow_up("revise: more detail").summary == "t"
+    assert provider.requests[-1].messages[-1].text == "revise: more detail"
+    assert len(provider.requests[-1].messages) == 3

@@ -1,0 +1,83 @@
+"""Reviews (the seed's `need_review`): a task's output is checked before its dependents start.
+
+Work products (code, data, copy) are reviewed by the QA engineer; plans, research and QA's own
+work by the orchestrator. Settings say which agent types are reviewed; an agent may also ask
+for a review with `request_review`. The verdict is structured: pass, or revise with a note per
+acceptance criterion. "Revise" sends the work back to its agent with the notes, at most
+`AGENCY_REVIEW_ROUNDS` times; when the last revised output is still not passed, the task
+completes with it, and its open notes stay on record (status, the deliverable).
+"""
+
+from __future__ import annotations
+
+from orchestrator.agent.prompts import reviewer_system
+from orchestrator.agent.tools import READ_ONLY_TOOLS, ProjectTools
+from orchestrator.constants import AgentType, Role, TaskStatus
+from orchestrator.llm.base import TextBlock
+from orchestrator.llm.structured import Conversation, Limits
+from orchestrator.models import AgentOutput, ProjectRecord, TaskRecord, Verdict
+from orchestrator.runtime import Runtime
+from orchestrator.scheduler import Claim
+
+WORK_PRODUCTS = frozenset({
+    AgentType.FRONTEND_DEVELOPER, AgentType.BACKEND_DEVELOPER, AgentType.MOBILE_DEVELOPER,
+    AgentType.DEVOPS_ENGINEER, AgentType.DATA_ANALYST, AgentType.CONTENT_WRITER})
+ORCHESTRATOR = "orchestrator"
+REVIEW_TURNS = 3
+ARTIFACT_EXCERPT = 1500
+
+
+def reviewer_for(agent: AgentType) -> str:
+    return AgentType.QA_ENGINEER.value if agent in WORK_PRODUCTS else ORCHESTRATOR
+
+
+def consistent(verdict: Verdict) -> None:
+    """A verdict must agree with its own notes."""
+    unmet = [c.criterion for c in verdict.criteria if not c.met]
+    if verdict.verdict == "pass" and unmet:
+        raise ValueError(f"verdict is pass but criterion {unmet[0]!r} is not met")
+    if verdict.verdict == "revise" and not unmet:
+        raise ValueError("verdict is revise but every criterion is met: name what to change")
+
+
+def review_prompt(task: TaskRecord, output: AgentOutput, notes: list[str]) -> str:
+    lines = [f"Review task {task.index} '{task.title}' by the {task.agent_type.value}.",
+             f"Description: {task.description}",
+             "Deliverables: " + "; ".join(task.deliverables),
+             "Acceptance criteria: " + "; ".join(task.acceptance_criteria)]
+    lines += [f"The agent asks: {n}" for n in notes]
+    lines += ["", "## Output under review", f"Summary: {output.summary}", "", output.content]
+    for artifact in output.artifacts:
+        body = artifact.content
+        cut = f"\n[... {len(body) - ARTIFACT_EXCERPT} more characters]" if len(
+            body) > ARTIFACT_EXCERPT else ""
+        lines += ["", f"## File {artifact.path}", body[:ARTIFACT_EXCERPT] + cut]
+    return "\n".join(lines)
+
+
+def revise_prompt(round_: int, verdict: Verdict) -> str:
+    """The reviewer's notes, sent back to the agent in its own conversation."""
+    notes = [f"- {c.criterion}: {c.note or 'not met'}" for c in verdict.criteria if not c.met]
+    return "\n".join([f"Review round {round_}: revise. {verdict.summary}".rstrip(), *notes, "",
+                      "Revise your work: address every note, keep what passed, and answer with "
+                      "the complete revised JSON object."])
+
+
+def review(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
+           output: AgentOutput, round_: int, notes: list[str]) -> Verdict:
+    """One review round, recorded (fenced) with the task in `review`."""
+    reviewer = reviewer_for(task.agent_type)
+    rt.durably("review", lambda: rt.scheduler.hold_as(claim, TaskStatus.REVIEW,
+                                                      f"round {round_} by {reviewer}"))
+    role = Role.AGENT if reviewer != ORCHESTRATOR else Role.INTEGRATE  # picks the model
+    conversation = Conversation(
+        rt.provider, role=Role.REVIEW, model=rt.model_for(role),
+        system=reviewer_system(project, reviewer),
+        prompt=[TextBlock(text=review_prompt(task, output, notes))], schema=Verdict,
+        schema_name="verdict", check=consistent, meter=rt.meter(project.id, claim),
+        policy=rt.policy, max_tokens=4000,
+        tools=ProjectTools(rt.store, project.id, task.id, list(READ_ONLY_TOOLS)),
+        limits=Limits(turns=REVIEW_TURNS, tokens=rt.settings.agent_max_tokens))
+    verdict = conversation.answer()
+    rt.durably("verdict", lambda: rt.scheduler.record_review(claim, round_, reviewer, verdict))
+    return verdict

@@ -1,0 +1,99 @@
+"""One task's attempt: claim it, let its agent work through its tools, review, complete.
+
+The agent works in one conversation: its prompt (the cached project prefix, its persona, its
+task with its dependencies' outputs), then tool calls until it answers, bounded by
+AGENCY_AGENT_MAX_TURNS and AGENCY_AGENT_MAX_TOKENS. A reviewed task then goes to `review`; a
+"revise" verdict continues the same conversation with the notes. Every turn is a ledger row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+
+from orchestrator.agent.prompts import agent_system, task_prompt
+from orchestrator.agent.review import review, revise_prompt
+from orchestrator.agent.tools import AGENT_TOOLS, ProjectTools
+from orchestrator.constants import ProjectStatus, Role, TaskStatus
+from orchestrator.errors import AttemptFailed, HeldElsewhere, NotRunnable, TaskNotReady
+from orchestrator.llm.base import TextBlock
+from orchestrator.llm.structured import Conversation, Limits
+from orchestrator.models import AgentOutput, ProjectRecord, TaskRecord
+from orchestrator.runtime import Runtime
+from orchestrator.scheduler import Claim, Completion
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+def claim_task(rt: Runtime, task_id: str, worker: str
+               ) -> tuple[Claim, TaskRecord, ProjectRecord] | None:
+    """Claim the task for an attempt, with what the work needs (title, inputs and deps do not
+    change once planned), or say why not: None when it already completed (a completed task is
+    never executed again, whatever the broker redelivers)."""
+    task = rt.store.task(task_id)
+    project = rt.store.project(task.project_id)
+    if project.status is not ProjectStatus.RUNNING:
+        raise NotRunnable(f"project {project.id} is {project.status.value}")
+    claim = rt.scheduler.start_task(task_id, worker, rt.leases.until())
+    if claim is not None:
+        return claim, task, project
+    task = rt.store.task(task_id)
+    if task.status is TaskStatus.COMPLETED:
+        return None
+    if task.status is TaskStatus.BLOCKED:
+        raise TaskNotReady(f"task {task_id} still waits for {task.pending_deps} dependencies")
+    if task.status in (TaskStatus.IN_PROGRESS, TaskStatus.REVIEW):
+        raise HeldElsewhere(f"task {task_id} is {task.status.value} on {task.worker}")
+    raise NotRunnable(f"task {task_id} is {task.status.value}")
+
+
+def run_agent_task(rt: Runtime, task_id: str, worker: str,
+                   progress: Progress | None = None) -> Completion | None:
+    """Load the task and its inputs from the store, do the work, save it, complete the task.
+
+    Raises NotRunnable or TaskNotReady for a message that must not run, and AttemptFailed
+    (with the cause) when a claimed attempt fails; workers/base.py decides what follows.
+    """
+    claimed = claim_task(rt, task_id, worker)
+    if claimed is None:
+        log.info("task %s already completed; not run again", task_id)
+        return None
+    claim, task, project = claimed
+    try:
+        with rt.leases.hold(claim):
+            output = work(rt, claim, project, task, progress or (lambda _: None))
+            return rt.durably("completion", lambda: rt.scheduler.complete_task(claim, output))
+    except Exception as exc:
+        raise AttemptFailed(claim.project_id, claim, exc) from exc
+
+
+def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
+         progress: Progress) -> AgentOutput:
+    """The agent's answer, reviewed (and revised) when its type is reviewed or it asked."""
+    settings = rt.settings
+    deps = [rt.store.task(d) for d in task.dependencies]
+    tools = ProjectTools(rt.store, project.id, task.id, list(AGENT_TOOLS))
+    conversation = Conversation(
+        rt.provider, role=Role.AGENT, model=rt.model_for(Role.AGENT),
+        system=agent_system(project, task.agent_type),
+        prompt=[TextBlock(text=task_prompt(task, deps))], schema=AgentOutput,
+        schema_name="agent_output", meter=rt.meter(project.id, claim), policy=rt.policy,
+        tools=tools, limits=Limits(turns=settings.agent_max_turns,
+                                   tokens=settings.agent_max_tokens))
+    progress("working")
+    output = tools.with_artifacts(conversation.answer())
+    if task.agent_type not in settings.reviewed_agents and not tools.review_notes:
+        return output
+    for round_ in range(1, settings.review_rounds + 2):
+        progress(f"review round {round_}")
+        verdict = review(rt, claim, project, task, output, round_, tools.review_notes)
+        if verdict.verdict == "pass" or round_ > settings.review_rounds:
+            break
+        step = f"revising after review round {round_}"
+        rt.durably("revision", partial(rt.scheduler.hold_as, claim, TaskStatus.IN_PROGRESS, step))
+        progress(step)
+        output = tools.with_artifacts(conversation.follow_up(revise_prompt(round_, verdict)))
+    return output
