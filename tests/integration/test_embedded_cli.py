@@ -58,7 +58,7 @@ def test_run_request_to_deliverable(tmp_path: Path) -> None:
     assert len({t["agent_type"] for t in data["tasks"]}) >= 4
     assert all(t["worker"].startswith("embedded@") for t in data["tasks"])
     assert len(list((folder / "tasks").glob("*.md"))) == len(data["tasks"])
-    assert data["tokens"]["input"] > 0 and data["budget_tokens"] == 50000
+    assert data["tokens"]["input"] > 0 and data["budget_tokens"] == 200_000
     assert_exact_order(data)
     listed = json.loads(agency(tmp_path, "list", "--json").stdout)
     assert [p["id"] for p in listed] == [data["id"]]

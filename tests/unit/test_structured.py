@@ -97,9 +97,8 @@ def test_artifact_relative_path_is_kept() -> None:
 class Echo:
     """A tool box with one tool that echoes its input."""
 
-    tools = [Tool(name="echo", description="echo", input_schema={"type": "object"})]
-
     def __init__(self) -> None:
+        self.tools = [Tool(name="echo", description="echo", input_schema={"type": "object"})]
         self.calls: list[dict[str, object]] = []
 
     def run(self, call: ToolUseBlock) -> ToolResultBlock:
@@ -137,7 +136,7 @@ def test_the_last_turn_must_answer() -> None:
     _converse(provider, tools, 2).answer()
     assert [r.tool_choice for r in provider.requests] == ["auto", "none"]
     # The tools stay defined on the last turn: the cached prefix holds them.
-    assert provider.requests[-1].tools == Echo.tools
+    assert provider.requests[-1].tools == tools.tools
 
 
 def test_tool_calls_past_the_limit_are_not_run_and_count_as_repairs() -> None:
