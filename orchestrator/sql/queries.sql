@@ -158,7 +158,7 @@ UPDATE tasks
 SET status = :to_status, output = COALESCE(:output, output), error = :error,
     finished_at = :finished_at, lease_until = NULL, ready_at = :ready_at
 WHERE id = :id AND attempts = :attempt AND status = :from_status
-RETURNING project_id, idx, title
+RETURNING project_id, idx, title, agent_type
 
 -- name: renew_task_lease
 UPDATE tasks SET lease_until = :lease_until

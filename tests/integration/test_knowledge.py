@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from orchestrator import dag
 from orchestrator.agent import knowledge
 from orchestrator.agent.knowledge import Hit
+from orchestrator.constants import ProjectStatus
 from orchestrator.errors import BadInput
 from orchestrator.models import AgentOutput, Analysis, Artifact
-from orchestrator.store import Store, open_connector
+from orchestrator.scheduler import Scheduler
+from orchestrator.store import Store, now, open_connector
 from tests.conftest import make_plan
 
 ANALYSIS = Analysis.model_validate({
@@ -166,3 +170,26 @@ def test_stop_words_alone_find_nothing_in_postgresql(store: Store) -> None:
     hits = _search(store, "the and of")
     # PostgreSQL's english configuration drops them; FTS5 has no stop words.
     assert (hits == []) is (store.db.dialect == "postgresql")
+
+
+def test_the_scheduler_indexes_analysis_plan_and_outputs(store: Store) -> None:
+    sched = Scheduler(store)
+    store.insert_project("p1", "Build a website for a bakery", None, None, "/tmp/out")
+    claim = sched.claim_project("p1", ProjectStatus.PLANNING, now() + timedelta(seconds=60))
+    assert claim is not None
+    sched.save_analysis(claim, ANALYSIS, 1000)
+    assert [h.kind for h in _search(store, "croissants")] == ["analysis"]
+    plan = make_plan({1: [0]}, 2, ["content_writer", "qa_engineer"])
+    graph = dag.validate_plan(plan)
+    ids = sched.save_plan(claim, plan, graph, dag.schedule(graph), "website", 1000)
+    sched.move_claimed(claim, ProjectStatus.RUNNING)
+    assert [h.kind for h in _search(store, "qa_engineer")] == ["plan"]
+    assert [h.kind for h in _search(store, "croissants")] == ["analysis"]  # still there
+    task = sched.start_task(ids[0], "w", now() + timedelta(seconds=60))
+    assert task is not None
+    sched.complete_task(task, AgentOutput(summary="copy", content="Eclairs every morning",
+                                          artifacts=[Artifact(path="copy.md", content="eclairs")]))
+    hits = _search(store, "eclairs")
+    assert {(h.kind, h.ref, h.source) for h in hits} == {
+        ("output", ids[0], "task 0 'Task 0' (content_writer)"),
+        ("artifact", f"{ids[0]}:copy.md", "artifact copy.md from task 0 'Task 0'")}
