@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from orchestrator.models import AgentOutput, Analysis, Artifact
 from orchestrator.scheduler import Scheduler
 from orchestrator.store import Store, now, open_connector
 from tests.conftest import make_plan
+from tests.integration.test_embedded_cli import agency, project_id_of
 
 ANALYSIS = Analysis.model_validate({
     "project_type": "website", "complexity": "moderate", "estimated_hours": 12,
@@ -193,3 +195,26 @@ def test_the_scheduler_indexes_analysis_plan_and_outputs(store: Store) -> None:
     assert {(h.kind, h.ref, h.source) for h in hits} == {
         ("output", ids[0], "task 0 'Task 0' (content_writer)"),
         ("artifact", f"{ids[0]}:copy.md", "artifact copy.md from task 0 'Task 0'")}
+
+
+def test_cli_search_of_an_embedded_project(tmp_path: Path) -> None:
+    result = agency(tmp_path, "run", "Build a website for a bakery")
+    assert result.returncode == 0, result.stderr
+    project_id = project_id_of(result.stdout)
+    found = agency(tmp_path, "search", project_id[:8], "website", "--json", "--limit", "50")
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)
+    assert {h["kind"] for h in hits} >= {"request", "analysis", "plan", "output", "artifact"}
+    assert all(set(h) == {"source", "kind", "ref", "title", "snippet", "rank"} for h in hits)
+    assert all("**website**" in h["snippet"].lower() for h in hits if h["kind"] == "request")
+    human = agency(tmp_path, "search", project_id, "bakery website", "--limit", "2")
+    assert human.returncode == 0, human.stderr
+    lines = human.stdout.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("  1. ") and "bakery" in lines[1].lower()
+    none = agency(tmp_path, "search", project_id, "zeppelin")
+    assert (none.returncode, none.stdout.strip()) == (0, "no matches")
+    bad = agency(tmp_path, "search", project_id, '"*()')
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "agency: error: the query has no words to search for"
+    missing = agency(tmp_path, "search", "nope", "bakery")
+    assert missing.returncode == 2 and "no project with id 'nope'" in missing.stderr
