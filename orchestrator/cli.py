@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -275,6 +276,29 @@ def list_projects(as_json: Annotated[bool, typer.Option("--json", help="Print JS
     for row in rows:
         out.print(f"{row['id']}  {row['status']:<16} {row['created_at'][:19]}  "
                   f"{row['request'][:60]}", highlight=False, markup=False)
+
+
+@cli.command()
+@handle_errors
+def search(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
+           query: Annotated[str, typer.Argument(help="Words to look for (any of them).")],
+           limit: Annotated[int, typer.Option("--limit", min=1, max=100,
+                                              help="At most this many matches.")] = 5,
+           as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Search a project's request, analysis, plan, task outputs and artifacts."""
+    from orchestrator.agent.knowledge import search as find
+
+    rt = get_runtime()
+    hits = find(rt.store.db, rt.store.resolve_project_id(project_id), query, limit)
+    if as_json:
+        print(json.dumps([dataclasses.asdict(hit) for hit in hits], indent=2))
+        return
+    if not hits:
+        out.print("no matches", highlight=False)
+    # Positions, not scores: bm25 and ts_rank_cd scores are on different scales.
+    for place, hit in enumerate(hits, 1):
+        out.print(f"{place:>3}. {hit.source}", highlight=False, markup=False)
+        out.print(f"     {hit.snippet}", highlight=False, markup=False)
 
 
 def _set_budget(rt: Runtime, project: ProjectRecord, budget: int | None) -> None:

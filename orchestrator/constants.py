@@ -40,14 +40,17 @@ class Complexity(StrEnum):
     ENTERPRISE = "enterprise"
 
 
-# The seed's token budgets per complexity, and its fallback.
+# Token budgets per complexity, and the fallback: the seed's table (50k, 150k, 300k, 500k;
+# 100k) was sized for one call per task; agents now work in tool loops and are reviewed, so
+# four times as much. A cache read counts a tenth of a token (models.Tokens.budgeted).
+BUDGET_SCALE = 4
 COMPLEXITY_BUDGETS: dict[Complexity, int] = {
-    Complexity.SIMPLE: 50_000,
-    Complexity.MODERATE: 150_000,
-    Complexity.COMPLEX: 300_000,
-    Complexity.ENTERPRISE: 500_000,
+    Complexity.SIMPLE: 50_000 * BUDGET_SCALE,
+    Complexity.MODERATE: 150_000 * BUDGET_SCALE,
+    Complexity.COMPLEX: 300_000 * BUDGET_SCALE,
+    Complexity.ENTERPRISE: 500_000 * BUDGET_SCALE,
 }
-DEFAULT_BUDGET = 100_000
+DEFAULT_BUDGET = 100_000 * BUDGET_SCALE
 
 
 class TaskPriority(StrEnum):

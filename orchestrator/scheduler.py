@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from orchestrator.agent import knowledge
 from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
 from orchestrator.dag import Graph, Schedule
 from orchestrator.errors import BadInput, Stale
@@ -159,6 +160,7 @@ class Scheduler:
                 "id": claim.project_id, "analysis": analysis.model_dump_json(),
                 "project_type": analysis.project_type.value,
                 "complexity": analysis.complexity.value, "budget_tokens": budget, "now": now()})
+            knowledge.reindex_project(tx, claim.project_id)
 
     def save_plan(self, claim: ProjectClaim, plan: Plan, graph: Graph, sched: Schedule,
                   project_type: str, budget: int) -> list[str]:
@@ -171,6 +173,7 @@ class Scheduler:
                                             "plan": plan.model_dump_json(),
                                             "project_type": project_type,
                                             "budget_tokens": budget, "now": now()})
+            knowledge.reindex_project(tx, claim.project_id)
             for index, task in enumerate(plan.tasks):
                 tx.execute("insert_task", {
                     "id": ids[index], "project_id": claim.project_id, "idx": index,
@@ -252,7 +255,7 @@ class Scheduler:
         with self.store.db.transaction() as tx:
             tx.execute("lock_project", {"id": claim.project_id, "now": now()})
             try:
-                self._finish(tx, claim, T.COMPLETED, output.model_dump_json(), None)
+                row = self._finish(tx, claim, T.COMPLETED, output.model_dump_json(), None)
             except Stale:
                 if not self._completed_by(tx, claim):
                     raise
@@ -260,6 +263,8 @@ class Scheduler:
                 # database went away during COMMIT): carry on as the completer did.
                 return Completion(ready=self._ready_dependents(tx, claim.task_id),
                                   project_done=False)
+            knowledge.index_output(tx, claim.project_id, claim.task_id, row["idx"], row["title"],
+                                   row["agent_type"], output)
             for dep in tx.fetch_all("count_down_dependents", {"id": claim.task_id}):
                 if dep["pending_deps"] == 0 and self._move_task(tx, dep["id"], RELEASE):
                     ready.append(dep["id"])

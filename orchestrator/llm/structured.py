@@ -168,6 +168,7 @@ class Conversation(Generic[T]):
             if uses and not final and self.tools is not None:
                 self.messages.append(Message(role="user", content=[
                     self.tools.run(u) for u in uses]))
+                repairs = 0  # a usable turn: repair rounds count invalid answers in a row
                 continue
             if uses:  # tool calls where an answer was due: not run
                 self.messages.append(Message(role="user", content=[

@@ -158,7 +158,7 @@ UPDATE tasks
 SET status = :to_status, output = COALESCE(:output, output), error = :error,
     finished_at = :finished_at, lease_until = NULL, ready_at = :ready_at
 WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
-RETURNING project_id, idx, title
+RETURNING project_id, idx, title, agent_type
 
 -- name: renew_task_lease
 UPDATE tasks SET lease_until = :lease_until
@@ -335,3 +335,33 @@ RETURNING id
 -- name: project_reviews
 SELECT task_id, attempt, round, reviewer, verdict, notes, summary, at FROM reviews
 WHERE project_id = :project_id ORDER BY id
+
+-- Knowledge base -------------------------------------------------------------------------------
+
+-- name: upsert_knowledge
+-- One row per (project, kind, ref): indexing the same thing again replaces its text.
+INSERT INTO knowledge (project_id, kind, ref, source, title, body, at)
+VALUES (:project_id, :kind, :ref, :source, :title, :body, :now)
+ON CONFLICT (project_id, kind, ref) DO UPDATE
+SET source = excluded.source, title = excluded.title, body = excluded.body, at = excluded.at
+
+-- name: search_knowledge_postgresql
+-- :query is a tsquery the code builds from plain words joined by `|`, never the user's syntax.
+-- Headlines are costly on long bodies: only the rows that make the cut get one.
+SELECT source, kind, ref, title, rank,
+       ts_headline('english', body, to_tsquery('english', :query),
+                   'StartSel=**, StopSel=**, MaxFragments=2, MaxWords=24, MinWords=8') AS snippet
+FROM (SELECT source, kind, ref, title, body, id, ts_rank_cd(tsv, found) AS rank
+      FROM knowledge, to_tsquery('english', :query) AS found
+      WHERE project_id = :project_id AND tsv @@ found
+      ORDER BY rank DESC, id LIMIT :limit) AS hits
+ORDER BY rank DESC, id
+
+-- name: search_knowledge_sqlite
+-- :query is an FTS5 query the code builds from quoted words joined by OR, never the user's
+-- syntax. bm25 is smaller for better matches; title words weigh more, as in PostgreSQL.
+SELECT k.source, k.kind, k.ref, k.title, -bm25(knowledge_fts, 4.0, 1.0) AS rank,
+       snippet(knowledge_fts, -1, '**', '**', ' … ', 24) AS snippet
+FROM knowledge_fts JOIN knowledge AS k ON k.id = knowledge_fts.rowid
+WHERE knowledge_fts MATCH :query AND k.project_id = :project_id
+ORDER BY bm25(knowledge_fts, 4.0, 1.0), k.id LIMIT :limit

@@ -14,6 +14,8 @@ Row = dict[str, Any]
 Params = Mapping[str, Any]
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_TRIGGER = re.compile(r"\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?TRIGGER\b", re.IGNORECASE)
+_END = re.compile(r"\bEND\s*$", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)
@@ -33,11 +35,22 @@ def migrations(dialect: str) -> list[tuple[int, str]]:
 
 
 def split_script(script: str) -> Iterator[str]:
-    """The statements of a migration script (no semicolons inside literals, by convention)."""
+    """The statements of a migration script (no semicolons inside literals, by convention).
+
+    A trigger's body holds statements of its own: it runs on to its closing `END` (so no
+    statement inside it may end with a `CASE ... END`).
+    """
     body = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
-    for statement in body.split(";"):
-        if statement.strip():
-            yield statement.strip()
+    pending = ""
+    for piece in body.split(";"):
+        pending = f"{pending};{piece}" if pending else piece
+        if _TRIGGER.match(pending) and not _END.search(pending):
+            continue
+        if pending.strip():
+            yield pending.strip()
+        pending = ""
+    if pending.strip():  # a trigger without its END: the database will say so
+        yield pending.strip()
 
 
 def apply_migrations(tx: Session, dialect: str, run: Callable[[str], object]) -> list[int]:
