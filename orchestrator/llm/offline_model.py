@@ -178,7 +178,9 @@ def integration_turn(t: Transcript) -> list[Content]:
     if t.may_call and not t.called("search_knowledge"):
         return t.use(("search_knowledge", {"query": " ".join(criteria) or "deliverable"}))
     body = t.first.split("Task Results:\n", 1)[1].split("\n\nCreate an integrated", 1)[0]
-    results = [{"title": r["title"], "agent_type": r["agent"], "summary": r["summary"]}
+    # (`task`/`result`: the one-shot prompt of earlier versions, which benchmarks still run.)
+    results = [{"title": r.get("title", r.get("task")), "agent_type": r["agent"],
+                "summary": r.get("summary", str(r.get("result", "")).split("\n", 1)[0])}
                for r in json.loads(body)]
     result = offline.deliverable({"request": line(t.first, "Project:"), "results": results,
                                   "success_criteria": criteria,
