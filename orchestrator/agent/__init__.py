@@ -1,0 +1,1 @@
+"""A specialist agent: its runner, prompts, tools, knowledge base and review."""
