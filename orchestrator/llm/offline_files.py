@@ -14,7 +14,7 @@ from orchestrator.llm import offline_topics as top
 from orchestrator.llm.offline_brief import Brief
 from orchestrator.llm.offline_data import bar_chart, calendar_rows, dataset, dataset_name, to_csv
 from orchestrator.llm.offline_plans import KEYWORDS
-from orchestrator.llm.offline_subject import Subject
+from orchestrator.llm.offline_subject import Subject, slugify
 from orchestrator.llm.offline_topics import Ctx, cap, groups
 from orchestrator.models import Artifact
 
@@ -409,8 +409,13 @@ def _markdown(agent: AgentType, c: Ctx, brief: Brief) -> tuple[str, str] | None:
             parts = ((top.thank_you(c, ""), top.feedback(c, "")) if name == "thank-you"
                      else (top.programme(c, ""), top.speech(c, ""), top.signage(c, "")))
             return f"content/{name}.md", _doc(f"{cap(brief.title)}: {s.brand}", *parts)
-        return "content/home.md", _doc(f"Home page: {s.brand}", top.page_copy(c, "home"),
-                                       top.ctas(c, ""))
+        if _kind(brief.request) is ProjectType.WEBSITE or "page" in low:
+            return "content/home.md", _doc(f"Home page: {s.brand}", top.page_copy(c, "home"),
+                                           top.ctas(c, ""))
+        # Articles, guides, store listings: the task's own deliverables, as a document.
+        sections = [f"## {cap(d)}\n\n{tech.topic(c, d)}" for d in brief.deliverables]
+        return (f"content/{slugify(brief.title)}.md",
+                _doc(f"{brief.title}: {s.brand}", *sections or [top.page_copy(c, "home")]))
     return None
 
 
