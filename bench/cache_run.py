@@ -27,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.constants import AgentType  # noqa: E402
-from tests.fake_anthropic import FakeAnthropic  # noqa: E402
+from orchestrator.constants import AgentType
+from tests.fake_anthropic import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-bench-cache"
@@ -40,7 +40,8 @@ def make_plan(size: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     tasks = []
     for i in range(size):
-        deps = sorted(rng.sample(range(i), k=min(i, rng.choice([0, 1, 1, 2, 2, 3, 4])))) if i else []
+        width = min(i, rng.choice([0, 1, 1, 2, 2, 3, 4]))
+        deps = sorted(rng.sample(range(i), k=width)) if i else []
         agent = AGENTS[i % len(AGENTS)]
         tasks.append({"title": f"Step {i}: {agent.replace('_', ' ')} work", "agent_type": agent,
                       "description": f"Part {i} of the bakery website launch.",

@@ -112,3 +112,36 @@ KEYWORDS: dict[P, tuple[str, ...]] = {
     P.CONTENT_CREATION: ("blog", "article", "content", "newsletter", "ebook", "e-book", "copy",
                          "documentation", "whitepaper", "write"),
 }
+
+# A gathering or trip to organise: no software agents. Two parallel branches (money and
+# invitations, guest experience and words) fan out from the brief and meet in the run-of-show.
+EVENT_PLAN: tuple[Step, ...] = (
+    ("Event brief and planning timeline", A.PROJECT_MANAGER, (), 2500,
+     ("event brief", "planning timeline", "roles and responsibilities")),
+    ("Budget and headcount estimate", A.DATA_ANALYST, (0,), 3000,
+     ("budget breakdown", "headcount estimate")),
+    ("Guest experience and venue layout", A.UX_DESIGNER, (0,), 3500,
+     ("guest journey", "venue layout", "accessibility needs")),
+    ("Invitations and guest communications", A.MARKETING, (1,), 3000,
+     ("invitation schedule", "save-the-date message", "reminder messages")),
+    ("Programme, speeches and signage copy", A.CONTENT_WRITER, (2,), 3000,
+     ("programme outline", "welcome speech", "signage text")),
+    ("Run-of-show and supplier schedule", A.PROJECT_MANAGER, (3, 4), 3000,
+     ("run-of-show", "supplier schedule", "contingency plan")),
+    ("Run-through checklist", A.QA_ENGINEER, (5,), 2500,
+     ("run-through checklist", "day-of checks")),
+    ("Thank-you notes and feedback", A.CONTENT_WRITER, (6,), 2000,
+     ("thank-you message", "feedback questions")),
+)
+
+# Words that make a request an event to organise, and words that make it a thing to build or
+# produce instead (they win ties: "a website for our wedding" is a website).
+EVENT_KEYWORDS: tuple[str, ...] = (
+    "party", "parties", "birthday", "wedding", "offsite", "off-site", "retreat", "conference",
+    "meetup", "celebration", "anniversary", "trip", "festival", "gala", "reunion", "workshop",
+    "hackathon", "summit", "baby shower", "fundraiser", "graduation", "picnic", "barbecue",
+    "team building", "team-building", "vacation")
+SOFTWARE_KEYWORDS: tuple[str, ...] = (
+    "website", "web site", "webpage", "app", "application", "api", "dashboard", "platform",
+    "software", "saas", "portal", "landing page", "database", "backend", "frontend", "mobile",
+    "ios", "android", "chatbot", "campaign", "blog", "newsletter", "article", "ebook")
