@@ -68,6 +68,10 @@ def _first_text(body: dict[str, Any]) -> str:
     return "".join(b.get("text", "") for b in content if b.get("type") == "text")
 
 
+def _first_turn(body: dict[str, Any]) -> bool:
+    return len(body.get("messages") or []) == 1
+
+
 def task_title(body: dict[str, Any]) -> str:
     """The agent task a request works on ("" for planning, reviews and integration)."""
     return offline_model.line(_first_text(body), "Your task:")
@@ -147,14 +151,15 @@ class FakeAnthropic:
             self.modes.append(mode)
             return mode
 
-    def task_calls(self) -> dict[str, int]:
-        """How many times the model was asked about each agent task (by title): every turn
-        of its tool loop, reviews aside."""
+    def task_calls(self, turns: bool = False) -> dict[str, int]:
+        """How many times each agent task (by title) was taken up by the model: conversations
+        started (the first turn of an attempt), or with `turns` every call of its tool loop.
+        Reviews are not counted."""
         counts: dict[str, int] = {}
         with self._lock:
             for request in self.requests:
                 title = task_title(request["body"])
-                if title:
+                if title and (turns or _first_turn(request["body"])):
                     counts[title] = counts.get(title, 0) + 1
         return counts
 
@@ -195,8 +200,9 @@ class FakeAnthropic:
             headers = {"retry-after": str(self.faults.retry_after)} if status == 429 else {}
             return status, {"type": "error", "error": {"type": kind, "message": message}}, headers
         task = task_title(body)
-        extra = max((v for k, v in self.faults.slow_tasks.items() if task and task.startswith(k)),
-                    default=0.0)
+        # A slow task is slow once per attempt, on its first turn.
+        extra = max((v for k, v in self.faults.slow_tasks.items()
+                     if task and task.startswith(k) and _first_turn(body)), default=0.0)
         fmt = (body.get("output_config") or {}).get("format") or {}
         title = (fmt.get("schema") or {}).get("title", "")
         extra += self.faults.slow_schemas.get(title, 0.0)

@@ -86,7 +86,9 @@ class Transcript:
                 for row in result.content.splitlines():
                     match = _HIT.match(row)
                     if match:
-                        found.append(Finding(source=match.group(1), snippet=match.group(2)))
+                        # The search marks matched words **so**; a draft quotes plain text.
+                        found.append(Finding(source=match.group(1),
+                                             snippet=match.group(2).replace("**", "")))
         return found
 
     def written(self) -> set[str]:
