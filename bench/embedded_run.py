@@ -4,8 +4,10 @@
 
 Each project type runs through the CLI (a subprocess, embedded mode by default, or whatever
 AGENCY_BROKER_URL / AGENCY_DATABASE_URL point at) with every offline model call taking
-`--latency` seconds. The ideal is (analysis + decomposition + longest dependency chain +
-integration) calls times the latency: what perfect scheduling with unlimited workers would take.
+`--latency` seconds. The ideal is the calls on the critical path times the latency: analysis,
+decomposition, the chain of tasks whose model calls (tool turns and reviews, as the run's
+`model_calls` say) add up to most, and integration (search, then answer: two calls). That is
+what perfect scheduling with unlimited workers would take.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import sys
 import tempfile
 import time
 from datetime import datetime
+from typing import Any
 
-from orchestrator import dag
 from orchestrator.constants import ProjectType
 from orchestrator.llm.offline import plan
 
@@ -34,15 +36,25 @@ REQUESTS = {
 }
 
 
-def depth(kind: ProjectType) -> int:
-    graph = dag.validate_plan(plan(kind))
-    levels = [0] * graph.size
-    for node in graph.topological_order():
-        levels[node] = 1 + max((levels[p] for p in graph.deps[node]), default=0)
-    return max(levels)
+PROJECT_CALLS = 4  # analysis, decomposition, and integration's two turns
 
 
-def run_once(request: str, latency: float, home: str) -> tuple[float, float]:
+def critical_calls(status: dict[str, Any]) -> int:
+    """Model calls along the dependency chain that makes the most of them."""
+    tasks = {t["id"]: t for t in status["tasks"]}
+    longest: dict[str, int] = {}
+
+    def chain(task_id: str) -> int:
+        if task_id not in longest:
+            task = tasks[task_id]
+            longest[task_id] = task["model_calls"] + max(
+                (chain(d) for d in task["dependencies"]), default=0)
+        return longest[task_id]
+
+    return max(chain(t) for t in tasks) + PROJECT_CALLS
+
+
+def run_once(request: str, latency: float, home: str) -> tuple[float, float, int]:
     env = {**os.environ, "AGENCY_OFFLINE_LATENCY": str(latency), "AGENCY_HOME": home,
            "AGENCY_OUTPUT_DIR": os.path.join(home, "out"), "AGENCY_EMBEDDED_CONCURRENCY": "8"}
     env.pop("ANTHROPIC_API_KEY", None)
@@ -56,7 +68,7 @@ def run_once(request: str, latency: float, home: str) -> tuple[float, float]:
         capture_output=True, text=True, check=True).stdout)
     created = datetime.fromisoformat(status["created_at"])
     finished = datetime.fromisoformat(status["finished_at"])
-    return wall, (finished - created).total_seconds()
+    return wall, (finished - created).total_seconds(), critical_calls(status)
 
 
 def main() -> None:
@@ -67,14 +79,15 @@ def main() -> None:
     print(f"latency per model call {args.latency}s, {args.runs} runs per type")
     print(f"{'type':<20}{'tasks':>6}{'ideal s':>9}{'project s':>11}{'overhead':>10}{'wall s':>8}")
     for kind, request in REQUESTS.items():
-        ideal = (depth(kind) + 3) * args.latency
-        walls, spans = [], []
+        walls, spans, calls = [], [], []
         with tempfile.TemporaryDirectory() as home:
             for _ in range(args.runs):
-                wall, span = run_once(request, args.latency, home)
+                wall, span, n = run_once(request, args.latency, home)
                 walls.append(wall)
                 spans.append(span)
+                calls.append(n)
         span = statistics.median(spans)
+        ideal = statistics.median(calls) * args.latency
         print(f"{kind.value:<20}{len(plan(kind).tasks):>6}{ideal:>9.2f}{span:>11.2f}"
               f"{span - ideal:>+10.2f}{statistics.median(walls):>8.2f}")
 

@@ -39,7 +39,7 @@ def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None,
         "queued_at": _iso(task.queued_at), "started_at": _iso(task.started_at),
         "finished_at": _iso(task.finished_at), "tokens": task.tokens.model_dump(),
         "cost_usd": round(task.cost_usd, 6), "error": task.error,
-        "retries": _retries(retries or []),
+        "model_calls": task.model_calls, "retries": _retries(retries or []),
         "reviews": [review_json(r) for r in reviews or []],
     }
 

@@ -64,7 +64,9 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
     claim, task, project = claimed
     try:
         with rt.leases.hold(claim):
-            output = work(rt, claim, project, task, progress or (lambda _: None))
+            report = progress or (lambda _: None)
+            output = work(rt, claim, project, task, report)
+            report("saving output")
             return rt.durably("completion", lambda: rt.scheduler.complete_task(claim, output))
     except Exception as exc:
         raise AttemptFailed(claim.project_id, claim, exc) from exc
@@ -83,7 +85,7 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         schema_name="agent_output", meter=rt.meter(project.id, claim), policy=rt.policy,
         tools=tools, limits=Limits(turns=settings.agent_max_turns,
                                    tokens=settings.agent_max_tokens))
-    progress("working")
+    progress("calling model")
     output = tools.with_artifacts(conversation.answer())
     if task.agent_type not in settings.reviewed_agents and not tools.review_notes:
         return output
