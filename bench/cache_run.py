@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator.constants import AgentType
+from orchestrator.settings import Settings
 from tests.fake_anthropic import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +67,27 @@ def run(fake: FakeAnthropic, plan_file: Path, home: Path, code: Path) -> dict[st
     out = subprocess.run([*cmd, "status", pid, "--json"], cwd=code, env=env,
                          capture_output=True, text=True, check=True).stdout
     data: dict[str, Any] = json.loads(out)
+    data["ledger"] = ledger(home / "agency.db")
     return data
+
+
+def ledger(db: Path) -> list[dict[str, Any]]:
+    """Calls, tokens and cost per role and model, and what the same calls would cost if no
+    prefix were cached (every cache read and write priced as plain input)."""
+    prices = Settings().prices
+    rows = []
+    with sqlite3.connect(db) as conn:
+        for role, model, calls, inp, out, read, write, cost in conn.execute(
+                "SELECT role, model, COUNT(*), SUM(input_tokens), SUM(output_tokens), "
+                "SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost_usd) FROM usage "
+                "GROUP BY role, model ORDER BY role, model"):
+            names = [n for n in prices if model.startswith(n)]
+            p = prices[max(names, key=len)] if names else (0.0, 0.0, 0.0, 0.0)
+            uncached = ((inp + read + write) * p[0] + out * p[1]) / 1_000_000
+            rows.append({"role": role, "model": model, "calls": calls, "input": inp,
+                         "output": out, "cache_read": read, "cache_write": write,
+                         "cost_usd": round(cost, 4), "cost_if_uncached_usd": round(uncached, 4)})
+    return rows
 
 
 def per_task(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -107,7 +129,10 @@ def summary(name: str, data: dict[str, Any]) -> dict[str, Any]:
     a, b, c = fit(rows)
     return {"name": name, "status": data["status"], "tasks": len(rows), "tokens": tok,
             "cache_read_share": tok["cache_read"] / every if every else 0.0,
-            "cost_usd": data["cost_usd"], "fit": {"base": a, "per_dependency": b,
+            "cost_usd": data["cost_usd"], "ledger": data["ledger"],
+            "cost_if_uncached_usd": round(sum(r["cost_if_uncached_usd"]
+                                              for r in data["ledger"]), 4),
+            "fit": {"base": a, "per_dependency": b,
                                                  "per_task_done_before": c},
             "per_task": rows}
 
@@ -119,6 +144,11 @@ def show(result: dict[str, Any]) -> None:
           f"{tok['cache_write']:,}  output {tok['output']:,}")
     print(f"cache reads are {result['cache_read_share']:.0%} of all input tokens; "
           f"cost ${result['cost_usd']:.4f} per project")
+    print(f"the same calls with nothing cached would cost ${result['cost_if_uncached_usd']:.4f}")
+    for r in result["ledger"]:
+        print(f"  {r['role']:<10} {r['model']:<18} {r['calls']:>4} calls  in {r['input']:>7,}  "
+              f"read {r['cache_read']:>8,}  write {r['cache_write']:>7,}  out {r['output']:>7,}"
+              f"  ${r['cost_usd']:.4f}")
     print(f"input tokens per task ~ {f['base']:,.0f} + {f['per_dependency']:,.0f} x "
           f"dependencies + {f['per_task_done_before']:,.1f} x tasks done before it")
     print(f"{'task':>4} {'deps':>4} {'done':>4} {'all input':>9} {'read':>7} {'write':>6} "
