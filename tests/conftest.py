@@ -44,6 +44,18 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     store.db.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on each database the product supports."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'agency.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    s = Store(open_connector(url))
+    yield s
+    s.db.close()
+
+
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[Any]:
     import psycopg

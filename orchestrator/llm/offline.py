@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from orchestrator.constants import AgentType, Complexity, ProjectType
-from orchestrator.llm.offline_plans import EVENT_PLAN, KEYWORDS, PLANS, Step
+from orchestrator.llm.offline_plans import EVENT_PLAN, PLANS, Step, classify
 from orchestrator.llm.offline_subject import Subject, is_event, subject_of
 from orchestrator.models import (
     Analysis,
@@ -20,15 +19,6 @@ MODEL_NAME = "offline"
 
 __all__ = ["MODEL_NAME", "analyze", "classify", "complexity", "deliverable", "is_event", "plan",
            "subject"]
-
-
-def classify(request: str) -> ProjectType:
-    """The project type whose keywords the request mentions most (ties: the earlier type)."""
-    text = request.lower()
-    scores = {kind: sum(len(re.findall(rf"\b{re.escape(w)}", text)) for w in words)
-              for kind, words in KEYWORDS.items()}
-    best = max(scores, key=lambda k: scores[k])
-    return best if scores[best] else ProjectType.CUSTOM
 
 
 def complexity(request: str) -> Complexity:

@@ -4,7 +4,6 @@ dataset and its chart, a content calendar, plans and checklists, all about the r
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from html import escape
 
@@ -13,7 +12,7 @@ from orchestrator.llm import offline_tech as tech
 from orchestrator.llm import offline_topics as top
 from orchestrator.llm.offline_brief import Brief
 from orchestrator.llm.offline_data import bar_chart, calendar_rows, dataset, dataset_name, to_csv
-from orchestrator.llm.offline_plans import KEYWORDS
+from orchestrator.llm.offline_plans import classify
 from orchestrator.llm.offline_subject import Subject, slugify
 from orchestrator.llm.offline_topics import Ctx, cap, groups
 from orchestrator.models import Artifact
@@ -24,15 +23,6 @@ _HOURS = {"event": (("Date", "Saturday, doors at 14:00"), ("Ends", "around 19:00
                     ("RSVP", "two weeks before")),
           "business": (("Monday-Friday", "08:00-18:00"), ("Saturday", "09:00-16:00"),
                        ("Sunday", "closed"))}
-
-
-def _kind(request: str) -> ProjectType:
-    """offline.classify, repeated here: offline.py will import this module (no cycle)."""
-    text = request.lower()
-    scores = {k: sum(len(re.findall(rf"\b{re.escape(w)}", text)) for w in words)
-              for k, words in KEYWORDS.items()}
-    best = max(scores, key=lambda k: scores[k])
-    return best if scores[best] else ProjectType.CUSTOM
 
 
 def _text(brief: Brief) -> str:
@@ -390,7 +380,7 @@ def _markdown(agent: AgentType, c: Ctx, brief: Brief) -> tuple[str, str] | None:
         if s.is_event:
             return "ux/venue-layout.md", _doc(f"Venue layout and guest journey: {s.brand}",
                                               tech.venue_layout(c, ""), tech.guest_journey(c, ""))
-        if _kind(brief.request) is ProjectType.WEBSITE:
+        if classify(brief.request) is ProjectType.WEBSITE:
             return "ux/sitemap.md", _doc(f"Sitemap: {s.brand}", tech.sitemap(c, ""),
                                          tech.flows(c, ""))
         return "ux/user-flows.md", _doc(f"User flows: {s.brand}", tech.flows(c, ""))
@@ -409,7 +399,7 @@ def _markdown(agent: AgentType, c: Ctx, brief: Brief) -> tuple[str, str] | None:
             parts = ((top.thank_you(c, ""), top.feedback(c, "")) if name == "thank-you"
                      else (top.programme(c, ""), top.speech(c, ""), top.signage(c, "")))
             return f"content/{name}.md", _doc(f"{cap(brief.title)}: {s.brand}", *parts)
-        if _kind(brief.request) is ProjectType.WEBSITE or "page" in low:
+        if classify(brief.request) is ProjectType.WEBSITE or "page" in low:
             return "content/home.md", _doc(f"Home page: {s.brand}", top.page_copy(c, "home"),
                                            top.ctas(c, ""))
         # Articles, guides, store listings: the task's own deliverables, as a document.
@@ -426,7 +416,7 @@ def _plans_content(brief: Brief) -> bool:
 
 def _campaign(brief: Brief, s: Subject) -> bool:
     low = _text(brief)
-    return s.is_event or _kind(brief.request) is ProjectType.MARKETING_CAMPAIGN or any(
+    return s.is_event or classify(brief.request) is ProjectType.MARKETING_CAMPAIGN or any(
         w in low for w in ("campaign", "launch", "calendar", "channel", "distribution"))
 
 
@@ -456,7 +446,8 @@ _BUILDERS: dict[AgentType, Callable[[Brief, Subject, Ctx], list[Artifact]]] = {
     A.BACKEND_DEVELOPER: lambda b, s, c: [
         Artifact(path="api/openapi.yaml", content=to_yaml(openapi(s)) + "\n")],
     A.DEVOPS_ENGINEER: lambda b, s, c: [
-        Artifact(path="devops/pipeline.yml", content=to_yaml(pipeline(_kind(b.request))) + "\n")],
+        Artifact(path="devops/pipeline.yml",
+                 content=to_yaml(pipeline(classify(b.request))) + "\n")],
     A.DATA_ANALYST: lambda b, s, c: _data(s, b.request),
     A.MARKETING: lambda b, s, c: [_calendar(s, b.request)] if _campaign(b, s) else [],
 }

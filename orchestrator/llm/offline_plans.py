@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from orchestrator.constants import AgentType as A
 from orchestrator.constants import ProjectType as P
 
@@ -145,3 +147,12 @@ SOFTWARE_KEYWORDS: tuple[str, ...] = (
     "website", "web site", "webpage", "app", "application", "api", "dashboard", "platform",
     "software", "saas", "portal", "landing page", "database", "backend", "frontend", "mobile",
     "ios", "android", "chatbot", "campaign", "blog", "newsletter", "article", "ebook")
+
+
+def classify(request: str) -> P:
+    """The project type whose keywords the request mentions most (ties: the earlier type)."""
+    text = request.lower()
+    scores = {kind: sum(len(re.findall(rf"\b{re.escape(w)}", text)) for w in words)
+              for kind, words in KEYWORDS.items()}
+    best = max(scores, key=lambda k: scores[k])
+    return best if scores[best] else P.CUSTOM

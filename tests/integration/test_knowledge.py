@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from orchestrator.constants import ProjectStatus
 from orchestrator.errors import BadInput
 from orchestrator.models import AgentOutput, Analysis, Artifact
 from orchestrator.scheduler import Scheduler
-from orchestrator.store import Store, now, open_connector
+from orchestrator.store import Store, now
 from tests.conftest import make_plan
 from tests.integration.test_embedded_cli import agency, project_id_of
 
@@ -28,15 +27,6 @@ ANALYSIS = Analysis.model_validate({
     "recommended_approach": "ship a small storefront first"})
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'agency.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    s = Store(open_connector(url))
-    yield s
-    s.db.close()
 
 
 def _project(store: Store, project_id: str = "p1",
@@ -201,7 +191,8 @@ def test_cli_search_of_an_embedded_project(tmp_path: Path) -> None:
     result = agency(tmp_path, "run", "Build a website for a bakery")
     assert result.returncode == 0, result.stderr
     project_id = project_id_of(result.stdout)
-    found = agency(tmp_path, "search", project_id[:8], "website", "--json", "--limit", "50")
+    found = agency(tmp_path, "search", project_id[:8], "bakery website", "--json", "--limit",
+                   "50")
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)
     assert {h["kind"] for h in hits} >= {"request", "analysis", "plan", "output", "artifact"}

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -14,21 +12,12 @@ from orchestrator.constants import ProjectStatus, TaskStatus
 from orchestrator.errors import BadInput, NotFound, Stale
 from orchestrator.models import AgentOutput, Tokens
 from orchestrator.scheduler import Claim, ProjectClaim, Scheduler
-from orchestrator.store import Store, now, open_connector
+from orchestrator.store import Store, now
 from tests.conftest import make_plan
 
 OUT = AgentOutput(summary="done", content="# work")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'agency.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    s = Store(open_connector(url))
-    yield s
-    s.db.close()
 
 
 def lease(seconds: float = 60) -> datetime:
