@@ -16,6 +16,7 @@ import typer
 from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
+from typer._click import exceptions as usage  # typer 0.29 vendors click; pinned
 
 from orchestrator.constants import (
     TERMINAL_PROJECT_STATUSES,
@@ -281,7 +282,8 @@ def list_projects(as_json: Annotated[bool, typer.Option("--json", help="Print JS
 @cli.command()
 @handle_errors
 def search(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
-           query: Annotated[str, typer.Argument(help="Words to look for (any of them).")],
+           query: Annotated[list[str], typer.Argument(
+               help="Words to look for (any of them; quoting is optional).")],
            limit: Annotated[int, typer.Option("--limit", min=1, max=100,
                                               help="At most this many matches.")] = 5,
            as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
@@ -289,7 +291,7 @@ def search(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
     from orchestrator.agent.knowledge import search as find
 
     rt = get_runtime()
-    hits = find(rt.store.db, rt.store.resolve_project_id(project_id), query, limit)
+    hits = find(rt.store.db, rt.store.resolve_project_id(project_id), " ".join(query), limit)
     if as_json:
         print(json.dumps([dataclasses.asdict(hit) for hit in hits], indent=2))
         return
@@ -450,6 +452,18 @@ def main() -> None:
     """The `agency` entry point; an error raised outside a command (settings read at import
     time, say) is one line too."""
     try:
-        cli()
+        code = cli(standalone_mode=False)
     except AgencyError as exc:
         raise SystemExit(_report(exc)) from None
+    except usage.NoArgsIsHelpError as exc:  # `agency` alone, or a group: its help
+        out.print(exc.ctx.get_help() if exc.ctx else exc.format_message(), markup=False,
+                  highlight=False)
+        raise SystemExit(2) from None
+    except usage.UsageError as exc:  # the command line itself: one line, as any bad input
+        where = exc.ctx.command_path if exc.ctx else "agency"
+        err.print(f"agency: error: {exc.format_message()} (see {where} -h)", markup=False,
+                  highlight=False)
+        raise SystemExit(2) from None
+    except typer.Abort:
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -101,11 +101,13 @@ class Settings(BaseSettings):
         """`all`, `none` (or empty), or agent type ids separated by commas."""
         if not isinstance(value, str):
             return value
-        names = [n.strip() for n in value.replace(" ", ",").split(",") if n.strip()]
+        names = [n.strip().lower() for n in value.replace(" ", ",").split(",") if n.strip()]
         if names == ["all"]:
             return tuple(AgentType)
         if names in ([], ["none"]):
             return ()
+        if {"all", "none"} & set(names):
+            raise ValueError("all and none stand alone; otherwise list agent type ids")
         unknown = [n for n in names if n not in {a.value for a in AgentType}]
         if unknown:
             raise ValueError(f"unknown agent type {unknown[0]!r}; use all, none, or ids "

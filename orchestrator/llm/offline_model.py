@@ -33,6 +33,10 @@ from orchestrator.models import CriterionCheck, Verdict
 MODEL_NAME = "offline"
 _DEP = re.compile(r"^## Input from task (\d+) '(.*)' \((\w+)\)$", re.MULTILINE)
 _HIT = re.compile(r"^\d+\. \[(.+?)\] (.*)$")
+# Sections that are not the work itself: the agent's checklist of its own criteria (a claim,
+# not evidence) and what it quotes from elsewhere.
+_NOT_WORK = re.compile(r"^## (?:Acceptance criteria|Sources|What the project's knowledge base "
+                       r"says)\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
 _WORD = re.compile(r"[a-z][a-z0-9-]{3,}")
 _STOP = frozenset({"with", "that", "this", "from", "into", "each", "every", "their", "have",
                    "will", "complete", "consistent", "inputs", "should", "must", "the"})
@@ -158,16 +162,16 @@ def _words(text: str) -> set[str]:
 
 
 def verdict(t: Transcript) -> Verdict:
-    """Each criterion is met when the output mentions most of its words."""
-    under_review = t.first.split("## Output under review", 1)[-1]
-    seen = _words(under_review)
+    """Each criterion is met when the work (not its own checklist) covers most of its words."""
+    evidence = _NOT_WORK.sub("", t.first.split("## Output under review", 1)[-1])
+    seen = _words(evidence)
     checks = []
     for criterion in items(t.first, "Acceptance criteria:"):
         words = _words(criterion)
         missing = sorted(words - seen)
         met = not words or len(missing) <= len(words) * 0.4
         checks.append(CriterionCheck(criterion=criterion, met=met, note="" if met else (
-            "the output does not cover: " + ", ".join(missing[:6]))))
+            f"add {criterion}. The work does not cover: {', '.join(missing[:6])}")))
     failing = [c for c in checks if not c.met]
     return Verdict(verdict="revise" if failing else "pass", criteria=checks,
                    summary=f"{len(checks) - len(failing)} of {len(checks)} criteria met.")

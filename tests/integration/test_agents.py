@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html.parser
+import json
 import os
 import re
 import shutil
@@ -148,3 +149,34 @@ def _tool_events(tmp_path: Path, project_id: str, env: dict[str, str]) -> list[s
     url = env.get("AGENCY_DATABASE_URL") or f"sqlite:///{tmp_path / '.agency' / 'agency.db'}"
     store = get_store(Settings(database_url=url))
     return [str(e["detail"]) for e in store.events(project_id) if e["kind"] == "tool"]
+
+
+ODD = {"request": "Build a website for a bakery", "project_type": "website", "tasks": [
+    {"title": "Brief", "agent_type": "project_manager", "deliverables": ["brief"],
+     "acceptance_criteria": ["Mentions quantum xylophone zebra unicorn teleportation"]},
+    {"title": "Copy", "agent_type": "content_writer", "dependencies": [0],
+     "deliverables": ["home page copy"], "acceptance_criteria": ["Home page copy is complete"]}]}
+
+
+@pytest.mark.parametrize("rounds", ["2", "0"])
+def test_offline_reviews_send_work_back_and_stop_after_the_last_round(tmp_path: Path,
+                                                                      rounds: str) -> None:
+    """The offline reviewer checks the work, not the agent's own checklist; with no rounds
+    left the work goes on, its open notes on record."""
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(ODD))
+    result = agency(tmp_path, "run", "--plan", str(plan), AGENCY_REVIEW_ROUNDS=rounds)
+    assert result.returncode == 0, result.stderr
+    data = status(tmp_path, project_id_of(result.stdout))
+    brief, copy = data["tasks"]
+    verdicts = [r["verdict"] for r in brief["reviews"]]
+    assert [r["verdict"] for r in copy["reviews"]] == ["pass"]
+    folder = Path(data["output_dir"])
+    deliverable = (folder / "deliverable.md").read_text()
+    if rounds == "0":
+        assert verdicts == ["revise"] and brief["status"] == "completed"
+        assert "Brief: revise (orchestrator); accepted after the last round with open " \
+               "notes: Mentions quantum" in deliverable
+    else:
+        assert verdicts == ["revise", "pass"]
+        assert "Brief: revise (orchestrator), then pass (orchestrator)" in deliverable
