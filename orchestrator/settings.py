@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(default=5.0, gt=0.0, le=600.0)
     # Every model call a task makes (tool turns, reviews, repairs, retries, over all its
     # attempts) counts against this.
-    max_model_calls: int = Field(default=40, ge=1, le=500)
+    max_model_calls: int = Field(default=60, ge=1, le=500)
     # One agent's tool loop: model turns per answer, and tokens per task (then it must answer).
     agent_max_turns: int = Field(default=8, ge=1, le=50)
     agent_max_tokens: int = Field(default=200_000, ge=1000)

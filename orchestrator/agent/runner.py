@@ -16,7 +16,13 @@ from orchestrator.agent.prompts import agent_system, task_prompt
 from orchestrator.agent.review import review, revise_prompt
 from orchestrator.agent.tools import AGENT_TOOLS, ProjectTools
 from orchestrator.constants import ProjectStatus, Role, TaskStatus
-from orchestrator.errors import AttemptFailed, HeldElsewhere, NotRunnable, TaskNotReady
+from orchestrator.errors import (
+    AttemptFailed,
+    CallCapReached,
+    HeldElsewhere,
+    NotRunnable,
+    TaskNotReady,
+)
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
 from orchestrator.models import AgentOutput, ProjectRecord, TaskRecord
@@ -91,7 +97,12 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         return output
     for round_ in range(1, settings.review_rounds + 2):
         progress(f"review round {round_}")
-        verdict = review(rt, claim, project, task, output, round_, tools.review_notes)
+        try:
+            verdict = review(rt, claim, project, task, output, round_, tools.review_notes)
+        except CallCapReached as exc:  # the work stands; no calls are left to check it
+            log.warning("task %s: %s; its output goes on unreviewed", task.id, exc)
+            rt.store.note(project.id, task.id, "review", f"round {round_} not held: {exc}")
+            break
         if verdict.verdict == "pass" or round_ > settings.review_rounds:
             break
         step = f"revising after review round {round_}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -39,10 +40,12 @@ SEARCH = Tool(
         "required": ["query"], "additionalProperties": False})
 READ = Tool(
     name="read_task_output",
-    description="The whole output of a completed task of this project (its summary, content "
-    "and the files it wrote), by task index (\"3\") or task id.",
+    description="The whole output of a completed task of this project, by task index (\"3\") "
+    "or task id: its summary, its content and the list of files it wrote; with `path`, the "
+    "content of one of those files instead.",
     input_schema={"type": "object", "properties": {
-        "task": {"type": "string", "description": "a task index or id"}},
+        "task": {"type": "string", "description": "a task index or id"},
+        "path": {"type": "string", "description": "one of the task's files (optional)"}},
         "required": ["task"], "additionalProperties": False})
 WRITE = Tool(
     name="write_artifact",
@@ -74,7 +77,7 @@ def check_path(path: str) -> str:
     if not path or not path.strip():
         raise ToolError("the path is empty")
     problems = []
-    if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
+    if path.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[/\\]", path):
         problems.append("it is absolute")
     if "\\" in path:
         problems.append("it has backslashes")
@@ -163,6 +166,16 @@ class ProjectTools:
         if task.status is not TaskStatus.COMPLETED or task.output is None:
             raise ToolError(f"task {task.index} '{task.title}' is {task.status.value}; only "
                             "completed tasks have an output")
+        path = args.get("path")
+        if path is not None:
+            found = [a for a in task.output.artifacts if a.path == path]
+            if not found:
+                raise ToolError(f"task {task.index} wrote no file {path!r}; its files: "
+                                + (", ".join(a.path for a in task.output.artifacts) or "none"))
+            body = found[0].content
+            cut = f"\n[... {len(body) - READ_CHARS} characters cut]" if len(
+                body) > READ_CHARS else ""
+            return body[:READ_CHARS] + cut
         body = task.output.content
         if len(body) > READ_CHARS:
             body = body[:READ_CHARS] + f"\n[... {len(body) - READ_CHARS} characters cut]"
@@ -193,4 +206,5 @@ class ProjectTools:
                    if p not in own]
         if not written:
             return output
-        return output.model_copy(update={"artifacts": [*written, *output.artifacts]})
+        return AgentOutput(summary=output.summary, content=output.content,
+                           artifacts=[*written, *output.artifacts][:MAX_ARTIFACTS])

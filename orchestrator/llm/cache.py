@@ -22,7 +22,9 @@ from orchestrator.models import Tokens
 MINIMUM_CACHEABLE: dict[str, int] = {
     "claude-opus-4-6": 4096, "claude-opus-4-5": 4096, "claude-haiku-4-5": 4096,
     "claude-sonnet-4-6": 2048, "claude-sonnet-4-5": 1024, "claude-opus-4-1": 1024,
-    "claude-opus-4": 1024, "claude-sonnet-4": 1024, "claude-haiku-3-5": 2048,
+    "claude-opus-4": 1024, "claude-sonnet-4": 1024, "claude-3-7-sonnet": 1024,
+    "claude-3-5-sonnet": 1024, "claude-3-5-haiku": 2048, "claude-3-haiku": 2048,
+    "claude-3-opus": 1024,
 }
 DEFAULT_MINIMUM = 4096
 LOOKBACK = 20

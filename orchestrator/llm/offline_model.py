@@ -27,6 +27,7 @@ from orchestrator.llm.base import (
 )
 from orchestrator.llm.cache import PromptCache, count_tokens
 from orchestrator.llm.offline_writer import Brief, Dependency, Finding, artifacts_for, draft
+from orchestrator.llm.structured import LAST_TURN
 from orchestrator.llm.wire import request_json
 from orchestrator.models import CriterionCheck, Verdict
 
@@ -78,7 +79,10 @@ class Transcript:
 
     @property
     def may_call(self) -> bool:
-        return bool(self.request.tools) and self.request.tool_choice == "auto"
+        """Tools are offered, and the last message does not say the turns are up."""
+        last = self.request.messages[-1].text if self.request.messages else ""
+        return (bool(self.request.tools) and self.request.tool_choice == "auto"
+                and LAST_TURN not in last)
 
     def called(self, name: str) -> bool:
         return any(call.name == name for call, _ in self.results)

@@ -121,10 +121,16 @@ class ToolBox(Protocol):
         """Run one tool call; a bad call is answered with an error result, never raised."""
 
 
+# Said on the last turn. `tool_choice` stays "auto" (changing it would throw away the cached
+# conversation); a tool call made anyway is not run and counts as an invalid answer.
+LAST_TURN = "You have no turns left for tools: answer now with the JSON object."
+
+
 @dataclass(frozen=True)
 class Limits:
-    """How far one conversation may go: model turns (tool calls and answers, repairs aside)
-    and tokens (every kind, summed over its turns). The last turn must answer."""
+    """How far one conversation may go per answer: model turns (tool calls, answers and
+    repair rounds) and tokens (as budgets count them, summed over the whole conversation).
+    The last turn must answer."""
 
     turns: int = 1
     tokens: int | None = None
@@ -163,7 +169,9 @@ class Conversation(Generic[T]):
         while True:
             final = (self.tools is None or self.turns + 1 >= budget
                      or (self.limits.tokens is not None and self.tokens >= self.limits.tokens))
-            response = self._turn(final)
+            if final and self.tools is not None:
+                self._say_last_turn()
+            response = self._turn()
             uses = response.tool_uses
             if uses and not final and self.tools is not None:
                 self.messages.append(Message(role="user", content=[
@@ -187,11 +195,17 @@ class Conversation(Generic[T]):
                 raise InvalidAnswer(f"the model's {self.schema_name} was not valid after "
                                     f"{repairs} attempts: {error}")
 
-    def _turn(self, final: bool) -> CompletionResponse:
+    def _say_last_turn(self) -> None:
+        """Add the last-turn note to the user's message (once)."""
+        last = self.messages[-1]
+        if last.role == "user" and LAST_TURN not in last.text:
+            self.messages[-1] = last.model_copy(update={
+                "content": [*last.content, TextBlock(text=LAST_TURN)]})
+
+    def _turn(self) -> CompletionResponse:
         request = CompletionRequest(
             role=self.role, model=self.model, system=self.system, messages=self._marked(),
             tools=self.tools.tools if self.tools else [],
-            tool_choice="none" if final and self.tools else "auto",
             schema_name=self.schema_name, json_schema=self.schema.model_json_schema(),
             max_tokens=self.max_tokens)
         response = call(self.provider, request, self.policy, self.meter)
@@ -199,21 +213,30 @@ class Conversation(Generic[T]):
         self.tokens += response.tokens.budgeted
         if self.meter is not None:
             self.meter.record(request, response, self.turns)
-        content = response.content or [TextBlock(text="(empty answer)")]
+        # The API refuses an empty text block in a request: drop any the answer held.
+        content = [b for b in response.content
+                   if not (isinstance(b, TextBlock) and not b.text.strip())]
+        content = content or [TextBlock(text="(empty answer)")]
         self.messages.append(Message(role="assistant", content=content))
         return response
 
     def _marked(self) -> list[Message]:
-        """With tools, the conversation grows turn by turn: its end is a cache breakpoint, so
-        the next turn reads all of it from the cache. (A one-shot call marks nothing: a cache
-        write costs more than plain input and would never be read.)"""
+        """With tools, the conversation grows turn by turn: the end of the last two user
+        messages are cache breakpoints, so the next turn reads all of it from the cache even
+        when a turn added more blocks than the API looks back over (20). (A one-shot call
+        marks nothing: a cache write costs more than plain input and would never be read.)"""
         if self.tools is None:
             return self.messages
-        *head, last = self.messages
-        *before, end = last.content
-        return [*head, last.model_copy(update={
-            "content": [*before, end.model_copy(update={"cache": True})
-                        if isinstance(end, TextBlock | ToolResultBlock) else end]})]
+        users = [i for i, m in enumerate(self.messages) if m.role == "user"][-2:]
+        return [_mark_end(m) if i in users else m for i, m in enumerate(self.messages)]
+
+
+def _mark_end(message: Message) -> Message:
+    *before, end = message.content
+    if not isinstance(end, TextBlock | ToolResultBlock):
+        return message
+    return message.model_copy(update={"content": [*before, end.model_copy(
+        update={"cache": True})]})
 
 
 def ask_structured(provider: Provider, *, role: Role, model: str, system: str, prompt: str,

@@ -16,7 +16,7 @@ from orchestrator.llm.base import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from orchestrator.llm.structured import Conversation, Limits, ask_structured
+from orchestrator.llm.structured import LAST_TURN, Conversation, Limits, ask_structured
 from orchestrator.models import AgentOutput, Artifact, Plan, Tokens
 
 
@@ -125,18 +125,24 @@ def test_tool_calls_are_run_and_their_results_sent_back() -> None:
     assert [m.role for m in last.messages] == ["user", "assistant", "user", "assistant", "user"]
     result = last.messages[-1].content[0]
     assert isinstance(result, ToolResultBlock) and result.content == "echo {'n': 2}"
-    # The growing conversation is a cache breakpoint at its end, and only there.
-    assert result.cache and not any(
-        getattr(b, "cache", False) for m in last.messages[:-1] for b in m.content)
+    # The growing conversation has cache breakpoints at the end of its last two user
+    # messages, and only there.
+    marked = [(i, j) for i, m in enumerate(last.messages) for j, b in enumerate(m.content)
+              if getattr(b, "cache", False)]
+    assert result.cache and marked == [(2, 0), (4, 0)]
     assert all(r.tool_choice == "auto" for r in provider.requests)
 
 
 def test_the_last_turn_must_answer() -> None:
     provider, tools = Scripted(_use(1), GOOD), Echo()
     _converse(provider, tools, 2).answer()
-    assert [r.tool_choice for r in provider.requests] == ["auto", "none"]
-    # The tools stay defined on the last turn: the cached prefix holds them.
+    # The tools and tool_choice stay as they were (changing either would miss the cached
+    # conversation); the last turn is told to answer.
+    assert [r.tool_choice for r in provider.requests] == ["auto", "auto"]
     assert provider.requests[-1].tools == tools.tools
+    assert provider.requests[-1].messages[-1].content[-1] == TextBlock(text=LAST_TURN,
+                                                                       cache=True)
+    assert LAST_TURN not in provider.requests[0].messages[-1].text
 
 
 def test_tool_calls_past_the_limit_are_not_run_and_count_as_repairs() -> None:
@@ -153,3 +159,11 @@ def test_follow_up_continues_the_conversation() -> None:
     assert conversation.follow_up("revise: more detail").summary == "t"
     assert provider.requests[-1].messages[-1].text == "revise: more detail"
     assert len(provider.requests[-1].messages) == 3
+
+
+def test_empty_text_blocks_are_not_sent_back() -> None:
+    """The API refuses an empty text block in a request."""
+    provider = Scripted([TextBlock(text=" "), *_use(1)], GOOD)
+    _converse(provider, Echo(), 5).answer()
+    sent = provider.requests[-1].messages[1].content
+    assert [type(b).__name__ for b in sent] == ["ToolUseBlock"]
