@@ -180,8 +180,13 @@ def test_honcho_runs_a_project_on_per_agent_workers(topology: Topology) -> None:
     assert data["status"] == "completed"
     for task in data["tasks"]:
         assert task["worker"] == f"{task['agent_type']}@{HOST}", task
+        # Its agent worked in a tool loop and its work was reviewed, on its own worker.
+        assert task["model_calls"] >= 3 and task["reviews"], task
+        assert task["reviews"][-1]["verdict"] == "pass"
     assert_exact_order(data)
     assert Path(data["output_dir"], "deliverable.md").is_file()
+    files = [p for p in Path(data["output_dir"], "artifacts").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".html" for p in files) and any(p.suffix == ".css" for p in files)
 
 
 def test_workers_lists_every_queue_with_its_concurrency(topology: Topology) -> None:
