@@ -1,6 +1,6 @@
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md celeryconfig.py ./
+COPY pyproject.toml README.md celeryconfig.py flowerconfig.py ./
 COPY orchestrator ./orchestrator
 COPY workers ./workers
 RUN pip install --no-cache-dir . && useradd --create-home agency \

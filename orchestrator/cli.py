@@ -430,7 +430,10 @@ def flower(
                        "(or pass --unauthenticated)")
     _check_basic_auth(rt.settings.flower_basic_auth)
     # Credentials stay in the environment (FLOWER_BASIC_AUTH), never on the command line.
+    import flowerconfig
+
     argv = [sys.executable, "-m", "celery", "-A", "workers.app", "flower",
+            f"--conf={flowerconfig.__file__}",
             f"--port={rt.settings.flower_port}", f"--address={rt.settings.flower_address}"]
     os.execv(sys.executable, argv)
 

@@ -111,6 +111,9 @@ class LLMKind(StrEnum):
 # busy `orchestrator` queue: with Redis, 0 is the highest priority and the default.
 PLAN_PRIORITY = 6
 
+# The Celery event an agent task sends as it works (`step`: what it is doing).
+PROGRESS_EVENT = "agency-progress"
+
 # Celery task names.
 PLAN_TASK = "agency.orchestrator.plan"
 INTEGRATE_TASK = "agency.orchestrator.integrate"

@@ -58,11 +58,15 @@ def broker_epoch(rt: Runtime) -> str:
     return previous.decode() if isinstance(previous, bytes) else mine
 
 
-def _publish(rt: Runtime, signature: Signature, mark: Callable[[str], None]) -> bool:
-    """Send, then record the epoch it was sent in; False (logged) when the broker is away."""
+def _publish(rt: Runtime, project_id: str, signature: Signature,
+             mark: Callable[[str], None]) -> bool:
+    """Send, then record the epoch it was sent in; False (logged) when the broker is away.
+
+    Every message of a project has the project's id as its root id (the planning message's
+    own id), whoever sends it: a worker, the reconciler or the CLI. Flower links them."""
     try:
         epoch = broker_epoch(rt)
-        signature.apply_async()
+        signature.apply_async(root_id=project_id, parent_id=project_id)
     except Exception as exc:  # kombu, redis and socket errors alike: the reconciler resends
         log.warning("could not publish %s (%s); the reconciler will send it again",
                     signature.task or "canvas", exc)
@@ -76,12 +80,14 @@ def _publish(rt: Runtime, signature: Signature, mark: Callable[[str], None]) -> 
 
 def send_plan(rt: Runtime, app: Celery, project_id: str) -> bool:
     # Lower priority than integration: finishing started projects comes before planning more.
-    return _publish(rt, plan_signature(app, project_id).set(priority=PLAN_PRIORITY),
+    # The planning message's id is the project's: it is the root of all its tasks.
+    return _publish(rt, project_id, plan_signature(app, project_id).set(
+        priority=PLAN_PRIORITY, task_id=project_id),
                     lambda epoch: rt.scheduler.mark_project_sent(project_id, epoch))
 
 
 def send_integration(rt: Runtime, app: Celery, project_id: str) -> bool:
-    return _publish(rt, integration_signature(app, project_id),
+    return _publish(rt, project_id, integration_signature(app, project_id),
                     lambda epoch: rt.scheduler.mark_project_sent(project_id, epoch))
 
 
@@ -131,7 +137,7 @@ def launch(rt: Runtime, app: Celery, project_id: str, members: list[TaskRecord])
         return
     shape = dag.series_parallel(_graph(members))
     ids = [t.id for t in members]
-    _publish(rt, unit_canvas(app, project_id, members, shape),
+    _publish(rt, project_id, unit_canvas(app, project_id, members, shape),
              lambda epoch: rt.scheduler.mark_sent(ids, epoch))
 
 

@@ -8,8 +8,15 @@ from typing import Any
 from celery import Task
 
 from orchestrator.agent.runner import run_agent_task
-from orchestrator.constants import INTEGRATE_TASK, PLAN_TASK, AgentType, agent_task_name
+from orchestrator.constants import (
+    INTEGRATE_TASK,
+    PLAN_TASK,
+    PROGRESS_EVENT,
+    AgentType,
+    agent_task_name,
+)
 from orchestrator.dispatch import release
+from orchestrator.errors import AgencyError
 from orchestrator.integrate import integrate_project
 from orchestrator.planner import plan_project
 from orchestrator.runtime import get_runtime
@@ -22,22 +29,26 @@ log = logging.getLogger(__name__)
 @app.task(name=PLAN_TASK, base=OrchestratorTask, bind=True)
 def plan(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
     """Analyze, decompose and dispatch a project."""
-    plan_project(get_runtime(), self.app, project_id)
-    return project_id
+    rt = get_runtime()
+    plan_project(rt, self.app, project_id)
+    return f"{rt.store.progress(project_id)}, planned"
 
 
 @app.task(name=INTEGRATE_TASK, base=OrchestratorTask, bind=True)
 def integrate(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
     """Merge the results into the deliverable."""
-    integrate_project(get_runtime(), project_id)
-    return project_id
+    rt = get_runtime()
+    integrate_project(rt, project_id)
+    return f"{rt.store.progress(project_id)}, deliverable written"
 
 
 def _agent_task(agent: AgentType) -> Any:
     def run(self: Task, project_id: str, task_id: str, title: str) -> str:  # type: ignore[type-arg]
         def progress(step: str) -> None:
+            # Not a `task-*` event: Flower (and Celery's event state) would make every running
+            # task's state PROGRESS; as `agency-progress` the task stays STARTED.
             try:
-                self.send_event("task-progress", project_id=project_id, task_id=task_id,
+                self.send_event(PROGRESS_EVENT, project_id=project_id, task_id=task_id,
                                 step=step)
             except Exception as exc:  # progress is a courtesy; the broker may be away
                 log.debug("progress event not sent: %s", exc)
@@ -46,7 +57,10 @@ def _agent_task(agent: AgentType) -> Any:
         completion = run_agent_task(rt, task_id, worker=node_name(self), progress=progress)
         if completion is not None:
             release(rt, self.app, project_id, completion)
-        return task_id
+        try:  # what Flower shows as the result: the project and how far it is
+            return rt.store.progress(project_id)
+        except AgencyError:
+            return f"project {project_id[:8]}"
 
     run.__name__ = f"run_{agent.value}"
     run.__doc__ = f"Run one {agent.value} task."

@@ -306,6 +306,11 @@ WHERE project_id = :project_id AND kind = ANY(:kinds) ORDER BY id
 -- name: count_project_tasks
 SELECT COUNT(*) AS tasks FROM tasks WHERE project_id = :project_id
 
+-- name: project_progress
+SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN status = :completed THEN 1 ELSE 0 END), 0)
+       AS done
+FROM tasks WHERE project_id = :project_id
+
 -- name: revive_tasks
 -- Failed tasks of a project (or one of them) run again with a fresh model-call allowance.
 UPDATE tasks SET status = :to_status, error = NULL, model_calls = 0, lease_until = NULL,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -378,6 +379,116 @@ def test_agent_tasks_send_progress_events(topology: Topology, tmp_path: Path) ->
     project_id = project_id_of(result.stdout)
     dump = (tmp_path / "events.log").read_text(errors="replace")
     progress = [line for line in dump.splitlines()
-                if "task progress" in line and project_id in line]
+                if "agency progress" in line and project_id in line]
     assert any("calling model" in line for line in progress), dump[-2000:]
     assert any("saving output" in line for line in progress)
+
+
+def _flower_tasks(topology: Topology, project_id: str, port: str | None = None,
+                  at_least: int = 1, timeout: float = 30) -> dict[str, Any]:
+    """Flower's tasks of a project (by root id), once it has at least `at_least`."""
+    deadline = time.monotonic() + timeout
+    env = topology.env if port is None else {**topology.env, "FLOWER_PORT": port}
+    while True:
+        status, tasks = Topology(topology.home, env).flower("/api/tasks", AUTH)
+        ours = {k: t for k, t in (tasks or {}).items() if t.get("root_id") == project_id}
+        if (status == 200 and len(ours) >= at_least) or time.monotonic() > deadline:
+            return ours
+        time.sleep(0.5)
+
+
+def _page(url: str, png: Path | None = None) -> str:
+    """A page's DOM after headless Chromium ran its scripts (and a screenshot of it)."""
+    from tests.integration.test_agents import chromium
+
+    args = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+            "--virtual-time-budget=8000", "--window-size=1400,900"]
+    if png is not None:
+        shot = subprocess.run([*args, f"--screenshot={png}", url], capture_output=True,
+                              text=True, timeout=90, check=False)
+        assert png.exists(), shot.stderr[-2000:]
+    done = subprocess.run([*args, "--dump-dom", url], capture_output=True, text=True,
+                          timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_flower_shows_projects_their_progress_and_running_tasks(topology: Topology,
+                                                                tmp_path: Path) -> None:
+    assert topology.fake is not None
+    topology.fake.faults.slow_tasks = {"Frontend implementation": 4.0}
+    try:
+        result = topology.agency("run", "Build a website for a bakery", "--no-wait")
+        assert result.returncode == 0, result.stderr
+        project_id = project_id_of(result.stdout)
+        running: list[str] = []
+        deadline = time.monotonic() + 60
+        while not running and time.monotonic() < deadline:
+            tasks = _flower_tasks(topology, project_id)
+            running = [t["state"] for t in tasks.values()
+                       if "Frontend implementation" in str(t.get("kwargs"))
+                       and t["state"] not in ("RECEIVED", "PENDING")]
+            time.sleep(0.3)
+        assert running and running[0] == "STARTED"  # not PROGRESS: progress is not a task event
+        assert topology.agency("watch", project_id).returncode == 0
+    finally:
+        topology.fake.faults.slow_tasks = {}
+    tasks = _flower_tasks(topology, project_id, at_least=11)
+    assert project_id in tasks  # the planning message's id is the project's
+    agents = [t for t in tasks.values() if t["name"].startswith("agency.agent.")]
+    assert len(agents) == 9 and all(t["state"] == "SUCCESS" for t in agents)
+    assert all(re.fullmatch(rf"'project {project_id[:8]}: \d/9 done'", str(t["result"]))
+               for t in agents), [t["result"] for t in agents]
+    # The tasks page, as a person sees it in a browser: titles and the project, side by side.
+    user, password = AUTH.split(":", 1)
+    url = f"http://{user}:{password}@127.0.0.1:{topology.env['FLOWER_PORT']}/tasks"
+    dom = _page(url, REPO / "docs" / "flower-tasks.png" if os.environ.get(
+        "AGENCY_SCREENSHOTS") else None)
+    for title in ("Frontend implementation", "Planning", "Integration"):
+        assert f"{title} | project {project_id[:8]}" in dom, dom[-3000:]
+
+
+def test_flower_keeps_its_history_across_a_restart(topology: Topology, tmp_path: Path) -> None:
+    """A Flower of its own (the Procfile's one lives and dies with honcho) on the same broker."""
+    port = str(_free_port())
+    env = {**topology.env, "FLOWER_PORT": port, "AGENCY_HOME": str(tmp_path / "home")}
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*AGENCY, "flower"], cwd=tmp_path, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    flower = start()
+    try:
+        time.sleep(3)  # listening for events before the project starts
+        result = topology.agency("run", "Write a blog series about sourdough")
+        assert result.returncode == 0, result.stderr
+        project_id = project_id_of(result.stdout)
+        before = _flower_tasks(topology, project_id, port, at_least=11)
+        assert len(before) >= 11
+        flower.terminate()
+        flower.wait(timeout=30)
+        assert (tmp_path / "home" / "flower.db").exists()
+        flower = start()
+        after = _flower_tasks(topology, project_id, port, at_least=len(before))
+        assert set(after) >= set(before)
+    finally:
+        flower.terminate()
+        flower.wait(timeout=30)
+
+
+def test_flower_metrics_answer_without_credentials_and_hold_no_project_data(
+        topology: Topology) -> None:
+    """The choice (flowerconfig.py): Prometheus scrapes /metrics without credentials; it
+    carries task names, workers, counts and times, never ids, titles, arguments or results."""
+    result = topology.agency("run", "Write a blog series about sourdough")
+    assert result.returncode == 0, result.stderr
+    project_id = project_id_of(result.stdout)
+    _flower_tasks(topology, project_id, at_least=11)
+    url = f"http://127.0.0.1:{topology.env['FLOWER_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        text = response.read().decode()
+    assert "flower_events_total" in text and "agency.agent.content_writer" in text
+    assert project_id not in text and project_id[:8] not in text
+    assert "Articles" not in text and "sourdough" not in text.lower()
+    assert topology.flower("/api/tasks", None)[0] == 401
