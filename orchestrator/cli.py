@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -76,13 +77,14 @@ def _task_lines(before: dict[str, str], tasks: list[TaskRecord]) -> Iterator[str
 
 
 def _snapshots(rt: Runtime, project_id: str) -> Iterator[tuple[ProjectRecord, list[TaskRecord]]]:
-    """The project as it moves, until it ends; warns once about queues nobody serves."""
+    """The project as it moves, until it ends; warns once about queues nobody serves (asking
+    the workers takes a second: the progress does not wait for it)."""
     warned = rt.settings.embedded
     while True:
         project, tasks = _snapshot(rt, project_id)
         if tasks and not warned:
             warned = True
-            _warn_unserved(rt, tasks)
+            threading.Thread(target=_warn_unserved, args=(rt, tasks), daemon=True).start()
         yield project, tasks
         if project.status in TERMINAL_PROJECT_STATUSES:
             return
@@ -94,7 +96,10 @@ def _warn_unserved(rt: Runtime, tasks: list[TaskRecord]) -> None:
     from workers.app import app
 
     waiting = [t for t in tasks if t.status is not TaskStatus.COMPLETED]
-    missing = unserved(app, {t.agent_type.value for t in waiting})
+    try:
+        missing = unserved(app, {t.agent_type.value for t in waiting})
+    except Exception:  # a warning is a courtesy: the broker may be away for a moment
+        return
     if missing:
         err.print(f"agency: warning: no live worker on queue(s) {', '.join(missing)}; their "
                   "tasks will wait until one starts", highlight=False, markup=False)
@@ -377,7 +382,7 @@ def cancel(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
 @cli.command()
 @handle_errors
 def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-            timeout: Annotated[float, typer.Option(help="Seconds to wait for replies.")] = 1.0
+            timeout: Annotated[float, typer.Option(help="Seconds to wait for replies.")] = 0.5
             ) -> None:
     """Every queue with its live workers, their concurrency, and the queue's depth."""
     rt = get_runtime()

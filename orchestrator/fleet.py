@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +51,15 @@ def queue_depth(app: Celery, queue: str) -> int:
 
 def _replies(app: Celery, timeout: float) -> tuple[dict[str, Any], dict[str, Any],
                                                     dict[str, Any]]:
+    """Which queues each live worker consumes, its stats and its active tasks.
+
+    Each broadcast waits out `timeout` (nobody knows how many workers will answer), so the
+    three are asked at once: the whole costs one timeout, not three."""
     inspect = app.control.inspect(timeout=timeout)
-    return (inspect.active_queues() or {}, inspect.stats() or {}, inspect.active() or {})
+    asks = (inspect.active_queues, inspect.stats, inspect.active)
+    with ThreadPoolExecutor(max_workers=len(asks)) as pool:
+        replies = [future.result() or {} for future in [pool.submit(ask) for ask in asks]]
+    return replies[0], replies[1], replies[2]
 
 
 def fleet(app: Celery, timeout: float = 1.0) -> list[QueueInfo]:
