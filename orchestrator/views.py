@@ -98,13 +98,16 @@ def live_view(project: ProjectRecord, tasks: list[TaskRecord]) -> Group:
 
 
 def task_table(tasks: list[TaskRecord]) -> Table:
+    """Each task with its short id (what `agency retry` takes) and its error, if any."""
     table = Table(box=None, pad_edge=False)
-    for column in ("#", "title", "agent", "status", "deps", "worker", "tries", "tokens", "cost"):
-        table.add_column(column)
+    for column in ("#", "id", "title", "agent", "status", "deps", "worker", "tries", "tokens",
+                   "cost", "error"):
+        table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
     index = {t.id: t.index for t in tasks}
     for t in tasks:
         deps = ",".join(str(index[d]) for d in t.dependencies if d in index)
-        table.add_row(str(t.index), t.title, t.agent_type.value, t.status.value, deps,
+        table.add_row(str(t.index), t.id[:8], t.title, t.agent_type.value, t.status.value, deps,
                       t.worker or "", str(t.attempts), str(t.tokens.total),
-                      f"${t.cost_usd:.4f}")
+                      f"${t.cost_usd:.4f}", t.error or "")
     return table
+
