@@ -303,6 +303,29 @@ def search(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
         out.print(f"     {hit.snippet}", highlight=False, markup=False)
 
 
+@cli.command()
+@handle_errors
+def stats(project_id: Annotated[str | None, typer.Argument(
+              help="One project's id (or a unique prefix); all projects without it.")] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+          llm: Annotated[bool, typer.Option("--llm", help="Also ask the orchestrator model "
+                                            "for optimisations.")] = False) -> None:
+    """Utilisation per queue, tokens and cost, retries, review rejections, the slowest work,
+    and suggestions."""
+    from orchestrator.stats import collect, optimize, slots
+    from orchestrator.views import stats_view
+
+    rt = get_runtime()
+    scope = rt.store.resolve_project_id(project_id) if project_id is not None else None
+    data = collect(rt.store, scope, slots(rt.settings)).to_json()
+    if llm:
+        data["optimization"] = optimize(rt, data)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    out.print(stats_view(data))
+
+
 def _set_budget(rt: Runtime, project: ProjectRecord, budget: int | None) -> None:
     if budget is not None:
         if budget <= project.tokens_used:
