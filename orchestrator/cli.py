@@ -326,6 +326,35 @@ def stats(project_id: Annotated[str | None, typer.Argument(
     out.print(stats_view(data))
 
 
+@cli.command()
+@handle_errors
+def metrics(port: Annotated[int, typer.Option("--port", min=1, max=65535,
+                                              help="Port to listen on.")] = 9808,
+            address: Annotated[str, typer.Option("--address",
+                                                 help="Address to bind.")] = "127.0.0.1",
+            timeout: Annotated[float, typer.Option(
+                help="Seconds to wait for workers' replies per scrape.")] = 1.0) -> None:
+    """Serve Prometheus metrics on /metrics: projects, tasks, tokens, cost, task durations,
+    and (with a broker) each queue's depth and live workers."""
+    from orchestrator.metrics import AgencyCollector, server
+    from workers.app import app
+
+    rt = get_runtime()
+    # Embedded, there is no broker to ask: the queue metrics are left out.
+    collector = AgencyCollector(rt.store, None if rt.settings.embedded else app, timeout)
+    try:
+        httpd = server(collector, address, port)
+    except OSError as exc:
+        raise BadInput(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
+    out.print(f"Serving Prometheus metrics on http://{address}:{port}/metrics",
+              highlight=False, markup=False)
+    with httpd:
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            return
+
+
 def _set_budget(rt: Runtime, project: ProjectRecord, budget: int | None) -> None:
     if budget is not None:
         if budget <= project.tokens_used:
