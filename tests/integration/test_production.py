@@ -381,3 +381,27 @@ def test_agent_tasks_send_progress_events(topology: Topology, tmp_path: Path) ->
                 if "task progress" in line and project_id in line]
     assert any("calling model" in line for line in progress), dump[-2000:]
     assert any("saving output" in line for line in progress)
+
+
+def test_metrics_show_every_queue_with_its_depth_and_live_workers(topology: Topology) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.integration.test_stats import scrape
+
+    port = _free_port()
+    exporter = subprocess.Popen([*AGENCY, "metrics", "--port", str(port)], cwd=topology.home,
+                                env=topology.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        text = scrape(f"http://127.0.0.1:{port}/metrics", exporter)
+    finally:
+        exporter.terminate()
+        exporter.communicate(timeout=30)
+    found = {(s.name, s.labels.get("queue")): s.value
+             for family in text_string_to_metric_families(text) for s in family.samples}
+    assert found[("agency_broker_up", None)] == 1
+    for queue in ALL_QUEUES:
+        assert found[("agency_queue_depth", queue)] >= 0
+        assert found[("agency_queue_workers", queue)] >= 1, queue
+        assert found[("agency_queue_concurrency", queue)] >= (2 if queue == "orchestrator"
+                                                               else 4)
