@@ -16,9 +16,15 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.metrics import AgencyCollector
+from orchestrator.models import Tokens
+from orchestrator.scheduler import Scheduler
+from orchestrator.stats import collect
+from orchestrator.store import Store
 from tests.conftest import AGENCY, agency_env
 from tests.integration.test_agents import ODD
 from tests.integration.test_embedded_cli import PLAN, agency, project_id_of, status
+from tests.integration.test_store import OUT, _project, start
 
 KEYS = {"scope", "window", "utilisation", "tokens_by_agent_type", "tokens_by_model",
         "tokens_by_role", "retry_rate", "review_rejection_rate", "slowest_queues",
@@ -211,3 +217,29 @@ def test_metrics_refuses_a_port_in_use(clean_run: tuple[Path, dict[str, Any]]) -
         busy.listen()
         result = agency(tmp_path, "metrics", "--port", str(busy.getsockname()[1]))
     assert result.returncode == 2 and "cannot listen on 127.0.0.1:" in result.stderr
+
+
+def test_statistics_and_metrics_read_both_databases(store: Store) -> None:
+    """The same numbers from SQLite (times as text) and PostgreSQL (timestamptz, numeric)."""
+    pid, ids = _project(store, {1: [0]}, 3)
+    sched = Scheduler(store)
+    first = start(sched, ids[0])
+    store.record_usage(pid, first, "agent", "m", Tokens(input=10, output=5), 0.5, 100, 1)
+    store.note(pid, ids[0], "retry", "model call attempt 1 failed (529)")
+    sched.complete_task(first, OUT)
+    store.record_usage(pid, None, "analyze", "m", Tokens(input=7), 0.25, 100, 1)
+    for scope in (None, pid):
+        data = collect(store, scope, {"ux_designer": 2}).to_json()
+        assert data["scope"]["tasks"] == 3 and data["scope"]["projects"] == 1
+        queues = {q["queue"]: q for q in data["utilisation"]}
+        assert queues["ux_designer"]["tasks"] == 1 and queues["ux_designer"]["concurrency"] == 2
+        agents = {a["agent_type"]: a for a in data["tokens_by_agent_type"]}
+        assert agents["ux_designer"]["tokens"]["input"] == 10
+        assert agents["ux_designer"]["cost_per_task"] == 0.5
+        assert agents["orchestrator"]["tokens"]["input"] == 7
+        retried = {r["agent_type"]: r for r in data["retry_rate"]["by_agent_type"]}
+        assert retried["ux_designer"] == {"agent_type": "ux_designer", "retries": 1,
+                                          "tasks": 1, "rate": 1.0}
+    names = {m.name for m in AgencyCollector(store).collect()}
+    assert names == {"agency_projects", "agency_tasks", "agency_tokens", "agency_cost_usd",
+                     "agency_model_calls", "agency_task_duration_seconds"}
