@@ -22,7 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import make_wsgi_app
 from prometheus_client.registry import Collector
 
-from orchestrator.constants import ORCHESTRATOR_QUEUE
+from orchestrator.constants import ORCHESTRATOR_QUEUE, AgentType, ProjectStatus, TaskStatus
 from orchestrator.stats import TaskTiming, timings
 from orchestrator.store import Row, Store
 
@@ -86,13 +86,19 @@ class AgencyCollector(Collector):
 
 
 def statuses(projects: Iterable[Row], tasks: Iterable[Row]) -> Iterator[Metric]:
+    """Every status (and agent type) is a series, at 0 when nothing is in it, so that a
+    query over it does not see a gap."""
+    per_project = Counter({ProjectStatus(r["status"]): int(r["n"]) for r in projects})
     by_project = GaugeMetricFamily("agency_projects", "Projects by status", labels=["status"])
-    for row in projects:
-        by_project.add_metric([row["status"]], int(row["n"]))
+    for status in ProjectStatus:
+        by_project.add_metric([status.value], per_project[status])
+    per_task = Counter({(r["agent_type"], r["status"]): int(r["n"]) for r in tasks})
     by_task = GaugeMetricFamily("agency_tasks", "Tasks by agent type and status",
                                 labels=["agent_type", "status"])
-    for row in tasks:
-        by_task.add_metric([row["agent_type"], row["status"]], int(row["n"]))
+    for agent in AgentType:
+        for task_status in TaskStatus:
+            by_task.add_metric([agent.value, task_status.value],
+                               per_task[(agent.value, task_status.value)])
     yield by_project
     yield by_task
 

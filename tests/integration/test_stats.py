@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.constants import AgentType, ProjectStatus, TaskStatus
 from orchestrator.metrics import AgencyCollector
 from orchestrator.models import Tokens
 from orchestrator.scheduler import Scheduler
@@ -192,10 +193,14 @@ def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 def test_metrics_match_status(exporter: str, clean_run: tuple[Path, dict[str, Any]]) -> None:
     _, project = clean_run
     got = samples(exporter)
-    assert got["agency_projects"] == [({"status": "completed"}, 1.0)]
+    projects = {labels["status"]: value for labels, value in got["agency_projects"]}
+    assert projects == {**dict.fromkeys(projects, 0.0), "completed": 1.0}
+    assert len(projects) == len(ProjectStatus)
     tasks = Counter((t["agent_type"], t["status"]) for t in project["tasks"])
-    assert {(labels["agent_type"], labels["status"]): value
-            for labels, value in got["agency_tasks"]} == tasks
+    shown = {(labels["agent_type"], labels["status"]): value
+             for labels, value in got["agency_tasks"]}
+    assert {key: value for key, value in shown.items() if value} == tasks
+    assert len(shown) == len(AgentType) * len(TaskStatus)  # zeros too: no gaps in a query
     for kind in KINDS:
         assert sum(v for labels, v in got["agency_tokens_total"]
                    if labels["kind"] == kind) == project["tokens"][kind]
