@@ -308,6 +308,58 @@ def search(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
         out.print(f"     {hit.snippet}", highlight=False, markup=False)
 
 
+@cli.command()
+@handle_errors
+def stats(project_id: Annotated[str | None, typer.Argument(
+              help="One project's id (or a unique prefix); all projects without it.")] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+          llm: Annotated[bool, typer.Option("--llm", help="Also ask the orchestrator model "
+                                            "for optimisations.")] = False) -> None:
+    """Utilisation per queue, tokens and cost, retries, review rejections, the slowest work,
+    and suggestions."""
+    from orchestrator.stats import collect, optimize, slots
+    from orchestrator.views import stats_view
+
+    rt = get_runtime()
+    scope = rt.store.resolve_project_id(project_id) if project_id is not None else None
+    data = collect(rt.store, scope, slots(rt.settings)).to_json()
+    if llm:
+        data["optimization"] = optimize(rt, data)
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    out.print(stats_view(data))
+
+
+@cli.command()
+@handle_errors
+def metrics(port: Annotated[int, typer.Option("--port", min=1, max=65535,
+                                              help="Port to listen on.")] = 9808,
+            address: Annotated[str, typer.Option("--address",
+                                                 help="Address to bind.")] = "127.0.0.1",
+            timeout: Annotated[float, typer.Option(
+                help="Seconds to wait for workers' replies per scrape.")] = 1.0) -> None:
+    """Serve Prometheus metrics on /metrics: projects, tasks, tokens, cost, task durations,
+    and (with a broker) each queue's depth and live workers."""
+    from orchestrator.metrics import AgencyCollector, server
+    from workers.app import app
+
+    rt = get_runtime()
+    # Embedded, there is no broker to ask: the queue metrics are left out.
+    collector = AgencyCollector(rt.store, None if rt.settings.embedded else app, timeout)
+    try:
+        httpd = server(collector, address, port)
+    except OSError as exc:
+        raise BadInput(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from None
+    out.print(f"Serving Prometheus metrics on http://{address}:{port}/metrics",
+              highlight=False, markup=False)
+    with httpd:
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            return
+
+
 def _set_budget(rt: Runtime, project: ProjectRecord, budget: int | None) -> None:
     if budget is not None:
         if budget <= project.tokens_used:

@@ -99,6 +99,7 @@ class Role(StrEnum):
     AGENT = "agent"
     REVIEW = "review"
     INTEGRATE = "integrate"
+    OPTIMIZE = "optimize"  # `agency stats --llm`: advice on the fleet, no project's ledger
 
 
 class LLMKind(StrEnum):

@@ -154,6 +154,17 @@ class Deliverable(Frozen):
     appendix: list[DeliverableSection]
 
 
+class Optimization(Frozen):
+    """The orchestrator's advice on the agency's performance (the seed's
+    `optimize_performance` keys): recommendations under each heading."""
+
+    agent_utilization: list[str] = Field(min_length=1)
+    token_efficiency: list[str] = Field(min_length=1)
+    task_parallelization: list[str] = Field(min_length=1)
+    bottlenecks: list[str] = Field(min_length=1)
+    prompt_optimization: list[str] = Field(min_length=1)
+
+
 class Tokens(BaseModel):
     """Token counts as the Anthropic API reports them."""
 

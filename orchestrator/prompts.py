@@ -99,3 +99,17 @@ Create an integrated deliverable with:
 6. appendix: Supporting materials
 
 Ensure the output is cohesive, professional, and ready for client delivery."""
+
+
+def optimization_prompt(metrics: dict[str, Any]) -> str:
+    return f"""Analyze system performance and suggest optimizations:
+
+Current Metrics:
+{json.dumps(metrics, indent=2)}
+
+Provide recommendations for:
+1. agent_utilization: How to better distribute work
+2. token_efficiency: How to reduce token usage
+3. task_parallelization: Which tasks can run simultaneously
+4. bottlenecks: Identify and address bottlenecks
+5. prompt_optimization: Suggestions for better prompts"""

@@ -98,13 +98,94 @@ def live_view(project: ProjectRecord, tasks: list[TaskRecord]) -> Group:
 
 
 def task_table(tasks: list[TaskRecord]) -> Table:
+    """Each task with its short id (what `agency retry` takes) and its error, if any."""
     table = Table(box=None, pad_edge=False)
-    for column in ("#", "title", "agent", "status", "deps", "worker", "tries", "tokens", "cost"):
-        table.add_column(column)
+    for column in ("#", "id", "title", "agent", "status", "deps", "worker", "tries", "tokens",
+                   "cost", "error"):
+        table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
     index = {t.id: t.index for t in tasks}
     for t in tasks:
         deps = ",".join(str(index[d]) for d in t.dependencies if d in index)
-        table.add_row(str(t.index), t.title, t.agent_type.value, t.status.value, deps,
+        table.add_row(str(t.index), t.id[:8], t.title, t.agent_type.value, t.status.value, deps,
                       t.worker or "", str(t.attempts), str(t.tokens.total),
-                      f"${t.cost_usd:.4f}")
+                      f"${t.cost_usd:.4f}", t.error or "")
     return table
+
+
+def _table(title: str, columns: tuple[str, ...], text: int = 1) -> Table:
+    """A table whose first `text` columns are words and the rest numbers."""
+    table = Table(title=title, title_justify="left", title_style="bold", box=None,
+                  pad_edge=False)
+    for n, column in enumerate(columns):
+        table.add_column(column, justify="left" if n < text else "right")
+    return table
+
+
+def _queues_table(title: str, queues: list[dict[str, Any]]) -> Table:
+    table = _table(title, ("queue", "tasks", "busy s", "util", "mean s", "p95 s", "wait s"))
+    for q in queues:
+        table.add_row(q["queue"], str(q["tasks"]), f"{q['busy_seconds']:.1f}",
+                      f"{q['utilisation']:.0%}", f"{q['mean_seconds']:.2f}",
+                      f"{q['p95_seconds']:.2f}", f"{q['mean_wait_seconds']:.2f}")
+    return table
+
+
+def _usage_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
+    table = _table(title, (key, "calls", "input", "output", "cache read", "cache write",
+                           "cost"))
+    for u in rows:
+        t = u["tokens"]
+        table.add_row(str(u[key]), str(u["calls"]), f"{t['input']:,}", f"{t['output']:,}",
+                      f"{t['cache_read']:,}", f"{t['cache_write']:,}", f"${u['cost_usd']:.4f}")
+    return table
+
+
+def _rates_table(data: dict[str, Any]) -> Table:
+    retries = {r["agent_type"]: r for r in data["retry_rate"]["by_agent_type"]}
+    reviews = {r["agent_type"]: r for r in data["review_rejection_rate"]["by_agent_type"]}
+    table = _table("Retries and review rejections", ("agent", "retries", "per task", "reviews",
+                                                     "revise", "rejected"))
+    for agent in sorted(set(retries) | set(reviews)):
+        tried, seen = retries.get(agent), reviews.get(agent)
+        table.add_row(agent, str(tried["retries"]) if tried else "",
+                      f"{tried['rate']:.2f}" if tried else "",
+                      str(seen["reviews"]) if seen else "", str(seen["revise"]) if seen else "",
+                      f"{seen['rate']:.0%}" if seen else "")
+    return table
+
+
+def _slowest_tasks(rows: list[dict[str, Any]]) -> Table:
+    table = _table("Slowest tasks", ("id", "task", "agent", "seconds", "waited"), text=3)
+    for t in rows:
+        waited = t["wait_seconds"]
+        table.add_row(t["short_id"], f"{t['index']} {t['title']}", t["agent_type"],
+                      f"{t['seconds']:.2f}", "" if waited is None else f"{waited:.2f}")
+    return table
+
+
+def _lines(title: str, lines: list[str]) -> Group:
+    return Group(Text(title, style="bold"), *(Text(f"- {line}") for line in lines))
+
+
+def stats_view(data: dict[str, Any]) -> Group:
+    """`agency stats` for people: the `--json` object as tables."""
+    scope, span = data["scope"], data["window"]
+    head = (f"{scope['projects']} project(s), {scope['tasks']} task(s) over "
+            f"{span['seconds']:.1f}s" + (f" (project {scope['project_id']})"
+                                         if scope["project_id"] else ""))
+    parts: list[Any] = [
+        Text(head, style="bold"),
+        _queues_table("Utilisation per queue", data["utilisation"]),
+        _usage_table("Tokens and cost per agent type", "agent_type",
+                     data["tokens_by_agent_type"]),
+        _usage_table("Tokens and cost per model", "model", data["tokens_by_model"]),
+        _rates_table(data),
+        _queues_table("Slowest queues", data["slowest_queues"]),
+        _slowest_tasks(data["slowest_tasks"]),
+        _lines("Suggestions", [s["text"] for s in data["suggestions"]] or ["none"])]
+    advice = data.get("optimization")
+    if advice:
+        parts += [_lines(f"Orchestrator's advice: {key}", advice[key]) for key in (
+            "agent_utilization", "token_efficiency", "task_parallelization", "bottlenecks",
+            "prompt_optimization")]
+    return Group(*parts)

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.agent.prompts import AGENT_PROMPTS
 from orchestrator.constants import AgentType, ProjectType
-from orchestrator.llm import offline
+from orchestrator.llm import offline, offline_stats
 from orchestrator.llm.base import (
     CompletionRequest,
     CompletionResponse,
@@ -216,6 +216,8 @@ def respond(request: CompletionRequest) -> list[Content]:
             return [TextBlock(text=verdict(t).model_dump_json())]
         case "Deliverable":
             return integration_turn(t)
+        case "Optimization":
+            return [TextBlock(text=offline_stats.optimization(t.first).model_dump_json())]
         case _:
             return [TextBlock(text="{}")]
 

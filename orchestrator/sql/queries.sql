@@ -370,3 +370,43 @@ SELECT k.source, k.kind, k.ref, k.title, -bm25(knowledge_fts, 4.0, 1.0) AS rank,
 FROM knowledge_fts JOIN knowledge AS k ON k.id = knowledge_fts.rowid
 WHERE knowledge_fts MATCH :query AND k.project_id = :project_id
 ORDER BY bm25(knowledge_fts, 4.0, 1.0), k.id LIMIT :limit
+
+-- Statistics (`agency stats`, `agency metrics`) ------------------------------------------------
+-- :project_id NULL means every project. Durations are computed in Python: SQLite keeps times
+-- as ISO text.
+
+-- name: stats_tasks
+SELECT id, project_id, idx, title, agent_type, status, attempts, queued_at, started_at,
+       finished_at
+FROM tasks WHERE CAST(:project_id AS text) IS NULL OR project_id = :project_id
+
+-- name: stats_edges
+SELECT e.task_id, e.depends_on FROM task_edges e JOIN tasks t ON t.id = e.task_id
+WHERE CAST(:project_id AS text) IS NULL OR t.project_id = :project_id
+
+-- name: stats_usage
+-- Every ledger row counts (spent is spent, a fenced-out attempt's too); calls without a task
+-- (analysis, decomposition, integration) have no agent type.
+SELECT t.agent_type, u.role, u.model, COUNT(*) AS calls, SUM(u.input_tokens) AS input,
+       SUM(u.output_tokens) AS output, SUM(u.cache_read_tokens) AS cache_read,
+       SUM(u.cache_write_tokens) AS cache_write, SUM(u.cost_usd) AS cost_usd
+FROM usage u LEFT JOIN tasks t ON t.id = u.task_id
+WHERE CAST(:project_id AS text) IS NULL OR u.project_id = :project_id
+GROUP BY t.agent_type, u.role, u.model
+
+-- name: stats_events
+-- Events of some kinds (retries), counted per agent type (none: the project's own calls).
+SELECT t.agent_type, COUNT(*) AS n FROM events e LEFT JOIN tasks t ON t.id = e.task_id
+WHERE e.kind = ANY(:kinds) AND (CAST(:project_id AS text) IS NULL OR e.project_id = :project_id)
+GROUP BY t.agent_type
+
+-- name: stats_reviews
+SELECT t.agent_type, r.verdict, COUNT(*) AS n FROM reviews r JOIN tasks t ON t.id = r.task_id
+WHERE CAST(:project_id AS text) IS NULL OR r.project_id = :project_id
+GROUP BY t.agent_type, r.verdict
+
+-- name: stats_project_statuses
+SELECT status, COUNT(*) AS n FROM projects GROUP BY status
+
+-- name: stats_task_statuses
+SELECT agent_type, status, COUNT(*) AS n FROM tasks GROUP BY agent_type, status

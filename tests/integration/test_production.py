@@ -492,3 +492,27 @@ def test_flower_metrics_answer_without_credentials_and_hold_no_project_data(
     assert project_id not in text and project_id[:8] not in text
     assert "Articles" not in text and "sourdough" not in text.lower()
     assert topology.flower("/api/tasks", None)[0] == 401
+
+
+def test_metrics_show_every_queue_with_its_depth_and_live_workers(topology: Topology) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.integration.test_stats import scrape
+
+    port = _free_port()
+    exporter = subprocess.Popen([*AGENCY, "metrics", "--port", str(port)], cwd=topology.home,
+                                env=topology.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        text = scrape(f"http://127.0.0.1:{port}/metrics", exporter)
+    finally:
+        exporter.terminate()
+        exporter.communicate(timeout=30)
+    found = {(s.name, s.labels.get("queue")): s.value
+             for family in text_string_to_metric_families(text) for s in family.samples}
+    assert found[("agency_broker_up", None)] == 1
+    for queue in ALL_QUEUES:
+        assert found[("agency_queue_depth", queue)] >= 0
+        assert found[("agency_queue_workers", queue)] >= 1, queue
+        assert found[("agency_queue_concurrency", queue)] >= (2 if queue == "orchestrator"
+                                                               else 4)
