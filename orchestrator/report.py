@@ -165,6 +165,17 @@ def cost_by_task(data: ReportData) -> str:
                                    "ran", "model calls", *_TOKEN_HEAD], rows, 5)
 
 
+def failures(data: ReportData) -> str:
+    """Every failed task with its error."""
+    rows = [[esc(f"{t.index}. {t.title}"), esc(t.agent_type.value), str(t.attempts),
+             esc(t.error or "no reason recorded")]
+            for t in data.tasks if t.status is TaskStatus.FAILED]
+    if not rows:
+        return ""
+    return "<h3>Failed tasks</h3>" + _table("failures", ["task", "agent", "attempts", "error"],
+                                            rows)
+
+
 def retries_table(data: ReportData) -> str:
     if not data.retries:
         return '<p class="empty">No retries.</p>'
@@ -356,7 +367,8 @@ def render_report(data: ReportData) -> str:
         _section("files", "Deliverables", key_deliverables(data) + files_section(data)),
         _section("costs", "Tokens and cost", "<h3>Per agent type</h3>" + cost_by_agent(data)
                  + "<h3>Per task</h3>" + cost_by_task(data), True),
-        _section("retries", "Retries", retries_table(data), True),
+        _section("retries", "Retries and failures", retries_table(data) + failures(data),
+                 True),
         _section("reviews", "Reviews", reviews_table(data), True),
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
