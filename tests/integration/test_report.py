@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,15 @@ def test_report_is_self_contained_and_links_every_file(bakery: Run) -> None:
     outputs = {f"tasks/{p.name}" for p in (bakery.folder / "tasks").glob("*.md")}
     assert len(outputs) == len(bakery.data["tasks"]) and outputs <= hrefs
     assert all((bakery.folder / h).is_file() for h in hrefs)
+
+
+def test_open_hands_the_file_uri_to_the_browser(bakery: Run, tmp_path: Path) -> None:
+    seen = tmp_path / "opened.txt"
+    browser = (f"{sys.executable} -c 'import sys; open(sys.argv[1], \"w\").write(sys.argv[2])' "
+               f"{seen} %s")
+    result = agency(bakery.cwd, "report", bakery.project_id, "--open", BROWSER=browser)
+    assert result.returncode == 0, result.stderr
+    assert seen.read_text() == (bakery.folder / "report.html").as_uri()
 
 
 def test_report_renders_in_chromium(bakery: Run, tmp_path: Path) -> None:

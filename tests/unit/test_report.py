@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html.parser
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import pytest
 from celery import Celery
 
 from orchestrator.constants import AgentType, ProjectStatus, TaskPriority, TaskStatus
@@ -25,6 +27,7 @@ from orchestrator.models import (
 from orchestrator.plan_text import canvas_text, mermaid, mermaid_label
 from orchestrator.report import REPORT_FILE, ReportData, Retry, phases, render_report, write_report
 from orchestrator.report_svg import Bar, depths, lanes, layout, measured_chain, nice_step
+from orchestrator.runtime import Runtime
 
 T0 = datetime(2026, 1, 2, 9, 0, 0, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"
@@ -144,6 +147,20 @@ def test_hostile_strings_are_escaped_everywhere() -> None:
     assert "<script" not in page.lower()
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 8
     assert mermaid_label(HOSTILE) == "#lt;script#gt;alert(1)#lt;/script#gt;"
+
+
+def test_a_report_that_cannot_be_written_does_not_fail_integration(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from orchestrator.integrate import _write_report
+
+    class NoStore:
+        @property
+        def store(self) -> None:
+            raise OSError("disk full")
+
+    with caplog.at_level(logging.ERROR, logger="orchestrator.integrate"):
+        _write_report(cast(Runtime, NoStore()), "p-1234", DELIVERABLE)
+    assert "could not write report.html" in caplog.text
 
 
 def test_write_report_creates_the_folder(tmp_path: Path) -> None:
