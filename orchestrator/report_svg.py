@@ -126,12 +126,26 @@ def _xy(place: tuple[int, int]) -> tuple[int, int]:
     return PAD + place[0] * (NODE_W + COL_GAP), PAD + place[1] * (NODE_H + ROW_GAP)
 
 
-def _edge(parent: tuple[int, int], child: tuple[int, int], classes: str) -> str:
+def _route(parent: tuple[int, int], child: tuple[int, int]) -> str:
+    """An edge's path: a curve to the next column; past it, along the gap between two rows
+    (the one nearest both ends), so that it never runs behind a node it does not touch."""
     (px, py), (cx, cy) = _xy(parent), _xy(child)
     x1, y1, x2, y2 = px + NODE_W, py + NODE_H // 2, cx - 2, cy + NODE_H // 2
-    mid = (x1 + x2) // 2
+    if child[0] - parent[0] <= 1:
+        mid = (x1 + x2) // 2
+        return f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"
+    gaps = [PAD + r * (NODE_H + ROW_GAP) - ROW_GAP // 2 for r in range(max(parent[1],
+                                                                           child[1]) + 2)]
+    lane = min(gaps, key=lambda g: abs(g - y1) + abs(g - y2))
+    a, b = x1 + COL_GAP, x2 + 2 - COL_GAP
+    bend = COL_GAP // 2
+    return (f"M{x1},{y1} C{x1 + bend},{y1} {x1 + bend},{lane} {a},{lane} L{b},{lane} "
+            f"C{b + bend},{lane} {b + bend},{y2} {x2},{y2}")
+
+
+def _edge(parent: tuple[int, int], child: tuple[int, int], classes: str) -> str:
     marker = "arrow-critical" if "critical" in classes.split() else "arrow"
-    return (f'<path class="{classes}" d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}" '
+    return (f'<path class="{classes}" d="{_route(parent, child)}" '
             f'marker-end="url(#{marker})"/>')
 
 
