@@ -25,9 +25,18 @@ from orchestrator.models import (
     Tokens,
 )
 from orchestrator.plan_text import canvas_text, mermaid, mermaid_label
-from orchestrator.report import REPORT_FILE, ReportData, Retry, phases, render_report, write_report
+from orchestrator.report import (
+    REPORT_FILE,
+    ReportData,
+    Retry,
+    collect,
+    phases,
+    render_report,
+    write_report,
+)
 from orchestrator.report_svg import Bar, depths, lanes, layout, measured_chain, nice_step
 from orchestrator.runtime import Runtime
+from orchestrator.store import Store
 
 T0 = datetime(2026, 1, 2, 9, 0, 0, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"
@@ -222,3 +231,14 @@ def test_canvas_text_is_the_compiled_canvas() -> None:
     assert "chord(" in text and "group(" in text and "#3 Task 3" in text
     assert text.rstrip().endswith("when the last task completes)")
     assert canvas_text(app, "p-1234", []).startswith("no tasks yet")
+
+
+def test_collect_reads_retries_and_phases_from_the_store(sqlite_store: Store,
+                                                         tmp_path: Path) -> None:
+    sqlite_store.insert_project("p-5678", "A page", None, None, str(tmp_path / "out"))
+    sqlite_store.note("p-5678", None, "retry", "rate limited; again in 2 s")
+    data = collect(sqlite_store, sqlite_store.project("p-5678"))
+    assert [(r.task_id, r.reason) for r in data.retries] == [(None, "rate limited; again in 2 s")]
+    assert data.retries[0].at is not None and data.tasks == [] and data.phases == []
+    page = render_report(data)
+    assert "project (orchestrator calls)" in page and "rate limited; again in 2 s" in page
