@@ -1,8 +1,9 @@
 """A project's report: one self-contained HTML page (inline CSS and SVG, nothing fetched).
 
 Rendering is pure (data in, HTML out); every string a model or a person wrote goes through
-`html.escape`. The graph and the timeline are SVG drawn here, so the page opens offline and
-the same in every browser. `collect` and `write_report` are the only functions that do I/O.
+`html.escape`. The graph and the timeline are SVG drawn by our own code (report_svg.py), so
+the page opens offline and the same in every browser. `collect` and `write_report` are the
+only functions that do I/O.
 """
 
 from __future__ import annotations
