@@ -431,6 +431,48 @@ def cancel(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
     out.print(f"Project {project_id} cancelled.", highlight=False)
 
 
+# Report and graph (issue 9) ----------------------------------------------------------------
+
+
+@cli.command()
+@handle_errors
+def report(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
+           open_it: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False
+           ) -> None:
+    """Write report.html (self-contained: graph, timeline, costs, reviews) and print its path."""
+    import webbrowser
+
+    from orchestrator.report import collect, write_report
+
+    rt = get_runtime()
+    project = rt.store.project(rt.store.resolve_project_id(project_id))
+    _materialize(rt, project)  # the links must point at files that exist here
+    path = write_report(collect(rt.store, project))
+    print(path)
+    if open_it:
+        webbrowser.open(path.resolve().as_uri())
+
+
+@cli.command()
+@handle_errors
+def graph(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
+          canvas: Annotated[bool, typer.Option("--canvas", help="Print the Celery canvas the "
+                                               "plan compiles to instead (nothing is sent).")
+                            ] = False) -> None:
+    """Print the plan as a Mermaid flowchart (or, with --canvas, as chains, groups and chords)."""
+    from orchestrator.plan_text import canvas_text, mermaid
+
+    rt = get_runtime()
+    found = rt.store.resolve_project_id(project_id)
+    tasks = rt.store.tasks(found)
+    if not canvas:
+        print(mermaid(tasks), end="")
+        return
+    from workers.app import app
+
+    print(canvas_text(app, found, tasks), end="")
+
+
 @cli.command()
 @handle_errors
 def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

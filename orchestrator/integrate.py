@@ -17,6 +17,7 @@ from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
 from orchestrator.models import Deliverable, ProjectRecord, ReviewRecord, TaskRecord
 from orchestrator.prompts import ORCHESTRATOR_SYSTEM, integration_prompt
+from orchestrator.report import collect, write_report
 from orchestrator.runtime import Runtime
 from orchestrator.scheduler import ProjectClaim
 
@@ -57,7 +58,21 @@ def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
     # Saved (fenced) before the files are written: a stale attempt writes nothing.
     rt.durably("deliverable", lambda: rt.scheduler.save_deliverable(claim, deliverable))
     write_outputs(project, deliverable, tasks, reviews)
+    _write_report(rt, project.id, deliverable)
     rt.durably("completion", lambda: rt.scheduler.move_claimed(claim, ProjectStatus.COMPLETED))
+
+
+def _write_report(rt: Runtime, project_id: str, deliverable: Deliverable) -> None:
+    """report.html beside the deliverable, showing the project as completed: the completion is
+    recorded next, and an embedded `agency run` stops its workers as soon as it sees it. A
+    report that cannot be written costs a log line, never the deliverable."""
+    try:
+        project = rt.store.project(project_id).model_copy(update={
+            "deliverable": deliverable, "status": ProjectStatus.COMPLETED,
+            "finished_at": rt.store.clock()})
+        write_report(collect(rt.store, project))
+    except Exception:
+        log.exception("project %s: could not write report.html", project_id)
 
 
 def _prompt(project: ProjectRecord, tasks: list[TaskRecord],
