@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -446,6 +447,14 @@ def test_flower_shows_projects_their_progress_and_running_tasks(topology: Topolo
         "AGENCY_SCREENSHOTS") else None)
     for title in ("Frontend implementation", "Planning", "Integration"):
         assert f"{title} | project {project_id[:8]}" in dom, dom[-3000:]
+    # Flower's search box still finds a project's tasks by an id prefix.
+    query = urllib.parse.urlencode({
+        "draw": 1, "start": 0, "length": 100, "search[value]": project_id[:8],
+        "order[0][column]": 0, "order[0][dir]": "asc", "columns[0][data]": "name"})
+    status, page = topology.flower(f"/tasks/datatable?{query}", AUTH)
+    assert status == 200
+    names = {row["name"] for row in page["data"]}
+    assert f"Frontend implementation | project {project_id[:8]}" in names, names
 
 
 def test_flower_keeps_its_history_across_a_restart(topology: Topology, tmp_path: Path) -> None:
