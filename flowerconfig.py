@@ -39,7 +39,7 @@ def _kwargs(text: Any) -> dict[str, Any]:
         return text
     try:
         value = ast.literal_eval(str(text))
-    except (ValueError, SyntaxError):
+    except Exception:  # not a literal (or cut short by Celery's repr limit): keep the name
         return {}
     return value if isinstance(value, dict) else {}
 

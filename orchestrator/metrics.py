@@ -23,6 +23,7 @@ from prometheus_client.exposition import make_wsgi_app
 from prometheus_client.registry import Collector
 
 from orchestrator.constants import ORCHESTRATOR_QUEUE, AgentType, ProjectStatus, TaskStatus
+from orchestrator.errors import StoreError
 from orchestrator.stats import TaskTiming, timings
 from orchestrator.store import Row, Store
 
@@ -45,6 +46,19 @@ class AgencyCollector(Collector):
         self.store, self.app, self.timeout = store, app, timeout
 
     def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("agency_store_up", "1 when the store answered this scrape")
+        try:
+            found = list(self._store_metrics())
+        except StoreError as exc:  # a scrape reports a store outage, it does not fail
+            log.warning("metrics: the store did not answer: %s", exc)
+            found = []
+        up.add_metric([], 1 if found else 0)
+        yield up
+        yield from found
+        if self.app is not None:
+            yield from self._queues(self.app)
+
+    def _store_metrics(self) -> Iterator[Metric]:
         db = self.store.db
         yield from statuses(db.fetch_all("stats_project_statuses", {}),
                             db.fetch_all("stats_task_statuses", {}))
@@ -52,8 +66,6 @@ class AgencyCollector(Collector):
         scope = {"project_id": None}
         yield durations(timings(db.fetch_all("stats_tasks", scope),
                                 db.fetch_all("stats_edges", scope)))
-        if self.app is not None:
-            yield from self._queues(self.app)
 
     def _queues(self, app: Celery) -> Iterator[Metric]:
         from orchestrator.fleet import fleet

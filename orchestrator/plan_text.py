@@ -17,7 +17,7 @@ from orchestrator.constants import INTEGRATE_TASK
 from orchestrator.models import TaskRecord
 
 _MERMAID_ESCAPES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;",
-                    "`": "#96;"}
+                    "`": "#96;", "*": "#42;", "_": "#95;"}  # no Markdown in labels either
 
 
 def mermaid_label(text: str) -> str:
@@ -32,7 +32,7 @@ def mermaid(tasks: Sequence[TaskRecord]) -> str:
     lines = ["flowchart LR"]
     if not tasks:
         lines.append("    %% no tasks yet: the request is still being planned")
-    lines += [f'    {node[t.id]}["{t.index}. {mermaid_label(t.title)} '
+    lines += [f'    {node[t.id]}["{t.index}: {mermaid_label(t.title)} '
               f'({t.agent_type.value})"]' for t in tasks]
     lines += [f"    {node[d]} --> {node[t.id]}" for t in tasks for d in t.dependencies
               if d in node]

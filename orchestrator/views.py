@@ -102,13 +102,18 @@ def task_table(tasks: list[TaskRecord]) -> Table:
     table = Table(box=None, pad_edge=False)
     for column in ("#", "id", "title", "agent", "status", "deps", "worker", "tries", "tokens",
                    "cost", "error"):
-        table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
+        if column == "id":  # whole, even on a narrow console: `agency retry` takes it
+            table.add_column(column, no_wrap=True, min_width=8)
+        else:
+            table.add_column(column, overflow="fold" if column in ("title", "error")
+                             else "ellipsis")
     index = {t.id: t.index for t in tasks}
     for t in tasks:
         deps = ",".join(str(index[d]) for d in t.dependencies if d in index)
-        table.add_row(str(t.index), t.id[:8], t.title, t.agent_type.value, t.status.value, deps,
-                      t.worker or "", str(t.attempts), str(t.tokens.total),
-                      f"${t.cost_usd:.4f}", t.error or "")
+        # Text cells: a model-written title or error is shown as written, never as markup.
+        table.add_row(str(t.index), t.id[:8], Text(t.title), t.agent_type.value,
+                      t.status.value, deps, t.worker or "", str(t.attempts),
+                      str(t.tokens.total), f"${t.cost_usd:.4f}", Text(t.error or ""))
     return table
 
 
@@ -158,7 +163,7 @@ def _slowest_tasks(rows: list[dict[str, Any]]) -> Table:
     table = _table("Slowest tasks", ("id", "task", "agent", "seconds", "waited"), text=3)
     for t in rows:
         waited = t["wait_seconds"]
-        table.add_row(t["short_id"], f"{t['index']} {t['title']}", t["agent_type"],
+        table.add_row(t["short_id"], Text(f"{t['index']} {t['title']}"), t["agent_type"],
                       f"{t['seconds']:.2f}", "" if waited is None else f"{waited:.2f}")
     return table
 

@@ -19,11 +19,20 @@ from orchestrator.dispatch import release
 from orchestrator.errors import AgencyError
 from orchestrator.integrate import integrate_project
 from orchestrator.planner import plan_project
-from orchestrator.runtime import get_runtime
+from orchestrator.runtime import Runtime, get_runtime
 from workers.app import app
 from workers.base import AgentTask, OrchestratorTask, node_name
 
 log = logging.getLogger(__name__)
+
+
+def _progress(rt: Runtime, project_id: str) -> str:
+    """What Flower shows as a task's result: its project and how far it is (the work is done
+    and saved: a store that is away now only costs the figures)."""
+    try:
+        return rt.store.progress(project_id)
+    except AgencyError:
+        return f"project {project_id[:8]}"
 
 
 @app.task(name=PLAN_TASK, base=OrchestratorTask, bind=True)
@@ -31,7 +40,7 @@ def plan(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
     """Analyze, decompose and dispatch a project."""
     rt = get_runtime()
     plan_project(rt, self.app, project_id)
-    return f"{rt.store.progress(project_id)}, planned"
+    return f"{_progress(rt, project_id)}, planned"
 
 
 @app.task(name=INTEGRATE_TASK, base=OrchestratorTask, bind=True)
@@ -39,7 +48,7 @@ def integrate(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
     """Merge the results into the deliverable."""
     rt = get_runtime()
     integrate_project(rt, project_id)
-    return f"{rt.store.progress(project_id)}, deliverable written"
+    return f"{_progress(rt, project_id)}, deliverable written"
 
 
 def _agent_task(agent: AgentType) -> Any:
@@ -57,10 +66,7 @@ def _agent_task(agent: AgentType) -> Any:
         completion = run_agent_task(rt, task_id, worker=node_name(self), progress=progress)
         if completion is not None:
             release(rt, self.app, project_id, completion)
-        try:  # what Flower shows as the result: the project and how far it is
-            return rt.store.progress(project_id)
-        except AgencyError:
-            return f"project {project_id[:8]}"
+        return _progress(rt, project_id)
 
     run.__name__ = f"run_{agent.value}"
     run.__doc__ = f"Run one {agent.value} task."

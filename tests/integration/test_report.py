@@ -139,7 +139,7 @@ def test_graph_prints_mermaid(bakery: Run) -> None:
     lines = result.stdout.splitlines()
     tasks = bakery.data["tasks"]
     assert lines[0] == "flowchart LR"
-    nodes = [x for x in lines if re.fullmatch(r'    t\d+\["\d+\. [^"]+ \([a-z_]+\)"\]', x)]
+    nodes = [x for x in lines if re.fullmatch(r'    t\d+\["\d+: [^"]+ \([a#-z_0-9;]+\)"\]', x)]
     assert len(nodes) == len(tasks)
     index = {t["id"]: t["index"] for t in tasks}
     edges = {x.strip() for x in lines if "-->" in x}

@@ -246,5 +246,5 @@ def test_statistics_and_metrics_read_both_databases(store: Store) -> None:
         assert retried["ux_designer"] == {"agent_type": "ux_designer", "retries": 1,
                                           "tasks": 1, "rate": 1.0}
     names = {m.name for m in AgencyCollector(store).collect()}
-    assert names == {"agency_projects", "agency_tasks", "agency_tokens", "agency_cost_usd",
-                     "agency_model_calls", "agency_task_duration_seconds"}
+    assert names == {"agency_store_up", "agency_projects", "agency_tasks", "agency_tokens",
+                     "agency_cost_usd", "agency_model_calls", "agency_task_duration_seconds"}

@@ -217,7 +217,7 @@ def test_mermaid_has_a_node_per_task_and_every_edge() -> None:
     lines = text.splitlines()
     assert lines[0] == "flowchart LR"
     assert len([x for x in lines if re.fullmatch(r'\s+t\d+\["[^"]*"\]', x)]) == 4
-    assert '    t2["2. Say #quot;hi#quot; #35;1 (' in text
+    assert '    t2["2: Say #quot;hi#quot; #35;1 (' in text
     assert {x.strip() for x in lines if "-->" in x} == {"t0 --> t1", "t0 --> t2",
                                                        "t1 --> t3", "t2 --> t3"}
     assert "    class t0,t1,t3 critical" in lines

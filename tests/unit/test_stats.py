@@ -256,3 +256,21 @@ def test_the_status_table_shows_short_ids_and_errors() -> None:
     text = console.export_text()
     assert "01234567 " in text and "0123456789" not in text
     assert "model refused: HTTP 400" in text
+
+
+def test_a_store_outage_is_a_gauge_not_a_failed_scrape() -> None:
+    from orchestrator.errors import StoreUnavailable
+    from orchestrator.metrics import AgencyCollector
+
+    class Down:
+        def fetch_all(self, *_: object) -> list[dict[str, object]]:
+            raise StoreUnavailable("the database is away")
+
+    class Store:
+        db = Down()
+
+    collector = AgencyCollector.__new__(AgencyCollector)
+    collector.store, collector.app = Store(), None  # type: ignore[assignment]
+    families = {f.name: f for f in collector.collect()}
+    assert list(families) == ["agency_store_up"]
+    assert families["agency_store_up"].samples[0].value == 0
