@@ -391,7 +391,10 @@ def _flower_tasks(topology: Topology, project_id: str, port: str | None = None,
     deadline = time.monotonic() + timeout
     env = topology.env if port is None else {**topology.env, "FLOWER_PORT": port}
     while True:
-        status, tasks = Topology(topology.home, env).flower("/api/tasks", AUTH)
+        try:
+            status, tasks = Topology(topology.home, env).flower("/api/tasks", AUTH)
+        except (urllib.error.URLError, ConnectionError):  # still starting
+            status, tasks = 0, None
         ours = {k: t for k, t in (tasks or {}).items() if t.get("root_id") == project_id}
         if (status == 200 and len(ours) >= at_least) or time.monotonic() > deadline:
             return ours
