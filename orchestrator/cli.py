@@ -338,7 +338,8 @@ def metrics(port: Annotated[int, typer.Option("--port", min=1, max=65535,
             address: Annotated[str, typer.Option("--address",
                                                  help="Address to bind.")] = "127.0.0.1",
             timeout: Annotated[float, typer.Option(
-                help="Seconds to wait for workers' replies per scrape.")] = 1.0) -> None:
+                min=0.05, max=60, help="Seconds to wait for workers' replies per scrape.")
+            ] = 1.0) -> None:
     """Serve Prometheus metrics on /metrics: projects, tasks, tokens, cost, task durations,
     and (with a broker) each queue's depth and live workers."""
     from orchestrator.metrics import AgencyCollector, server
@@ -449,8 +450,9 @@ def report(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
     _materialize(rt, project)  # the links must point at files that exist here
     path = write_report(collect(rt.store, project))
     print(path)
-    if open_it:
-        webbrowser.open(path.resolve().as_uri())
+    if open_it and not webbrowser.open(path.resolve().as_uri()):
+        err.print("agency: no browser could be started here; open the file above",
+                  highlight=False, markup=False)
 
 
 @cli.command()
@@ -476,7 +478,8 @@ def graph(project_id: Annotated[str, typer.Argument(help="Project id (or a uniqu
 @cli.command()
 @handle_errors
 def workers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-            timeout: Annotated[float, typer.Option(help="Seconds to wait for replies.")] = 0.5
+            timeout: Annotated[float, typer.Option(
+                min=0.05, max=60, help="Seconds to wait for replies.")] = 0.5
             ) -> None:
     """Every queue with its live workers, their concurrency, and the queue's depth."""
     rt = get_runtime()
