@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import html.parser
 import json
-import os
 import re
-import shutil
 import subprocess
 from collections import deque
 from pathlib import Path
@@ -16,6 +14,7 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
+from tests.conftest import chromium
 from tests.fake_anthropic import FakeAnthropic
 from tests.integration.test_embedded_cli import agency, project_id_of, status
 
@@ -38,15 +37,6 @@ def _links(markdown: str) -> dict[str, str]:
     """Link target -> link text of every Markdown link."""
     return {unquote(target): text for text, target in re.findall(r"\[([^\]]*)\]\(([^)]+)\)",
                                                                  markdown)}
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
-        pytest.skip("chromium is not installed")
-    return found
 
 
 def render(page: Path) -> str:

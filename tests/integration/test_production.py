@@ -24,7 +24,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from orchestrator.constants import ALL_QUEUES
-from tests.conftest import AGENCY, PG_ADMIN_URL, REDIS_URL, REPO, agency_env, need, queue_keys
+from tests.conftest import (
+    AGENCY,
+    PG_ADMIN_URL,
+    REDIS_URL,
+    REPO,
+    agency_env,
+    chromium,
+    need,
+    queue_keys,
+)
 from tests.fake_anthropic import FakeAnthropic
 from tests.integration.test_embedded_cli import assert_exact_order, project_id_of
 
@@ -403,8 +412,6 @@ def _flower_tasks(topology: Topology, project_id: str, port: str | None = None,
 
 def _page(url: str, png: Path | None = None) -> str:
     """A page's DOM after headless Chromium ran its scripts (and a screenshot of it)."""
-    from tests.integration.test_agents import chromium
-
     args = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
             "--virtual-time-budget=8000", "--window-size=1400,900"]
     if png is not None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import html
 import html.parser
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,16 +15,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from tests.conftest import chromium
 from tests.integration.test_embedded_cli import agency, project_id_of, status
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
-        pytest.skip("chromium is not installed")
-    return found
 
 
 def headless(page: Path, *args: str) -> str:
