@@ -7,9 +7,11 @@
 It starts the Procfile's worker pools (no Flower) with `honcho`, on the offline model with every
 call taking `--latency` seconds, submits the projects at once (the same store insert and planning
 message as `agency run --no-wait`), and waits until every one has ended. It reports, beside
-the critical-path bound of one project with unlimited workers, the time until the first, the
-median and the last project completed, the statuses, and the peak resident memory of the
-worker processes (sampled from /proc every 0.5 s).
+the critical-path bound of one project with unlimited workers (its model calls on the critical
+path, each task's tool turns and review included, times the latency), the time until the
+first, the median and the last project completed, the statuses, and the resident memory of
+each worker process, idle (before the first project) and at its peak, and of the whole
+topology (sampled from /proc every 0.5 s).
 The database named by AGENCY_DATABASE_URL is created if it does not exist.
 """
 
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # `bench.embedded_run`, as when run from the repository
 REQUESTS = ["Build a website for a bakery", "An iOS and Android app for dog walkers",
             "Run a social media campaign for our new sneakers",
             "Analyze churn data and build a dashboard", "Write a blog series about sourdough"]
@@ -43,21 +46,46 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def ideal_project_s(request: str, latency: float) -> float:
-    """The critical-path bound of one project with unlimited workers: analysis,
-    decomposition, the longest dependency chain and integration, one model call each."""
-    from orchestrator import dag
-    from orchestrator.llm.offline import analyze, plan
+def ideal_project_s(rt: Any, project_ids: list[str], latency: float) -> float:
+    """The critical-path bound of one project with unlimited workers: the model calls on its
+    critical path (as the run counted them) times the latency; the largest over the runs."""
+    from bench.embedded_run import critical_calls
+    from orchestrator.views import project_json
 
-    graph = dag.validate_plan(plan(analyze(request).project_type))
-    levels = [0] * graph.size
-    for node in graph.topological_order():
-        levels[node] = 1 + max((levels[p] for p in graph.deps[node]), default=0)
-    return (max(levels) + 3) * latency
+    calls = [critical_calls(project_json(rt.store.project(p), rt.store.tasks(p)))
+             for p in project_ids]
+    return max(calls, default=0) * latency
+
+
+def worker_rss(root: int) -> dict[str, float]:
+    """Resident memory (MB) of every process under `root` (honcho's children), by name: the
+    queue a Celery worker consumes (its pool's processes or threads are one process here)."""
+    totals: dict[str, float] = {}
+    for pid in _descendants(root):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            rss = next(int(line.split()[1]) for line in
+                       Path(f"/proc/{pid}/status").read_text().splitlines()
+                       if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+        args = [a.decode(errors="replace") for a in cmd]
+        if "-Q" in args:
+            name = args[args.index("-Q") + 1]
+        elif "honcho" in args:
+            name = "(honcho's supervisors)"
+        else:
+            name = f"({Path(args[0]).name} wrappers)"
+        totals[name] = totals.get(name, 0.0) + rss / 1024
+    return totals
 
 
 def worker_rss_mb(root: int) -> float:
-    """Resident memory of every process under `root` (honcho's children), in MB."""
+    return sum(worker_rss(root).values())
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process under `root`."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -66,17 +94,12 @@ def worker_rss_mb(root: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, list(children.get(root, []))
+    found, todo = [], list(children.get(root, []))
     while todo:
         pid = todo.pop()
+        found.append(pid)
         todo += children.get(pid, [])
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
+    return found
 
 
 def start_fleet(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -119,8 +142,12 @@ def run_batch(rt: Any, app: Any, home: Path, fleet_pid: int, count: int, latency
             send_plan(rt, app, project_id)
     submitted = time.monotonic() - started
     peak, first, ended = 0.0, None, {}
+    peaks: dict[str, float] = {}
     while len(ended) < len(ids) and time.monotonic() - started < timeout:
-        peak = max(peak, worker_rss_mb(fleet_pid))
+        sample = worker_rss(fleet_pid)
+        peak = max(peak, sum(sample.values()))
+        for name, mb in sample.items():
+            peaks[name] = max(peaks.get(name, 0.0), mb)
         for project in rt.store.projects(limit=2 * count + 10):
             if project.id in ids and project.status in TERMINAL_PROJECT_STATUSES \
                     and project.id not in ended:
@@ -135,6 +162,9 @@ def run_batch(rt: Any, app: Any, home: Path, fleet_pid: int, count: int, latency
         "all_ended_s": round(time.monotonic() - started, 2),
         "completed": sum(1 for v, _ in ended.values() if v == "completed"),
         "unfinished": len(ids) - len(ended), "peak_worker_rss_mb": round(peak, 1),
+        "peak_rss_mb_by_process": {k: round(v, 1) for k, v in sorted(peaks.items())},
+        "ideal_project_s": round(ideal_project_s(
+            rt, [p for p, (s, _) in ended.items() if s == "completed"], latency), 2),
     }
 
 
@@ -161,20 +191,30 @@ def main() -> None:
     fleet = start_fleet(env, home / "honcho.log")
     try:
         wait_for_workers(app, 11)
+        time.sleep(2)
+        idle = worker_rss(fleet.pid)
         runs = {mode: run_batch(rt, app, home, fleet.pid, args.projects, args.latency,
                                 args.timeout, fifo=mode == "fifo planning (baseline)")
                 for mode in ("agency", "fifo planning (baseline)")}
     finally:
         os.killpg(fleet.pid, signal.SIGTERM)
         fleet.wait(timeout=60)
-    ideal = round(max(ideal_project_s(r, args.latency) for r in REQUESTS), 2)
+    ideal = max(r["ideal_project_s"] for r in runs.values())
     print(f"{args.projects} projects at once, {args.latency} s per model call; one project's "
           f"critical-path bound (unlimited workers): {ideal} s")
     print(f"{'':<22}" + "".join(f"{mode:>28}" for mode in runs))
     for key in next(iter(runs.values())):
-        print(f"{key:<22}" + "".join(f"{r[key]!s:>28}" for r in runs.values()))
+        if key != "peak_rss_mb_by_process":
+            print(f"{key:<22}" + "".join(f"{r[key]!s:>28}" for r in runs.values()))
+    peaks = runs["agency"]["peak_rss_mb_by_process"]
+    print(f"\n{'process':<22}{'idle MB':>10}{'peak MB':>10}")
+    for name in sorted(set(idle) | set(peaks)):
+        print(f"{name:<22}{idle.get(name, 0):>10.1f}{peaks.get(name, 0):>10.1f}")
+    print(f"{'topology':<22}{sum(idle.values()):>10.1f}"
+          f"{runs['agency']['peak_worker_rss_mb']:>10.1f}")
     result = {"projects": args.projects, "latency_s": args.latency, "ideal_project_s": ideal,
-              "runs": runs}
+              "idle_rss_mb_by_process": {k: round(v, 1) for k, v in sorted(idle.items())},
+              "idle_rss_mb": round(sum(idle.values()), 1), "runs": runs}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
