@@ -1,12 +1,16 @@
-"""docker-compose.yml and the Procfile cover every queue (checked by parsing: no Docker here)."""
+"""docker-compose.yml, the Procfile and deploy/kubernetes cover every queue (checked by parsing:
+no Docker or Kubernetes here)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
-from orchestrator.constants import ALL_QUEUES
+from orchestrator.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE, PLAN_PRIORITY
+from orchestrator.settings import Settings
 from tests.conftest import REPO
 
 
@@ -44,3 +48,143 @@ def test_procfile_has_a_worker_per_queue_and_flower() -> None:
     for queue in ALL_QUEUES:
         assert f"celery -A workers.app worker -Q {queue} -n {queue}@%h" in lines[queue]
     assert lines["flower"].strip() == "agency flower"
+
+
+# deploy/kubernetes: plain manifests, checked the same way (parsed, never applied).
+K8S = REPO / "deploy" / "kubernetes"
+Doc = dict[str, Any]
+
+
+def _manifests(*, example: bool = False) -> list[Doc]:
+    """Every YAML document under deploy/kubernetes (the Secret template only when asked)."""
+    docs: list[Doc] = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml" or (path.name == "secret.example.yaml") != example:
+            continue
+        docs += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return docs
+
+
+def _of_kind(kind: str) -> dict[str, Doc]:
+    docs = [doc for doc in _manifests() if doc["kind"] == kind]
+    by_name = {doc["metadata"]["name"]: doc for doc in docs}
+    assert len(by_name) == len(docs), f"two {kind}s share a name"
+    return by_name
+
+
+def _k8s_name(queue: str) -> str:
+    """Kubernetes names allow no underscore: frontend_developer -> frontend-developer."""
+    return queue.replace("_", "-")
+
+
+def _container(deployment: Doc) -> Doc:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _setting_variables() -> set[str]:
+    """The environment variables orchestrator.settings.Settings reads."""
+    return {info.validation_alias if isinstance(info.validation_alias, str)
+            else f"AGENCY_{field.upper()}" for field, info in Settings.model_fields.items()}
+
+
+def test_k8s_one_deployment_per_queue_and_nothing_else() -> None:
+    deployments = _of_kind("Deployment")
+    workers = {doc["metadata"]["labels"]["agency/queue"] for doc in deployments.values()
+               if doc["metadata"]["labels"].get("app.kubernetes.io/name") == "worker"}
+    assert sorted(workers) == sorted(ALL_QUEUES)
+    assert set(deployments) == {_k8s_name(q) for q in ALL_QUEUES} | {"redis", "flower", "metrics"}
+
+
+def test_k8s_each_worker_consumes_its_queue_with_a_unique_node_name() -> None:
+    deployments = _of_kind("Deployment")
+    for queue in ALL_QUEUES:
+        container = _container(deployments[_k8s_name(queue)])
+        command = container["command"]
+        assert command[:4] == ["celery", "-A", "workers.app", "worker"]
+        assert command.count("-Q") == 1 and command[command.index("-Q") + 1] == queue
+        # $(POD_NAME) is expanded by Kubernetes from the downward API: one name per pod.
+        assert command[command.index("-n") + 1] == f"{queue}@$(POD_NAME)"
+        env = {item["name"]: item for item in container["env"]}
+        assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        assert container["image"] == "agency:latest"
+        spec = deployments[_k8s_name(queue)]["spec"]
+        assert "replicas" not in spec  # KEDA owns the count
+        assert spec["template"]["spec"]["terminationGracePeriodSeconds"] >= 300
+
+
+def test_k8s_one_scaled_object_per_queue_on_its_redis_list() -> None:
+    scaled = _of_kind("ScaledObject")
+    assert set(scaled) == {_k8s_name(q) for q in ALL_QUEUES}
+    deployments = _of_kind("Deployment")
+    for queue in ALL_QUEUES:
+        spec = scaled[_k8s_name(queue)]["spec"]
+        assert spec["scaleTargetRef"]["name"] == _k8s_name(queue) in deployments
+        triggers = spec["triggers"]
+        assert {t["type"] for t in triggers} == {"redis"}
+        lists = [t["metadata"]["listName"] for t in triggers]
+        assert lists[0] == queue
+        # Further triggers may only watch the queue's priority lists (kombu: name + sep + step).
+        assert all(name in {f"{queue}\x06\x16{step}" for step in (3, 6, 9)} for name in lists[1:])
+        assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    orchestrator = scaled[_k8s_name(ORCHESTRATOR_QUEUE)]["spec"]
+    assert orchestrator["minReplicaCount"] >= 1  # it runs the reconciler
+    # Planning is sent at PLAN_PRIORITY: its list must be watched too.
+    assert f"{ORCHESTRATOR_QUEUE}\x06\x16{PLAN_PRIORITY}" in [
+        t["metadata"]["listName"] for t in orchestrator["triggers"]]
+
+
+def test_k8s_keda_reaches_the_broker_redis() -> None:
+    data = _of_kind("ConfigMap")["agency"]["data"]
+    broker = urlsplit(data["AGENCY_BROKER_URL"])
+    assert data["REDIS_ADDRESS"] == f"{broker.hostname}:{broker.port}"
+    for scaled in _of_kind("ScaledObject").values():
+        for trigger in scaled["spec"]["triggers"]:
+            assert trigger["metadata"]["addressFromEnv"] == "REDIS_ADDRESS"
+            assert trigger["metadata"]["databaseIndex"] == broker.path.strip("/")
+
+
+def test_k8s_every_container_has_resources() -> None:
+    for deployment in _of_kind("Deployment").values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            resources = container["resources"]
+            assert resources["requests"]["memory"] and resources["requests"]["cpu"]
+            assert resources["limits"]["memory"], container["name"]
+
+
+def test_k8s_secrets_come_only_from_the_secret_template() -> None:
+    assert not [doc for doc in _manifests() if doc["kind"] == "Secret"]
+    config = _of_kind("ConfigMap")["agency"]["data"]
+    assert not {"AGENCY_DATABASE_URL", "ANTHROPIC_API_KEY", "FLOWER_BASIC_AUTH"} & set(config)
+    (secret,) = _manifests(example=True)
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "agency"
+    values = secret["stringData"]
+    assert all("CHANGE-ME" in value for value in values.values())
+    assert not values["ANTHROPIC_API_KEY"].startswith("sk-")
+    password = urlsplit(values["AGENCY_DATABASE_URL"]).password
+    assert password == "CHANGE-ME"
+    # Every key a container takes from the Secret is one the template shows how to set.
+    for deployment in _of_kind("Deployment").values():
+        for item in _container(deployment).get("env", []):
+            ref = item.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["name"] == "agency" and ref["key"] in values
+
+
+def test_k8s_names_only_real_settings() -> None:
+    text = "".join(path.read_text() for path in sorted(K8S.glob("*.yaml")))
+    named = set(re.findall(r"\bAGENCY_[A-Z0-9_]+\b", text))
+    assert named and named <= _setting_variables(), named - _setting_variables()
+    for deployment in _of_kind("Deployment").values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            names = {item["name"] for item in container.get("env", [])}
+            assert names <= _setting_variables() | {"POD_NAME"}, names
+
+
+def test_k8s_kustomization_lists_every_manifest_but_the_secret_template() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert sorted(kustomization["resources"]) == sorted(files - {"secret.example.yaml"})
+    assert kustomization["namespace"] == "agency"
+    for doc in _manifests():
+        assert doc["metadata"].get("namespace", "agency") == "agency"
