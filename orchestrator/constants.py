@@ -108,6 +108,15 @@ class LLMKind(StrEnum):
     AUTO = "auto"
 
 
+class Dimension(StrEnum):
+    """What an Anthropic rate limit counts, per minute and per model; the value names its
+    `anthropic-ratelimit-<value>-*` headers and its bucket in Redis."""
+
+    REQUESTS = "requests"
+    INPUT_TOKENS = "input-tokens"
+    OUTPUT_TOKENS = "output-tokens"
+
+
 # Planning of a new project waits behind integration (and any other orchestrator work) on a
 # busy `orchestrator` queue: with Redis, 0 is the highest priority and the default.
 PLAN_PRIORITY = 6

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.llm.base import ServerLimits
+
 
 class AgencyError(Exception):
     """Agency failed."""
@@ -69,9 +74,12 @@ class CallCapReached(ModelError):
 class TransientModelError(ModelError):
     """The model API is temporarily unavailable; retry later."""
 
-    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+    def __init__(self, message: str | None = None, retry_after: float | None = None, *,
+                 rate_limited: bool = False, limits: ServerLimits | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited  # a 429: the organisation's rate limit, not an outage
+        self.limits = limits
 
 
 class BudgetExhausted(AgencyError):

@@ -22,6 +22,7 @@ from orchestrator.errors import (
 )
 from orchestrator.leases import LeaseKeeper
 from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, make_provider
+from orchestrator.llm.ratelimit import Throttle, make_throttle
 from orchestrator.llm.structured import RetryPolicy
 from orchestrator.scheduler import Claim, ProjectClaim, Scheduler
 from orchestrator.settings import Settings, get_settings
@@ -57,6 +58,10 @@ class Runtime:
     @cached_property
     def provider(self) -> Provider:
         return make_provider(self.settings)
+
+    @cached_property
+    def throttle(self) -> Throttle | None:
+        return make_throttle(self.settings)
 
     @cached_property
     def leases(self) -> LeaseKeeper:
@@ -102,7 +107,7 @@ class Runtime:
     def policy(self) -> RetryPolicy:
         s = self.settings
         return RetryPolicy(attempts=s.model_attempts, backoff=s.model_backoff,
-                           max_backoff=s.model_max_backoff)
+                           max_backoff=s.model_max_backoff, throttle=self.throttle)
 
     def meter(self, project_id: str, claim: Claim | None = None) -> ProjectMeter:
         """Budget admission, the call cap, ledger and retry notes for one project's (or one
@@ -138,12 +143,19 @@ class ProjectMeter:
             cost, response.latency_ms, attempt))
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
+        self._note("retry", f"model call attempt {attempt} failed ({reason}); "
+                   f"retrying in {delay:.1f}s")
+
+    def throttled(self, waited: float) -> None:
+        self._note("rate_limited", f"rate limited: waited {waited:.1f}s for the shared "
+                   "Anthropic rate limit")
+
+    def _note(self, kind: str, detail: str) -> None:
         try:
             self.rt.store.note(self.project_id, self.claim.task_id if self.claim else None,
-                               "retry", f"model call attempt {attempt} failed ({reason}); "
-                               f"retrying in {delay:.1f}s")
+                               kind, detail)
         except AgencyError as exc:  # a note is not worth failing a call for
-            log.warning("could not note a retry: %s", exc)
+            log.warning("could not note %s: %s", kind, exc)
 
 
 _lock = threading.Lock()

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from orchestrator.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE, AgentType, LLMKind
@@ -34,6 +34,19 @@ ConcurrencyTable = Annotated[dict[str, Annotated[int, Field(ge=1)]], NoDecode]
 
 
 ReviewedAgents = Annotated[tuple[AgentType, ...], NoDecode]
+
+
+class RateLimit(BaseModel):
+    """An organisation's Anthropic limits for a model (per minute; unset: not limited here)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1)
+    itpm: int | None = Field(default=None, ge=1)
+    otpm: int | None = Field(default=None, ge=1)
+
+
+RateLimitTable = Annotated[dict[str, RateLimit], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -79,12 +92,19 @@ class Settings(BaseSettings):
     model_attempts: int = Field(default=8, ge=1, le=20)
     model_backoff: float = Field(default=1.0, ge=0)
     model_max_backoff: float = Field(default=60.0, ge=0)
+    # The shared rate limit (orchestrator/llm/ratelimit.py): limits by model-id prefix, where
+    # its buckets live, and the output tokens a call is admitted on (unset: its max_tokens,
+    # as the API counts it). The response headers lower a limit, or set one never configured.
+    rate_limit_enabled: bool = True
+    rate_limits: RateLimitTable = Field(default_factory=dict)
+    rate_limit_redis: str | None = None
+    rate_limit_output_estimate: int | None = Field(default=None, ge=1)
 
     flower_basic_auth: SecretStr | None = Field(default=None, validation_alias="FLOWER_BASIC_AUTH")
     flower_port: int = Field(default=5555, validation_alias="FLOWER_PORT")
     flower_address: str = Field(default="127.0.0.1", validation_alias="FLOWER_ADDRESS")
 
-    @field_validator("prices", "concurrency", mode="before")
+    @field_validator("prices", "concurrency", "rate_limits", mode="before")
     @classmethod
     def _json_object(cls, value: object) -> object:
         """A table from the environment is JSON text; the defaults are already dicts."""
@@ -146,6 +166,16 @@ class Settings(BaseSettings):
         if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
             return self.broker_url
         return "cache+memory://"
+
+    @property
+    def effective_rate_limit_redis(self) -> str | None:
+        """Where the shared rate limit's buckets live: the broker's Redis unless told; None
+        (buckets in this process) without Redis."""
+        if self.rate_limit_redis:
+            return self.rate_limit_redis
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
 
     @property
     def effective_database_url(self) -> str:

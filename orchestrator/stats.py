@@ -419,6 +419,9 @@ class Tally:
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         """Retried in place; nothing to note."""
 
+    def throttled(self, waited: float) -> None:
+        """Waited for the rate limit; nothing to note."""
+
 
 def optimize(rt: Runtime, metrics: dict[str, Any]) -> dict[str, Any]:
     """The orchestrator model's advice on these statistics (the seed's keys), and what the

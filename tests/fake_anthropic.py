@@ -7,18 +7,27 @@ life: orchestrator/llm/cache.py), and injects faults: 429 with retry-after, 529,
 JSON, schema violations, answers slower than the client's timeout, refusals, hostile artifact
 paths, scripted "revise" verdicts.
 Modes come from `script` first, then at random with the configured rates.
+
+With `Faults.rate_limits` it also enforces an organisation's rate limits as the API does: a
+token bucket per model and dimension, refilled continuously (limit per `rate_window`, a
+minute unless a test compresses time), that admits a request on its uncached input tokens and
+its `max_tokens` and then settles with what it used; a request that does not fit gets 429
+`rate_limit_error` with `retry-after` (whole seconds), and every response carries the
+`anthropic-ratelimit-*` headers (resets as RFC 3339 times).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -47,6 +56,10 @@ class Faults:
     artifacts: dict[str, list[str]] = field(default_factory=dict)
     # Verdicts of a task's reviews, by title prefix: {"Frontend": deque(["revise"])}.
     verdicts: dict[str, deque[str]] = field(default_factory=dict)
+    # The organisation's limits per model, as the API enforces them: {"rpm": 50, "itpm":
+    # 30000, "otpm": 8000} per `rate_window` seconds (any subset).
+    rate_limits: dict[str, int] = field(default_factory=dict)
+    rate_window: float = 60.0
 
     def draw(self, rng: random.Random) -> str:
         roll = rng.random()
@@ -103,6 +116,42 @@ def answer(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     return [block_json(b) for b in content], stop
 
 
+# Faults.rate_limits keys and the header family each one is reported in.
+DIMENSIONS = {"rpm": "requests", "itpm": "input-tokens", "otpm": "output-tokens"}
+
+
+@dataclass
+class Bucket:
+    """One limit, replenished continuously up to its size, as the API's are."""
+
+    limit: float
+    window: float
+    tokens: float
+    at: float
+
+    def level(self, now: float) -> float:
+        self.tokens = min(self.limit, self.tokens + (now - self.at) * self.limit / self.window)
+        self.at = now
+        return self.tokens
+
+    def wait(self, need: float, now: float) -> float:
+        """Seconds until `need` fits (0: it fits now)."""
+        short = min(need, self.limit) - self.level(now)
+        return max(0.0, short * self.window / self.limit)
+
+    def headers(self, family: str, now: float) -> dict[str, str]:
+        full = time.time() + (self.limit - self.level(now)) * self.window / self.limit
+        reset = datetime.fromtimestamp(math.ceil(full), UTC).isoformat().replace("+00:00", "Z")
+        return {f"anthropic-ratelimit-{family}-limit": str(int(self.limit)),
+                f"anthropic-ratelimit-{family}-remaining": str(max(0, int(self.tokens))),
+                f"anthropic-ratelimit-{family}-reset": reset}
+
+
+def itpm_cost(usage: dict[str, int]) -> int:
+    """What counts toward input tokens per minute: cache reads do not (current models)."""
+    return usage["input_tokens"] + usage["cache_creation_input_tokens"]
+
+
 @dataclass
 class FakeAnthropic:
     api_key: str = "sk-test-fake"
@@ -112,10 +161,13 @@ class FakeAnthropic:
     usage: list[dict[str, int]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     modes: list[str] = field(default_factory=list)
+    admitted: list[float] = field(default_factory=list)  # when each request passed the limits
+    limited: int = 0  # requests refused with 429 by the rate limits
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
+        self._buckets: dict[tuple[str, str], Bucket] = {}
         self.cache = PromptCache()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -228,6 +280,80 @@ class FakeAnthropic:
                    "usage": self._usage(body, content)}
         return 200, message, {}
 
+    def _limits(self, model: str, now: float) -> dict[str, Bucket]:
+        """The model's buckets (under the lock), made full on first use."""
+        out = {}
+        for key, limit in self.faults.rate_limits.items():
+            bucket = self._buckets.get((model, key))
+            if bucket is None or bucket.limit != limit:
+                bucket = self._buckets[(model, key)] = Bucket(
+                    limit, self.faults.rate_window, float(limit), now)
+            out[key] = bucket
+        return out
+
+    def _limit_headers(self, buckets: dict[str, Bucket], now: float) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for key, bucket in buckets.items():
+            headers.update(bucket.headers(DIMENSIONS[key], now))
+        tokens = [b for k, b in buckets.items() if k != "rpm"]
+        if tokens:  # the combined family: the most restrictive token limit
+            headers.update(min(tokens, key=lambda b: b.tokens).headers("tokens", now))
+        return headers
+
+    def _need(self, body: dict[str, Any]) -> dict[str, float]:
+        """What a request is admitted on: its uncached input as the cache stands, and its
+        `max_tokens` (settled with the real output afterwards)."""
+        if not self.faults.rate_limits:
+            return {}
+        tokens = self.cache.account(body, 0, record=False)
+        return {"rpm": 1.0, "otpm": float(body.get("max_tokens", 0)),
+                "itpm": float(tokens.input + tokens.cache_write)}
+
+    def _admit(self, body: dict[str, Any], need: dict[str, float]) -> dict[str, str] | None:
+        """Take the request's share of the limits; None when it fits, else its 429 headers."""
+        with self._lock:
+            now = time.monotonic()
+            buckets = self._limits(body["model"], now)
+            wait = max((b.wait(need[k], now) for k, b in buckets.items()), default=0.0)
+            if wait > 0:
+                self.limited += 1
+                self.modes.append("limited")
+                headers = self._limit_headers(buckets, now)
+                return {"retry-after": str(max(1, math.ceil(wait))), **headers}
+            for key, bucket in buckets.items():
+                bucket.tokens -= need[key]
+            self.admitted.append(now)
+        return None
+
+    def _settle(self, body: dict[str, Any], taken: dict[str, float], status: int,
+                payload: dict[str, Any]) -> dict[str, str]:
+        """Adjust the estimates to what the answer used (an error used no tokens)."""
+        usage = payload.get("usage") if status == 200 else None
+        spent = {"itpm": itpm_cost(usage), "otpm": usage["output_tokens"]} if usage else {}
+        with self._lock:
+            now = time.monotonic()
+            buckets = self._limits(body["model"], now)
+            for key in ("itpm", "otpm"):
+                if key in buckets:
+                    bucket = buckets[key]
+                    bucket.tokens = min(bucket.limit, bucket.level(now) + taken[key]
+                                        - spent.get(key, 0))
+            return self._limit_headers(buckets, now)
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """A request that passed authentication: the rate limits, then the reply."""
+        need = self._need(body)
+        headers = self._admit(body, need)
+        if headers is not None:
+            message = ("This request would exceed your organization's rate limit. "
+                       "For details, refer to https://docs.claude.com/en/api/rate-limits.")
+            return 429, {"type": "error", "error": {"type": "rate_limit_error",
+                                                     "message": message}}, headers
+        status, payload, headers = self._reply(body, self._mode(body))
+        if need:
+            headers = {**headers, **self._settle(body, need, status, payload)}
+        return status, payload, headers
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
@@ -252,7 +378,8 @@ class FakeAnthropic:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 with fake._lock:
-                    fake.requests.append({"body": body, "headers": dict(self.headers)})
+                    fake.requests.append({"body": body, "headers": dict(self.headers),
+                                          "at": time.monotonic()})
                 if self.path != "/v1/messages":
                     self._send(404, {"type": "error", "error": {
                         "type": "not_found_error", "message": self.path}}, {})
@@ -262,6 +389,6 @@ class FakeAnthropic:
                     self._send(401, {"type": "error", "error": {
                         "type": "authentication_error", "message": "invalid API key"}}, {})
                     return
-                self._send(*fake._reply(body, fake._mode(body)))
+                self._send(*fake.answer(body))
 
         return Handler

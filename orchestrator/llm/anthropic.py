@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import anthropic
 
+from orchestrator.constants import Dimension
 from orchestrator.errors import ModelRefused, TransientModelError
-from orchestrator.llm.base import CompletionRequest, CompletionResponse
+from orchestrator.llm.base import CompletionRequest, CompletionResponse, ServerLimits, Window
 from orchestrator.llm.wire import content_from_json, request_json
 from orchestrator.models import Tokens
 from orchestrator.settings import Settings
@@ -20,6 +23,29 @@ def retry_after(exc: anthropic.APIStatusError) -> float | None:
     value = exc.response.headers.get("retry-after")
     try:
         return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def server_limits(headers: Mapping[str, str]) -> ServerLimits | None:
+    """The `anthropic-ratelimit-<dimension>-limit/-remaining/-reset` headers, when sent
+    (reset: an RFC 3339 time). The combined `-tokens-` family is left out: it repeats the
+    most restrictive of the two token limits."""
+    windows: dict[Dimension, Window] = {}
+    for dimension in Dimension:
+        name = f"anthropic-ratelimit-{dimension.value}"
+        try:
+            limit, remaining = int(headers[f"{name}-limit"]), int(headers[f"{name}-remaining"])
+        except (KeyError, ValueError):
+            continue
+        windows[dimension] = Window(limit=limit, remaining=remaining,
+                                    reset=_timestamp(headers.get(f"{name}-reset")))
+    return ServerLimits(windows=windows) if windows else None
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
     except ValueError:
         return None
 
@@ -37,6 +63,14 @@ def classify(exc: Exception) -> tuple[bool, str, float | None]:
             return True, reason, retry_after(exc)
         return False, reason, None
     return False, f"{type(exc).__name__}: {exc}", None
+
+
+def _transient(exc: Exception, reason: str, requested: float | None) -> TransientModelError:
+    """A retryable failure, with what a status response said of the rate limits."""
+    if not isinstance(exc, anthropic.APIStatusError):
+        return TransientModelError(reason, requested)
+    return TransientModelError(reason, requested, rate_limited=exc.status_code == 429,
+                               limits=server_limits(exc.response.headers))
 
 
 def _api_message(exc: anthropic.APIStatusError) -> str:
@@ -80,15 +114,17 @@ class AnthropicProvider:
         """One attempt; retries are the caller's policy (`orchestrator.llm.structured.call`)."""
         started = time.monotonic()
         try:
-            message = self.client.messages.create(**self._params(request))
+            raw = self.client.messages.with_raw_response.create(**self._params(request))
+            message = raw.parse()
         except anthropic.AnthropicError as exc:
             retryable, reason, requested = classify(exc)
             if retryable:
-                raise TransientModelError(reason, requested) from exc
+                raise _transient(exc, reason, requested) from exc
             raise ModelRefused(f"Anthropic API refused the request: {reason}") from exc
-        return self._response(message, started)
+        return self._response(message, started, server_limits(raw.headers))
 
-    def _response(self, message: Any, started: float) -> CompletionResponse:
+    def _response(self, message: Any, started: float,
+                  limits: ServerLimits | None) -> CompletionResponse:
         if message.stop_reason == "refusal":
             raise ModelRefused("the model refused to answer")
         content = content_from_json([b.model_dump() for b in message.content])
@@ -98,4 +134,4 @@ class AnthropicProvider:
                         cache_write=usage.cache_creation_input_tokens or 0)
         return CompletionResponse(content=content, model=message.model, tokens=tokens,
                                   latency_ms=int((time.monotonic() - started) * 1000),
-                                  stop_reason=message.stop_reason)
+                                  stop_reason=message.stop_reason, limits=limits)

@@ -7,11 +7,12 @@ prompts and tool results Claude reads): there is no side channel.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.constants import Role
+from orchestrator.constants import Dimension, Role
 from orchestrator.models import Tokens
 
 
@@ -87,6 +88,20 @@ class CompletionRequest(BaseModel):
         return "\n\n".join(b.text for b in self.system)
 
 
+class Window(Block):
+    """One rate limit as the server reported it: its size, what is left, when it is full."""
+
+    limit: int
+    remaining: int
+    reset: datetime | None = None
+
+
+class ServerLimits(Block):
+    """The `anthropic-ratelimit-*` headers of one response, per dimension (absent: not sent)."""
+
+    windows: dict[Dimension, Window] = Field(default_factory=dict)
+
+
 class CompletionResponse(BaseModel):
     """What the model said, and what it cost."""
 
@@ -97,6 +112,7 @@ class CompletionResponse(BaseModel):
     tokens: Tokens
     latency_ms: int
     stop_reason: str | None = None
+    limits: ServerLimits | None = None  # what the server said of its rate limits
 
     @property
     def text(self) -> str:

@@ -82,8 +82,10 @@ class PromptCache:
         self._entries: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def account(self, body: dict[str, Any], output_tokens: int) -> Tokens:
-        """The usage the API reports for this request, updating the cache."""
+    def account(self, body: dict[str, Any], output_tokens: int, *,
+                record: bool = True) -> Tokens:
+        """The usage the API reports for this request, updating the cache (`record=False`:
+        what it would report now, leaving the cache as it is)."""
         fmt = json.dumps((body.get("output_config") or {}).get("format"), sort_keys=True)
         digest = hashlib.sha256(f"{body['model']}\n{fmt}".encode())
         hashes: list[str] = []
@@ -109,10 +111,10 @@ class PromptCache:
                     if expiry is not None and expiry > now and j > hit:
                         hit = j
                         break
-            if hit >= 0:
+            if hit >= 0 and record:
                 self._entries[hashes[hit]] = now + self.ttl
             for b in cacheable:
-                if b > hit:
+                if b > hit and record:
                     self._entries[hashes[b]] = now + self.ttl
         read = ends[hit] if hit >= 0 else 0
         last = max(cacheable, default=-1)

@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -28,6 +28,9 @@ from orchestrator.llm.base import (
     ToolResultBlock,
     ToolUseBlock,
 )
+
+if TYPE_CHECKING:
+    from orchestrator.llm.ratelimit import Throttle
 
 T = TypeVar("T", bound=BaseModel)
 Check = Callable[[Any], object]  # raises when the value breaks a rule
@@ -49,12 +52,18 @@ class Meter(Protocol):
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         """A call failed transiently and will be retried after `delay` seconds."""
 
+    def throttled(self, waited: float) -> None:
+        """A call waited `waited` seconds for the shared rate limit (not a call of its own)."""
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How a call is made: retries, and the shared rate limit admitting each attempt."""
+
     attempts: int = 5
     backoff: float = 1.0
     max_backoff: float = 60.0
+    throttle: Throttle | None = None
 
     def delay(self, attempt: int, requested: float | None) -> float:
         """The server's `retry-after` when given, else jittered exponential backoff."""
@@ -66,12 +75,13 @@ class RetryPolicy:
 
 def call(provider: Provider, request: CompletionRequest, policy: RetryPolicy,
          meter: Meter | None) -> CompletionResponse:
-    """One answered call: admitted by the budget, transient failures retried with backoff."""
+    """One answered call: admitted by the budget and the shared rate limit, transient failures
+    retried with backoff."""
     for attempt in range(1, policy.attempts + 1):
         if meter is not None:
             meter.admit()
         try:
-            return provider.complete(request)
+            return _attempt(provider, request, policy.throttle, meter)
         except TransientModelError as exc:
             if attempt == policy.attempts:
                 raise TransientModelError(
@@ -82,6 +92,23 @@ def call(provider: Provider, request: CompletionRequest, policy: RetryPolicy,
                 meter.retrying(attempt, exc.message, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def _attempt(provider: Provider, request: CompletionRequest, throttle: Throttle | None,
+             meter: Meter | None) -> CompletionResponse:
+    """One try, once the rate limit admits it; what it used (or the 429) settles the limit."""
+    if throttle is None:
+        return provider.complete(request)
+    admission = throttle.admit(request)
+    if admission.waited > 0 and meter is not None:
+        meter.throttled(admission.waited)
+    try:
+        response = provider.complete(request)
+    except BaseException as exc:
+        throttle.failed(admission, exc)
+        raise
+    throttle.answered(admission, response)
+    return response
 
 
 def _strip_fence(text: str) -> str:
