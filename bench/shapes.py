@@ -15,9 +15,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from orchestrator.constants import AgentType
-
-AGENTS = [a.value for a in AgentType]
+# No import of the project here: the LangGraph peer reads this file from its own environment.
+AGENTS = ["marketing", "frontend_developer", "backend_developer", "mobile_developer",
+          "devops_engineer", "data_analyst", "ux_designer", "project_manager", "qa_engineer",
+          "content_writer"]
 Deps = list[list[int]]
 
 
