@@ -7,7 +7,12 @@ from collections.abc import Callable, Sequence
 from celery import Celery, chain, group
 from celery.canvas import Signature
 
-from orchestrator.constants import INTEGRATE_TASK, PLAN_TASK, agent_task_name
+from orchestrator.constants import (
+    INTEGRATE_TASK,
+    MESSAGE_PRIORITY,
+    PLAN_TASK,
+    agent_task_name,
+)
 from orchestrator.dag import Leaf, Parallel, Series, Shape
 from orchestrator.models import TaskRecord
 
@@ -23,11 +28,20 @@ def compile_shape(shape: Shape, leaf: Callable[[int], Signature]) -> Signature:
             return group(*(compile_shape(p, leaf) for p in parts))
 
 
+def native_joins(app: Celery) -> bool:
+    """Whether the result backend joins a flat chord as its last task ends (Redis and the
+    embedded in-memory cache do; a backend that would poll with `chord_unlock` does not):
+    see `dag.cheap_joins`."""
+    return bool(getattr(app.backend, "supports_native_join", False))
+
+
 def agent_signature(app: Celery, project_id: str, task: TaskRecord) -> Signature:
-    """One agent task: ids and the title only (Flower shows and searches them)."""
+    """One agent task: ids and the title only (Flower shows and searches them), sent with
+    its priority so that the critical path goes first where workers are scarce."""
     return app.signature(agent_task_name(task.agent_type), immutable=True,
                          kwargs={"project_id": project_id, "task_id": task.id,
-                                 "title": task.title})
+                                 "title": task.title},
+                         priority=MESSAGE_PRIORITY[task.priority])
 
 
 def unit_canvas(app: Celery, project_id: str, tasks: Sequence[TaskRecord],

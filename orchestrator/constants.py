@@ -117,6 +117,12 @@ class Dimension(StrEnum):
     OUTPUT_TOKENS = "output-tokens"
 
 
+# Critical path first when workers are scarce: an agent task's message carries its priority
+# (from its slack against the plan's critical path), and a worker takes the most urgent
+# message of its queue first. Redis keeps a list per step (kombu's steps 0, 3, 6, 9; 0 first).
+MESSAGE_PRIORITY = {TaskPriority.CRITICAL: 0, TaskPriority.HIGH: 3, TaskPriority.NORMAL: 6,
+                    TaskPriority.LOW: 9}
+
 # Planning of a new project waits behind integration (and any other orchestrator work) on a
 # busy `orchestrator` queue: with Redis, 0 is the highest priority and the default.
 PLAN_PRIORITY = 6

@@ -325,11 +325,43 @@ def is_exact(graph: Graph) -> bool:
     return not false_waits(graph, series_parallel(graph))
 
 
-def units(graph: Graph, heads: frozenset[int] = frozenset()) -> list[Unit]:
+def cheap_joins(shape: Shape, flat_joins: bool = True) -> bool:
+    """True when every join in the shape's canvas costs milliseconds.
+
+    A parallel part followed by more work compiles to a chord. With a result backend that
+    joins natively (a counter bumped by each header task: Redis, and the embedded in-memory
+    cache) a chord whose header is flat, a group of single tasks, fires as its last task ends.
+    A header with chains or groups inside is joined by polling (`join_native`, every 0.5 s; the
+    counter also overcounts: "Chord counter incremented too many times"), and a backend without
+    native joins polls every chord with `chord_unlock`. Such joins are left to the store, which
+    releases a task the moment its last dependency completes.
+    """
+    match shape:
+        case Leaf():
+            return True
+        case Parallel(parts=parts):
+            return all(cheap_joins(p, flat_joins) for p in parts)
+        case Series(parts=parts):
+            for part in parts[:-1]:
+                if isinstance(part, Parallel) and not (
+                        flat_joins and all(isinstance(p, Leaf) for p in part.parts)):
+                    return False
+            return all(cheap_joins(p, flat_joins) for p in parts)
+
+
+def fits_one_unit(graph: Graph, flat_joins: bool = True) -> bool:
+    """True when one canvas can run the graph exactly, with joins that cost milliseconds."""
+    shape = series_parallel(graph)
+    return not false_waits(graph, shape) and cheap_joins(shape, flat_joins)
+
+
+def units(graph: Graph, heads: frozenset[int] = frozenset(),
+          flat_joins: bool = True) -> list[Unit]:
     """Cover the graph with exact units, growing each greedily in topological order.
 
     `heads` are nodes that also wait on work outside the graph (still running elsewhere): each
     heads a unit of its own, released by the store, and is never a member of another unit.
+    `flat_joins`: whether the result backend joins a flat chord natively; see `cheap_joins`.
     """
     order = graph.topological_order()
     placed: set[int] = set()
@@ -342,8 +374,8 @@ def units(graph: Graph, heads: frozenset[int] = frozenset()) -> list[Unit]:
         for node in order:
             if node in placed or node in members or not graph.deps[node] or node in heads:
                 continue
-            if set(graph.deps[node]) <= set(members) and is_exact(
-                    subgraph(graph, [*members, node])):
+            if set(graph.deps[node]) <= set(members) and fits_one_unit(
+                    subgraph(graph, [*members, node]), flat_joins):
                 members.append(node)
         placed.update(members)
         found.append(Unit(head=head, members=tuple(members)))

@@ -20,7 +20,12 @@ from celery import Celery
 from celery.canvas import Signature
 
 from orchestrator import dag
-from orchestrator.canvas import integration_signature, plan_signature, unit_canvas
+from orchestrator.canvas import (
+    integration_signature,
+    native_joins,
+    plan_signature,
+    unit_canvas,
+)
 from orchestrator.constants import PLAN_PRIORITY, ProjectStatus, TaskStatus
 from orchestrator.models import TaskRecord
 from orchestrator.runtime import Runtime
@@ -121,7 +126,7 @@ def dispatch(rt: Runtime, app: Celery, project_id: str,
     heads = frozenset(i for i, t in enumerate(todo)
                       if any(d not in inside and status[d] is not TaskStatus.COMPLETED
                              for d in t.dependencies))
-    found = dag.units(_graph(todo), heads)
+    found = dag.units(_graph(todo), heads, flat_joins=native_joins(app))
     rt.store.assign_units({ROOT_UNIT if u.head is None else todo[u.head].id:
                            [todo[m].id for m in u.members] for u in found if u.members})
     if len(found) > 1:

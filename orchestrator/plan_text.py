@@ -12,7 +12,7 @@ from celery import Celery
 from celery.canvas import Signature, _chain, chord, group
 
 from orchestrator import dag
-from orchestrator.canvas import unit_canvas
+from orchestrator.canvas import native_joins, unit_canvas
 from orchestrator.constants import INTEGRATE_TASK
 from orchestrator.models import TaskRecord
 
@@ -75,7 +75,7 @@ def canvas_text(app: Celery, project_id: str, tasks: Sequence[TaskRecord]) -> st
         return "no tasks yet: the request is still being planned\n"
     titles = {t.id: f"#{t.index} {t.title}" for t in tasks}
     out: list[str] = []
-    for unit in dag.units(task_graph(tasks)):
+    for unit in dag.units(task_graph(tasks), flat_joins=native_joins(app)):
         members = [tasks[m] for m in unit.members]
         if not members:
             continue

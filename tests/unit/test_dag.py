@@ -172,3 +172,28 @@ def test_random_graphs_split_into_exact_units() -> None:
                 if node != unit.head and graph.deps[node]:
                     assert set(graph.deps[node]) <= inside  # only the head waits outside
             assert dag.is_exact(dag.subgraph(graph, list(unit.members)))
+
+
+def test_random_graphs_join_only_where_a_join_is_cheap() -> None:
+    """With a native join, chord headers are flat; without one (embedded), there is no chord."""
+    for flat in (True, False):
+        for size, graph in _random_graphs(13, 150, 14):
+            found = dag.units(graph, flat_joins=flat)
+            assert sorted(n for u in found for n in u.members) == list(range(size))
+            for unit in found:
+                shape = dag.series_parallel(dag.subgraph(graph, list(unit.members)))
+                assert dag.cheap_joins(shape, flat)
+                assert dag.is_exact(dag.subgraph(graph, list(unit.members)))
+
+
+def test_a_join_after_chains_is_released_by_the_store() -> None:
+    """a -> (b -> c | d -> e) -> f: the chord header would hold chains, which Redis joins by
+    polling every 0.5 s; f is released by the store instead. A flat join stays a chord."""
+    graph = dag.validate_plan(make_plan({1: [0], 2: [1], 3: [0], 4: [3], 5: [2, 4]}, 6))
+    assert dag.units(graph) == [dag.Unit(head=None, members=(0, 1, 3, 2, 4)),
+                                dag.Unit(head=5, members=(5,))]
+    flat = dag.validate_plan(make_plan({1: [0], 2: [0], 3: [1, 2]}, 4))
+    assert dag.units(flat) == [dag.Unit(head=None, members=(0, 1, 2, 3))]
+    assert dag.units(flat, flat_joins=False) == [dag.Unit(head=None, members=(0, 1, 2)),
+                                                 dag.Unit(head=3, members=(3,))]
+    assert not dag.cheap_joins(dag.series_parallel(flat), flat_joins=False)

@@ -225,12 +225,20 @@ def test_mermaid_has_a_node_per_task_and_every_edge() -> None:
 
 
 def test_canvas_text_is_the_compiled_canvas() -> None:
-    app = Celery("report-test", set_as_current=False)
+    # Redis joins a flat chord natively (nothing connects until a result is read); so does
+    # the embedded in-memory cache backend.
+    app = Celery("report-test", set_as_current=False, backend="redis://127.0.0.1:1/0")
+    assert canvas_text(app, "p-1", diamond()) == canvas_text(
+        Celery("report-test", set_as_current=False, backend="cache+memory://"), "p-1", diamond())
     text = canvas_text(app, "p-1234", diamond())
     assert text.startswith("unit root (sent at dispatch):\n  chain(\n")
     assert "chord(" in text and "group(" in text and "#3 Task 3" in text
     assert text.rstrip().endswith("when the last task completes)")
     assert canvas_text(app, "p-1234", []).startswith("no tasks yet")
+    # A backend that would poll a chord (`chord_unlock`): the store releases the join instead.
+    polling = Celery("report-test", set_as_current=False)
+    text = canvas_text(polling, "p-1234", diamond())
+    assert "chord(" not in text and "unit headed by #3" in text
 
 
 def test_collect_reads_retries_and_phases_from_the_store(sqlite_store: Store,
