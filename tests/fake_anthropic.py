@@ -37,6 +37,13 @@ from orchestrator.llm.cache import PromptCache, count_tokens
 from orchestrator.llm.wire import block_json, request_from_json
 
 
+class _Server(ThreadingHTTPServer):
+    # A burst of a thousand clients connecting at once is queued as a real API front end would
+    # queue it: the default backlog of 5 would make most of them retry their SYN a second later.
+    request_queue_size = 4096
+    daemon_threads = True
+
+
 @dataclass
 class Faults:
     rate_limit: float = 0.0
@@ -163,14 +170,14 @@ class FakeAnthropic:
     modes: list[str] = field(default_factory=list)
     admitted: list[float] = field(default_factory=list)  # when each request passed the limits
     limited: int = 0  # requests refused with 429 by the rate limits
+    port: int = 0  # 0: any free port
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self.cache = PromptCache()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -392,3 +399,20 @@ class FakeAnthropic:
                 self._send(*fake.answer(body))
 
         return Handler
+
+
+def main() -> None:
+    """Serve until killed (benchmarks run it as a process of its own): print the URL first."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
+    args = parser.parse_args()
+    with FakeAnthropic(faults=Faults(latency=args.latency), port=args.port) as fake:
+        print(fake.url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

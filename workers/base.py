@@ -36,6 +36,20 @@ def _remember_node(sender: Any = None, **_: Any) -> None:
     _node["name"] = str(getattr(sender, "hostname", "") or "")
 
 
+@signals.worker_ready.connect
+def _warm_up(sender: Any = None, **_: Any) -> None:
+    """Make the model client and the store's pool before the first task, not inside it:
+    importing the anthropic SDK costs about a second of CPU and psycopg a fraction of one,
+    which a burst of first tasks would otherwise pay in every worker at once, before any of
+    them could send a call."""
+    rt = get_runtime()
+    for part in ("provider", "store"):
+        try:
+            getattr(rt, part)  # cached properties: built here, once
+        except Exception as exc:  # the first task fails or retries with the clear reason
+            log.warning("could not make the %s yet: %s", part, exc)
+
+
 @signals.worker_init.connect
 def _per_queue_concurrency(sender: Any = None, **_: Any) -> None:
     """A worker serving one queue gets that queue's concurrency from the settings."""

@@ -46,9 +46,9 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def open_connector(url: str) -> Connector:
+def open_connector(url: str, pool_size: int = 4) -> Connector:
     """An adapter for a database URL, migrated to the latest schema."""
-    connector = connect(url)
+    connector = connect(url, pool_size)
     connector.migrate()
     return connector
 
@@ -64,8 +64,9 @@ def upgrade(url: str) -> tuple[list[int], int]:
     return applied, max((int(r["version"]) for r in rows), default=0)
 
 
-def connect(url: str) -> Connector:
-    """An adapter for a database URL, as the database is (no migration)."""
+def connect(url: str, pool_size: int = 4) -> Connector:
+    """An adapter for a database URL, as the database is (no migration); `pool_size`: the most
+    PostgreSQL connections this process opens."""
     connector: Connector
     if url.startswith("sqlite:///"):
         from orchestrator.store.sqlite import SQLiteConnector
@@ -74,7 +75,7 @@ def connect(url: str) -> Connector:
     elif url.startswith(("postgresql://", "postgres://")):
         from orchestrator.store.postgres import PostgresConnector
 
-        connector = PostgresConnector(url)
+        connector = PostgresConnector(url, max_size=pool_size)
     else:
         from orchestrator.errors import ConfigError
 
@@ -321,9 +322,10 @@ _stores: dict[tuple[int, str], Store] = {}
 
 def get_store(settings: Settings | None = None) -> Store:
     """The process's store for the configured database (one pool per process, made after fork)."""
-    url = (settings or get_settings()).effective_database_url
+    settings = settings or get_settings()
+    url = settings.effective_database_url
     key = (os.getpid(), url)
     with _lock:
         if key not in _stores:
-            _stores[key] = Store(open_connector(url))
+            _stores[key] = Store(open_connector(url, settings.db_pool_size))
         return _stores[key]

@@ -63,7 +63,7 @@ class PostgresConnector:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, max_size: int = 8) -> None:
+    def __init__(self, url: str, max_size: int = 4) -> None:
         try:
             # One plain connection first: a clear reason at once instead of pool retries.
             psycopg.connect(url, connect_timeout=5).close()
