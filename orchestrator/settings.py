@@ -24,7 +24,10 @@ DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
 }
 
 # Threads per worker process for each queue; one place, read by `agency worker` and the Procfile.
-DEFAULT_CONCURRENCY: dict[str, int] = {ORCHESTRATOR_QUEUE: 2, **{a.value: 4 for a in AgentType}}
+# Agents wait on the network, so a thread is cheap (its stack is touched only as deep as it
+# goes); 16 per agent queue keep a fan-out moving on a laptop. A big box raises them with
+# AGENCY_CONCURRENCY (docs/scaling.md: a hundred per queue, a thousand calls in flight).
+DEFAULT_CONCURRENCY: dict[str, int] = {ORCHESTRATOR_QUEUE: 4, **{a.value: 16 for a in AgentType}}
 
 Price = tuple[float, float, float, float]
 # JSON tables are decoded by `_json_object`, so that a bad one is a validation error naming its
@@ -63,7 +66,7 @@ class Settings(BaseSettings):
     offline_latency: float = Field(default=0.0, ge=0.0)
     output_dir: Path = Path("agency-output")
     home: Path = Path(".agency")
-    embedded_concurrency: int = Field(default=4, ge=1, le=64)
+    embedded_concurrency: int = Field(default=16, ge=1, le=64)
     # PostgreSQL connections per process. A connection is held for one statement or one short
     # transaction, never across a model call, so a few serve a hundred threads; the topology
     # of 11 processes opens at most 11 x this (PostgreSQL allows 100 by default).

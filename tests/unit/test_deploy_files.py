@@ -9,7 +9,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from orchestrator.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE, PLAN_PRIORITY
+from orchestrator.constants import (
+    ALL_QUEUES,
+    MESSAGE_PRIORITY,
+    ORCHESTRATOR_QUEUE,
+    PLAN_PRIORITY,
+)
 from orchestrator.settings import Settings
 from tests.conftest import REPO
 
@@ -126,6 +131,9 @@ def test_k8s_one_scaled_object_per_queue_on_its_redis_list() -> None:
         assert lists[0] == queue
         # Further triggers may only watch the queue's priority lists (kombu: name + sep + step).
         assert all(name in {f"{queue}\x06\x16{step}" for step in (3, 6, 9)} for name in lists[1:])
+        if queue != ORCHESTRATOR_QUEUE:  # agent messages carry every priority: all lists count
+            assert sorted(lists) == sorted(
+                [queue, *(f"{queue}\x06\x16{p}" for p in set(MESSAGE_PRIORITY.values()) if p)])
         assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
     orchestrator = scaled[_k8s_name(ORCHESTRATOR_QUEUE)]["spec"]
     assert orchestrator["minReplicaCount"] >= 1  # it runs the reconciler

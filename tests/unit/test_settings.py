@@ -94,5 +94,5 @@ def test_a_partial_concurrency_table_keeps_the_other_defaults(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENCY_CONCURRENCY", '{"frontend_developer": 8}')
     table = Settings().concurrency
-    assert table["frontend_developer"] == 8 and table["orchestrator"] == 2
-    assert table["marketing"] == 4
+    assert table["frontend_developer"] == 8 and table["orchestrator"] == 4
+    assert table["marketing"] == 16
