@@ -138,6 +138,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=30, help="tasks in the chain (2 to 60)")
     parser.add_argument("--runs", type=int, default=3, help="chains of each system")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per chain")
+    parser.add_argument("--fresh-db", action="store_true",
+                        help="drop and recreate AGENCY_DATABASE_URL's database first (the "
+                             "store grows with every run otherwise)")
     parser.add_argument("--json", default=str(fx.REPO / "bench/results/dispatch_gap.json"))
     args = parser.parse_args()
     if not 2 <= args.tasks <= 60:
@@ -147,7 +150,7 @@ def main() -> None:
     queues = list(shapes.AGENTS)
     ours: list[dict[str, Any]] = []
     plain: list[dict[str, Any]] = []
-    with fx.fleets(home, env) as fl:
+    with fx.fleets(home, env, args.fresh_db) as fl:
         # One warm-up of each (connections, imports, first-use caches), not counted.
         ours_once(fl, 3, args.timeout)
         plain_once(fl, 3, queues, args.timeout)

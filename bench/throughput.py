@@ -24,6 +24,12 @@ processes (ours also split by pool), of the PostgreSQL backends connected to our
 (backends that exit during the run are not counted), of the whole redis-server (shared with
 whatever else uses it), and this process. Ours also reads PostgreSQL's counters for our
 database (pg_stat_database: transactions, rows read and written) to count store work per task.
+
+`--profile` (needs `py-spy` on PATH, e.g. `pip install py-spy`; it perturbs the run a little)
+samples one agent pool (marketing) during our run, only the thread holding the GIL (`--gil`:
+Python's CPU, not threads waiting), and prints where its CPU goes: the functions of
+orchestrator/ and workers/ by inclusive share of the samples, and the packages the samples
+were in (their innermost frame).
 """
 
 from __future__ import annotations
@@ -31,8 +37,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -110,13 +120,91 @@ def cpu_delta(before: dict[str, dict[int, float]], after: dict[str, dict[int, fl
 
 
 def pg_counters() -> dict[str, int]:
+    """The database's counters, and per table its sequential scans and the rows they read."""
     import psycopg
 
     url = os.environ["AGENCY_DATABASE_URL"]
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(f"SELECT {', '.join(PG_COUNTERS)} FROM pg_stat_database "
                            "WHERE datname = current_database()").fetchone()
-    return dict(zip(PG_COUNTERS, (int(v) for v in row or ()), strict=False))
+        counters = dict(zip(PG_COUNTERS, (int(v) for v in row or ()), strict=False))
+        for table, scans, rows in conn.execute(
+                "SELECT relname, seq_scan, seq_tup_read FROM pg_stat_user_tables").fetchall():
+            counters[f"seq_scan:{table}"] = int(scans or 0)
+            counters[f"seq_tup_read:{table}"] = int(rows or 0)
+    return counters
+
+
+class Profiler:
+    """`py-spy record` of one process for the length of a `with` block (raw collapsed stacks)."""
+
+    def __init__(self, pid: int | None, out: Path) -> None:
+        self.pid, self.out = pid, out
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Profiler:
+        spy = shutil.which("py-spy")
+        if self.pid is not None and spy:
+            self.proc = subprocess.Popen(
+                [spy, "record", "--pid", str(self.pid), "--rate", "200", "--gil", "--format", "raw",
+                 "--nolineno", "--output", str(self.out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
+    """Inclusive shares of our functions, and the packages of the innermost frames."""
+    ours: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines() if path.exists() else []:
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        seen = set()
+        for frame in frames:
+            if ("orchestrator/" in frame or "workers/" in frame) and frame not in seen:
+                seen.add(frame)
+                ours[frame] += count
+        leaves[_package(frames[-1])] += count
+    share = (lambda n: round(100 * n / total, 1)) if total else (lambda n: 0.0)
+    return {"samples": total,
+            "ours_inclusive_pct": {f: share(n) for f, n in ours.most_common(top)},
+            "innermost_package_pct": {p: share(n) for p, n in leaves.most_common(top)}}
+
+
+def _package(frame: str) -> str:
+    """`fn (site-packages/psycopg/cursor.py)` -> psycopg; ours -> orchestrator/agent etc."""
+    path = frame[frame.rfind("(") + 1:].rstrip(")")
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/", 1)[0]
+    for mine in ("orchestrator/", "workers/"):
+        if mine in path:
+            rest = path.split(mine, 1)[1]
+            return mine + (rest.split("/", 1)[0] if "/" in rest else rest)
+    return "python stdlib" if "/lib/python" in path else path or "?"
+
+
+def profiled_pid(fl: fx.Fleets, queue: str = "marketing") -> int | None:
+    from bench.load_run import _descendants
+
+    for pid in _descendants(fl.fleet_pid):
+        args = _cmdline(pid)
+        if "-Q" in args and args[args.index("-Q") + 1] == queue:
+            return pid
+    return None
 
 
 def shape_of(name: str, tasks: int) -> shapes.Deps:
@@ -127,16 +215,17 @@ def shape_of(name: str, tasks: int) -> shapes.Deps:
     return [[] for _ in range(tasks)]  # flat: independent tasks, as the plain group
 
 
-def ours_once(fl: fx.Fleets, projects: int, deps: shapes.Deps, shape: str, timeout: float
-              ) -> dict[str, Any]:
+def ours_once(fl: fx.Fleets, projects: int, deps: shapes.Deps, shape: str, timeout: float,
+              profile: Path | None = None) -> dict[str, Any]:
     plan_path = fx.write_plan(fl.home, shapes.plan(f"{shape}-{len(deps)}", deps))
     pg_before = pg_counters()
     cpu_before = cpu_snapshot(fl)
-    started = time.monotonic()
-    ids = [fx.submit(fl, plan_path) for _ in range(projects)]
-    submitted = time.monotonic() - started
-    statuses = fx.wait_ended(fl, ids, timeout, poll=0.5)
-    all_ended = time.monotonic() - started
+    with Profiler(profiled_pid(fl) if profile else None, profile or Path()):
+        started = time.monotonic()
+        ids = [fx.submit(fl, plan_path) for _ in range(projects)]
+        submitted = time.monotonic() - started
+        statuses = fx.wait_ended(fl, ids, timeout, poll=0.5)
+        all_ended = time.monotonic() - started
     cpu = cpu_delta(cpu_before, cpu_snapshot(fl))
     time.sleep(1.5)  # PostgreSQL flushes its backends' counters at most once a second
     pg_after = pg_counters()
@@ -157,7 +246,8 @@ def ours_once(fl: fx.Fleets, projects: int, deps: shapes.Deps, shape: str, timeo
         "submit_s": round(submitted, 3), "all_projects_ended_s": round(all_ended, 2),
         "statuses": {s: list(statuses.values()).count(s) for s in sorted(set(
             statuses.values()))},
-        "cpu_s": cpu, "pg": {k: pg_after[k] - pg_before.get(k, 0) for k in pg_after}}
+        "cpu_s": cpu, "pg": {k: pg_after[k] - pg_before.get(k, 0) for k in pg_after},
+        "profile": summarize_profile(profile) if profile else None}
 
 
 def plain_once(fl: fx.Fleets, count: int, queues: list[str], timeout: float) -> dict[str, Any]:
@@ -182,8 +272,15 @@ def main() -> None:
                              "chain, or independent tasks")
     parser.add_argument("--runs", type=int, default=1, help="runs of each system, alternating")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample one agent pool with py-spy during our run")
+    parser.add_argument("--fresh-db", action="store_true",
+                        help="drop and recreate AGENCY_DATABASE_URL's database first (the "
+                             "store grows with every run otherwise)")
     parser.add_argument("--json", default=str(fx.REPO / "bench/results/throughput.json"))
     args = parser.parse_args()
+    if args.profile and not shutil.which("py-spy"):
+        parser.error("--profile needs py-spy on PATH (pip install py-spy)")
     if not 1 <= args.tasks <= 60:
         parser.error("--tasks must be 1 to 60 (a plan holds at most 60 tasks)")
     home = fx.new_home("agency-throughput-")
@@ -192,12 +289,13 @@ def main() -> None:
     total = args.projects * args.tasks
     ours: list[dict[str, Any]] = []
     plain: list[dict[str, Any]] = []
-    with fx.fleets(home, env) as fl:
+    with fx.fleets(home, env, args.fresh_db) as fl:
         fx.submit(fl, fx.write_plan(home, shapes.plan("warm-up", shapes.chain(3))))
         fl.plain.run_group(list(shapes.AGENTS), 30)
         time.sleep(3)  # the warm-up project's integration
-        for _ in range(args.runs):
-            ours.append(ours_once(fl, args.projects, deps, args.shape, args.timeout))
+        for n in range(args.runs):
+            profile = home / f"profile-{n + 1}.txt" if args.profile else None
+            ours.append(ours_once(fl, args.projects, deps, args.shape, args.timeout, profile))
             plain.append(plain_once(fl, total, list(shapes.AGENTS), args.timeout))
         concurrency = fl.concurrency
     report(args, total, concurrency, ours, plain, home)
@@ -241,6 +339,20 @@ def report(args: argparse.Namespace, total: int, concurrency: dict[str, int],
               f"{pg['xact_commit'] / tasks:.1f} commits, {pg['tup_returned'] / tasks:.0f} rows "
               f"scanned, {pg['tup_fetched'] / tasks:.0f} fetched, {pg['tup_inserted'] / tasks:.1f}"
               f" inserted, {pg['tup_updated'] / tasks:.1f} updated")
+        scans = sorted(((k.split(":", 1)[1], v, pg.get(f"seq_tup_read:{k.split(':', 1)[1]}", 0))
+                        for k, v in pg.items() if k.startswith("seq_scan:") and v),
+                       key=lambda x: -x[2])[:5]
+        if scans:
+            print("  sequential scans (table: scans, rows read): " + ", ".join(
+                f"{t}: {n}, {rows}" for t, n, rows in scans))
+        prof = r.get("profile")
+        if prof and prof["samples"]:
+            print(f"  profile of the marketing pool ({prof['samples']} samples): innermost "
+                  "package " + ", ".join(f"{k} {v}%" for k, v in
+                                         prof["innermost_package_pct"].items()))
+            print("  our functions, inclusive:")
+            for frame, pct in prof["ours_inclusive_pct"].items():
+                print(f"    {pct:>5}%  {frame}")
     result = {"projects": args.projects, "tasks_per_project": args.tasks, "shape": args.shape,
               "total_tasks": total, "settings": fx.settings_line(), "concurrency": concurrency,
               "tasks_per_s": {"ours": round(_mean(ours, "tasks_per_s"), 2),
