@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,13 +41,42 @@ def _convert(sql: str) -> str:
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
+_converted: dict[str, bytes] = {}
+
+
+def _statement(query: str) -> bytes:
+    """A named query in psycopg's placeholders, converted once per process."""
+    found = _converted.get(query)
+    if found is None:
+        found = _converted[query] = _convert(queries()[query]).encode()
+    return found
+
+
+# A connection that sat idle is checked (one round trip) before it is handed out: a restarted
+# server breaks them all. One returned moments ago is handed out as is, which halves the round
+# trips of a busy worker; if the server went away since, its statement fails as
+# StoreUnavailable, the pool drops it, and the caller's retry gets a checked one.
+FRESH_SECONDS = 2.0
+_returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+    weakref.WeakKeyDictionary())
+
+
+def _check(conn: psycopg.Connection[Any]) -> None:
+    if time.monotonic() - _returned.get(conn, float("-inf")) > FRESH_SECONDS:
+        ConnectionPool.check_connection(conn)
+
+
+def _mark_returned(conn: psycopg.Connection[Any]) -> None:
+    _returned[conn] = time.monotonic()
+
+
 class _Session:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
 
     def _run(self, query: str, params: Params) -> psycopg.Cursor[Any]:
         with _guard(query):
-            return self._conn.execute(_convert(queries()[query]).encode(), dict(params))
+            return self._conn.execute(_statement(query), dict(params))
 
     def execute(self, query: str, params: Params) -> int:
         return self._run(query, params).rowcount
@@ -73,9 +104,8 @@ class PostgresConnector:
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 url, min_size=1, max_size=max_size, open=True, timeout=5,
-                # A restarted database costs a reconnect, not a failure: every connection is
-                # checked before it is handed out.
-                check=ConnectionPool.check_connection, reconnect_timeout=3600,
+                # A restarted database costs a reconnect, not a failure (see `_check`).
+                check=_check, reset=_mark_returned, reconnect_timeout=3600,
                 kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
             )
             self._pool.wait(timeout=10)
