@@ -17,7 +17,6 @@ from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
 from orchestrator.models import Deliverable, ProjectRecord, ReviewRecord, TaskRecord
 from orchestrator.prompts import ORCHESTRATOR_SYSTEM, integration_prompt
-from orchestrator.report import collect, write_report
 from orchestrator.runtime import Runtime
 from orchestrator.scheduler import ProjectClaim
 
@@ -66,6 +65,9 @@ def _write_report(rt: Runtime, project_id: str, deliverable: Deliverable) -> Non
     """report.html beside the deliverable, showing the project as completed: the completion is
     recorded next, and an embedded `agency run` stops its workers as soon as it sees it. A
     report that cannot be written costs a log line, never the deliverable."""
+    # Imported here: only the orchestrator's worker integrates, the agent workers never need it.
+    from orchestrator.report import collect, write_report
+
     try:
         project = rt.store.project(project_id).model_copy(update={
             "deliverable": deliverable, "status": ProjectStatus.COMPLETED,

@@ -55,6 +55,8 @@ class Fleet:
         """Start the Procfile's worker for `queue`, as node `node` (default: the queue)."""
         node = node or queue
         argv = shlex.split(self.commands[queue].replace(f"-n {queue}@%h", f"-n {node}@%h"))
+        if argv[0] == "exec":  # the shell's `exec` (honcho runs each line with `sh -c`)
+            argv = argv[1:]
         log = (self.home / f"{node}.log").open("ab")
         self.logs.append(log)
         self.procs[node] = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log,
