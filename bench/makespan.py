@@ -83,8 +83,8 @@ def embedded_runs(names: list[str], runs: int, env: dict[str, str]) -> dict[str,
                 run_env.pop(key, None)
             done = subprocess.run(
                 [sys.executable, "-m", "orchestrator", "run", "--plan",
-                 str(plan_file(name, home)), "--budget", str(BUDGET)], env=run_env, capture_output=True, text=True,
-                check=True)
+                 str(plan_file(name, home)), "--budget", str(BUDGET)], env=run_env,
+                capture_output=True, text=True, check=True)
             pid = next(x.split()[1] for x in done.stdout.splitlines()
                        if x.endswith("submitted."))
             status = json.loads(subprocess.run(

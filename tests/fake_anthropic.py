@@ -171,6 +171,8 @@ class FakeAnthropic:
     admitted: list[float] = field(default_factory=list)  # when each request passed the limits
     limited: int = 0  # requests refused with 429 by the rate limits
     port: int = 0  # 0: any free port
+    in_flight: int = 0  # answers being prepared right now (their latency included)
+    peak_in_flight: int = 0
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -265,7 +267,15 @@ class FakeAnthropic:
         fmt = (body.get("output_config") or {}).get("format") or {}
         title = (fmt.get("schema") or {}).get("title", "")
         extra += self.faults.slow_schemas.get(title, 0.0)
-        time.sleep(self.faults.slow_seconds if mode == "slow" else self.faults.latency + extra)
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            time.sleep(self.faults.slow_seconds if mode == "slow"
+                       else self.faults.latency + extra)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         content, stop = answer(body)
         if title == "Verdict":
             content = self._verdict(body, content)

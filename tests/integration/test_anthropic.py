@@ -298,3 +298,21 @@ def test_no_task_waits_for_a_task_it_does_not_depend_on(fake: FakeAnthropic,
     assert at(checklist, "finished_at") < at(slow, "finished_at")  # it did not wait
     assert at(page, "started_at") >= at(slow, "finished_at")  # and Page did
     assert_exact_order(data)
+
+
+def test_no_database_connection_is_held_while_a_call_waits(tmp_path: Path, pg_url: str) -> None:
+    """Eight agents on one PostgreSQL connection: all eight calls are in flight at once, which
+    they could not be if any of them held the connection while it waited on the model."""
+    from bench import shapes
+
+    plan = tmp_path / "fan.json"
+    plan.write_text(json.dumps(shapes.plan("fan", [[] for _ in range(8)])))
+    with FakeAnthropic(faults=Faults(latency=1.5)) as fake:
+        done = agency(tmp_path, "run", "--plan", str(plan), **{
+            "ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.url,
+            "AGENCY_DATABASE_URL": pg_url, "AGENCY_DB_POOL_SIZE": "1",
+            "AGENCY_EMBEDDED_CONCURRENCY": "8", "AGENCY_REVIEWED_AGENTS": "none",
+            "AGENCY_AGENT_MAX_TURNS": "1"})
+        assert done.returncode == 0, done.stderr
+        assert fake.peak_in_flight == 8
+        assert len(fake.task_calls()) == 8
