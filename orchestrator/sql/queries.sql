@@ -122,6 +122,15 @@ WHERE t.project_id = :project_id
 SELECT d.id, d.status FROM task_edges e JOIN tasks d ON d.id = e.depends_on
 WHERE e.task_id = :id
 
+-- name: dependency_tasks
+-- The tasks one task depends on, whole rows, in one query (an agent's inputs).
+SELECT d.* FROM task_edges e JOIN tasks d ON d.id = e.depends_on
+WHERE e.task_id = :id
+
+-- name: unit_heads
+-- Which of these tasks head their own launch unit (the store releases them, with their unit).
+SELECT id FROM tasks WHERE id = ANY(:ids) AND unit = id
+
 -- name: mark_sent
 -- After publishing: these tasks are carried by a message of the broker's current epoch.
 UPDATE tasks SET queued_at = COALESCE(queued_at, :now), sent_epoch = :epoch
@@ -135,8 +144,12 @@ UPDATE tasks SET unit = :unit WHERE id = ANY(:ids)
 -- transactions are serial already), so exactly one completer sees the last task done.
 UPDATE projects SET updated_at = :now WHERE id = :id
 
--- name: count_unfinished
-SELECT COUNT(*) AS n FROM tasks WHERE project_id = :project_id AND status <> :completed
+-- name: count_unfinished_and_live
+-- count_unfinished and count_live_tasks in one pass over the project's tasks.
+SELECT COALESCE(SUM(CASE WHEN status <> :completed THEN 1 ELSE 0 END), 0) AS unfinished,
+       COALESCE(SUM(CASE WHEN status = ANY(:live) OR (status = :blocked AND error IS NULL)
+                         THEN 1 ELSE 0 END), 0) AS live
+FROM tasks WHERE project_id = :project_id
 
 -- name: count_live_tasks
 -- Tasks that can still make progress: ready, running, or waiting on work that has not failed.
