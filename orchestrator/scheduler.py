@@ -209,10 +209,17 @@ class Scheduler:
 
     def start_task(self, task_id: str, worker: str, lease_until: datetime) -> Claim | None:
         """Claim a ready task for this worker; None when it is not pending with all deps done."""
+        params = {"id": task_id, "to_status": START.to.value, "allowed": _values(START.allowed),
+                  "worker": worker, "now": now(), "lease_until": lease_until}
+        if self.store.db.dialect == "postgresql":  # the claim and its event in one statement
+            row = self.store.db.fetch_one("start_task_noted",
+                                          {**params, "from_status": T.PENDING.value})
+            if row is None:
+                return None
+            return Claim(project_id=row["project_id"], task_id=task_id,
+                         attempt=int(row["attempts"]))
         with self.store.db.transaction() as tx:
-            row = tx.fetch_one("start_task", {
-                "id": task_id, "to_status": START.to.value, "allowed": _values(START.allowed),
-                "worker": worker, "now": now(), "lease_until": lease_until})
+            row = tx.fetch_one("start_task", params)
             if row is None:
                 return None
             self.store.event(tx, row["project_id"], task_id, "task", T.PENDING.value,

@@ -165,6 +165,22 @@ SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at =
 WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
 RETURNING project_id, attempts
 
+-- name: start_task_noted
+-- PostgreSQL only: start_task and its `task` event in one statement (one round trip, one
+-- commit, the same atomicity as both in one transaction).
+WITH started AS (
+    UPDATE tasks
+    SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at = :now,
+        error = NULL, lease_until = :lease_until
+    WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
+    RETURNING project_id, attempts),
+noted AS (
+    INSERT INTO events (project_id, task_id, kind, from_status, to_status, detail, at)
+    SELECT project_id, CAST(:id AS text), 'task', CAST(:from_status AS text),
+           CAST(:to_status AS text), CAST(:worker AS text) || ', attempt ' || attempts, :now
+    FROM started)
+SELECT project_id, attempts FROM started
+
 -- name: finish_attempt
 -- Every write of an attempt is fenced: accepted only while its token is current.
 UPDATE tasks
@@ -276,6 +292,22 @@ SELECT :project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
        NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
                                          AND status = ANY(:held))
 RETURNING stale
+
+-- name: record_attempt_usage
+-- PostgreSQL only: insert_attempt_usage and add_tokens_used in one statement (one round trip,
+-- one commit, the same atomicity as both in one transaction).
+WITH ledger AS (
+    INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens,
+                       cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, attempt, at,
+                       stale)
+    SELECT :project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
+           :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now,
+           NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
+                                             AND status = ANY(:held))
+    RETURNING stale),
+spent AS (
+    UPDATE projects SET tokens_used = tokens_used + :tokens WHERE id = :project_id)
+SELECT stale FROM ledger
 
 -- name: try_reconciler_lock
 -- PostgreSQL only: one reconciler pass at a time across every machine.

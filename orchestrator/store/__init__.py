@@ -244,13 +244,17 @@ class Store:
                   "output_tokens": tokens.output, "cache_read_tokens": tokens.cache_read,
                   "cache_write_tokens": tokens.cache_write, "cost_usd": cost_usd,
                   "latency_ms": latency_ms, "attempt": attempt, "now": now()}
+        held = [TaskStatus.IN_PROGRESS.value, TaskStatus.REVIEW.value]
+        if claim is not None and self.db.dialect == "postgresql":  # one statement, same effect
+            row = self.db.fetch_one("record_attempt_usage", {
+                **params, "holder": claim.attempt, "held": held, "tokens": tokens.budgeted})
+            return not (row and row["stale"])
         with self.db.transaction() as tx:
             if claim is None:
                 tx.execute("insert_usage", params)
             else:
                 row = tx.fetch_one("insert_attempt_usage", {
-                    **params, "holder": claim.attempt,
-                    "held": [TaskStatus.IN_PROGRESS.value, TaskStatus.REVIEW.value]})
+                    **params, "holder": claim.attempt, "held": held})
                 fresh = not (row and row["stale"])
             # Spent is spent: the project's total (and so its budget) counts every paid call.
             tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.budgeted})
