@@ -148,11 +148,13 @@ def launch(rt: Runtime, app: Celery, project_id: str, members: list[TaskRecord])
 
 def release(rt: Runtime, app: Celery, project_id: str, completion: Completion) -> None:
     """After a completion: send the units whose head it made ready, or integration."""
+    heads = rt.store.unit_heads(completion.ready)  # one query, whatever was released
+    tasks: list[TaskRecord] | None = None
     for task_id in completion.ready:
-        head = rt.store.task(task_id)
-        if head.unit == head.id:
-            members = [t for t in rt.store.tasks(project_id)
-                       if t.unit == head.id and t.status in _UNDONE]
+        if task_id in heads:
+            if tasks is None:
+                tasks = rt.store.tasks(project_id)
+            members = [t for t in tasks if t.unit == task_id and t.status in _UNDONE]
             launch(rt, app, project_id, members)
     if completion.project_done:
         send_integration(rt, app, project_id)

@@ -209,10 +209,17 @@ class Scheduler:
 
     def start_task(self, task_id: str, worker: str, lease_until: datetime) -> Claim | None:
         """Claim a ready task for this worker; None when it is not pending with all deps done."""
+        params = {"id": task_id, "to_status": START.to.value, "allowed": _values(START.allowed),
+                  "worker": worker, "now": now(), "lease_until": lease_until}
+        if self.store.db.dialect == "postgresql":  # the claim and its event in one statement
+            row = self.store.db.fetch_one("start_task_noted",
+                                          {**params, "from_status": T.PENDING.value})
+            if row is None:
+                return None
+            return Claim(project_id=row["project_id"], task_id=task_id,
+                         attempt=int(row["attempts"]))
         with self.store.db.transaction() as tx:
-            row = tx.fetch_one("start_task", {
-                "id": task_id, "to_status": START.to.value, "allowed": _values(START.allowed),
-                "worker": worker, "now": now(), "lease_until": lease_until})
+            row = tx.fetch_one("start_task", params)
             if row is None:
                 return None
             self.store.event(tx, row["project_id"], task_id, "task", T.PENDING.value,
@@ -268,12 +275,17 @@ class Scheduler:
             for dep in tx.fetch_all("count_down_dependents", {"id": claim.task_id}):
                 if dep["pending_deps"] == 0 and self._move_task(tx, dep["id"], RELEASE):
                     ready.append(dep["id"])
-            done = self._count(tx, "count_unfinished", claim.project_id,
-                               {"completed": T.COMPLETED.value}) == 0
+            # Both counts in one pass: what is unfinished, and what can still progress.
+            counts = tx.fetch_one("count_unfinished_and_live", {
+                "project_id": claim.project_id, "completed": T.COMPLETED.value,
+                "live": _values(_LIVE_TASKS), "blocked": T.BLOCKED.value})
+            unfinished, live = (int(counts["unfinished"]), int(counts["live"])) if counts \
+                else (0, 0)
+            done = unfinished == 0
             if done:
                 done = self.move_project(claim.project_id, P.INTEGRATING, None, tx)
             else:
-                self._attention_if_stuck(tx, claim.project_id)
+                self._attention_if_stuck(tx, claim.project_id, live)
         return Completion(ready=ready, project_done=done)
 
     @staticmethod
@@ -309,10 +321,13 @@ class Scheduler:
         row = tx.fetch_one(query, {"project_id": project_id, **params})
         return int(row["n"]) if row else 0
 
-    def _attention_if_stuck(self, tx: Session, project_id: str) -> None:
-        """No task can progress while some failed: the project needs a person."""
-        live = self._count(tx, "count_live_tasks", project_id,
-                           {"live": _values(_LIVE_TASKS), "blocked": T.BLOCKED.value})
+    def _attention_if_stuck(self, tx: Session, project_id: str, live: int | None = None
+                            ) -> None:
+        """No task can progress while some failed: the project needs a person. `live`: the
+        count of tasks that can still progress, when the caller read it inside `tx` already."""
+        if live is None:
+            live = self._count(tx, "count_live_tasks", project_id,
+                               {"live": _values(_LIVE_TASKS), "blocked": T.BLOCKED.value})
         if live:
             return
         failed = tx.fetch_all("failed_tasks", {"project_id": project_id,

@@ -40,7 +40,7 @@ def claim_task(rt: Runtime, task_id: str, worker: str
     change once planned), or say why not: None when it already completed (a completed task is
     never executed again, whatever the broker redelivers)."""
     task = rt.store.task(task_id)
-    project = rt.store.project(task.project_id)
+    project = rt.store.project(task.project_id, usage=False)  # the brief shows no figures
     if project.status is not ProjectStatus.RUNNING:
         raise NotRunnable(f"project {project.id} is {project.status.value}")
     claim = rt.scheduler.start_task(task_id, worker, rt.leases.until())
@@ -82,7 +82,7 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
          progress: Progress) -> AgentOutput:
     """The agent's answer, reviewed (and revised) when its type is reviewed or it asked."""
     settings = rt.settings
-    deps = [rt.store.task(d) for d in task.dependencies]
+    deps = rt.store.dependencies(task)
     tools = ProjectTools(rt.store, project.id, task.id, list(AGENT_TOOLS))
     conversation = Conversation(
         rt.provider, role=Role.AGENT, model=rt.model_for(Role.AGENT),

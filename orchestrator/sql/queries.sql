@@ -122,6 +122,15 @@ WHERE t.project_id = :project_id
 SELECT d.id, d.status FROM task_edges e JOIN tasks d ON d.id = e.depends_on
 WHERE e.task_id = :id
 
+-- name: dependency_tasks
+-- The tasks one task depends on, whole rows, in one query (an agent's inputs).
+SELECT d.* FROM task_edges e JOIN tasks d ON d.id = e.depends_on
+WHERE e.task_id = :id
+
+-- name: unit_heads
+-- Which of these tasks head their own launch unit (the store releases them, with their unit).
+SELECT id FROM tasks WHERE id = ANY(:ids) AND unit = id
+
 -- name: mark_sent
 -- After publishing: these tasks are carried by a message of the broker's current epoch.
 UPDATE tasks SET queued_at = COALESCE(queued_at, :now), sent_epoch = :epoch
@@ -135,8 +144,12 @@ UPDATE tasks SET unit = :unit WHERE id = ANY(:ids)
 -- transactions are serial already), so exactly one completer sees the last task done.
 UPDATE projects SET updated_at = :now WHERE id = :id
 
--- name: count_unfinished
-SELECT COUNT(*) AS n FROM tasks WHERE project_id = :project_id AND status <> :completed
+-- name: count_unfinished_and_live
+-- count_unfinished and count_live_tasks in one pass over the project's tasks.
+SELECT COALESCE(SUM(CASE WHEN status <> :completed THEN 1 ELSE 0 END), 0) AS unfinished,
+       COALESCE(SUM(CASE WHEN status = ANY(:live) OR (status = :blocked AND error IS NULL)
+                         THEN 1 ELSE 0 END), 0) AS live
+FROM tasks WHERE project_id = :project_id
 
 -- name: count_live_tasks
 -- Tasks that can still make progress: ready, running, or waiting on work that has not failed.
@@ -151,6 +164,22 @@ SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at =
     error = NULL, lease_until = :lease_until
 WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
 RETURNING project_id, attempts
+
+-- name: start_task_noted
+-- PostgreSQL only: start_task and its `task` event in one statement (one round trip, one
+-- commit, the same atomicity as both in one transaction).
+WITH started AS (
+    UPDATE tasks
+    SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at = :now,
+        error = NULL, lease_until = :lease_until
+    WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
+    RETURNING project_id, attempts),
+noted AS (
+    INSERT INTO events (project_id, task_id, kind, from_status, to_status, detail, at)
+    SELECT project_id, CAST(:id AS text), 'task', CAST(:from_status AS text),
+           CAST(:to_status AS text), CAST(:worker AS text) || ', attempt ' || attempts, :now
+    FROM started)
+SELECT project_id, attempts FROM started
 
 -- name: finish_attempt
 -- Every write of an attempt is fenced: accepted only while its token is current.
@@ -263,6 +292,22 @@ SELECT :project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
        NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
                                          AND status = ANY(:held))
 RETURNING stale
+
+-- name: record_attempt_usage
+-- PostgreSQL only: insert_attempt_usage and add_tokens_used in one statement (one round trip,
+-- one commit, the same atomicity as both in one transaction).
+WITH ledger AS (
+    INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens,
+                       cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, attempt, at,
+                       stale)
+    SELECT :project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
+           :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now,
+           NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
+                                             AND status = ANY(:held))
+    RETURNING stale),
+spent AS (
+    UPDATE projects SET tokens_used = tokens_used + :tokens WHERE id = :project_id)
+SELECT stale FROM ledger
 
 -- name: try_reconciler_lock
 -- PostgreSQL only: one reconciler pass at a time across every machine.

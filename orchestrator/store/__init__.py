@@ -184,12 +184,14 @@ class Store:
             raise BadInput(f"more than one {kind} id starts with {prefix!r}: give more of it")
         return str(rows[0]["id"])
 
-    def project(self, project_id: str) -> ProjectRecord:
+    def project(self, project_id: str, usage: bool = True) -> ProjectRecord:
+        """A project with its ledger's sums; `usage=False` leaves them out (tokens and cost
+        read zero) for one query less, for work that does not show them (an agent's brief)."""
         row = self.db.fetch_one("get_project", {"id": project_id})
         if row is None:
             raise NotFound(f"no project with id {project_id!r}")
-        usage = self.db.fetch_all("usage_by_project", {"ids": [project_id]})
-        return _project(row, usage[0] if usage else None)
+        sums = self.db.fetch_all("usage_by_project", {"ids": [project_id]}) if usage else []
+        return _project(row, sums[0] if sums else None)
 
     def projects(self, limit: int = 50) -> list[ProjectRecord]:
         rows = self.db.fetch_all("list_projects", {"limit": limit})
@@ -203,6 +205,18 @@ class Store:
             raise NotFound(f"no task with id {task_id!r}")
         deps = [d["id"] for d in self.db.fetch_all("dependency_statuses", {"id": task_id})]
         return _task(row, deps, None)
+
+    def dependencies(self, task: TaskRecord) -> list[TaskRecord]:
+        """The tasks `task` depends on, in the order of `task.dependencies`, in one query.
+        Their own dependencies are not loaded (empty) and their usage reads zero."""
+        rows = {r["id"]: r for r in self.db.fetch_all("dependency_tasks", {"id": task.id})}
+        return [_task(rows[d], [], None) for d in task.dependencies if d in rows]
+
+    def unit_heads(self, task_ids: list[str]) -> set[str]:
+        """Which of these tasks head their own launch unit."""
+        if not task_ids:
+            return set()
+        return {str(r["id"]) for r in self.db.fetch_all("unit_heads", {"ids": task_ids})}
 
     def tasks(self, project_id: str) -> list[TaskRecord]:
         rows = self.db.fetch_all("project_tasks", {"project_id": project_id})
@@ -230,13 +244,17 @@ class Store:
                   "output_tokens": tokens.output, "cache_read_tokens": tokens.cache_read,
                   "cache_write_tokens": tokens.cache_write, "cost_usd": cost_usd,
                   "latency_ms": latency_ms, "attempt": attempt, "now": now()}
+        held = [TaskStatus.IN_PROGRESS.value, TaskStatus.REVIEW.value]
+        if claim is not None and self.db.dialect == "postgresql":  # one statement, same effect
+            row = self.db.fetch_one("record_attempt_usage", {
+                **params, "holder": claim.attempt, "held": held, "tokens": tokens.budgeted})
+            return not (row and row["stale"])
         with self.db.transaction() as tx:
             if claim is None:
                 tx.execute("insert_usage", params)
             else:
                 row = tx.fetch_one("insert_attempt_usage", {
-                    **params, "holder": claim.attempt,
-                    "held": [TaskStatus.IN_PROGRESS.value, TaskStatus.REVIEW.value]})
+                    **params, "holder": claim.attempt, "held": held})
                 fresh = not (row and row["stale"])
             # Spent is spent: the project's total (and so its budget) counts every paid call.
             tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.budgeted})
