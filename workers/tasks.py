@@ -11,7 +11,6 @@ from orchestrator.agent.runner import run_agent_task
 from orchestrator.constants import (
     INTEGRATE_TASK,
     PLAN_TASK,
-    PROGRESS_EVENT,
     AgentType,
     agent_task_name,
 )
@@ -21,7 +20,7 @@ from orchestrator.integrate import integrate_project
 from orchestrator.planner import plan_project
 from orchestrator.runtime import Runtime, get_runtime
 from workers.app import app
-from workers.base import AgentTask, OrchestratorTask, node_name
+from workers.base import AgentTask, OrchestratorTask, node_name, send_progress
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,7 @@ def _agent_task(agent: AgentType) -> Any:
             # Not a `task-*` event: Flower (and Celery's event state) would make every running
             # task's state PROGRESS; as `agency-progress` the task stays STARTED.
             try:
-                self.send_event(PROGRESS_EVENT, project_id=project_id, task_id=task_id,
-                                step=step)
+                send_progress(self, project_id=project_id, task_id=task_id, step=step)
             except Exception as exc:  # progress is a courtesy; the broker may be away
                 log.debug("progress event not sent: %s", exc)
 

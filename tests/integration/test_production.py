@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from orchestrator.constants import ALL_QUEUES
+from orchestrator.settings import DEFAULT_CONCURRENCY
 from tests.conftest import (
     AGENCY,
     PG_ADMIN_URL,
@@ -206,7 +207,7 @@ def test_workers_lists_every_queue_with_its_concurrency(topology: Topology) -> N
     for name, queue in queues.items():
         own = [w for w in queue["workers"] if w["name"] == f"{name}@{HOST}"]
         assert own, name
-        assert own[0]["concurrency"] == (2 if name == "orchestrator" else 4)
+        assert own[0]["concurrency"] == DEFAULT_CONCURRENCY[name]
         assert queue["depth"] >= 0
 
 
@@ -533,5 +534,4 @@ def test_metrics_show_every_queue_with_its_depth_and_live_workers(topology: Topo
     for queue in ALL_QUEUES:
         assert found[("agency_queue_depth", queue)] >= 0
         assert found[("agency_queue_workers", queue)] >= 1, queue
-        assert found[("agency_queue_concurrency", queue)] >= (2 if queue == "orchestrator"
-                                                               else 4)
+        assert found[("agency_queue_concurrency", queue)] >= DEFAULT_CONCURRENCY[queue]
