@@ -65,6 +65,10 @@ class Completion:
 
     ready: list[str]
     project_done: bool
+    # The project's tasks completed and in all, as the completion's transaction counted them
+    # (None when not counted): what the task's result says in Flower, with no query more.
+    done: int | None = None
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -279,14 +283,15 @@ class Scheduler:
             counts = tx.fetch_one("count_unfinished_and_live", {
                 "project_id": claim.project_id, "completed": T.COMPLETED.value,
                 "live": _values(_LIVE_TASKS), "blocked": T.BLOCKED.value})
-            unfinished, live = (int(counts["unfinished"]), int(counts["live"])) if counts \
-                else (0, 0)
+            unfinished, live, total = (
+                (int(counts["unfinished"]), int(counts["live"]), int(counts["total"]))
+                if counts else (0, 0, 0))
             done = unfinished == 0
             if done:
                 done = self.move_project(claim.project_id, P.INTEGRATING, None, tx)
             else:
                 self._attention_if_stuck(tx, claim.project_id, live)
-        return Completion(ready=ready, project_done=done)
+        return Completion(ready=ready, project_done=done, done=total - unfinished, total=total)
 
     @staticmethod
     def _completed_by(tx: Session, claim: Claim) -> bool:

@@ -19,6 +19,7 @@ from orchestrator.errors import AgencyError
 from orchestrator.integrate import integrate_project
 from orchestrator.planner import plan_project
 from orchestrator.runtime import Runtime, get_runtime
+from orchestrator.store import progress_text
 from workers.app import app
 from workers.base import AgentTask, OrchestratorTask, node_name, send_progress
 
@@ -64,6 +65,8 @@ def _agent_task(agent: AgentType) -> Any:
         completion = run_agent_task(rt, task_id, worker=node_name(self), progress=progress)
         if completion is not None:
             release(rt, self.app, project_id, completion)
+            if completion.total is not None:
+                return progress_text(project_id, completion.done or 0, completion.total)
         return _progress(rt, project_id)
 
     run.__name__ = f"run_{agent.value}"

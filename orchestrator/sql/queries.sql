@@ -148,7 +148,8 @@ UPDATE projects SET updated_at = :now WHERE id = :id
 -- count_unfinished and count_live_tasks in one pass over the project's tasks.
 SELECT COALESCE(SUM(CASE WHEN status <> :completed THEN 1 ELSE 0 END), 0) AS unfinished,
        COALESCE(SUM(CASE WHEN status = ANY(:live) OR (status = :blocked AND error IS NULL)
-                         THEN 1 ELSE 0 END), 0) AS live
+                         THEN 1 ELSE 0 END), 0) AS live,
+       COUNT(*) AS total
 FROM tasks WHERE project_id = :project_id
 
 -- name: count_live_tasks
