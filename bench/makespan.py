@@ -1,6 +1,7 @@
 """Benchmark: makespan against the critical-path bound, shape by shape.
 
-    python bench/makespan.py [--mode production|embedded] [--latency 0.2] [--runs 3] \\
+    python bench/makespan.py [--mode production|embedded] [--latency 0.2] [--spread 0.5] \\
+        [--runs 3]
         [--shape NAME ...] [--json bench/results/makespan.json]
 
 Every shape of `bench/shapes.py` (chains, a wide fan-out/fan-in, diamonds, N-shapes, nested
@@ -143,6 +144,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=["production", "embedded"], default="production")
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--spread", type=float, default=0.0,
+                        help="each task's calls take the latency times a factor within "
+                             "1 +- spread, fixed per task (AGENCY_OFFLINE_LATENCY_SPREAD)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--shape", action="append", choices=sorted(shapes.SHAPES),
                         help="run only these shapes (repeatable)")
@@ -151,6 +155,7 @@ def main() -> None:
     names = args.shape or list(shapes.SHAPES)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
     env.update({"AGENCY_LLM": "offline", "AGENCY_OFFLINE_LATENCY": str(args.latency),
+                "AGENCY_OFFLINE_LATENCY_SPREAD": str(args.spread),
                 "AGENCY_REVIEWED_AGENTS": "none", "PYTHONUNBUFFERED": "1"})
     if args.mode == "embedded":
         env["AGENCY_EMBEDDED_CONCURRENCY"] = "16"
@@ -158,7 +163,9 @@ def main() -> None:
     else:
         found = production_runs(names, args.runs, env)
 
-    print(f"{args.mode}, every model call {args.latency} s, median of {args.runs} runs")
+    print(f"{args.mode}, every model call {args.latency} s"
+          + (f" x 1 +- {args.spread} per task" if args.spread else "")
+          + f", median of {args.runs} runs")
     head = (f"{'shape':<15}{'tasks':>6}{'bound s':>9}{'makespan s':>12}{'ratio':>7}"
             f"{'level-sync s':>14}{'sequential s':>14}{'delay p50 ms':>14}{'max ms':>8}")
     print(head)
@@ -170,7 +177,8 @@ def main() -> None:
               f"{best['ratio']:>7.3f}{best['level_synchronous_s']:>14.2f}"
               f"{best['sequential_s']:>14.2f}{best['start_delay_p50_ms']:>14.1f}"
               f"{best['start_delay_max_ms']:>8.1f}")
-    result = {"mode": args.mode, "latency_s": args.latency, "runs": args.runs,
+    result = {"mode": args.mode, "latency_s": args.latency, "spread": args.spread,
+              "runs": args.runs,
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "shapes": summary}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     orchestrator_model: str = "claude-sonnet-4-6"
     agent_model: str = "claude-haiku-4-5"
     offline_latency: float = Field(default=0.0, ge=0.0)
+    offline_latency_spread: float = Field(default=0.0, ge=0.0, lt=1.0)
     output_dir: Path = Path("agency-output")
     home: Path = Path(".agency")
     embedded_concurrency: int = Field(default=16, ge=1, le=64)

@@ -10,6 +10,11 @@ prometheus_client, humanize), about 22 MB resident in every worker process, none
 The Procfile, docker-compose.yml and deploy/kubernetes start workers this way; `celery -A
 workers.app worker` still works the same, only heavier. `--detach` is not supported (every
 supervisor here keeps its workers in the foreground).
+
+    python -m workers fleet [--queues q1,q2,...]
+
+starts every queue's worker of this machine as forked children of one process, which share the
+imported code (workers/fleet.py).
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["fleet"]:  # every pool of this machine, forked from one process
+        from workers.fleet import main as fleet
+
+        sys.exit(fleet(args[1:]))
     if "-D" in args or "--detach" in args:
         sys.exit("python -m workers runs in the foreground; use `celery -A workers.app worker "
                  "--detach` to detach")

@@ -15,7 +15,8 @@ def make_provider(settings: Settings) -> Provider:
     if kind is LLMKind.OFFLINE:
         from orchestrator.llm.offline_model import OfflineProvider
 
-        return OfflineProvider(latency=settings.offline_latency)
+        return OfflineProvider(latency=settings.offline_latency,
+                               spread=settings.offline_latency_spread)
     from orchestrator.llm.anthropic import AnthropicProvider
 
     return AnthropicProvider(settings)

@@ -9,6 +9,7 @@ integrated deliverable. Usage is accounted as the API would, prompt caching incl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -227,14 +228,26 @@ class OfflineProvider:
 
     name = "offline"
 
-    def __init__(self, latency: float = 0.0) -> None:
-        self.latency = latency
+    def __init__(self, latency: float = 0.0, spread: float = 0.0) -> None:
+        self.latency, self.spread = latency, spread
         self.cache = PromptCache()
+
+    def delay(self, request: CompletionRequest) -> float:
+        """Seconds this call takes: `latency`, times a factor within 1 +- `spread` that is fixed
+        per agent task (from its title), so that tasks differ in length as real ones do."""
+        if not self.spread:
+            return self.latency
+        title = line(Transcript(request).first, "Your task:")
+        if not title:
+            return self.latency
+        digest = int.from_bytes(hashlib.blake2b(title.encode(), digest_size=8).digest(), "big")
+        return self.latency * (1 - self.spread + 2 * self.spread * digest / 2**64)
 
     def complete(self, request: CompletionRequest) -> CompletionResponse:
         started = time.monotonic()
-        if self.latency:
-            time.sleep(self.latency)
+        delay = self.delay(request)
+        if delay:
+            time.sleep(delay)
         content = respond(request)
         body = request_json(request.model_copy(update={"model": MODEL_NAME}))
         tokens = self.cache.account(body, count_tokens(

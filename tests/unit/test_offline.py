@@ -93,3 +93,17 @@ def test_latency_setting_is_honoured() -> None:
     started = time.monotonic()
     Analysis.model_validate_json(provider.complete(req).text)
     assert time.monotonic() - started >= 0.05
+
+
+def test_latency_spread_is_fixed_per_task_and_bounded() -> None:
+    def request(title: str) -> CompletionRequest:
+        text = f"Project brief\nYour task: {title}\nDo it well."
+        return CompletionRequest(role=Role.AGENT, model="m", system=[TextBlock(text="s")],
+                                 messages=[Message(role="user", content=[TextBlock(text=text)])])
+
+    provider = OfflineProvider(latency=1.0, spread=0.5)
+    delays = [provider.delay(request(f"Step {i}")) for i in range(40)]
+    assert all(0.5 <= d <= 1.5 for d in delays)
+    assert max(delays) - min(delays) > 0.5  # tasks differ in length
+    assert provider.delay(request("Step 3")) == delays[3]  # every call of a task alike
+    assert OfflineProvider(latency=1.0).delay(request("Step 3")) == 1.0

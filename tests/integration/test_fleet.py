@@ -1,0 +1,125 @@
+"""`python -m workers fleet`: every pool of one machine, forked from one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.constants import ALL_QUEUES
+from tests.conftest import AGENCY, PG_ADMIN_URL, REDIS_URL, REPO, agency_env, need, queue_keys
+
+HOST = socket.gethostname()
+
+
+class Fleet:
+    def __init__(self, home: Path, env: dict[str, str], proc: subprocess.Popen[bytes],
+                 log: Path) -> None:
+        self.home, self.env, self.proc, self.log = home, env, proc, log
+
+    def agency(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*AGENCY, *args], cwd=self.home, env=self.env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def live(self) -> dict[str, int]:
+        """Live node name -> its pid (from the workers' own stats)."""
+        result = self.agency("workers", "--json")
+        assert result.returncode == 0, result.stderr
+        return {w["name"]: w.get("pid", 0) for q in json.loads(result.stdout)
+                for w in q["workers"]}
+
+    def wait_for(self, names: set[str], timeout: float = 90) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        while True:
+            live = self.live()
+            if names <= set(live):
+                return live
+            if time.monotonic() > deadline:
+                pytest.fail(f"pools never came up: missing {sorted(names - set(live))}\n"
+                            f"{self.log.read_text()[-3000:]}")
+            time.sleep(1)
+
+    def children(self) -> dict[str, int]:
+        """Queue -> pid of its worker, as the fleet last reported them."""
+        found: dict[str, int] = {}
+        for line in self.log.read_text().splitlines():
+            if line.startswith("fleet: ") and "worker pools started" in line:
+                found.update({q: int(p) for q, p in re.findall(r"(\w+)=(\d+)", line)})
+            restarted = re.search(r"fleet: the (\w+) worker \(pid \d+\) restarted as (\d+)",
+                                  line)
+            if restarted:
+                found[restarted.group(1)] = int(restarted.group(2))
+        return found
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterator[Fleet]:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        need("Redis", str(exc))
+    redis.Redis.from_url(REDIS_URL).delete(*queue_keys())
+    home = tmp_path_factory.mktemp("fleet")
+    name = f"agency_test_{uuid.uuid4().hex[:12]}"
+    pg_admin.execute(f'CREATE DATABASE "{name}"')
+    env = agency_env(home, AGENCY_BROKER_URL=REDIS_URL,
+                     AGENCY_DATABASE_URL=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
+    log = home / "fleet.log"
+    proc = subprocess.Popen([sys.executable, "-m", "workers", "fleet", "-l", "INFO"], cwd=REPO,
+                            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    top = Fleet(home, env, proc, log)
+    try:
+        top.wait_for({f"{q}@{HOST}" for q in ALL_QUEUES})
+        yield top
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_fleet_runs_a_project_on_its_pools(fleet: Fleet) -> None:
+    assert set(fleet.children()) == set(ALL_QUEUES)
+    result = fleet.agency("run", "Build a website for a bakery", timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "completed" in result.stdout
+    # Each pool is a child of the fleet's process, on its own queue.
+    pids = fleet.children()
+    for pid in pids.values():
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(stat[1]) == fleet.proc.pid  # parent pid
+
+
+def test_a_killed_pool_is_started_again(fleet: Fleet) -> None:
+    before = fleet.children()["frontend_developer"]
+    os.kill(before, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while fleet.children()["frontend_developer"] == before:
+        assert time.monotonic() < deadline, fleet.log.read_text()[-3000:]
+        time.sleep(0.5)
+    fleet.wait_for({f"frontend_developer@{HOST}"})
+    result = fleet.agency("run", "Build a website for a bakery", timeout=180)
+    assert result.returncode == 0 and "completed" in result.stdout, result.stderr
+
+
+def test_sigterm_stops_every_pool(fleet: Fleet) -> None:
+    pids = list(fleet.children().values())
+    os.kill(fleet.proc.pid, signal.SIGTERM)
+    assert fleet.proc.wait(timeout=60) == 0
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+            f"/proc/{pid}/status").read_text()
