@@ -1,8 +1,7 @@
 """Benchmark: makespan against the critical-path bound, shape by shape.
 
     python bench/makespan.py [--mode production|embedded] [--latency 0.2] [--spread 0.5] \\
-        [--runs 3]
-        [--shape NAME ...] [--json bench/results/makespan.json]
+        [--runs 3] [--shape NAME ...] [--json bench/results/makespan.json]
 
 Every shape of `bench/shapes.py` (chains, a wide fan-out/fan-in, diamonds, N-shapes, nested
 parallel blocks with chains inside, random graphs of 20 and 60 tasks) runs as a plan file

@@ -78,8 +78,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterator[F
     env = agency_env(home, AGENCY_BROKER_URL=REDIS_URL,
                      AGENCY_DATABASE_URL=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
     log = home / "fleet.log"
+    out = log.open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "workers", "fleet", "-l", "INFO"], cwd=REPO,
-                            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            env=env, stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True)
     top = Fleet(home, env, proc, log)
     try:
@@ -89,6 +90,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterator[F
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        out.close()
         pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
