@@ -9,9 +9,10 @@ Redis and PostgreSQL clients, pydantic, the agents, and the anthropic SDK when C
 configured), freezes it out of the garbage collector's reach, and forks: the children share
 those pages instead of each holding a copy, so the pools of one machine take about half the
 memory of eleven separate processes (docs/benchmarks.md). The parent holds no connection and
-no thread; it restarts a child that dies (a second later, at most once a minute per queue
-beyond that) and, on SIGTERM or SIGINT, passes the signal to every child and waits for them
-(Celery's warm shutdown: running tasks finish).
+no thread. It starts a pool that dies again (a second later; 15 s later once it died three
+times within a minute), stops every pool and exits 2 when a worker refuses its options, and on
+SIGTERM or SIGINT sends every pool SIGTERM and waits for them (Celery's warm shutdown: running
+tasks finish). A pool gets SIGTERM too when the fleet's process dies, however it died.
 """
 
 from __future__ import annotations
@@ -19,26 +20,21 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import random
 import signal
 import sys
 import time
 from collections.abc import Sequence
 
-RESTART_DELAY = 1.0
-RESTART_WINDOW = 60.0
+RESTART_DELAY = 1.0  # a pool that died starts again this much later
+RESTART_WINDOW = 60.0  # ... unless it died 3 times within this window: then a quarter later
+USAGE_ERROR = 2  # a worker that exits with this (a bad option) would fail again: the fleet stops
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+_PR_SET_PDEATHSIG = 1
 
 
 def _preload() -> None:
-    """Import what every worker imports, before forking."""
-    import celery.apps.worker
-    import celery.backends.redis
-    import celery.bin.worker
-    import celery.concurrency.thread
-    import celery.worker.consumer  # noqa: F401
-    import kombu.transport.redis  # noqa: F401
-    import psycopg  # noqa: F401
-    import psycopg_pool  # noqa: F401
+    """Import what every worker imports, before forking (nothing here opens a connection, a
+    thread or a file)."""
 
     import workers.tasks  # noqa: F401
     from orchestrator.constants import LLMKind
@@ -49,11 +45,27 @@ def _preload() -> None:
         import anthropic  # noqa: F401
 
 
-def _child(queue: str, extra: Sequence[str]) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: the child gets SIGTERM (a warm shutdown) when the fleet's process dies, even by
+    SIGKILL, rather than serving on as an orphan beside the next fleet's pools."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's SIGTERM is all there is
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(0)
+
+
+def _child(queue: str, extra: Sequence[str], parent: int, mask: set[int | signal.Signals]
+           ) -> None:
     """In the forked child: become the queue's worker; never return."""
-    random.seed()  # the parent's generator state is every child's otherwise
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+    for sig in (*_STOP_SIGNALS, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a stop sent meanwhile lands now
+    _die_with_parent(parent)
     code = 0
     try:
         from workers.__main__ import main
@@ -76,48 +88,81 @@ class Fleet:
     def __init__(self, queues: Sequence[str], extra: Sequence[str]) -> None:
         self.queues, self.extra = list(queues), list(extra)
         self.children: dict[int, str] = {}
-        self.restarts: dict[str, list[float]] = {q: [] for q in self.queues}
+        self.deaths: dict[str, list[float]] = {q: [] for q in self.queues}
+        self.due: dict[str, float] = {}  # queue -> when its pool starts again
         self.stopping = False
+        self.code = 0
 
-    def spawn(self, queue: str) -> int:
-        pid = os.fork()
-        if pid == 0:
-            _child(queue, self.extra)
-        self.children[pid] = queue
-        return pid
+    def spawn(self, queue: str) -> int | None:
+        """Fork the queue's worker; None once the fleet is stopping. Stop signals are held
+        while forking, so that none is lost between the fork and the child's registration."""
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            if self.stopping:
+                return None
+            pid = os.fork()
+            if pid == 0:
+                _child(queue, self.extra, os.getppid(), mask)
+            self.children[pid] = queue
+            return pid
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
-    def stop(self, signum: int, _frame: object = None) -> None:
+    def stop(self, _signum: int = signal.SIGTERM, _frame: object = None) -> None:
+        """Warm shutdown of every pool: SIGTERM, whatever stopped the fleet (a second SIGINT
+        would make Celery cancel running tasks; Ctrl-C already sent one to every child)."""
         self.stopping = True
+        self.due.clear()
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+                os.kill(pid, signal.SIGTERM)
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            queue = self.children.pop(pid, None)
+            if queue is None or self.stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if code == USAGE_ERROR:
+                print(f"fleet: the {queue} worker (pid {pid}) refused its options (exit "
+                      f"{code}); stopping every pool", flush=True)
+                self.code = USAGE_ERROR
+                self.stop()
+                continue
+            now = time.monotonic()
+            recent = [t for t in self.deaths[queue] if now - t < RESTART_WINDOW]
+            self.deaths[queue] = [*recent, now]
+            delay = RESTART_DELAY if len(recent) < 3 else RESTART_WINDOW / 4
+            self.due[queue] = now + delay
+            print(f"fleet: the {queue} worker (pid {pid}) exited with status {code}; "
+                  f"restarting it in {delay:.0f} s", flush=True)
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for queue, when in list(self.due.items()):
+            if when <= now:
+                del self.due[queue]
+                old = self.spawn(queue)
+                if old is not None:
+                    print(f"fleet: the {queue} worker restarted as {old}", flush=True)
 
     def run(self) -> int:
         for queue in self.queues:
             self.spawn(queue)
-        print(f"fleet: {len(self.queues)} worker pools started "
+        print(f"fleet: {len(self.children)} worker pools started "
               f"({', '.join(f'{q}={p}' for p, q in self.children.items())})", flush=True)
-        while self.children:
-            try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                break
-            except InterruptedError:  # pragma: no cover (PEP 475 retries)
-                continue
-            if pid not in self.children:
-                continue
-            queue = self.children.pop(pid)
-            if self.stopping:
-                continue
-            print(f"fleet: the {queue} worker (pid {pid}) exited with status "
-                  f"{os.waitstatus_to_exitcode(status)}; restarting it", flush=True)
-            recent = [t for t in self.restarts[queue] if time.monotonic() - t < RESTART_WINDOW]
-            time.sleep(RESTART_DELAY if len(recent) < 3 else RESTART_WINDOW / 4)
-            self.restarts[queue] = [*recent, time.monotonic()]
-            if not self.stopping:
-                new = self.spawn(queue)
-                print(f"fleet: the {queue} worker (pid {pid}) restarted as {new}", flush=True)
-        return 0
+        while self.children or self.due:
+            self._reap()
+            self._restart_due()
+            time.sleep(0.2)
+        return self.code
 
 
 def main(argv: Sequence[str]) -> int:

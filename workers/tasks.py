@@ -64,7 +64,9 @@ def _agent_task(agent: AgentType) -> Any:
         rt = get_runtime()
         completion = run_agent_task(rt, task_id, worker=node_name(self), progress=progress)
         if completion is not None:
-            release(rt, self.app, project_id, completion)
+            # The completion is committed: what it released must be sent even if the
+            # database blinks now (a retry of this message would find the task done).
+            rt.durably("release", lambda: release(rt, self.app, project_id, completion))
             if completion.total is not None:
                 return progress_text(project_id, completion.done or 0, completion.total)
         return _progress(rt, project_id)

@@ -34,6 +34,10 @@ def _guard(what: str) -> Iterator[None]:
     try:
         yield
     except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError):
+            # The server may have restarted: its other connections in the pool are as dead as
+            # this one. Check each one again before it is handed out (see `_check`).
+            _returned.clear()
         raise _wrap(what, exc) from exc
 
 
@@ -55,7 +59,8 @@ def _statement(query: str) -> bytes:
 # A connection that sat idle is checked (one round trip) before it is handed out: a restarted
 # server breaks them all. One returned moments ago is handed out as is, which halves the round
 # trips of a busy worker; if the server went away since, its statement fails as
-# StoreUnavailable, the pool drops it, and the caller's retry gets a checked one.
+# StoreUnavailable, the pool drops it, every other connection is checked again before its next
+# use (`_guard`), and the caller's retry gets a good one.
 FRESH_SECONDS = 2.0
 _returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
     weakref.WeakKeyDictionary())

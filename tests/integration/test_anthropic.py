@@ -217,7 +217,8 @@ def test_budget_stops_the_project_and_resume_finishes_it(fake: FakeAnthropic,
     assert data["status"] == "budget_exhausted"
     assert any(t["status"] != "completed" for t in data["tasks"])
     calls = [sum(u.values()) for u in fake.usage]
-    workers = 4  # AGENCY_EMBEDDED_CONCURRENCY's default: at most 4 calls in flight
+    # AGENCY_EMBEDDED_CONCURRENCY's default: at most that many calls in flight
+    workers = Settings.model_fields["embedded_concurrency"].default
     assert budget <= data["tokens_used"] <= budget + workers * max(calls)
     assert data["tokens_used"] == sum(data["tokens"].values())
     resumed = agency(tmp_path, "resume", project_id, "--budget", "1000000", **_env(fake))

@@ -56,7 +56,7 @@ class Fleet:
         for line in self.log.read_text().splitlines():
             if line.startswith("fleet: ") and "worker pools started" in line:
                 found.update({q: int(p) for q, p in re.findall(r"(\w+)=(\d+)", line)})
-            restarted = re.search(r"fleet: the (\w+) worker \(pid \d+\) restarted as (\d+)",
+            restarted = re.search(r"fleet: the (\w+) worker restarted as (\d+)",
                                   line)
             if restarted:
                 found[restarted.group(1)] = int(restarted.group(2))
@@ -116,6 +116,42 @@ def test_a_killed_pool_is_started_again(fleet: Fleet) -> None:
     fleet.wait_for({f"frontend_developer@{HOST}"})
     result = fleet.agency("run", "Build a website for a bakery", timeout=180)
     assert result.returncode == 0 and "completed" in result.stdout, result.stderr
+
+
+def _start(fleet: Fleet, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+    log = fleet.home / f"fleet-{uuid.uuid4().hex[:6]}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "workers", "fleet", *args], cwd=REPO,
+                                env=fleet.env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    return proc, log
+
+
+def test_a_bad_worker_option_stops_the_fleet_with_exit_2(fleet: Fleet) -> None:
+    proc, log = _start(fleet, "--queues", "marketing", "--loglevel", "NOPE")
+    assert proc.wait(timeout=60) == 2, log.read_text()[-2000:]
+    assert "refused its options" in log.read_text()
+    unknown, _ = _start(fleet, "--queues", "marketing,nope")
+    assert unknown.wait(timeout=30) == 2
+
+
+def test_pools_stop_when_the_fleet_is_killed(fleet: Fleet) -> None:
+    proc, log = _start(fleet, "--queues", "marketing", "-n", "x@%h")
+    assert proc.wait(timeout=30) == 2  # the fleet names its pools itself
+    proc, log = _start(fleet, "--queues", "marketing")
+    deadline = time.monotonic() + 60
+    while "worker pools started" not in log.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-2000:]
+        time.sleep(0.2)
+    child = int(re.findall(r"marketing=(\d+)", log.read_text())[0])
+    time.sleep(2)  # the child is past its start-up
+    proc.kill()  # SIGKILL: no chance to pass anything on
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{child}").exists() and "zombie" not in Path(
+            f"/proc/{child}/status").read_text().lower():
+        assert time.monotonic() < deadline, "the pool outlived its fleet"
+        time.sleep(0.2)
 
 
 def test_sigterm_stops_every_pool(fleet: Fleet) -> None:
