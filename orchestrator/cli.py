@@ -86,7 +86,8 @@ def _snapshots(rt: Runtime, project_id: str) -> Iterator[tuple[ProjectRecord, li
             warned = True
             threading.Thread(target=_warn_unserved, args=(rt, tasks), daemon=True).start()
         yield project, tasks
-        if project.status in TERMINAL_PROJECT_STATUSES:
+        if project.status in TERMINAL_PROJECT_STATUSES or \
+                project.status is ProjectStatus.AWAITING_APPROVAL:
             return
         time.sleep(POLL_SECONDS)
 
@@ -152,6 +153,13 @@ def _materialize(rt: Runtime, project: ProjectRecord) -> None:
 
 def _finish(rt: Runtime, project: ProjectRecord, started: float) -> None:
     seconds = time.monotonic() - started
+    if project.status is ProjectStatus.AWAITING_APPROVAL:
+        out.print(f"Project {project.id} is planned and waits for approval.", highlight=False)
+        out.print(f"  see the plan and its cost: agency plan {project.id}\n"
+                  f"  start it:                  agency approve {project.id}\n"
+                  f"  or end it:                 agency reject {project.id} --reason TEXT",
+                  highlight=False, markup=False)
+        return
     if project.status is ProjectStatus.COMPLETED:
         _materialize(rt, project)
         out.print(f"Project {project.id} completed in {seconds:.1f}s.", highlight=False)
@@ -195,6 +203,8 @@ def run(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the id and return.")] = False,
     budget: Annotated[int | None, typer.Option("--budget", min=1,
                                                help="Token budget for the project.")] = None,
+    approve_plan: Annotated[bool, typer.Option(
+        "--approve-plan", help="Stop after planning until `agency approve ID`.")] = False,
 ) -> None:
     """Submit a request and watch it to the deliverable."""
     plan_file = load_plan_file(plan) if plan else None
@@ -222,7 +232,7 @@ def run(
         rt.store.insert_project(project_id, text, budget,
                                 plan_file.project_type.value if plan_file and
                                 plan_file.project_type else None,
-                                str(output_dir), stored_plan)
+                                str(output_dir), stored_plan, needs_approval=approve_plan)
         send_plan(rt, app, project_id)
         out.print(f"Project {project_id} submitted.", highlight=False)
         if no_wait:
@@ -453,6 +463,85 @@ def report(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
     if open_it and not webbrowser.open(path.resolve().as_uri()):
         err.print("agency: no browser could be started here; open the file above",
                   highlight=False, markup=False)
+
+
+@cli.command("plan")
+@handle_errors
+def plan_command(
+    project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
+    as_mermaid: Annotated[bool, typer.Option("--mermaid", help="Print a Mermaid flowchart "
+                                             "instead of the table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a project's plan: its tasks, their dependencies, estimated tokens and cost."""
+    from orchestrator.approval import estimate
+    from orchestrator.plan_text import mermaid
+    from orchestrator.views import plan_table
+
+    rt = get_runtime()
+    project = rt.store.project(rt.store.resolve_project_id(project_id), usage=False)
+    tasks = rt.store.tasks(project.id)
+    if project.plan is None or not tasks:
+        raise BadInput(f"project {project.id} is {project.status.value} and has no plan yet")
+    if as_mermaid:
+        print(mermaid(tasks), end="")
+        return
+    found = estimate(rt.settings, project.plan)
+    if as_json:
+        print(json.dumps({
+            "id": project.id, "status": project.status.value,
+            "estimate": {"tokens": found.tokens, "cost_usd": round(found.cost_usd, 4),
+                         "model": found.model},
+            "tasks": [{"index": t.index, "id": t.id, "title": t.title,
+                       "agent_type": t.agent_type.value, "dependencies": t.dependencies,
+                       "estimated_tokens": found.per_task[t.index][0],
+                       "estimated_cost_usd": round(found.per_task[t.index][1], 4),
+                       "on_critical_path": t.on_critical_path} for t in tasks]}, indent=2))
+        return
+    out.print(plan_table(project, tasks, found))
+    if project.status is ProjectStatus.AWAITING_APPROVAL:
+        out.print(f"Waiting for approval: agency approve {project.id}  |  "
+                  f"agency reject {project.id} --reason TEXT", highlight=False, markup=False)
+
+
+@cli.command()
+@handle_errors
+def approve(
+    project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Start it and return.")] = False,
+) -> None:
+    """Start a project that waits for approval, and watch it to the deliverable."""
+    from orchestrator.approval import approve as approve_plan
+    from workers.app import app
+
+    rt = get_runtime()
+    found = rt.store.resolve_project_id(project_id)
+    if no_wait and rt.settings.embedded:
+        raise BadInput("--no-wait needs a broker (set AGENCY_BROKER_URL): embedded workers "
+                       "stop when this command ends")
+    started = time.monotonic()
+    with _workers(rt):
+        approve_plan(rt, app, found)
+        out.print(f"Project {found} approved.", highlight=False)
+        if no_wait:
+            return
+        project = follow(rt, found)
+    _finish(rt, rt.store.project(project.id), started)
+
+
+@cli.command()
+@handle_errors
+def reject(
+    project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the project's log).")],
+) -> None:
+    """End a project that waits for approval; none of its tasks runs."""
+    from orchestrator.approval import reject as reject_plan
+
+    rt = get_runtime()
+    found = rt.store.resolve_project_id(project_id)
+    reject_plan(rt, found, reason)
+    out.print(f"Project {found} rejected: {reason.strip()}", highlight=False, markup=False)
 
 
 @cli.command()

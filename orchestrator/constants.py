@@ -83,6 +83,8 @@ class ProjectStatus(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
     # A task failed for good: what does not depend on it ran to the end; a person decides.
     NEEDS_ATTENTION = "needs_attention"
+    # Planned, waiting for a person: `agency approve` starts it, `agency reject` ends it.
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 TERMINAL_PROJECT_STATUSES = frozenset(

@@ -241,5 +241,6 @@ class ProjectRecord(BaseModel):
     tokens_used: int = 0
     attempts: int = 0
     lease_until: datetime | None = None
+    needs_approval: bool = False
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float = 0.0

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from celery import Celery
 
-from orchestrator import dag
+from orchestrator import approval, dag
 from orchestrator.constants import (
     COMPLEXITY_BUDGETS,
     DEFAULT_BUDGET,
@@ -66,14 +66,20 @@ def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
     AttemptFailed with the cause when a claimed attempt fails.
     """
     rt.holding_project(project_id, ProjectStatus.PLANNING, lambda c: _plan(rt, c))
+    if rt.store.project(project_id, usage=False).status is ProjectStatus.AWAITING_APPROVAL:
+        log.info("project %s: planned; waiting for approval", project_id)
+        return
     dispatch(rt, app, project_id)
 
 
 def _plan(rt: Runtime, claim: ProjectClaim) -> None:
     """What an earlier attempt stored (analysis, plan, tasks) is not paid for again."""
     project = rt.store.project(claim.project_id)
-    if rt.store.tasks(project.id):
-        rt.scheduler.move_claimed(claim, ProjectStatus.RUNNING)
+    if rt.store.tasks(project.id):  # an earlier attempt saved the plan, then died
+        waits = project.plan is not None and approval.needs_approval(rt.settings, project,
+                                                                     project.plan)
+        rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
+                                  else ProjectStatus.RUNNING)
         return
     budget = project.budget_tokens
     if project.plan is None:
@@ -89,4 +95,6 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
     graph = dag.validate_plan(plan)
     rt.scheduler.save_plan(claim, plan, graph, dag.schedule(graph), kind.value,
                            budget or DEFAULT_BUDGET)
-    rt.scheduler.move_claimed(claim, ProjectStatus.RUNNING)
+    waits = approval.needs_approval(rt.settings, project, plan)
+    rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
+                              else ProjectStatus.RUNNING)

@@ -24,12 +24,15 @@ P, T = ProjectStatus, TaskStatus
 PROJECT_FROM: dict[ProjectStatus, frozenset[ProjectStatus]] = {
     P.PENDING: frozenset({P.PLANNING, P.BUDGET_EXHAUSTED, P.FAILED}),  # re-plan
     P.PLANNING: frozenset({P.PENDING}),
-    P.RUNNING: frozenset({P.PLANNING, P.BUDGET_EXHAUSTED, P.FAILED, P.NEEDS_ATTENTION}),
+    P.RUNNING: frozenset({P.PLANNING, P.BUDGET_EXHAUSTED, P.FAILED, P.NEEDS_ATTENTION,
+                          P.AWAITING_APPROVAL}),
     P.INTEGRATING: frozenset({P.RUNNING, P.BUDGET_EXHAUSTED, P.FAILED}),
     P.COMPLETED: frozenset({P.INTEGRATING}),
     P.FAILED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING}),
     P.CANCELLED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING,
-                            P.BUDGET_EXHAUSTED, P.FAILED, P.NEEDS_ATTENTION}),
+                            P.BUDGET_EXHAUSTED, P.FAILED, P.NEEDS_ATTENTION,
+                            P.AWAITING_APPROVAL}),
+    P.AWAITING_APPROVAL: frozenset({P.PLANNING}),
     P.BUDGET_EXHAUSTED: frozenset({P.PLANNING, P.RUNNING, P.INTEGRATING}),
     P.NEEDS_ATTENTION: frozenset({P.RUNNING}),
 }
@@ -110,6 +113,21 @@ class Scheduler:
         if row is not None:
             self.store.event(tx, project_id, None, "project", None, to.value, error)
         return row is not None
+
+    def decide_plan(self, project_id: str, to: ProjectStatus, detail: str) -> bool:
+        """A person's approval (to running) or rejection (to cancelled) of a waiting plan:
+        compare-and-set from awaiting_approval only, recorded as an `operator` event."""
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("transition_project", {
+                "id": project_id, "to_status": to.value,
+                "allowed": [P.AWAITING_APPROVAL.value],
+                "error": detail if to is P.CANCELLED else None, "clear_error": False,
+                "now": now(), "finished_at": now() if to in TERMINAL_PROJECT_STATUSES else None})
+            if row is None:
+                return False
+            self.store.event(tx, project_id, None, "operator", P.AWAITING_APPROVAL.value,
+                             to.value, detail)
+        return True
 
     def claim_project(self, project_id: str, to: ProjectStatus,
                       lease_until: datetime) -> ProjectClaim | None:

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # transaction, never across a model call, so a few serve a hundred threads; the topology
     # of 11 processes opens at most 11 x this (PostgreSQL allows 100 by default).
     db_pool_size: int = Field(default=4, ge=1, le=100)
+    # A project whose plan is estimated above this many dollars waits for `agency approve`.
+    approval_above_usd: float | None = Field(default=None, ge=0.0)
     # Self-healing: an attempt renews its lease while it works; the reconciler re-runs what a
     # dead worker held (within lease + interval seconds) and re-sends what the broker lost.
     lease_seconds: float = Field(default=20.0, ge=1.0, le=3600.0)

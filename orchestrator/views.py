@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
@@ -12,6 +12,9 @@ from rich.text import Text
 
 from orchestrator.constants import TaskStatus
 from orchestrator.models import ProjectRecord, ReviewRecord, TaskRecord
+
+if TYPE_CHECKING:
+    from orchestrator.approval import Estimate
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -114,6 +117,22 @@ def task_table(tasks: list[TaskRecord]) -> Table:
         table.add_row(str(t.index), t.id[:8], Text(t.title), t.agent_type.value,
                       t.status.value, deps, t.worker or "", str(t.attempts),
                       str(t.tokens.total), f"${t.cost_usd:.4f}", Text(t.error or ""))
+    return table
+
+
+def plan_table(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate) -> Table:
+    """A plan for a person to approve: tasks, dependencies, estimated tokens and cost."""
+    title = (f"Project {project.id[:8]} ({project.status.value}): {len(tasks)} tasks, "
+             f"{found.tokens:,} estimated tokens, about ${found.cost_usd:.2f} at {found.model} "
+             "prices (planning, reviews and integration come on top)")
+    table = _table(title, ("#", "title", "agent", "deps", "critical", "est. tokens",
+                           "est. cost"), text=5)
+    index = {t.id: t.index for t in tasks}
+    for t in tasks:
+        tokens, cost = found.per_task[t.index]
+        table.add_row(str(t.index), Text(t.title), t.agent_type.value,
+                      ",".join(str(index[d]) for d in t.dependencies if d in index),
+                      "yes" if t.on_critical_path else "", f"{tokens:,}", f"${cost:.4f}")
     return table
 
 

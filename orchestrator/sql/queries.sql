@@ -16,8 +16,9 @@ INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :now)
 
 -- name: insert_project
 INSERT INTO projects (id, request, project_type, status, budget_tokens, output_dir, plan,
-                      created_at, updated_at)
-VALUES (:id, :request, :project_type, :status, :budget_tokens, :output_dir, :plan, :now, :now)
+                      needs_approval, created_at, updated_at)
+VALUES (:id, :request, :project_type, :status, :budget_tokens, :output_dir, :plan,
+        :needs_approval, :now, :now)
 
 -- name: get_project
 SELECT * FROM projects WHERE id = :id

@@ -289,6 +289,69 @@ def test_no_wait_then_watch(topology: Topology) -> None:
     assert "completed (100%)" in watched.stdout
 
 
+def _status(topology: Topology, project_id: str) -> dict[str, Any]:
+    shown = topology.agency("status", project_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    data: dict[str, Any] = json.loads(shown.stdout)
+    return data
+
+
+def _waiting_for_approval(topology: Topology, request: str) -> str:
+    """Submit with --approve-plan and return the id once it is planned and waiting."""
+    submitted = topology.agency("run", "--approve-plan", request)
+    assert submitted.returncode == 0, submitted.stderr
+    assert "waits for approval" in submitted.stdout
+    project_id = project_id_of(submitted.stdout)
+    data = _status(topology, project_id)
+    assert data["status"] == "awaiting_approval"
+    # Planned, and nothing started: no agent took a task, no task spent a token.
+    assert data["tasks"] and all(t["status"] in ("pending", "blocked") for t in data["tasks"])
+    assert all(t["attempts"] == 0 and t["model_calls"] == 0 for t in data["tasks"])
+    return project_id
+
+
+def test_a_plan_waits_for_approval_then_runs(topology: Topology) -> None:
+    project_id = _waiting_for_approval(topology, "Build a website for a bakery")
+    plan = topology.agency("plan", project_id, "--json")
+    assert plan.returncode == 0, plan.stderr
+    shown = json.loads(plan.stdout)
+    assert shown["estimate"]["tokens"] == sum(t["estimated_tokens"] for t in shown["tasks"]) > 0
+    assert shown["estimate"]["cost_usd"] > 0
+    time.sleep(2)  # still nothing runs while it waits
+    assert all(t["attempts"] == 0 for t in _status(topology, project_id)["tasks"])
+    approved = topology.agency("approve", project_id[:8])
+    assert approved.returncode == 0, approved.stderr
+    assert f"Project {project_id} completed" in approved.stdout
+    again = topology.agency("approve", project_id)
+    assert again.returncode == 2 and "not awaiting approval" in again.stderr
+    log = [e for e in _events(topology, project_id) if e["kind"] == "operator"]
+    assert [e["to_status"] for e in log] == ["running"]
+    assert log[0]["detail"].startswith("approved by ")
+
+
+def test_a_rejected_plan_runs_nothing(topology: Topology) -> None:
+    project_id = _waiting_for_approval(topology, "Write a blog series about sourdough")
+    refused = topology.agency("reject", project_id, "--reason", " ")
+    assert refused.returncode == 2 and "--reason" in refused.stderr
+    rejected = topology.agency("reject", project_id, "--reason", "over budget this month")
+    assert rejected.returncode == 0, rejected.stderr
+    time.sleep(1)
+    data = _status(topology, project_id)
+    assert data["status"] == "cancelled" and "over budget this month" in data["error"]
+    assert all(t["attempts"] == 0 for t in data["tasks"])
+    late = topology.agency("approve", project_id, "--no-wait")
+    assert late.returncode == 2 and "cancelled" in late.stderr
+
+
+def _events(topology: Topology, project_id: str) -> list[dict[str, Any]]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(topology.env["AGENCY_DATABASE_URL"], row_factory=dict_row) as conn:
+        return list(conn.execute("SELECT kind, from_status, to_status, detail FROM events "
+                                 "WHERE project_id = %s ORDER BY id", (project_id,)))
+
+
 def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology, tmp_path: Path,
                                                      own_redis: str) -> None:
     """On a broker where only the orchestrator is served, agent tasks wait."""

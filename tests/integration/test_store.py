@@ -297,3 +297,58 @@ def test_an_ambiguous_prefix_is_refused(store: Store) -> None:
     assert store.resolve_project_id("abcd-2") == "abcd-2"
     with pytest.raises(BadInput, match="more than one project id starts with 'abcd'"):
         store.resolve_project_id("abcd")
+
+
+def _waiting(store: Store) -> Scheduler:
+    sched = Scheduler(store)
+    store.insert_project("p1", "Build a site", None, None, "/tmp/out", needs_approval=True)
+    assert store.project("p1").needs_approval
+    claim = sched.claim_project("p1", ProjectStatus.PLANNING, lease())
+    assert claim is not None
+    plan = make_plan({1: [0]}, 2)
+    graph = dag.validate_plan(plan)
+    sched.save_plan(claim, plan, graph, dag.schedule(graph), "website", 1000)
+    sched.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL)
+    return sched
+
+
+def test_a_waiting_plan_is_decided_once(store: Store) -> None:
+    sched = _waiting(store)
+    decisions: list[bool] = []
+
+    def decide(to: ProjectStatus) -> None:
+        decisions.append(sched.decide_plan("p1", to, f"{to.value} by test"))
+
+    racers = [threading.Thread(target=decide, args=(to,)) for to in
+              (ProjectStatus.RUNNING, ProjectStatus.CANCELLED) * 4]
+    for t in racers:
+        t.start()
+    for t in racers:
+        t.join()
+    assert decisions.count(True) == 1  # one approval or one rejection, never both
+    status = store.project("p1").status
+    assert status in (ProjectStatus.RUNNING, ProjectStatus.CANCELLED)
+    assert not sched.decide_plan("p1", ProjectStatus.RUNNING, "again")
+
+
+def test_approval_estimate_and_threshold() -> None:
+    from orchestrator.approval import estimate, needs_approval, price_per_token
+    from orchestrator.models import ProjectRecord
+    from orchestrator.settings import Settings
+
+    settings = Settings(agent_model="claude-haiku-4-5", approval_above_usd=None)
+    plan = make_plan({1: [0]}, 2)
+    found = estimate(settings, plan)
+    assert found.tokens == sum(t.estimated_tokens for t in plan.tasks)
+    assert found.cost_usd == pytest.approx(found.tokens * price_per_token(settings,
+                                                                          "claude-haiku-4-5"))
+    project = ProjectRecord.model_validate({
+        "id": "p", "request": "r", "project_type": None, "complexity": None,
+        "status": "planning", "budget_tokens": None, "analysis": None, "plan": None,
+        "output_dir": "/tmp", "error": None, "created_at": now(), "updated_at": now(),
+        "finished_at": None})
+    assert not needs_approval(settings, project, plan)
+    assert needs_approval(settings.model_copy(update={"approval_above_usd": 0.0}), project, plan)
+    assert not needs_approval(settings.model_copy(update={"approval_above_usd": 1e6}), project,
+                              plan)
+    assert needs_approval(settings, project.model_copy(update={"needs_approval": True}), plan)
