@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
+from pathlib import Path
 
 from celery import Celery
 
@@ -80,6 +81,23 @@ def reject(rt: Runtime, project_id: str, reason: str) -> None:
     if not reason:
         raise BadInput("--reason must say why the plan is rejected")
     _move(rt, project_id, ProjectStatus.CANCELLED, f"rejected by {operator()}: {reason}")
+
+
+def edit(rt: Runtime, project_id: str, path: Path) -> Plan:
+    """Replace a waiting plan with a plan file, validated like any plan: a bad file, a cycle, a
+    dangling dependency or an unknown agent type is refused and the waiting plan stays."""
+    from orchestrator import dag
+    from orchestrator.intake import load_plan_file
+
+    loaded = load_plan_file(path)
+    plan = Plan.model_validate(loaded.model_dump(exclude={"request", "project_type"}))
+    graph = dag.validate_plan(plan)
+    detail = f"plan edited by {operator()}: {len(plan.tasks)} tasks from {path.name}"
+    if not rt.scheduler.replace_plan(project_id, plan, graph, dag.schedule(graph), detail):
+        status = rt.store.project(project_id).status.value
+        raise BadInput(f"project {project_id} is {status}; only a plan awaiting approval can "
+                       "be edited")
+    return plan
 
 
 def _move(rt: Runtime, project_id: str, to: ProjectStatus, detail: str) -> None:

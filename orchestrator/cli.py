@@ -472,14 +472,22 @@ def plan_command(
     as_mermaid: Annotated[bool, typer.Option("--mermaid", help="Print a Mermaid flowchart "
                                              "instead of the table.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    edit: Annotated[Path | None, typer.Option("--edit", help="Replace the plan, while it waits "
+                                              "for approval, with this plan file.")] = None,
 ) -> None:
     """Show a project's plan: its tasks, their dependencies, estimated tokens and cost."""
+    from orchestrator.approval import edit as edit_plan
     from orchestrator.approval import estimate
     from orchestrator.plan_text import mermaid
     from orchestrator.views import plan_table
 
     rt = get_runtime()
-    project = rt.store.project(rt.store.resolve_project_id(project_id), usage=False)
+    found_id = rt.store.resolve_project_id(project_id)
+    if edit is not None:
+        edit_plan(rt, found_id, edit)
+        err.print(f"Plan of project {found_id} replaced from {edit}.", highlight=False,
+                  markup=False)
+    project = rt.store.project(found_id, usage=False)
     tasks = rt.store.tasks(project.id)
     if project.plan is None or not tasks:
         raise BadInput(f"project {project.id} is {project.status.value} and has no plan yet")

@@ -187,8 +187,6 @@ class Scheduler:
     def save_plan(self, claim: ProjectClaim, plan: Plan, graph: Graph, sched: Schedule,
                   project_type: str, budget: int) -> list[str]:
         """Persist the plan's tasks and edges in one transaction; return task ids by index."""
-        ids = [str(uuid.uuid4()) for _ in plan.tasks]
-        critical = set(sched.critical_path)
         with self.store.db.transaction() as tx:
             self._hold_project(tx, claim)
             tx.execute("set_project_plan", {"id": claim.project_id,
@@ -196,23 +194,48 @@ class Scheduler:
                                             "project_type": project_type,
                                             "budget_tokens": budget, "now": now()})
             knowledge.reindex_project(tx, claim.project_id)
-            for index, task in enumerate(plan.tasks):
-                tx.execute("insert_task", {
-                    "id": ids[index], "project_id": claim.project_id, "idx": index,
-                    "title": task.title, "description": task.description,
-                    "agent_type": task.agent_type, "priority": sched.priority(index).value,
-                    "estimated_tokens": task.estimated_tokens,
-                    "deliverables": json.dumps(task.deliverables),
-                    "acceptance_criteria": json.dumps(task.acceptance_criteria),
-                    "on_critical_path": index in critical,
-                    "status": (T.BLOCKED if graph.deps[index] else T.PENDING).value,
-                    "pending_deps": len(graph.deps[index]),
-                    "ready_at": None if graph.deps[index] else now()})
-            for index, deps in enumerate(graph.deps):
-                for dep in deps:
-                    tx.execute("insert_edge", {"task_id": ids[index], "depends_on": ids[dep]})
+            ids = self._insert_tasks(tx, claim.project_id, plan, graph, sched)
             self.store.event(tx, claim.project_id, None, "planned", None, None,
                              f"{len(ids)} tasks, critical path {list(sched.critical_path)}")
+        return ids
+
+    def replace_plan(self, project_id: str, plan: Plan, graph: Graph, sched: Schedule,
+                     detail: str) -> bool:
+        """A person's edit of a plan that waits for approval: the new plan's tasks replace the
+        old ones in one transaction; False (nothing changed) unless it is still waiting."""
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("replace_waiting_plan", {
+                "id": project_id, "plan": plan.model_dump_json(), "now": now(),
+                "status": P.AWAITING_APPROVAL.value})
+            if row is None:
+                return False
+            tx.execute("delete_project_edges", {"project_id": project_id})
+            tx.execute("delete_project_tasks", {"project_id": project_id})
+            knowledge.reindex_project(tx, project_id)
+            self._insert_tasks(tx, project_id, plan, graph, sched)
+            self.store.event(tx, project_id, None, "operator", None, None, detail)
+        return True
+
+    @staticmethod
+    def _insert_tasks(tx: Session, project_id: str, plan: Plan, graph: Graph,
+                      sched: Schedule) -> list[str]:
+        ids = [str(uuid.uuid4()) for _ in plan.tasks]
+        critical = set(sched.critical_path)
+        for index, task in enumerate(plan.tasks):
+            tx.execute("insert_task", {
+                "id": ids[index], "project_id": project_id, "idx": index,
+                "title": task.title, "description": task.description,
+                "agent_type": task.agent_type, "priority": sched.priority(index).value,
+                "estimated_tokens": task.estimated_tokens,
+                "deliverables": json.dumps(task.deliverables),
+                "acceptance_criteria": json.dumps(task.acceptance_criteria),
+                "on_critical_path": index in critical,
+                "status": (T.BLOCKED if graph.deps[index] else T.PENDING).value,
+                "pending_deps": len(graph.deps[index]),
+                "ready_at": None if graph.deps[index] else now()})
+        for index, deps in enumerate(graph.deps):
+            for dep in deps:
+                tx.execute("insert_edge", {"task_id": ids[index], "depends_on": ids[dep]})
         return ids
 
     def renew_project(self, claim: ProjectClaim, lease_until: datetime) -> bool:

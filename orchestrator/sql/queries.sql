@@ -41,6 +41,19 @@ UPDATE projects SET plan = :plan, project_type = COALESCE(project_type, :project
     budget_tokens = COALESCE(budget_tokens, :budget_tokens), updated_at = :now
 WHERE id = :id
 
+-- name: replace_waiting_plan
+-- A person's edit: only a plan still waiting for approval can be replaced.
+UPDATE projects SET plan = :plan, updated_at = :now
+WHERE id = :id AND status = :status
+RETURNING id
+
+-- name: delete_project_edges
+-- Before delete_project_tasks: SQLite cascades only with foreign keys switched on.
+DELETE FROM task_edges WHERE task_id IN (SELECT id FROM tasks WHERE project_id = :project_id)
+
+-- name: delete_project_tasks
+DELETE FROM tasks WHERE project_id = :project_id
+
 -- name: transition_project
 -- A project that moves on (running again, completed) keeps no error of an earlier failure.
 UPDATE projects

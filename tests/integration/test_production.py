@@ -343,6 +343,34 @@ def test_a_rejected_plan_runs_nothing(topology: Topology) -> None:
     assert late.returncode == 2 and "cancelled" in late.stderr
 
 
+def test_a_waiting_plan_is_edited_then_approved(topology: Topology, tmp_path: Path) -> None:
+    from bench import shapes
+
+    project_id = _waiting_for_approval(topology, "Run a social media campaign for our sneakers")
+    before = topology.agency("plan", project_id, "--json").stdout
+    bad = tmp_path / "cycle.json"
+    bad.write_text(json.dumps(shapes.plan("cycle", [[1], [0]])))
+    refused = topology.agency("plan", project_id, "--edit", str(bad))
+    assert refused.returncode == 2 and "dependency cycle" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert topology.agency("plan", project_id, "--json").stdout == before  # unchanged
+    good = tmp_path / "smaller.json"
+    good.write_text(json.dumps(shapes.plan("smaller", [[], [0], [0], [1, 2]])))
+    edited = topology.agency("plan", project_id, "--edit", str(good), "--json")
+    assert edited.returncode == 0, edited.stderr
+    assert [t["title"] for t in json.loads(edited.stdout)["tasks"]] == [
+        f"smaller step {i}" for i in range(4)]
+    approved = topology.agency("approve", project_id)
+    assert approved.returncode == 0, approved.stderr
+    data = _status(topology, project_id)
+    assert data["status"] == "completed" and len(data["tasks"]) == 4
+    assert_exact_order(data)
+    late = topology.agency("plan", project_id, "--edit", str(good))
+    assert late.returncode == 2 and "only a plan awaiting approval" in late.stderr
+    details = [e["detail"] for e in _events(topology, project_id) if e["kind"] == "operator"]
+    assert details[0].startswith("plan edited by ") and "4 tasks" in details[0]
+
+
 def _events(topology: Topology, project_id: str) -> list[dict[str, Any]]:
     import psycopg
     from psycopg.rows import dict_row
