@@ -435,9 +435,11 @@ def retry(task_id: Annotated[str, typer.Argument(
 def cancel(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")]
            ) -> None:
     """Cancel a project: tasks not yet started will not start."""
+    from orchestrator.approval import operator
+
     rt = get_runtime()
     project_id = rt.store.resolve_project_id(project_id)
-    if not rt.scheduler.cancel_project(project_id):
+    if not rt.scheduler.cancel_project(project_id, operator()):
         raise BadInput(f"project {project_id} has already ended")
     out.print(f"Project {project_id} cancelled.", highlight=False)
 
@@ -510,6 +512,33 @@ def plan_command(
     if project.status is ProjectStatus.AWAITING_APPROVAL:
         out.print(f"Waiting for approval: agency approve {project.id}  |  "
                   f"agency reject {project.id} --reason TEXT", highlight=False, markup=False)
+
+
+@cli.command()
+@handle_errors
+def log(
+    project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
+    tools: Annotated[bool, typer.Option("--tools", help="Also every tool call of the agents.")
+                     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A project's history: operator actions (with the OS user), status changes, retries and
+    reviews, oldest first."""
+    from orchestrator.views import log_table
+
+    rt = get_runtime()
+    found = rt.store.resolve_project_id(project_id)
+    index = {t.id: t.index for t in rt.store.tasks(found)}
+    rows = [r for r in rt.store.events(found)
+            if tools or r["kind"] not in ("tool", "tool_error")]
+    if as_json:
+        print(json.dumps([{"at": str(r["at"]), "kind": r["kind"],
+                           "task": index.get(r["task_id"]) if r["task_id"] else None,
+                           "task_id": r["task_id"], "from": r["from_status"],
+                           "to": r["to_status"], "detail": r["detail"]} for r in rows],
+                         indent=2, default=str))
+        return
+    out.print(log_table(found, rows, index))
 
 
 @cli.command()

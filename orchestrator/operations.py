@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from orchestrator.approval import operator
 from orchestrator.constants import ProjectStatus
 from orchestrator.dispatch import dispatch, send_plan
 from orchestrator.errors import BadInput
@@ -28,6 +29,8 @@ def resume_project(rt: Runtime, app: Celery, project_id: str) -> str:
         raise BadInput(f"project {project_id} is {project.status.value}; there is nothing "
                        "to resume")
     target, revived = rt.scheduler.revive(project_id)
+    rt.store.note(project_id, None, "operator",
+                  f"resumed by {operator()}: {len(revived)} failed task(s) queued again")
     if target is ProjectStatus.PENDING:
         send_plan(rt, app, project_id)
     else:
@@ -39,5 +42,7 @@ def retry_task(rt: Runtime, app: Celery, task_id: str) -> str:
     """Run a failed task again, then its descendants; return the project id."""
     task = rt.store.task(task_id)
     rt.scheduler.revive(task.project_id, task_id)
+    rt.store.note(task.project_id, task_id, "operator",
+                  f"task {task.index} retried by {operator()}")
     dispatch(rt, app, task.project_id, [task_id])
     return task.project_id

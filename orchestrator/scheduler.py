@@ -496,11 +496,13 @@ class Scheduler:
                 "id": row["id"], "blocked": T.BLOCKED.value,
                 "error": f"waits on failed task {row['idx']} ({row['title']!r})"})
 
-    def cancel_project(self, project_id: str) -> bool:
+    def cancel_project(self, project_id: str, by: str = "the user") -> bool:
         """Cancel a project and every task that has not started."""
         with self.store.db.transaction() as tx:
-            if not self.move_project(project_id, P.CANCELLED, "cancelled by the user", tx):
+            if not self.move_project(project_id, P.CANCELLED, f"cancelled by {by}", tx):
                 return False
+            self.store.event(tx, project_id, None, "operator", None, P.CANCELLED.value,
+                             f"cancelled by {by}")
             tx.fetch_all("transition_project_tasks", {
                 "project_id": project_id, "to_status": CANCEL.to.value,
                 "allowed": _values(CANCEL.allowed)})

@@ -120,6 +120,19 @@ def task_table(tasks: list[TaskRecord]) -> Table:
     return table
 
 
+def log_table(project_id: str, rows: list[dict[str, Any]], index: dict[str, int]) -> Table:
+    """`agency log`: one line per event, oldest first."""
+    table = _table(f"Project {project_id[:8]}: history", ("at", "task", "kind", "change",
+                                                           "detail"), text=5)
+    for r in rows:
+        at = r["at"]
+        when = at.strftime("%Y-%m-%d %H:%M:%S") if isinstance(at, datetime) else str(at)[:19]
+        task = f"#{index[r['task_id']]}" if r["task_id"] in index else ""
+        change = " -> ".join(x for x in (r["from_status"], r["to_status"]) if x)
+        table.add_row(when, task, r["kind"], change, Text(r["detail"] or ""))
+    return table
+
+
 def plan_table(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate) -> Table:
     """A plan for a person to approve: tasks, dependencies, estimated tokens and cost."""
     title = (f"Project {project.id[:8]} ({project.status.value}): {len(tasks)} tasks, "

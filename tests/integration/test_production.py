@@ -327,6 +327,11 @@ def test_a_plan_waits_for_approval_then_runs(topology: Topology) -> None:
     log = [e for e in _events(topology, project_id) if e["kind"] == "operator"]
     assert [e["to_status"] for e in log] == ["running"]
     assert log[0]["detail"].startswith("approved by ")
+    history = topology.agency("log", project_id, "--json")
+    assert history.returncode == 0, history.stderr
+    kinds = [e["kind"] for e in json.loads(history.stdout)]
+    assert kinds[0] == "created" and "operator" in kinds and "tool" not in kinds
+    assert kinds.index("operator") < kinds.index("task")  # approved before any task ran
 
 
 def test_a_rejected_plan_runs_nothing(topology: Topology) -> None:
