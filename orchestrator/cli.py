@@ -388,7 +388,7 @@ def _resume(rt: Runtime, project_id: str, budget: int | None) -> None:
     from workers.app import app
 
     project = rt.store.project(project_id)
-    if project.status not in (*ENDED, *IN_FLIGHT):
+    if project.status not in (*ENDED, *IN_FLIGHT, ProjectStatus.PAUSED):
         raise BadInput(f"project {project_id} is {project.status.value}; there is nothing "
                        "to resume")
     _set_budget(rt, project, budget)
@@ -398,6 +398,21 @@ def _resume(rt: Runtime, project_id: str, budget: int | None) -> None:
         out.print(f"Project {project_id} {said}.", highlight=False, markup=False)
         project = follow(rt, project_id)
     _finish(rt, rt.store.project(project.id), started)
+
+
+@cli.command()
+@handle_errors
+def pause(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")]
+          ) -> None:
+    """Pause a running project: no new task starts; running ones finish. `agency resume ID`
+    carries on."""
+    from orchestrator.operations import pause_project
+
+    rt = get_runtime()
+    found = rt.store.resolve_project_id(project_id)
+    pause_project(rt, found)
+    out.print(f"Project {found} paused: running tasks finish, no new one starts; carry on "
+              f"with: agency resume {found}", highlight=False, markup=False)
 
 
 @cli.command()

@@ -85,6 +85,8 @@ class ProjectStatus(StrEnum):
     NEEDS_ATTENTION = "needs_attention"
     # Planned, waiting for a person: `agency approve` starts it, `agency reject` ends it.
     AWAITING_APPROVAL = "awaiting_approval"
+    # `agency pause`: no new task starts, running ones finish; `agency resume` carries on.
+    PAUSED = "paused"
 
 
 TERMINAL_PROJECT_STATUSES = frozenset(

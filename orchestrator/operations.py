@@ -16,9 +16,26 @@ IN_FLIGHT = (ProjectStatus.PENDING, ProjectStatus.PLANNING, ProjectStatus.RUNNIN
              ProjectStatus.INTEGRATING)
 
 
+def pause_project(rt: Runtime, project_id: str) -> None:
+    """No new task of the project starts; the running ones finish (`resume_project` goes on)."""
+    if not rt.scheduler.operator_move(project_id, ProjectStatus.PAUSED, ProjectStatus.RUNNING,
+                                      f"paused by {operator()}"):
+        status = rt.store.project(project_id).status.value
+        raise BadInput(f"project {project_id} is {status}; only a running project can be "
+                       "paused")
+
+
 def resume_project(rt: Runtime, app: Celery, project_id: str) -> str:
     """Carry on from the store; return what was done, in words."""
     project = rt.store.project(project_id)
+    if project.status is ProjectStatus.PAUSED:
+        if not rt.scheduler.operator_move(project_id, ProjectStatus.RUNNING,
+                                          ProjectStatus.PAUSED, f"resumed by {operator()}"):
+            raise BadInput(f"project {project_id} is no longer paused")
+        # What became ready while paused was refused by the workers: send it again (a task
+        # still queued from before gets a second message, which its claim makes harmless).
+        dispatch(rt, app, project_id)
+        return "resumed after a pause"
     if project.status in IN_FLIGHT:
         # Nothing to revive: what a dead worker held comes back when its lease expires.
         done = reconcile(rt, app)

@@ -25,15 +25,16 @@ PROJECT_FROM: dict[ProjectStatus, frozenset[ProjectStatus]] = {
     P.PENDING: frozenset({P.PLANNING, P.BUDGET_EXHAUSTED, P.FAILED}),  # re-plan
     P.PLANNING: frozenset({P.PENDING}),
     P.RUNNING: frozenset({P.PLANNING, P.BUDGET_EXHAUSTED, P.FAILED, P.NEEDS_ATTENTION,
-                          P.AWAITING_APPROVAL}),
+                          P.AWAITING_APPROVAL, P.PAUSED}),
+    P.PAUSED: frozenset({P.RUNNING}),
     P.INTEGRATING: frozenset({P.RUNNING, P.BUDGET_EXHAUSTED, P.FAILED}),
     P.COMPLETED: frozenset({P.INTEGRATING}),
     P.FAILED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING}),
     P.CANCELLED: frozenset({P.PENDING, P.PLANNING, P.RUNNING, P.INTEGRATING,
                             P.BUDGET_EXHAUSTED, P.FAILED, P.NEEDS_ATTENTION,
-                            P.AWAITING_APPROVAL}),
+                            P.AWAITING_APPROVAL, P.PAUSED}),
     P.AWAITING_APPROVAL: frozenset({P.PLANNING}),
-    P.BUDGET_EXHAUSTED: frozenset({P.PLANNING, P.RUNNING, P.INTEGRATING}),
+    P.BUDGET_EXHAUSTED: frozenset({P.PLANNING, P.RUNNING, P.INTEGRATING, P.PAUSED}),
     P.NEEDS_ATTENTION: frozenset({P.RUNNING}),
 }
 # Moving to these clears the error of an earlier failure.
@@ -113,6 +114,19 @@ class Scheduler:
         if row is not None:
             self.store.event(tx, project_id, None, "project", None, to.value, error)
         return row is not None
+
+    def operator_move(self, project_id: str, to: ProjectStatus, allowed: ProjectStatus,
+                      detail: str) -> bool:
+        """An operator's compare-and-set of a project's status (pause, resume), recorded as an
+        `operator` event in the same transaction."""
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("transition_project", {
+                "id": project_id, "to_status": to.value, "allowed": [allowed.value],
+                "error": None, "clear_error": False, "now": now(), "finished_at": None})
+            if row is None:
+                return False
+            self.store.event(tx, project_id, None, "operator", allowed.value, to.value, detail)
+        return True
 
     def decide_plan(self, project_id: str, to: ProjectStatus, detail: str) -> bool:
         """A person's approval (to running) or rejection (to cancelled) of a waiting plan:

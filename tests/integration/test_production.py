@@ -376,6 +376,43 @@ def test_a_waiting_plan_is_edited_then_approved(topology: Topology, tmp_path: Pa
     assert details[0].startswith("plan edited by ") and "4 tasks" in details[0]
 
 
+def test_a_paused_project_starts_nothing_new_and_resumes_to_completion(
+        topology: Topology) -> None:
+    from datetime import UTC, datetime
+
+    assert topology.fake is not None
+    topology.fake.faults.latency = 0.3  # tasks of a second or two: a pause lands mid-project
+    try:
+        submitted = topology.agency("run", "--no-wait", "Build a website for a bakery")
+        assert submitted.returncode == 0, submitted.stderr
+        project_id = project_id_of(submitted.stdout)
+        deadline = time.monotonic() + 60
+        while not any(t["status"] == "in_progress" for t in
+                      _status(topology, project_id).get("tasks", [])):
+            assert time.monotonic() < deadline, "no task started"
+            time.sleep(0.2)
+        paused = topology.agency("pause", project_id)
+        assert paused.returncode == 0, paused.stderr
+        since = datetime.now(UTC)
+        time.sleep(5)  # what was running finishes; what became ready waits
+        data = _status(topology, project_id)
+        assert data["status"] == "paused"
+        started = [datetime.fromisoformat(t["started_at"]) for t in data["tasks"]
+                   if t["started_at"]]
+        assert all((s - since).total_seconds() < 1.0 for s in started), started
+        assert any(t["status"] in ("pending", "blocked") for t in data["tasks"])
+        assert topology.agency("pause", project_id).returncode == 2  # already paused
+        resumed = topology.agency("resume", project_id)
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"Project {project_id} completed" in resumed.stdout
+        assert_exact_order(_status(topology, project_id))
+        moves = [(e["from_status"], e["to_status"]) for e in _events(topology, project_id)
+                 if e["kind"] == "operator"]
+        assert moves == [("running", "paused"), ("paused", "running")]
+    finally:
+        topology.fake.faults.latency = 0.0
+
+
 def _events(topology: Topology, project_id: str) -> list[dict[str, Any]]:
     import psycopg
     from psycopg.rows import dict_row
