@@ -400,6 +400,37 @@ def _resume(rt: Runtime, project_id: str, budget: int | None) -> None:
     _finish(rt, rt.store.project(project.id), started)
 
 
+@cli.command("add-task")
+@handle_errors
+def add_task(
+    project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
+    plan: Annotated[Path, typer.Option("--plan", help="A file {\"tasks\": [...]}: each task as "
+                                       "in a plan file; a dependency is an index in the "
+                                       "project's numbering or an existing task's id.")],
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Add them and return.")] = False,
+) -> None:
+    """Add tasks to a running or paused project, without restarting anything."""
+    from orchestrator.operations import add_tasks
+    from workers.app import app
+
+    rt = get_runtime()
+    found = rt.store.resolve_project_id(project_id)
+    if no_wait and rt.settings.embedded:
+        raise BadInput("--no-wait needs a broker (set AGENCY_BROKER_URL): embedded workers "
+                       "stop when this command ends")
+    started = time.monotonic()
+    with _workers(rt):
+        added = add_tasks(rt, app, found, plan)
+        for task in added:
+            out.print(f"  added task {task.index} {task.title!r} ({task.agent_type.value}, "
+                      f"{task.status.value}), id {task.id}", highlight=False, markup=False)
+        out.print(f"Project {found}: {len(added)} task(s) added.", highlight=False)
+        if no_wait:
+            return
+        project = follow(rt, found)
+    _finish(rt, rt.store.project(project.id), started)
+
+
 @cli.command()
 @handle_errors
 def pause(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")]

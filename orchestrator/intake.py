@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -67,8 +68,8 @@ def _read_text(path: Path) -> str:
         raise PlanError(f"plan file {path} is not UTF-8 text (byte {exc.start})") from exc
 
 
-def load_plan_file(path: Path) -> PlanFile:
-    """Read and fully validate a plan file (contract and graph rules)."""
+def read_json_file(path: Path) -> Any:
+    """A plan-like file's JSON, or PlanError with one line saying what is wrong."""
     try:
         data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
@@ -77,6 +78,12 @@ def load_plan_file(path: Path) -> PlanFile:
         raise PlanError(f"plan file {path} is nested too deeply") from exc
     if not _is_utf8(json.dumps(data, ensure_ascii=False)):
         raise PlanError(f"plan file {path} holds a \\u escape that is not valid UTF-8 text")
+    return data
+
+
+def load_plan_file(path: Path) -> PlanFile:
+    """Read and fully validate a plan file (contract and graph rules)."""
+    data = read_json_file(path)
     if not isinstance(data, dict):
         raise PlanError(f"plan file {path} must hold a JSON object with a 'tasks' list")
     try:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from celery import Celery
+from pydantic import ValidationError
 
 from orchestrator.approval import operator
-from orchestrator.constants import ProjectStatus
+from orchestrator.constants import ProjectStatus, TaskStatus
 from orchestrator.dispatch import dispatch, send_plan
 from orchestrator.errors import BadInput
+from orchestrator.models import Plan, TaskRecord
 from orchestrator.reconciler import reconcile
 from orchestrator.runtime import Runtime
 
@@ -63,3 +67,70 @@ def retry_task(rt: Runtime, app: Celery, task_id: str) -> str:
                   f"task {task.index} retried by {operator()}")
     dispatch(rt, app, task.project_id, [task_id])
     return task.project_id
+
+
+def add_tasks(rt: Runtime, app: Celery, project_id: str, path: Path) -> list[TaskRecord]:
+    """Add a file's tasks to a running (or paused) project without restarting anything.
+
+    The file holds {"tasks": [...]}, each task as in a plan file; a dependency is an index in
+    the project's numbering (its tasks 0 to n-1, then the file's tasks n, n+1, ... in order) or
+    an existing task's id (or a unique prefix). The whole plan, old and new, must pass every
+    graph rule; no new task may depend on a cancelled one. The new tasks are sent at once;
+    those that wait on unfinished work are released by the store as it completes.
+    """
+    from orchestrator import dag
+    from orchestrator.errors import PlanError
+    from orchestrator.intake import read_json_file
+
+    project = rt.store.project(project_id, usage=False)
+    if project.status not in (ProjectStatus.RUNNING, ProjectStatus.PAUSED) or project.plan is None:
+        raise BadInput(f"project {project_id} is {project.status.value}; tasks can be added "
+                       "to a running or paused project")
+    data = read_json_file(path)
+    new = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(new, list) or not new:
+        raise PlanError(f"{path} must hold a JSON object with a non-empty 'tasks' list")
+    existing = rt.store.tasks(project_id)
+    ids = {t.id: t.index for t in existing}
+    for n, task in enumerate(new):
+        if not isinstance(task, dict):
+            raise PlanError(f"{path}: task {len(existing) + n} must be an object")
+        deps = task.get("dependencies", [])
+        if not isinstance(deps, list):
+            raise PlanError(f"{path}: task {len(existing) + n}: dependencies must be a list")
+        resolved: list[object] = []
+        for dep in deps:
+            if isinstance(dep, str):
+                found = rt.store.resolve_task_id(dep)
+                if found not in ids:
+                    raise PlanError(f"{path}: task {len(existing) + n} depends on {dep!r}, "
+                                    f"which is not a task of project {project_id}")
+                resolved.append(ids[found])
+            else:
+                resolved.append(dep)
+        task["dependencies"] = resolved
+    try:
+        plan = Plan.model_validate({"tasks": [*(t.model_dump() for t in project.plan.tasks),
+                                              *new]})
+    except ValidationError as exc:
+        from orchestrator.intake import pydantic_line
+
+        raise PlanError(f"{path}: {pydantic_line(exc)}") from exc
+    try:
+        graph = dag.validate_plan(plan)
+    except PlanError as exc:
+        raise PlanError(f"{path}: {exc.message}") from exc
+    cancelled = {t.index for t in existing if t.status is TaskStatus.CANCELLED}
+    for index in range(len(existing), len(plan.tasks)):
+        bad = sorted(cancelled & set(graph.deps[index]))
+        if bad:
+            raise BadInput(f"{path}: task {index} depends on task {bad[0]}, which was cancelled")
+    added = rt.scheduler.add_tasks(project_id, plan, graph, dag.schedule(graph),
+                                   len(existing), f"{len(new)} task(s) added by {operator()} "
+                                   f"from {path.name}")
+    if added is None:
+        status = rt.store.project(project_id).status.value
+        raise BadInput(f"project {project_id} is {status}; tasks can be added to a running "
+                       "or paused project")
+    dispatch(rt, app, project_id, added)
+    return [rt.store.task(task_id) for task_id in added]

@@ -230,6 +230,50 @@ class Scheduler:
             self.store.event(tx, project_id, None, "operator", None, None, detail)
         return True
 
+    def add_tasks(self, project_id: str, plan: Plan, graph: Graph, sched: Schedule, first: int,
+                  detail: str) -> list[str] | None:
+        """Insert the plan's tasks from index `first` on into a running or paused project, in
+        one transaction under the project's lock (a completion counting down at the same time
+        waits for it, so each new task counts exactly its unfinished dependencies); None
+        (nothing added) when the project is neither."""
+        ids: list[str] = []
+        with self.store.db.transaction() as tx:
+            tx.execute("lock_project", {"id": project_id, "now": now()})
+            row = tx.fetch_one("get_project", {"id": project_id})
+            if row is None or row["status"] not in (P.RUNNING.value, P.PAUSED.value):
+                return None
+            existing = {int(r["idx"]): r for r in tx.fetch_all(
+                "project_tasks", {"project_id": project_id})}
+            if sorted(existing) != list(range(first)):
+                return None  # someone else added tasks meanwhile: numbering has moved
+            by_index = {i: str(r["id"]) for i, r in existing.items()}
+            critical = set(sched.critical_path)
+            for index in range(first, len(plan.tasks)):
+                by_index[index] = str(uuid.uuid4())
+                ids.append(by_index[index])
+            for index in range(first, len(plan.tasks)):
+                task = plan.tasks[index]
+                waiting = sum(1 for d in graph.deps[index]
+                              if d >= first or existing[d]["status"] != T.COMPLETED.value)
+                tx.execute("insert_task", {
+                    "id": by_index[index], "project_id": project_id, "idx": index,
+                    "title": task.title, "description": task.description,
+                    "agent_type": task.agent_type, "priority": sched.priority(index).value,
+                    "estimated_tokens": task.estimated_tokens,
+                    "deliverables": json.dumps(task.deliverables),
+                    "acceptance_criteria": json.dumps(task.acceptance_criteria),
+                    "on_critical_path": index in critical,
+                    "status": (T.BLOCKED if waiting else T.PENDING).value,
+                    "pending_deps": waiting, "ready_at": None if waiting else now()})
+                for dep in graph.deps[index]:
+                    tx.execute("insert_edge", {"task_id": by_index[index],
+                                               "depends_on": by_index[dep]})
+            tx.execute("set_plan_only", {"id": project_id, "plan": plan.model_dump_json(),
+                                         "now": now()})
+            knowledge.reindex_project(tx, project_id)
+            self.store.event(tx, project_id, None, "operator", None, None, detail)
+        return ids
+
     @staticmethod
     def _insert_tasks(tx: Session, project_id: str, plan: Plan, graph: Graph,
                       sched: Schedule) -> list[str]:

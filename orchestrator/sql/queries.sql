@@ -47,6 +47,9 @@ UPDATE projects SET plan = :plan, updated_at = :now
 WHERE id = :id AND status = :status
 RETURNING id
 
+-- name: set_plan_only
+UPDATE projects SET plan = :plan, updated_at = :now WHERE id = :id
+
 -- name: delete_project_edges
 -- Before delete_project_tasks: SQLite cascades only with foreign keys switched on.
 DELETE FROM task_edges WHERE task_id IN (SELECT id FROM tasks WHERE project_id = :project_id)

@@ -413,6 +413,54 @@ def test_a_paused_project_starts_nothing_new_and_resumes_to_completion(
         topology.fake.faults.latency = 0.0
 
 
+def _new_task(title: str, agent: str, deps: list[Any]) -> dict[str, Any]:
+    return {"title": title, "agent_type": agent, "description": f"{title}, added later.",
+            "dependencies": deps, "deliverables": [title], "acceptance_criteria": [title]}
+
+
+def test_tasks_added_to_a_running_project_run_in_order(topology: Topology,
+                                                       tmp_path: Path) -> None:
+    assert topology.fake is not None
+    topology.fake.faults.latency = 0.2
+    try:
+        submitted = topology.agency("run", "--no-wait", "Build a website for a bakery")
+        assert submitted.returncode == 0, submitted.stderr
+        project_id = project_id_of(submitted.stdout)
+        deadline = time.monotonic() + 60
+        while _status(topology, project_id)["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        tasks = _status(topology, project_id)["tasks"]
+        n, first = len(tasks), next(t for t in tasks if t["index"] == 0)
+        bad = {"cycle": [_new_task("A", "marketing", [n + 1]), _new_task("B", "marketing", [n])],
+               "missing": [_new_task("A", "marketing", ["ffffffff"])],
+               "agent": [_new_task("A", "wizard", [0])]}
+        for name, new in bad.items():
+            path = tmp_path / f"{name}.json"
+            path.write_text(json.dumps({"tasks": new}))
+            refused = topology.agency("add-task", project_id, "--plan", str(path), "--no-wait")
+            assert refused.returncode == 2, (name, refused.stderr)
+            assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert len(_status(topology, project_id)["tasks"]) == n  # nothing was added
+        path = tmp_path / "more.json"
+        path.write_text(json.dumps({"tasks": [
+            _new_task("Press kit", "content_writer", [first["id"][:8]]),
+            _new_task("Press outreach", "marketing", [n, n - 1])]}))
+        added = topology.agency("add-task", project_id, "--plan", str(path))
+        assert added.returncode == 0, added.stderr
+        assert f"Project {project_id} completed" in added.stdout
+        data = _status(topology, project_id)
+        assert len(data["tasks"]) == n + 2 and all(t["status"] == "completed"
+                                                   for t in data["tasks"])
+        assert_exact_order(data)
+        by_index = {t["index"]: t for t in data["tasks"]}
+        assert sorted(by_index[n + 1]["dependencies"]) == sorted(
+            [by_index[n]["id"], by_index[n - 1]["id"]])
+        assert by_index[n]["dependencies"] == [first["id"]]
+    finally:
+        topology.fake.faults.latency = 0.0
+
+
 def _events(topology: Topology, project_id: str) -> list[dict[str, Any]]:
     import psycopg
     from psycopg.rows import dict_row
