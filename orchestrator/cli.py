@@ -400,6 +400,52 @@ def _resume(rt: Runtime, project_id: str, budget: int | None) -> None:
     _finish(rt, rt.store.project(project.id), started)
 
 
+@cli.command()
+@handle_errors
+def questions(
+    project_id: Annotated[str | None, typer.Argument(
+        help="Project id (or a unique prefix); all projects when left out.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Open questions agents asked, oldest first: `agency answer TASK TEXT` answers one."""
+    from orchestrator.views import questions_table
+
+    rt = get_runtime()
+    found = rt.store.resolve_project_id(project_id) if project_id else None
+    rows = rt.store.open_questions(found)
+    if as_json:
+        print(json.dumps([{"project_id": r["project_id"], "task_id": r["task_id"],
+                           "task": int(r["idx"]), "title": r["title"],
+                           "question": r["question"], "assumption": r["assumption"],
+                           "asked_at": str(r["asked_at"])} for r in rows], indent=2))
+        return
+    if not rows:
+        out.print("No open questions.", highlight=False)
+        return
+    out.print(questions_table(rows))
+
+
+@cli.command()
+@handle_errors
+def answer(
+    task_id: Annotated[str, typer.Argument(help="The task's id (or a unique prefix).")],
+    text: Annotated[str, typer.Argument(help="The answer.")],
+) -> None:
+    """Answer the open question of a task: its agent carries on with the answer."""
+    from orchestrator.approval import operator
+
+    rt = get_runtime()
+    found = rt.store.resolve_task_id(task_id)
+    try:
+        text = check_request(text)  # the rules of a request: not empty, UTF-8, not huge
+    except BadInput as exc:
+        raise BadInput(exc.message.replace("the request", "the answer").replace(
+            ": say what the agency should deliver", "")) from None
+    if rt.scheduler.answer(found, text, operator()) is None:
+        raise BadInput(f"task {found} has no open question")
+    out.print(f"Answered; task {found} carries on.", highlight=False, markup=False)
+
+
 @cli.command("add-task")
 @handle_errors
 def add_task(

@@ -66,6 +66,8 @@ class TaskStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
     REVIEW = "review"
+    # Its agent asked a person a question (`agency questions`) and waits for `agency answer`.
+    NEEDS_INPUT = "needs_input"
     COMPLETED = "completed"
     FAILED = "failed"
     BLOCKED = "blocked"

@@ -262,6 +262,7 @@ def files_section(data: ReportData) -> str:
 _STATUS_COLOURS = {
     TaskStatus.COMPLETED: "#cfe9d4", TaskStatus.IN_PROGRESS: "#cfe1f7",
     TaskStatus.REVIEW: "#e3d7f5", TaskStatus.PENDING: "#eceff3",
+    TaskStatus.NEEDS_INPUT: "#f7e3c6",
     TaskStatus.BLOCKED: "#f3efe2", TaskStatus.FAILED: "#f7cfcf",
     TaskStatus.CANCELLED: "#dcdcdc",
 }

@@ -39,9 +39,9 @@ PROJECT_FROM: dict[ProjectStatus, frozenset[ProjectStatus]] = {
 }
 # Moving to these clears the error of an earlier failure.
 _CLEARS_ERROR = frozenset({P.RUNNING, P.COMPLETED, P.PENDING})
-_LIVE_TASKS = frozenset({T.PENDING, T.IN_PROGRESS, T.REVIEW})
+_LIVE_TASKS = frozenset({T.PENDING, T.IN_PROGRESS, T.REVIEW, T.NEEDS_INPUT})
 # The statuses an attempt holds its task in: working on it, or having it reviewed.
-HELD = sorted(s.value for s in (T.IN_PROGRESS, T.REVIEW))
+HELD = sorted(s.value for s in (T.IN_PROGRESS, T.REVIEW, T.NEEDS_INPUT))
 
 
 @dataclass(frozen=True)
@@ -461,6 +461,41 @@ class Scheduler:
                 raise self._stale(claim)
             self.store.event(tx, claim.project_id, claim.task_id, "task", None, to.value,
                              detail)
+
+    def ask(self, claim: Claim, question: str, assumption: str) -> int:
+        """The attempt's agent asks a person: its task waits in needs_input; the question's
+        id. Stale if fenced out."""
+        with self.store.db.transaction() as tx:
+            if tx.fetch_one("move_held_task", {"id": claim.task_id, "attempt": claim.attempt,
+                                               "held": HELD,
+                                               "to_status": T.NEEDS_INPUT.value}) is None:
+                raise self._stale(claim)
+            row = tx.fetch_one("insert_question", {
+                "project_id": claim.project_id, "task_id": claim.task_id,
+                "attempt": claim.attempt, "question": question, "assumption": assumption,
+                "held": HELD, "now": now()})
+            if row is None:
+                raise self._stale(claim)
+            self.store.event(tx, claim.project_id, claim.task_id, "question", None,
+                             T.NEEDS_INPUT.value, question)
+        return int(row["id"])
+
+    def answer(self, task_id: str, answer: str, by: str) -> str | None:
+        """A person's answer to the task's open question; its project id, or None when the
+        task has no open question."""
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("answer_question", {"task_id": task_id, "answer": answer,
+                                                   "by": by, "now": now()})
+            if row is None:
+                return None
+            self.store.event(tx, row["project_id"], task_id, "operator", None, None,
+                             f"answered by {by}: {answer}")
+        return str(row["project_id"])
+
+    def expire_question(self, question_id: int) -> bool:
+        """Nobody answered in time: True when this closed it (an answer did not win)."""
+        return self.store.db.fetch_one("expire_question", {"id": question_id,
+                                                           "now": now()}) is not None
 
     def record_review(self, claim: Claim, round_: int, reviewer: str, verdict: Verdict) -> None:
         """Keep a reviewer's verdict on this attempt's output; Stale if fenced out."""

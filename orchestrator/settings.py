@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # transaction, never across a model call, so a few serve a hundred threads; the topology
     # of 11 processes opens at most 11 x this (PostgreSQL allows 100 by default).
     db_pool_size: int = Field(default=4, ge=1, le=100)
+    # Seconds an agent's question waits for `agency answer` before the agent goes on with the
+    # assumption it stated.
+    question_timeout: float = Field(default=600.0, gt=0.0, le=7 * 24 * 3600)
     # A project whose plan is estimated above this many dollars waits for `agency approve`.
     approval_above_usd: float | None = Field(default=None, ge=0.0)
     # Self-healing: an attempt renews its lease while it works; the reconciler re-runs what a

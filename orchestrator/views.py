@@ -120,6 +120,18 @@ def task_table(tasks: list[TaskRecord]) -> Table:
     return table
 
 
+def questions_table(rows: list[dict[str, Any]]) -> Table:
+    """`agency questions`: what agents asked and what they will assume without an answer."""
+    table = _table("Open questions (agency answer TASK TEXT)",
+                   ("task", "project", "asked", "question", "assumption"), text=5)
+    for r in rows:
+        asked = r["asked_at"]
+        when = asked.strftime("%H:%M:%S") if isinstance(asked, datetime) else str(asked)[11:19]
+        table.add_row(f"{str(r['task_id'])[:8]} (#{r['idx']})", str(r["project_id"])[:8], when,
+                      Text(r["question"]), Text(r["assumption"]))
+    return table
+
+
 def log_table(project_id: str, rows: list[dict[str, Any]], index: dict[str, int]) -> Table:
     """`agency log`: one line per event, oldest first."""
     table = _table(f"Project {project_id[:8]}: history", ("at", "task", "kind", "change",

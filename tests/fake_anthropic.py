@@ -61,6 +61,9 @@ class Faults:
     task_modes: dict[str, deque[str]] = field(default_factory=dict)
     # Artifact paths a task's answer proposes, by title prefix (a model's hostile paths).
     artifacts: dict[str, list[str]] = field(default_factory=dict)
+    # Task-title prefix -> (question, assumption): on its first turn the agent asks a person
+    # through the ask_person tool, as Claude would when the brief leaves a decision open.
+    questions: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Verdicts of a task's reviews, by title prefix: {"Frontend": deque(["revise"])}.
     verdicts: dict[str, deque[str]] = field(default_factory=dict)
     # The organisation's limits per model, as the API enforces them: {"rpm": 50, "itpm":
@@ -277,6 +280,13 @@ class FakeAnthropic:
             with self._lock:
                 self.in_flight -= 1
         content, stop = answer(body)
+        asked = next((v for k, v in self.faults.questions.items()
+                      if task and task.startswith(k)), None)
+        if asked is not None and _first_turn(body) and title != "Verdict":
+            content, stop = [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}",
+                              "name": "ask_person",
+                              "input": {"question": asked[0], "assumption": asked[1]}}], \
+                "tool_use"
         if title == "Verdict":
             content = self._verdict(body, content)
         paths = next((v for k, v in self.faults.artifacts.items() if task and task.startswith(k)),

@@ -9,6 +9,7 @@ AGENCY_AGENT_MAX_TURNS and AGENCY_AGENT_MAX_TOKENS. A reviewed task then goes to
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -51,7 +52,7 @@ def claim_task(rt: Runtime, task_id: str, worker: str
         return None
     if task.status is TaskStatus.BLOCKED:
         raise TaskNotReady(f"task {task_id} still waits for {task.pending_deps} dependencies")
-    if task.status in (TaskStatus.IN_PROGRESS, TaskStatus.REVIEW):
+    if task.status in (TaskStatus.IN_PROGRESS, TaskStatus.REVIEW, TaskStatus.NEEDS_INPUT):
         raise HeldElsewhere(f"task {task_id} is {task.status.value} on {task.worker}")
     raise NotRunnable(f"task {task_id} is {task.status.value}")
 
@@ -84,6 +85,7 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
     settings = rt.settings
     deps = rt.store.dependencies(task)
     tools = ProjectTools(rt.store, project.id, task.id, list(AGENT_TOOLS))
+    tools.asker = partial(ask_person, rt, claim, tools, progress)
     conversation = Conversation(
         rt.provider, role=Role.AGENT, model=rt.model_for(Role.AGENT),
         system=agent_system(project, task.agent_type),
@@ -92,7 +94,7 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         tools=tools, limits=Limits(turns=settings.agent_max_turns,
                                    tokens=settings.agent_max_tokens))
     progress("calling model")
-    output = tools.with_artifacts(conversation.answer())
+    output = tools.with_assumptions(tools.with_artifacts(conversation.answer()))
     if task.agent_type not in settings.reviewed_agents and not tools.review_notes:
         return output
     for round_ in range(1, settings.review_rounds + 2):
@@ -108,5 +110,36 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         step = f"revising after review round {round_}"
         rt.durably("revision", partial(rt.scheduler.hold_as, claim, TaskStatus.IN_PROGRESS, step))
         progress(step)
-        output = tools.with_artifacts(conversation.follow_up(revise_prompt(round_, verdict)))
+        output = tools.with_assumptions(
+            tools.with_artifacts(conversation.follow_up(revise_prompt(round_, verdict))))
     return output
+
+
+POLL_SECONDS = 1.0
+
+
+def ask_person(rt: Runtime, claim: Claim, tools: ProjectTools, progress: Progress,
+               question: str, assumption: str) -> str:
+    """The agent's question: its task waits in needs_input (its lease still renewed, no
+    database connection held) until `agency answer` or AGENCY_QUESTION_TIMEOUT; then the
+    attempt takes its task back and the agent reads the answer, or goes on on its
+    assumption (kept in its output)."""
+    asked = rt.durably("question", lambda: rt.scheduler.ask(claim, question, assumption))
+    progress("waiting for an answer")
+    deadline = time.monotonic() + rt.settings.question_timeout
+    while True:
+        row = rt.store.question(asked)
+        if row["status"] == "answered":
+            result = f"The person answered: {row['answer']}"
+            step = "question answered"
+            break
+        if time.monotonic() >= deadline and rt.scheduler.expire_question(asked):
+            tools.assumptions.append((question, assumption))
+            result = (f"No answer came within {rt.settings.question_timeout:.0f} s. Go on with "
+                      f"your assumption ({assumption}) and say so in your output.")
+            step = "no answer: going on with the assumption"
+            break
+        time.sleep(POLL_SECONDS)
+    rt.durably("resume", partial(rt.scheduler.hold_as, claim, TaskStatus.IN_PROGRESS, step))
+    progress("calling model")
+    return result

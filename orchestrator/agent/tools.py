@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -63,7 +64,19 @@ REVIEW = Tool(
         "note": {"type": "string", "description": "what the reviewer should look at"}},
         "required": ["note"], "additionalProperties": False})
 
-AGENT_TOOLS = [SEARCH, READ, WRITE, REVIEW]
+ASK = Tool(
+    name="ask_person",
+    description="Ask the person who requested the project a question you cannot answer from "
+    "the brief or the knowledge base, and the decision you will take if nobody answers. Your "
+    "task waits for the answer while the rest of the project goes on; ask only what changes "
+    "your work.",
+    input_schema={"type": "object", "properties": {
+        "question": {"type": "string", "description": "one clear question"},
+        "assumption": {"type": "string",
+                       "description": "what you will assume if no answer comes"}},
+        "required": ["question", "assumption"], "additionalProperties": False})
+
+AGENT_TOOLS = [SEARCH, READ, WRITE, REVIEW, ASK]
 READ_ONLY_TOOLS = [SEARCH, READ]
 
 
@@ -104,6 +117,10 @@ class ProjectTools:
     artifacts: dict[str, str] = field(default_factory=dict)
     review_notes: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    # Asks a person and waits (the runner's, with the attempt's claim): the tool's result.
+    asker: Callable[[str, str], str] | None = None
+    # Questions nobody answered in time, with the assumption the agent went on with.
+    assumptions: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def tools(self) -> list[Tool]:
@@ -111,7 +128,8 @@ class ProjectTools:
 
     def run(self, call: ToolUseBlock) -> ToolResultBlock:
         handlers = {"search_knowledge": self._search, "read_task_output": self._read,
-                    "write_artifact": self._write, "request_review": self._review}
+                    "write_artifact": self._write, "request_review": self._review,
+                    "ask_person": self._ask}
         offered = {t.name for t in self.offered}
         try:
             if call.name not in offered:
@@ -198,6 +216,24 @@ class ProjectTools:
     def _review(self, args: dict[str, Any]) -> str:
         self.review_notes.append(self._text(args, "note")[:2000])
         return "noted: a reviewer will check your work after you answer"
+
+    def _ask(self, args: dict[str, Any]) -> str:
+        question = self._text(args, "question").strip()[:2000]
+        assumption = self._text(args, "assumption").strip()[:2000]
+        if not question or not assumption:
+            raise ToolError("give both a question and the assumption you will go on with")
+        if self.asker is None:
+            raise ToolError("nobody can be asked here: go on with your assumption")
+        return self.asker(question, assumption)
+
+    def with_assumptions(self, output: AgentOutput) -> AgentOutput:
+        """The answer with every unanswered question and the assumption taken, on record."""
+        if not self.assumptions:
+            return output
+        lines = "\n".join(f"- Asked: {q}\n  No answer came in time; assumed: {a}"
+                          for q, a in self.assumptions)
+        return output.model_copy(update={
+            "content": f"{output.content}\n\n## Open questions\n\n{lines}\n"})
 
     def with_artifacts(self, output: AgentOutput) -> AgentOutput:
         """The answer with the files written through the tool (the answer's own win on a tie)."""

@@ -473,3 +473,34 @@ SELECT status, COUNT(*) AS n FROM projects GROUP BY status
 
 -- name: stats_task_statuses
 SELECT agent_type, status, COUNT(*) AS n FROM tasks GROUP BY agent_type, status
+
+-- Questions -------------------------------------------------------------------------------------
+
+-- name: insert_question
+-- Fenced: only the attempt that holds its task may ask.
+INSERT INTO questions (project_id, task_id, attempt, question, assumption, status, asked_at)
+SELECT :project_id, :task_id, :attempt, :question, :assumption, 'open', :now
+WHERE EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :attempt
+                                    AND status = ANY(:held))
+RETURNING id
+
+-- name: get_question
+SELECT * FROM questions WHERE id = :id
+
+-- name: answer_question
+UPDATE questions SET status = 'answered', answer = :answer, answered_by = :by,
+    answered_at = :now
+WHERE task_id = :task_id AND status = 'open'
+RETURNING id, project_id, question
+
+-- name: expire_question
+UPDATE questions SET status = 'expired', answered_at = :now
+WHERE id = :id AND status = 'open'
+RETURNING id
+
+-- name: open_questions
+SELECT q.id, q.project_id, q.task_id, q.question, q.assumption, q.asked_at, t.idx, t.title
+FROM questions q JOIN tasks t ON t.id = q.task_id
+WHERE q.status = 'open'
+  AND (CAST(:project_id AS text) IS NULL OR q.project_id = CAST(:project_id AS text))
+ORDER BY q.id

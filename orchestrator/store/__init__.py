@@ -230,6 +230,15 @@ class Store:
         return [_task(r, sorted(deps.get(r["id"], []), key=index.__getitem__),
                       usage.get(r["id"])) for r in rows]
 
+    def question(self, question_id: int) -> Row:
+        row = self.db.fetch_one("get_question", {"id": question_id})
+        if row is None:
+            raise NotFound(f"no question {question_id}")
+        return row
+
+    def open_questions(self, project_id: str | None = None) -> list[Row]:
+        return self.db.fetch_all("open_questions", {"project_id": project_id})
+
     def events(self, project_id: str) -> list[Row]:
         return self.db.fetch_all("project_events", {"project_id": project_id})
 

@@ -317,3 +317,21 @@ def test_no_database_connection_is_held_while_a_call_waits(tmp_path: Path, pg_ur
         assert done.returncode == 0, done.stderr
         assert fake.peak_in_flight == 8
         assert len(fake.task_calls()) == 8
+
+
+def test_an_unanswered_question_goes_on_with_its_assumption(fake: FakeAnthropic,
+                                                            tmp_path: Path) -> None:
+    fake.faults.questions = {"Sitemap": ("Which pages must the site have?",
+                                         "home, menu and contact pages")}
+    result = agency(tmp_path, "run", "Build a website for a bakery",
+                    **_env(fake, AGENCY_QUESTION_TIMEOUT="1", AGENCY_REVIEWED_AGENTS="none"))
+    assert result.returncode == 0, result.stderr
+    project_id = project_id_of(result.stdout)
+    # The task's output keeps the question and the assumption it went on with.
+    found = agency(tmp_path, "search", project_id, "assumed", "--json", **_env(fake))
+    assert found.returncode == 0, found.stderr
+    hits = [h for h in json.loads(found.stdout) if h["kind"] == "output"]
+    assert any("home, menu and contact pages" in h["snippet"] for h in hits), hits
+    log = agency(tmp_path, "log", project_id, "--json", **_env(fake))
+    kinds = [(e["kind"], e["to"]) for e in json.loads(log.stdout)]
+    assert ("question", "needs_input") in kinds

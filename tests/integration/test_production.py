@@ -461,6 +461,51 @@ def test_tasks_added_to_a_running_project_run_in_order(topology: Topology,
         topology.fake.faults.latency = 0.0
 
 
+def test_an_agents_question_waits_for_the_answer(topology: Topology) -> None:
+    assert topology.fake is not None
+    asked = ("Which pages must the site have?", "home, menu and contact")
+    topology.fake.faults.questions = {"Sitemap": asked}
+    try:
+        submitted = topology.agency("run", "--no-wait", "Build a website for a bakery")
+        assert submitted.returncode == 0, submitted.stderr
+        project_id = project_id_of(submitted.stdout)
+        deadline = time.monotonic() + 90
+        while True:
+            listed = topology.agency("questions", project_id[:8], "--json")
+            assert listed.returncode == 0, listed.stderr
+            open_ = json.loads(listed.stdout)
+            if open_:
+                break
+            assert time.monotonic() < deadline, "no question was asked"
+            time.sleep(0.3)
+        [question] = open_
+        assert question["question"] == asked[0] and question["assumption"] == asked[1]
+        task = next(t for t in _status(topology, project_id)["tasks"]
+                    if t["id"] == question["task_id"])
+        assert task["status"] == "needs_input"
+        time.sleep(3)  # the rest of the project goes on meanwhile
+        data = _status(topology, project_id)
+        assert data["status"] == "running"
+        assert any(t["status"] == "completed" for t in data["tasks"])
+        assert topology.agency("answer", question["task_id"][:8], "  ").returncode == 2
+        answered = topology.agency("answer", question["task_id"][:8],
+                                   "Home, menu, online orders and contact")
+        assert answered.returncode == 0, answered.stderr
+        again = topology.agency("answer", question["task_id"][:8], "twice")
+        assert again.returncode == 2 and "no open question" in again.stderr
+        watched = topology.agency("watch", project_id, timeout=180)
+        assert f"Project {project_id} completed" in watched.stdout, watched.stderr
+        assert json.loads(topology.agency("questions", "--json").stdout) == []
+        # The agent read the answer: its next turn carried it as the tool's result.
+        results = [b for r in topology.fake.requests for m in r["body"].get("messages", [])
+                   if isinstance(m.get("content"), list) for b in m["content"]
+                   if b.get("type") == "tool_result"]
+        assert any("Home, menu, online orders and contact" in str(b.get("content"))
+                   for b in results)
+    finally:
+        topology.fake.faults.questions = {}
+
+
 def _events(topology: Topology, project_id: str) -> list[dict[str, Any]]:
     import psycopg
     from psycopg.rows import dict_row
