@@ -17,6 +17,7 @@ import typer
 from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from typer._click import exceptions as usage  # typer 0.29 vendors click; pinned
 
 from orchestrator.constants import (
@@ -29,7 +30,14 @@ from orchestrator.errors import AgencyError, BadInput
 from orchestrator.intake import check_request, load_plan_file
 from orchestrator.models import Plan, ProjectRecord, TaskRecord
 from orchestrator.runtime import Runtime, get_runtime
-from orchestrator.views import live_view, progress_line, project_json, task_table
+from orchestrator.views import (
+    live_view,
+    progress_line,
+    project_json,
+    risk_line,
+    risks,
+    task_table,
+)
 
 cli = typer.Typer(help="Agency: one request in, one finished deliverable out.",
                   no_args_is_help=True, pretty_exceptions_enable=False,
@@ -132,12 +140,17 @@ def _follow(rt: Runtime, project_id: str) -> ProjectRecord:
                 live.update(live_view(project, tasks))
         return project
     seen: dict[str, str] = {}
-    last = ""
+    last = late = ""
     for project, tasks in _snapshots(rt, project_id):
         line = progress_line(project, tasks)
         if line != last:
             out.print(line, highlight=False, markup=False)
             last = line
+        risk = risk_line(tasks, risks(project, tasks))
+        if risk != late:
+            if risk:
+                out.print(risk, highlight=False, markup=False)
+            late = risk
         for task_line in _task_lines(seen, tasks):
             out.print(task_line, highlight=False, markup=False)
     return project
@@ -205,8 +218,16 @@ def run(
                                                help="Token budget for the project.")] = None,
     approve_plan: Annotated[bool, typer.Option(
         "--approve-plan", help="Stop after planning until `agency approve ID`.")] = False,
+    deadline: Annotated[str | None, typer.Option(
+        "--deadline", help="When it must be done: a time (2026-12-01T17:00, UTC unless "
+        "it says) or a duration from now (90m, 6h, 2d). Default: from the analysis's "
+        "estimated hours.")] = None,
 ) -> None:
     """Submit a request and watch it to the deliverable."""
+    from orchestrator.deadlines import parse_deadline
+    from orchestrator.store import now as store_now
+
+    due = parse_deadline(deadline, store_now()) if deadline is not None else None
     plan_file = load_plan_file(plan) if plan else None
     text = check_request(request if request is not None
                          else (plan_file.request if plan_file else None))
@@ -232,7 +253,8 @@ def run(
         rt.store.insert_project(project_id, text, budget,
                                 plan_file.project_type.value if plan_file and
                                 plan_file.project_type else None,
-                                str(output_dir), stored_plan, needs_approval=approve_plan)
+                                str(output_dir), stored_plan, needs_approval=approve_plan,
+                                deadline=due)
         send_plan(rt, app, project_id)
         out.print(f"Project {project_id} submitted.", highlight=False)
         if no_wait:
@@ -254,6 +276,11 @@ def status(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
         return
     out.print(f"Project {project.id}: {project.request}", highlight=False, markup=False)
     out.print(progress_line(project, tasks), highlight=False)
+    if project.deadline:
+        out.print(f"deadline {project.deadline:%Y-%m-%d %H:%M %Z}", highlight=False)
+    late = risk_line(tasks, risks(project, tasks))
+    if late:
+        out.print(f"[bold red]{escape(late)}[/]", highlight=False)
     if project.error:
         out.print(f"error: {project.error}", highlight=False, markup=False)
     out.print(task_table(tasks))

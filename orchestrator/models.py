@@ -212,6 +212,7 @@ class TaskRecord(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     unit: str | None = None
+    deadline: datetime | None = None
     lease_until: datetime | None = None
     model_calls: int = 0
     dependencies: list[str] = Field(default_factory=list)
@@ -242,5 +243,6 @@ class ProjectRecord(BaseModel):
     attempts: int = 0
     lease_until: datetime | None = None
     needs_approval: bool = False
+    deadline: datetime | None = None
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float = 0.0

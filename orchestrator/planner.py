@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from celery import Celery
 
-from orchestrator import approval, dag
+from orchestrator import approval, dag, deadlines
 from orchestrator.constants import (
     COMPLEXITY_BUDGETS,
     DEFAULT_BUDGET,
@@ -93,8 +93,15 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
     else:
         plan, kind = project.plan, project.project_type or ProjectType.CUSTOM
     graph = dag.validate_plan(plan)
-    rt.scheduler.save_plan(claim, plan, graph, dag.schedule(graph), kind.value,
-                           budget or DEFAULT_BUDGET)
+    ids = rt.scheduler.save_plan(claim, plan, graph, dag.schedule(graph), kind.value,
+                                 budget or DEFAULT_BUDGET)
+    analysis = rt.store.project(project.id, usage=False).analysis
+    deadline = project.deadline or (deadlines.from_estimate(analysis.estimated_hours,
+                                                            project.created_at)
+                                    if analysis else None)
+    if deadline is not None:
+        spread = deadlines.task_deadlines(graph, deadline, project.created_at)
+        rt.scheduler.set_deadlines(project.id, deadline, dict(zip(ids, spread, strict=True)))
     waits = approval.needs_approval(rt.settings, project, plan)
     rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
                               else ProjectStatus.RUNNING)

@@ -462,6 +462,13 @@ class Scheduler:
             self.store.event(tx, claim.project_id, claim.task_id, "task", None, to.value,
                              detail)
 
+    def set_deadlines(self, project_id: str, deadline: datetime,
+                      tasks: dict[str, datetime]) -> None:
+        with self.store.db.transaction() as tx:
+            tx.execute("set_project_deadline", {"id": project_id, "deadline": deadline})
+            for task_id, when in tasks.items():
+                tx.execute("set_task_deadline", {"id": task_id, "deadline": when})
+
     def ask(self, claim: Claim, question: str, assumption: str) -> int:
         """The attempt's agent asks a person: its task waits in needs_input; the question's
         id. Stale if fenced out."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.constants import TaskStatus
+from orchestrator.constants import TERMINAL_PROJECT_STATUSES, TaskStatus
 from orchestrator.models import ProjectRecord, ReviewRecord, TaskRecord
 
 if TYPE_CHECKING:
@@ -32,8 +32,28 @@ def review_json(review: ReviewRecord) -> dict[str, Any]:
             "round": review.round, "attempt": review.attempt, "summary": review.summary}
 
 
+def risks(project: ProjectRecord, tasks: list[TaskRecord]) -> dict[str, datetime]:
+    """Unfinished tasks whose earliest possible finish is past their deadline."""
+    from orchestrator.deadlines import at_risk
+
+    if project.status in TERMINAL_PROJECT_STATUSES:
+        return {}
+    return at_risk(tasks, project.deadline, project.created_at, datetime.now(UTC))
+
+
+def risk_line(tasks: list[TaskRecord], found: dict[str, datetime]) -> str:
+    """One line naming the tasks at risk of missing their deadline ("" when none)."""
+    late = [t for t in tasks if t.id in found]
+    if not late:
+        return ""
+    return "at risk of missing the deadline: " + "; ".join(
+        f"#{t.index} {t.title} (earliest finish {found[t.id]:%Y-%m-%d %H:%M}, deadline "
+        f"{t.deadline:%Y-%m-%d %H:%M})" for t in late if t.deadline)
+
+
 def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None,
-              reviews: list[ReviewRecord] | None = None) -> dict[str, Any]:
+              reviews: list[ReviewRecord] | None = None,
+              risk: dict[str, datetime] | None = None) -> dict[str, Any]:
     return {
         "id": task.id, "index": task.index, "title": task.title,
         "agent_type": task.agent_type.value, "status": task.status.value,
@@ -44,6 +64,7 @@ def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None,
         "cost_usd": round(task.cost_usd, 6), "error": task.error,
         "model_calls": task.model_calls, "retries": _retries(retries or []),
         "reviews": [review_json(r) for r in reviews or []],
+        "deadline": _iso(task.deadline), "at_risk": task.id in (risk or {}),
     }
 
 
@@ -52,6 +73,7 @@ def project_json(project: ProjectRecord, tasks: list[TaskRecord],
                  reviews: dict[str, list[ReviewRecord]] | None = None) -> dict[str, Any]:
     """The `status --json` object (DESIGN.md lists the fields other tools rely on)."""
     retries = retries or {}
+    risk = risks(project, tasks)
     return {
         "id": project.id, "status": project.status.value, "request": project.request,
         "project_type": project.project_type.value if project.project_type else None,
@@ -60,9 +82,10 @@ def project_json(project: ProjectRecord, tasks: list[TaskRecord],
         "tokens": project.tokens.model_dump(),
         "cost_usd": round(project.cost_usd, 6), "output_dir": project.output_dir,
         "error": project.error, "created_at": _iso(project.created_at),
-        "finished_at": _iso(project.finished_at),
+        "finished_at": _iso(project.finished_at), "deadline": _iso(project.deadline),
         "retries": _retries(retries.get(None, [])),
-        "tasks": [task_json(t, retries.get(t.id), (reviews or {}).get(t.id)) for t in tasks],
+        "tasks": [task_json(t, retries.get(t.id), (reviews or {}).get(t.id), risk)
+                  for t in tasks],
     }
 
 
@@ -93,10 +116,14 @@ def live_view(project: ProjectRecord, tasks: list[TaskRecord]) -> Group:
         per_agent.setdefault(task.agent_type.value, Counter())[task.status] += 1
     for agent, c in sorted(per_agent.items()):
         table.add_row(agent, str(c[TaskStatus.COMPLETED]),
-                      str(c[TaskStatus.IN_PROGRESS] + c[TaskStatus.REVIEW]),
+                      str(c[TaskStatus.IN_PROGRESS] + c[TaskStatus.REVIEW]
+                          + c[TaskStatus.NEEDS_INPUT]),
                       str(c[TaskStatus.BLOCKED] + c[TaskStatus.PENDING]),
                       str(c[TaskStatus.FAILED]))
     header = Text(f"Project {project.id[:8]}  {progress_line(project, tasks)}", style="bold")
+    late = risk_line(tasks, risks(project, tasks))
+    if late:  # `watch` highlights what may miss the deadline
+        return Group(header, Text(late, style="bold red"), table)
     return Group(header, table)
 
 

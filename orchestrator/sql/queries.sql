@@ -16,9 +16,9 @@ INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :now)
 
 -- name: insert_project
 INSERT INTO projects (id, request, project_type, status, budget_tokens, output_dir, plan,
-                      needs_approval, created_at, updated_at)
+                      needs_approval, deadline, created_at, updated_at)
 VALUES (:id, :request, :project_type, :status, :budget_tokens, :output_dir, :plan,
-        :needs_approval, :now, :now)
+        :needs_approval, :deadline, :now, :now)
 
 -- name: get_project
 SELECT * FROM projects WHERE id = :id
@@ -46,6 +46,12 @@ WHERE id = :id
 UPDATE projects SET plan = :plan, updated_at = :now
 WHERE id = :id AND status = :status
 RETURNING id
+
+-- name: set_project_deadline
+UPDATE projects SET deadline = :deadline WHERE id = :id
+
+-- name: set_task_deadline
+UPDATE tasks SET deadline = :deadline WHERE id = :id
 
 -- name: set_plan_only
 UPDATE projects SET plan = :plan, updated_at = :now WHERE id = :id

@@ -139,14 +139,15 @@ class Store:
 
     def insert_project(self, project_id: str, request: str, budget: int | None,
                        project_type: str | None, output_dir: str,
-                       plan: Plan | None = None, needs_approval: bool = False) -> None:
+                       plan: Plan | None = None, needs_approval: bool = False,
+                       deadline: datetime | None = None) -> None:
         with self.db.transaction() as tx:
             tx.execute("insert_project", {
                 "id": project_id, "request": request, "project_type": project_type,
                 "status": ProjectStatus.PENDING.value, "budget_tokens": budget,
                 "output_dir": output_dir, "now": now(),
                 "plan": plan.model_dump_json() if plan else None,
-                "needs_approval": needs_approval})
+                "needs_approval": needs_approval, "deadline": deadline})
             self.event(tx, project_id, None, "created", None, ProjectStatus.PENDING, None)
 
     @staticmethod
