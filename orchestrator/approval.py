@@ -97,6 +97,14 @@ def edit(rt: Runtime, project_id: str, path: Path) -> Plan:
         status = rt.store.project(project_id).status.value
         raise BadInput(f"project {project_id} is {status}; only a plan awaiting approval can "
                        "be edited")
+    project = rt.store.project(project_id, usage=False)
+    if project.deadline is not None:  # spread the project's deadline over the new tasks
+        from orchestrator.deadlines import task_deadlines
+
+        tasks = rt.store.tasks(project_id)
+        spread = task_deadlines(graph, project.deadline, project.created_at)
+        rt.scheduler.set_deadlines(project_id, project.deadline,
+                                   {t.id: spread[t.index] for t in tasks})
     return plan
 
 

@@ -24,12 +24,18 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d)\s*$", re.IGNORECASE)
 _UNIT = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
+MAX_AHEAD = timedelta(days=3650)
+
+
 def parse_deadline(text: str, now: datetime) -> datetime:
     """`--deadline`: an ISO 8601 time (UTC when it names no zone) or a duration from now such
-    as 90m, 6h or 2d; it must be in the future."""
+    as 90m, 6h or 2d; it must be in the future, and within ten years."""
     match = _DURATION.match(text)
     if match:
-        found = now + timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2).lower()])
+        seconds = float(match.group(1)) * _UNIT[match.group(2).lower()]
+        if seconds > MAX_AHEAD.total_seconds():
+            raise BadInput(f"--deadline {text!r} is more than ten years away")
+        found = now + timedelta(seconds=seconds)
     else:
         try:
             found = datetime.fromisoformat(text.strip())
@@ -40,6 +46,8 @@ def parse_deadline(text: str, now: datetime) -> datetime:
             found = found.replace(tzinfo=UTC)
     if found <= now:
         raise BadInput(f"--deadline {text!r} is not in the future")
+    if found - now > MAX_AHEAD:
+        raise BadInput(f"--deadline {text!r} is more than ten years away")
     return found
 
 

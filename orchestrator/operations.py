@@ -121,10 +121,17 @@ def add_tasks(rt: Runtime, app: Celery, project_id: str, path: Path) -> list[Tas
     except PlanError as exc:
         raise PlanError(f"{path}: {exc.message}") from exc
     cancelled = {t.index for t in existing if t.status is TaskStatus.CANCELLED}
+    # A failed task, or one that waits on a failure, would leave the new task waiting for ever.
+    stuck = {t.index for t in existing if t.status is TaskStatus.FAILED
+             or (t.status is TaskStatus.BLOCKED and t.error)}
     for index in range(len(existing), len(plan.tasks)):
         bad = sorted(cancelled & set(graph.deps[index]))
         if bad:
             raise BadInput(f"{path}: task {index} depends on task {bad[0]}, which was cancelled")
+        bad = sorted(stuck & set(graph.deps[index]))
+        if bad:
+            raise BadInput(f"{path}: task {index} depends on task {bad[0]}, which failed or "
+                           "waits on a failure; retry it first (agency retry)")
     added = rt.scheduler.add_tasks(project_id, plan, graph, dag.schedule(graph),
                                    len(existing), f"{len(new)} task(s) added by {operator()} "
                                    f"from {path.name}")

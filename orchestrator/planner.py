@@ -66,8 +66,9 @@ def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
     AttemptFailed with the cause when a claimed attempt fails.
     """
     rt.holding_project(project_id, ProjectStatus.PLANNING, lambda c: _plan(rt, c))
-    if rt.store.project(project_id, usage=False).status is ProjectStatus.AWAITING_APPROVAL:
-        log.info("project %s: planned; waiting for approval", project_id)
+    status = rt.store.project(project_id, usage=False).status
+    if status is not ProjectStatus.RUNNING:  # waiting for approval, or already rejected
+        log.info("project %s: planned; %s", project_id, status.value)
         return
     dispatch(rt, app, project_id)
 

@@ -35,7 +35,7 @@ PROJECT_FROM: dict[ProjectStatus, frozenset[ProjectStatus]] = {
                             P.AWAITING_APPROVAL, P.PAUSED}),
     P.AWAITING_APPROVAL: frozenset({P.PLANNING}),
     P.BUDGET_EXHAUSTED: frozenset({P.PLANNING, P.RUNNING, P.INTEGRATING, P.PAUSED}),
-    P.NEEDS_ATTENTION: frozenset({P.RUNNING}),
+    P.NEEDS_ATTENTION: frozenset({P.RUNNING, P.PAUSED}),
 }
 # Moving to these clears the error of an earlier failure.
 _CLEARS_ERROR = frozenset({P.RUNNING, P.COMPLETED, P.PENDING})
@@ -139,6 +139,10 @@ class Scheduler:
                 "now": now(), "finished_at": now() if to in TERMINAL_PROJECT_STATUSES else None})
             if row is None:
                 return False
+            if to is P.CANCELLED:  # none of its tasks will run
+                tx.fetch_all("transition_project_tasks", {
+                    "project_id": project_id, "to_status": CANCEL.to.value,
+                    "allowed": _values(CANCEL.allowed)})
             self.store.event(tx, project_id, None, "operator", P.AWAITING_APPROVAL.value,
                              to.value, detail)
         return True
@@ -576,7 +580,8 @@ class Scheduler:
             planned = tx.fetch_one("count_project_tasks", {"project_id": project_id})
             target = P.RUNNING if planned and planned["tasks"] else P.PENDING
             project = tx.fetch_one("get_project", {"id": project_id})
-            running = task_id is not None and project and project["status"] == P.RUNNING.value
+            running = task_id is not None and project and project["status"] in (
+                P.RUNNING.value, P.PAUSED.value)  # a retry does not un-pause
             if not running and not self.move_project(project_id, target, None, tx):
                 raise BadInput(f"project {project_id} is "
                                f"{project['status'] if project else '?'}; only failed, "

@@ -101,7 +101,8 @@ def progress_line(project: ProjectRecord, tasks: list[TaskRecord]) -> str:
     done = c[TaskStatus.COMPLETED]
     percent = 100 * done // len(tasks) if tasks else 0
     return (f"{project.status.value}: {done}/{len(tasks)} completed ({percent}%), "
-            f"{c[TaskStatus.IN_PROGRESS] + c[TaskStatus.REVIEW]} in progress, "
+            f"{c[TaskStatus.IN_PROGRESS] + c[TaskStatus.REVIEW] + c[TaskStatus.NEEDS_INPUT]}"
+            " in progress, "
             f"{c[TaskStatus.BLOCKED] + c[TaskStatus.PENDING]} waiting, "
             f"{c[TaskStatus.FAILED]} failed")
 

@@ -128,7 +128,7 @@ def ask_person(rt: Runtime, claim: Claim, tools: ProjectTools, progress: Progres
     progress("waiting for an answer")
     deadline = time.monotonic() + rt.settings.question_timeout
     while True:
-        row = rt.store.question(asked)
+        row = rt.durably("question", partial(rt.store.question, asked))
         if row["status"] == "answered":
             result = f"The person answered: {row['answer']}"
             step = "question answered"

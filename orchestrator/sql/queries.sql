@@ -187,6 +187,7 @@ UPDATE tasks
 SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at = :now,
     error = NULL, lease_until = :lease_until
 WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
+  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id AND p.status = 'running')
 RETURNING project_id, attempts
 
 -- name: start_task_noted
@@ -197,6 +198,8 @@ WITH started AS (
     SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at = :now,
         error = NULL, lease_until = :lease_until
     WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
+      AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id
+                                             AND p.status = 'running')
     RETURNING project_id, attempts),
 noted AS (
     INSERT INTO events (project_id, task_id, kind, from_status, to_status, detail, at)
@@ -497,6 +500,9 @@ SELECT * FROM questions WHERE id = :id
 UPDATE questions SET status = 'answered', answer = :answer, answered_by = :by,
     answered_at = :now
 WHERE task_id = :task_id AND status = 'open'
+  AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = questions.task_id
+                                      AND t.status = 'needs_input'
+                                      AND t.attempts = questions.attempt)
 RETURNING id, project_id, question
 
 -- name: expire_question
@@ -507,6 +513,6 @@ RETURNING id
 -- name: open_questions
 SELECT q.id, q.project_id, q.task_id, q.question, q.assumption, q.asked_at, t.idx, t.title
 FROM questions q JOIN tasks t ON t.id = q.task_id
-WHERE q.status = 'open'
+WHERE q.status = 'open' AND t.status = 'needs_input' AND t.attempts = q.attempt
   AND (CAST(:project_id AS text) IS NULL OR q.project_id = CAST(:project_id AS text))
 ORDER BY q.id

@@ -255,7 +255,8 @@ class Store:
                   "output_tokens": tokens.output, "cache_read_tokens": tokens.cache_read,
                   "cache_write_tokens": tokens.cache_write, "cost_usd": cost_usd,
                   "latency_ms": latency_ms, "attempt": attempt, "now": now()}
-        held = [TaskStatus.IN_PROGRESS.value, TaskStatus.REVIEW.value]
+        held = [TaskStatus.IN_PROGRESS.value, TaskStatus.REVIEW.value,
+                TaskStatus.NEEDS_INPUT.value]  # scheduler.HELD
         if claim is not None and self.db.dialect == "postgresql":  # one statement, same effect
             row = self.db.fetch_one("record_attempt_usage", {
                 **params, "holder": claim.attempt, "held": held, "tokens": tokens.budgeted})

@@ -343,7 +343,7 @@ def test_a_rejected_plan_runs_nothing(topology: Topology) -> None:
     time.sleep(1)
     data = _status(topology, project_id)
     assert data["status"] == "cancelled" and "over budget this month" in data["error"]
-    assert all(t["attempts"] == 0 for t in data["tasks"])
+    assert all(t["attempts"] == 0 and t["status"] == "cancelled" for t in data["tasks"])
     late = topology.agency("approve", project_id, "--no-wait")
     assert late.returncode == 2 and "cancelled" in late.stderr
 

@@ -352,3 +352,13 @@ def test_approval_estimate_and_threshold() -> None:
     assert not needs_approval(settings.model_copy(update={"approval_above_usd": 1e6}), project,
                               plan)
     assert needs_approval(settings, project.model_copy(update={"needs_approval": True}), plan)
+
+
+def test_a_paused_project_lets_no_task_start(store: Store) -> None:
+    _, ids = _project(store, {}, 2)
+    sched = Scheduler(store)
+    assert sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "paused")
+    assert sched.start_task(ids[0], "w", lease()) is None  # even a message that slipped by
+    assert not sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "again")
+    assert sched.operator_move("p1", ProjectStatus.RUNNING, ProjectStatus.PAUSED, "resumed")
+    assert sched.start_task(ids[0], "w", lease()) is not None

@@ -20,7 +20,8 @@ def test_deadlines_parse_as_times_or_durations() -> None:
     assert parse_deadline("6h", NOW) == NOW + timedelta(hours=6)
     assert parse_deadline("2d", NOW) == NOW + timedelta(days=2)
     assert parse_deadline("2026-12-01T17:00", NOW) == datetime(2026, 12, 1, 17, tzinfo=UTC)
-    for bad in ("yesterday", "", "-2h", "2026-11-25T00:00", "0m"):
+    for bad in ("yesterday", "", "-2h", "2026-11-25T00:00", "0m", "3000000d",
+                "9999-12-31T23:59"):
         with pytest.raises(BadInput):
             parse_deadline(bad, NOW)
 
