@@ -404,6 +404,10 @@ def _set_budget(rt: Runtime, project: ProjectRecord, budget: int | None) -> None
             raise BadInput(f"--budget {budget} is not above the {project.tokens_used} tokens "
                            "already used")
         rt.store.set_budget(project.id, budget)
+        from orchestrator.approval import operator
+
+        rt.store.note(project.id, None, "operator",
+                      f"budget set to {budget} tokens by {operator()}")
     elif project.status is ProjectStatus.BUDGET_EXHAUSTED and not rt.store.within_budget(
             project.id):
         raise BadInput(f"the budget is spent ({project.tokens_used} of {project.budget_tokens} "

@@ -6,7 +6,8 @@ the graph with estimated tokens as the duration proxy: the time from the project
 its deadline, divided by the critical path's length, is what a token of work may take; a task's
 deadline is the project's minus the longest chain of work that must still follow it. A task
 that has not finished is at risk when its earliest possible finish (now, plus its own work and
-the longest chain of unfinished work before it, at that pace) is past its deadline.
+the longest chain of unfinished work before it, at that pace) is past its deadline by more
+than 2 % of the project's time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from orchestrator.errors import BadInput
 from orchestrator.models import TaskRecord
 
 SEED_FACTOR = 1.5  # the seed: estimated hours x 1.5
+# A task is at risk past its deadline by more than this share of the project's time: the pace
+# is an estimate, and planning itself takes a moment of it.
+GRACE = 0.02
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d)\s*$", re.IGNORECASE)
 _UNIT = {"m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -101,11 +105,12 @@ def at_risk(tasks: list[TaskRecord], deadline: datetime | None, start: datetime,
         return full[task_id]
 
     pace = _pace(deadline, start, max(whole(t.id) for t in tasks))
+    grace = (deadline - start) * GRACE
     found = {}
     for task in tasks:
         if task.id in done or task.deadline is None or task.status is TaskStatus.CANCELLED:
             continue
         earliest = now + timedelta(seconds=chain(task.id) * pace)
-        if earliest > task.deadline:
+        if earliest > task.deadline + grace:
             found[task.id] = earliest
     return found

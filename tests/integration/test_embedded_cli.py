@@ -230,3 +230,18 @@ def test_a_killed_embedded_run_is_recovered_by_resume(tmp_path: Path) -> None:
         if task["id"] in cut_short:
             assert task["attempts"] == 2  # the killed attempt, then the recovered one
     assert_exact_order(final)
+
+
+def test_a_deadline_is_spread_over_the_tasks(tmp_path: Path) -> None:
+    result = agency(tmp_path, "run", "--deadline", "6h", "Build a website for a bakery")
+    assert result.returncode == 0, result.stderr
+    data = status(tmp_path, project_id_of(result.stdout))
+    due = datetime.fromisoformat(data["deadline"])
+    span = (due - datetime.fromisoformat(data["created_at"])).total_seconds()
+    assert 5.9 * 3600 < span < 6.1 * 3600
+    limits = {t["id"]: datetime.fromisoformat(t["deadline"]) for t in data["tasks"]}
+    assert max(limits.values()) == due and not any(t["at_risk"] for t in data["tasks"])
+    for task in data["tasks"]:  # a dependency must finish before what needs it
+        assert all(limits[d] < limits[task["id"]] for d in task["dependencies"])
+    late = agency(tmp_path, "run", "--deadline", "last week", "Build a website")
+    assert late.returncode == 2 and len(late.stderr.strip().splitlines()) == 1
