@@ -60,6 +60,11 @@ def needs_approval(settings: Settings, project: ProjectRecord, plan: Plan) -> bo
                                       and estimate(settings, plan).cost_usd > limit)
 
 
+def threshold_reason(settings: Settings, plan: Plan) -> str:
+    return (f"waits for approval: estimated ${estimate(settings, plan).cost_usd:.2f}, above "
+            f"AGENCY_APPROVAL_ABOVE_USD=${settings.approval_above_usd:.2f}")
+
+
 def operator() -> str:
     try:
         return getpass.getuser()

@@ -94,8 +94,8 @@ def _snapshots(rt: Runtime, project_id: str) -> Iterator[tuple[ProjectRecord, li
             warned = True
             threading.Thread(target=_warn_unserved, args=(rt, tasks), daemon=True).start()
         yield project, tasks
-        if project.status in TERMINAL_PROJECT_STATUSES or \
-                project.status is ProjectStatus.AWAITING_APPROVAL:
+        if project.status in TERMINAL_PROJECT_STATUSES or project.status in (
+                ProjectStatus.AWAITING_APPROVAL, ProjectStatus.PAUSED):
             return
         time.sleep(POLL_SECONDS)
 
@@ -146,11 +146,12 @@ def _follow(rt: Runtime, project_id: str) -> ProjectRecord:
         if line != last:
             out.print(line, highlight=False, markup=False)
             last = line
-        risk = risk_line(tasks, risks(project, tasks))
-        if risk != late:
-            if risk:
-                out.print(risk, highlight=False, markup=False)
-            late = risk
+        found = risks(project, tasks)
+        names = ",".join(sorted(found))  # print when the set changes, not its times
+        if names != late:
+            if found:
+                out.print(risk_line(tasks, found), highlight=False, markup=False)
+            late = names
         for task_line in _task_lines(seen, tasks):
             out.print(task_line, highlight=False, markup=False)
     return project
@@ -166,6 +167,10 @@ def _materialize(rt: Runtime, project: ProjectRecord) -> None:
 
 def _finish(rt: Runtime, project: ProjectRecord, started: float) -> None:
     seconds = time.monotonic() - started
+    if project.status is ProjectStatus.PAUSED:
+        out.print(f"Project {project.id} is paused: no new task starts; carry on with: "
+                  f"agency resume {project.id}", highlight=False, markup=False)
+        return
     if project.status is ProjectStatus.AWAITING_APPROVAL:
         out.print(f"Project {project.id} is planned and waits for approval.", highlight=False)
         out.print(f"  see the plan and its cost: agency plan {project.id}\n"
@@ -529,8 +534,9 @@ def resume(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
            budget: Annotated[int | None, typer.Option("--budget", min=1,
                                                       help="A new token budget.")] = None
            ) -> None:
-    """Carry on with a project from what the store holds: one that failed, ran out of budget,
-    or stalled because its workers died (what no live worker is running is queued again)."""
+    """Carry on with a project from what the store holds: one that is paused, failed, ran out of
+    budget or needs attention, or stalled because its workers died (what no live worker is
+    running is queued again)."""
     rt = get_runtime()
     _resume(rt, rt.store.resolve_project_id(project_id), budget)
 

@@ -104,5 +104,7 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
         spread = deadlines.task_deadlines(graph, deadline, project.created_at)
         rt.scheduler.set_deadlines(project.id, deadline, dict(zip(ids, spread, strict=True)))
     waits = approval.needs_approval(rt.settings, project, plan)
+    if waits and not project.needs_approval:  # held by the threshold: say so in its log
+        rt.store.note(project.id, None, "approval", approval.threshold_reason(rt.settings, plan))
     rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
                               else ProjectStatus.RUNNING)

@@ -47,8 +47,8 @@ def risk_line(tasks: list[TaskRecord], found: dict[str, datetime]) -> str:
     if not late:
         return ""
     return "at risk of missing the deadline: " + "; ".join(
-        f"#{t.index} {t.title} (earliest finish {found[t.id]:%Y-%m-%d %H:%M}, deadline "
-        f"{t.deadline:%Y-%m-%d %H:%M})" for t in late if t.deadline)
+        f"#{t.index} {t.title} (earliest finish {found[t.id]:%Y-%m-%d %H:%M:%S}, deadline "
+        f"{t.deadline:%Y-%m-%d %H:%M:%S})" for t in late if t.deadline)
 
 
 def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None,
