@@ -165,6 +165,12 @@ def _materialize(rt: Runtime, project: ProjectRecord) -> None:
         write_outputs(project, project.deliverable, rt.store.tasks(project.id))
 
 
+def _refuse_no_wait_embedded(rt: Runtime, no_wait: bool) -> None:
+    if no_wait and rt.settings.embedded:
+        raise BadInput("--no-wait needs a broker (set AGENCY_BROKER_URL): embedded workers "
+                       "stop when this command ends")
+
+
 def _finish(rt: Runtime, project: ProjectRecord, started: float) -> None:
     seconds = time.monotonic() - started
     if project.status is ProjectStatus.PAUSED:
@@ -237,9 +243,7 @@ def run(
     text = check_request(request if request is not None
                          else (plan_file.request if plan_file else None))
     rt = get_runtime()
-    if no_wait and rt.settings.embedded:
-        raise BadInput("--no-wait needs a broker (set AGENCY_BROKER_URL): embedded workers "
-                       "stop when this command ends")
+    _refuse_no_wait_embedded(rt, no_wait)
     if rt.settings.llm_kind is LLMKind.ANTHROPIC and rt.settings.anthropic_api_key is None:
         raise BadInput("AGENCY_LLM=anthropic needs ANTHROPIC_API_KEY")
     if rt.settings.llm_kind is LLMKind.OFFLINE:
@@ -497,9 +501,7 @@ def add_task(
 
     rt = get_runtime()
     found = rt.store.resolve_project_id(project_id)
-    if no_wait and rt.settings.embedded:
-        raise BadInput("--no-wait needs a broker (set AGENCY_BROKER_URL): embedded workers "
-                       "stop when this command ends")
+    _refuse_no_wait_embedded(rt, no_wait)
     started = time.monotonic()
     with _workers(rt):
         added = add_tasks(rt, app, found, plan)
@@ -682,9 +684,7 @@ def approve(
 
     rt = get_runtime()
     found = rt.store.resolve_project_id(project_id)
-    if no_wait and rt.settings.embedded:
-        raise BadInput("--no-wait needs a broker (set AGENCY_BROKER_URL): embedded workers "
-                       "stop when this command ends")
+    _refuse_no_wait_embedded(rt, no_wait)
     started = time.monotonic()
     with _workers(rt):
         approve_plan(rt, app, found)

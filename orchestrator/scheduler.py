@@ -44,6 +44,20 @@ _LIVE_TASKS = frozenset({T.PENDING, T.IN_PROGRESS, T.REVIEW, T.NEEDS_INPUT})
 HELD = sorted(s.value for s in (T.IN_PROGRESS, T.REVIEW, T.NEEDS_INPUT))
 
 
+def _task_row(project_id: str, task_id: str, index: int, plan: Plan, sched: Schedule,
+              critical: set[int], waiting: int) -> dict[str, object]:
+    """The `insert_task` parameters of a plan's task that waits on `waiting` dependencies."""
+    task = plan.tasks[index]
+    return {"id": task_id, "project_id": project_id, "idx": index, "title": task.title,
+            "description": task.description, "agent_type": task.agent_type,
+            "priority": sched.priority(index).value, "estimated_tokens": task.estimated_tokens,
+            "deliverables": json.dumps(task.deliverables),
+            "acceptance_criteria": json.dumps(task.acceptance_criteria),
+            "on_critical_path": index in critical,
+            "status": (T.BLOCKED if waiting else T.PENDING).value, "pending_deps": waiting,
+            "ready_at": None if waiting else now()}
+
+
 @dataclass(frozen=True)
 class Move:
     """A named task transition: compare-and-set from `allowed` to `to`."""
@@ -256,19 +270,10 @@ class Scheduler:
                 by_index[index] = str(uuid.uuid4())
                 ids.append(by_index[index])
             for index in range(first, len(plan.tasks)):
-                task = plan.tasks[index]
                 waiting = sum(1 for d in graph.deps[index]
                               if d >= first or existing[d]["status"] != T.COMPLETED.value)
-                tx.execute("insert_task", {
-                    "id": by_index[index], "project_id": project_id, "idx": index,
-                    "title": task.title, "description": task.description,
-                    "agent_type": task.agent_type, "priority": sched.priority(index).value,
-                    "estimated_tokens": task.estimated_tokens,
-                    "deliverables": json.dumps(task.deliverables),
-                    "acceptance_criteria": json.dumps(task.acceptance_criteria),
-                    "on_critical_path": index in critical,
-                    "status": (T.BLOCKED if waiting else T.PENDING).value,
-                    "pending_deps": waiting, "ready_at": None if waiting else now()})
+                tx.execute("insert_task", _task_row(project_id, by_index[index], index, plan,
+                                                    sched, critical, waiting))
                 for dep in graph.deps[index]:
                     tx.execute("insert_edge", {"task_id": by_index[index],
                                                "depends_on": by_index[dep]})
@@ -283,18 +288,9 @@ class Scheduler:
                       sched: Schedule) -> list[str]:
         ids = [str(uuid.uuid4()) for _ in plan.tasks]
         critical = set(sched.critical_path)
-        for index, task in enumerate(plan.tasks):
-            tx.execute("insert_task", {
-                "id": ids[index], "project_id": project_id, "idx": index,
-                "title": task.title, "description": task.description,
-                "agent_type": task.agent_type, "priority": sched.priority(index).value,
-                "estimated_tokens": task.estimated_tokens,
-                "deliverables": json.dumps(task.deliverables),
-                "acceptance_criteria": json.dumps(task.acceptance_criteria),
-                "on_critical_path": index in critical,
-                "status": (T.BLOCKED if graph.deps[index] else T.PENDING).value,
-                "pending_deps": len(graph.deps[index]),
-                "ready_at": None if graph.deps[index] else now()})
+        for index in range(len(plan.tasks)):
+            tx.execute("insert_task", _task_row(project_id, ids[index], index, plan, sched,
+                                                critical, len(graph.deps[index])))
         for index, deps in enumerate(graph.deps):
             for dep in deps:
                 tx.execute("insert_edge", {"task_id": ids[index], "depends_on": ids[dep]})
