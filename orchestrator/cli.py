@@ -171,6 +171,19 @@ def _refuse_no_wait_embedded(rt: Runtime, no_wait: bool) -> None:
                        "stop when this command ends")
 
 
+def _act_and_follow(rt: Runtime, act: Callable[[], str], no_wait: bool = False) -> None:
+    """An operator action that sets a project going (`act` returns its id), with workers
+    running here in embedded mode; then follow the project to its end unless `no_wait`."""
+    _refuse_no_wait_embedded(rt, no_wait)
+    started = time.monotonic()
+    with _workers(rt):
+        project_id = act()
+        if no_wait:
+            return
+        project = follow(rt, project_id)
+    _finish(rt, rt.store.project(project.id), started)
+
+
 def _finish(rt: Runtime, project: ProjectRecord, started: float) -> None:
     seconds = time.monotonic() - started
     if project.status is ProjectStatus.PAUSED:
@@ -432,12 +445,13 @@ def _resume(rt: Runtime, project_id: str, budget: int | None) -> None:
         raise BadInput(f"project {project_id} is {project.status.value}; there is nothing "
                        "to resume")
     _set_budget(rt, project, budget)
-    started = time.monotonic()
-    with _workers(rt):
+
+    def act() -> str:
         said = resume_project(rt, app, project_id)
         out.print(f"Project {project_id} {said}.", highlight=False, markup=False)
-        project = follow(rt, project_id)
-    _finish(rt, rt.store.project(project.id), started)
+        return project_id
+
+    _act_and_follow(rt, act)
 
 
 @cli.command()
@@ -501,18 +515,16 @@ def add_task(
 
     rt = get_runtime()
     found = rt.store.resolve_project_id(project_id)
-    _refuse_no_wait_embedded(rt, no_wait)
-    started = time.monotonic()
-    with _workers(rt):
+
+    def act() -> str:
         added = add_tasks(rt, app, found, plan)
         for task in added:
             out.print(f"  added task {task.index} {task.title!r} ({task.agent_type.value}, "
                       f"{task.status.value}), id {task.id}", highlight=False, markup=False)
         out.print(f"Project {found}: {len(added)} task(s) added.", highlight=False)
-        if no_wait:
-            return
-        project = follow(rt, found)
-    _finish(rt, rt.store.project(project.id), started)
+        return found
+
+    _act_and_follow(rt, act, no_wait)
 
 
 @cli.command()
@@ -553,12 +565,13 @@ def retry(task_id: Annotated[str, typer.Argument(
 
     rt = get_runtime()
     task_id = rt.store.resolve_task_id(task_id)
-    started = time.monotonic()
-    with _workers(rt):
+
+    def act() -> str:
         project_id = retry_task(rt, app, task_id)
         out.print(f"Task {task_id} queued again (project {project_id}).", highlight=False)
-        project = follow(rt, project_id)
-    _finish(rt, rt.store.project(project.id), started)
+        return project_id
+
+    _act_and_follow(rt, act)
 
 
 @cli.command()
@@ -684,15 +697,13 @@ def approve(
 
     rt = get_runtime()
     found = rt.store.resolve_project_id(project_id)
-    _refuse_no_wait_embedded(rt, no_wait)
-    started = time.monotonic()
-    with _workers(rt):
+
+    def act() -> str:
         approve_plan(rt, app, found)
         out.print(f"Project {found} approved.", highlight=False)
-        if no_wait:
-            return
-        project = follow(rt, found)
-    _finish(rt, rt.store.project(project.id), started)
+        return found
+
+    _act_and_follow(rt, act, no_wait)
 
 
 @cli.command()

@@ -74,6 +74,12 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# The statuses an attempt holds its task in: working on it, having it reviewed, or waiting for a
+# person's answer. Every write of an attempt is fenced on them (scheduler and store alike).
+HELD_STATUSES = sorted(s.value for s in (TaskStatus.IN_PROGRESS, TaskStatus.REVIEW,
+                                         TaskStatus.NEEDS_INPUT))
+
+
 class ProjectStatus(StrEnum):
     PENDING = "pending"
     PLANNING = "planning"

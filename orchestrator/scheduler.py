@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from orchestrator.agent import knowledge
-from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
+from orchestrator.constants import (
+    HELD_STATUSES,
+    TERMINAL_PROJECT_STATUSES,
+    ProjectStatus,
+    TaskStatus,
+)
 from orchestrator.dag import Graph, Schedule
 from orchestrator.errors import BadInput, Stale
 from orchestrator.models import AgentOutput, Analysis, Deliverable, Plan, Verdict
@@ -41,7 +46,7 @@ PROJECT_FROM: dict[ProjectStatus, frozenset[ProjectStatus]] = {
 _CLEARS_ERROR = frozenset({P.RUNNING, P.COMPLETED, P.PENDING})
 _LIVE_TASKS = frozenset({T.PENDING, T.IN_PROGRESS, T.REVIEW, T.NEEDS_INPUT})
 # The statuses an attempt holds its task in: working on it, or having it reviewed.
-HELD = sorted(s.value for s in (T.IN_PROGRESS, T.REVIEW, T.NEEDS_INPUT))
+HELD = HELD_STATUSES
 
 
 def _task_row(project_id: str, task_id: str, index: int, plan: Plan, sched: Schedule,

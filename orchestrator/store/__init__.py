@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from orchestrator.constants import MIN_ID_PREFIX, ProjectStatus, TaskStatus
+from orchestrator.constants import HELD_STATUSES, MIN_ID_PREFIX, ProjectStatus, TaskStatus
 from orchestrator.errors import BadInput, NotFound
 from orchestrator.models import (
     AgentOutput,
@@ -255,8 +255,7 @@ class Store:
                   "output_tokens": tokens.output, "cache_read_tokens": tokens.cache_read,
                   "cache_write_tokens": tokens.cache_write, "cost_usd": cost_usd,
                   "latency_ms": latency_ms, "attempt": attempt, "now": now()}
-        held = [TaskStatus.IN_PROGRESS.value, TaskStatus.REVIEW.value,
-                TaskStatus.NEEDS_INPUT.value]  # scheduler.HELD
+        held = HELD_STATUSES
         if claim is not None and self.db.dialect == "postgresql":  # one statement, same effect
             row = self.db.fetch_one("record_attempt_usage", {
                 **params, "holder": claim.attempt, "held": held, "tokens": tokens.budgeted})
