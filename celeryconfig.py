@@ -6,8 +6,8 @@ from typing import Any
 
 from kombu import Queue
 
-from orchestrator.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE
-from orchestrator.settings import get_settings
+from orchestrator.domain.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE
+from orchestrator.domain.settings import get_settings
 
 _settings = get_settings()
 

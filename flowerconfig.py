@@ -18,8 +18,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from orchestrator.constants import INTEGRATE_TASK, PLAN_TASK
-from orchestrator.settings import get_settings
+from orchestrator.domain.constants import INTEGRATE_TASK, PLAN_TASK
+from orchestrator.domain.settings import get_settings
 
 _home = get_settings().home
 _home.mkdir(parents=True, exist_ok=True)

@@ -28,8 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orchestrator.constants import AgentType
-from orchestrator.settings import Settings
+from orchestrator.domain.constants import AgentType
+from orchestrator.domain.settings import Settings
 from tests.fake_anthropic import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parent.parent

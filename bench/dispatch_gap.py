@@ -10,7 +10,7 @@ Procfile's eleven worker pools under honcho, Redis, PostgreSQL), submitted as
 `agency run --plan FILE --no-wait` does, zero-latency tasks (see bench/fleets.py). A chain is
 series-parallel, so the whole plan is one Celery `chain`: the next task's message is published
 by Celery when the previous task's Celery task returns. Per edge, gap = child.started_at -
-parent.finished_at, read from the task rows (`orchestrator/sql/queries.sql`):
+parent.finished_at, read from the task rows (`orchestrator/state/sql/queries.sql`):
 
 - `started_at` is written by `start_task`, the claim: the worker's Python clock
   (`datetime.now(UTC)`) inside the claim transaction, after the Celery task began and loaded the

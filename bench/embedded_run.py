@@ -23,8 +23,8 @@ import time
 from datetime import datetime
 from typing import Any
 
-from orchestrator.constants import ProjectType
-from orchestrator.llm.offline import plan
+from agency_offline.classify import plan
+from orchestrator.domain.constants import ProjectType
 
 REQUESTS = {
     ProjectType.WEBSITE: "Build a website for a bakery",

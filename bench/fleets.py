@@ -89,12 +89,12 @@ def fleets(home: Path, env: dict[str, str], fresh_db: bool = False) -> Iterator[
     eleven (one process per queue, the same threads per process), both up and idle."""
     from bench import plain_celery
     from bench.load_run import ensure_database, start_fleet, wait_for_workers
-    from orchestrator.constants import ALL_QUEUES, TERMINAL_PROJECT_STATUSES
+    from orchestrator.domain.constants import ALL_QUEUES, TERMINAL_PROJECT_STATUSES
 
     if fresh_db:
         recreate_database(os.environ["AGENCY_DATABASE_URL"])
     ensure_database(os.environ["AGENCY_DATABASE_URL"])
-    from orchestrator.runtime import get_runtime
+    from orchestrator.agent.runtime import get_runtime
     from workers.app import app
 
     rt = get_runtime()
@@ -135,9 +135,9 @@ def write_plan(home: Path, plan: dict[str, Any]) -> Path:
 def submit(fl: Fleets, plan_path: Path) -> str:
     """What `agency run --plan FILE --no-wait` does: store the project with its plan, and send
     its planning message (planning validates and dispatches the given plan; no model call)."""
-    from orchestrator.dispatch import send_plan
-    from orchestrator.intake import check_request, load_plan_file
-    from orchestrator.models import Plan
+    from orchestrator.domain.intake import check_request, load_plan_file
+    from orchestrator.domain.models import Plan
+    from orchestrator.services.dispatch import send_plan
 
     plan_file = load_plan_file(plan_path)
     text = check_request(plan_file.request)
@@ -155,7 +155,7 @@ def wait_ended(fl: Fleets, ids: list[str], timeout: float, poll: float = 0.25
     """Wait until every project is terminal (or the timeout): each one's final status."""
     import psycopg
 
-    from orchestrator.constants import TERMINAL_PROJECT_STATUSES
+    from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES
 
     terminal = [s.value for s in TERMINAL_PROJECT_STATUSES]
     ended: dict[str, str] = {}

@@ -112,10 +112,10 @@ def main() -> None:
            "AGENCY_AGENT_MAX_TURNS": "1", "AGENCY_CONCURRENCY": json.dumps(concurrency),
            "PYTHONUNBUFFERED": "1"}
     os.environ.update(env)
-    from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus
-    from orchestrator.dispatch import send_plan
-    from orchestrator.models import Plan
-    from orchestrator.runtime import get_runtime
+    from orchestrator.agent.runtime import get_runtime
+    from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus
+    from orchestrator.domain.models import Plan
+    from orchestrator.services.dispatch import send_plan
     from workers.app import app
 
     rt = get_runtime()

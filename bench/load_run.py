@@ -50,7 +50,7 @@ def ideal_project_s(rt: Any, project_ids: list[str], latency: float) -> float:
     """The critical-path bound of one project with unlimited workers: the model calls on its
     critical path (as the run counted them) times the latency; the largest over the runs."""
     from bench.embedded_run import critical_calls
-    from orchestrator.views import project_json
+    from orchestrator.interfaces.views import project_json
 
     calls = [critical_calls(project_json(rt.store.project(p), rt.store.tasks(p)))
              for p in project_ids]
@@ -126,9 +126,9 @@ def run_batch(rt: Any, app: Any, home: Path, fleet_pid: int, count: int, latency
               timeout: float, fifo: bool) -> dict[str, Any]:
     """Submit `count` projects at once and wait until all ended; `fifo` sends planning at the
     same priority as integration (the baseline), otherwise as `agency run` does."""
-    from orchestrator.canvas import plan_signature
-    from orchestrator.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus
-    from orchestrator.dispatch import broker_epoch, send_plan
+    from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus
+    from orchestrator.services.canvas import plan_signature
+    from orchestrator.services.dispatch import broker_epoch, send_plan
 
     ids = [str(uuid.uuid4()) for _ in range(count)]
     started = time.monotonic()
@@ -184,7 +184,7 @@ def main() -> None:
     ensure_database(os.environ["AGENCY_DATABASE_URL"])
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
-    from orchestrator.runtime import get_runtime
+    from orchestrator.agent.runtime import get_runtime
     from workers.app import app
 
     rt = get_runtime()

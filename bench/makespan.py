@@ -103,12 +103,12 @@ def production_runs(names: list[str], runs: int, env: dict[str, str]) -> dict[st
     home = Path(tempfile.mkdtemp(prefix="agency-makespan-"))
     env.update({"AGENCY_HOME": str(home), "AGENCY_OUTPUT_DIR": str(home / "out")})
     os.environ.update(env)
-    from orchestrator.constants import TERMINAL_PROJECT_STATUSES
-    from orchestrator.dispatch import send_plan
-    from orchestrator.intake import load_plan_file
-    from orchestrator.models import Plan
-    from orchestrator.runtime import get_runtime
-    from orchestrator.views import project_json
+    from orchestrator.agent.runtime import get_runtime
+    from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES
+    from orchestrator.domain.intake import load_plan_file
+    from orchestrator.domain.models import Plan
+    from orchestrator.interfaces.views import project_json
+    from orchestrator.services.dispatch import send_plan
     from workers.app import app
 
     rt = get_runtime()

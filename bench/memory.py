@@ -74,9 +74,9 @@ def start(kind: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def measure(kind: str, env: dict[str, str], home: Path, projects: int) -> dict[str, Any]:
-    from orchestrator.constants import TERMINAL_PROJECT_STATUSES
-    from orchestrator.dispatch import send_plan
-    from orchestrator.runtime import get_runtime
+    from orchestrator.agent.runtime import get_runtime
+    from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES
+    from orchestrator.services.dispatch import send_plan
     from workers.app import app
 
     rt = get_runtime()

@@ -1,5 +1,5 @@
 """`python -m orchestrator` is `agency`."""
 
-from orchestrator.cli import main
+from orchestrator.interfaces.cli import main
 
 main()

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.models import Plan
-from orchestrator.store import Store, open_connector
+from orchestrator.domain.models import Plan
+from orchestrator.state.store import Store, open_connector
 from tests.services import PrivatePostgres, PrivateRedis, ServiceUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ AGENCY = [sys.executable, "-m", "orchestrator"]
 def queue_keys() -> list[str]:
     """The Redis keys of this suite's queues: each queue's priority lists (kombu names them
     `queue` + "\x06\x16" + step) and the unacked index."""
-    from orchestrator.constants import ALL_QUEUES
+    from orchestrator.domain.constants import ALL_QUEUES
 
     return [*ALL_QUEUES, *(f"{q}\x06\x16{step}" for q in ALL_QUEUES for step in (3, 6, 9)),
             "unacked", "unacked_index"]

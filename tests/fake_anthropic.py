@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from orchestrator.llm import offline_model
+from agency_offline import model as offline_model
 from orchestrator.llm.base import ToolUseBlock
 from orchestrator.llm.cache import PromptCache, count_tokens
 from orchestrator.llm.wire import block_json, request_from_json

@@ -9,8 +9,9 @@ from typing import Any, NoReturn
 from celery import Task, signals
 from celery.exceptions import Ignore
 
-from orchestrator.constants import ORCHESTRATOR_QUEUE, PROGRESS_EVENT, ProjectStatus
-from orchestrator.errors import (
+from orchestrator.agent.runtime import get_runtime
+from orchestrator.domain.constants import ORCHESTRATOR_QUEUE, PROGRESS_EVENT, ProjectStatus
+from orchestrator.domain.errors import (
     AgencyError,
     AttemptFailed,
     BudgetExhausted,
@@ -21,8 +22,7 @@ from orchestrator.errors import (
     StoreUnavailable,
     TaskNotReady,
 )
-from orchestrator.runtime import get_runtime
-from orchestrator.scheduler import Claim, ProjectClaim
+from orchestrator.state.transitions import Claim, ProjectClaim
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _start_reconciler(sender: Any = None, **_: Any) -> None:
     time holds an advisory lock)."""
     if sender is None or ORCHESTRATOR_QUEUE not in _consumed_queues(sender):
         return
-    from orchestrator.reconciler import Reconciler
+    from orchestrator.services.reconciler import Reconciler
 
     Reconciler(get_runtime(), sender.app).start()
 

@@ -37,9 +37,9 @@ def _preload() -> None:
     thread or a file)."""
 
     import workers.tasks  # noqa: F401
-    from orchestrator.constants import LLMKind
-    from orchestrator.llm import offline_model  # noqa: F401
-    from orchestrator.settings import get_settings
+    from agency_offline import model as offline_model  # noqa: F401
+    from orchestrator.domain.constants import LLMKind
+    from orchestrator.domain.settings import get_settings
 
     if get_settings().llm_kind is LLMKind.ANTHROPIC:
         import anthropic  # noqa: F401
@@ -168,7 +168,7 @@ class Fleet:
 def main(argv: Sequence[str]) -> int:
     import argparse
 
-    from orchestrator.constants import ALL_QUEUES
+    from orchestrator.domain.constants import ALL_QUEUES
 
     parser = argparse.ArgumentParser(
         prog="python -m workers fleet", description=__doc__.split("\n\n")[0],

@@ -8,19 +8,19 @@ from typing import Any
 from celery import Task
 
 from orchestrator.agent.runner import run_agent_task
-from orchestrator.constants import (
+from orchestrator.agent.runtime import Runtime, get_runtime
+from orchestrator.domain.constants import (
     INTEGRATE_TASK,
     PLAN_TASK,
     AgentType,
     agent_task_name,
 )
-from orchestrator.dispatch import release
-from orchestrator.errors import AgencyError
-from orchestrator.integrate import integrate_project
-from orchestrator.planner import plan_project
-from orchestrator.runtime import Runtime, get_runtime
-from orchestrator.store import progress_text
-from workers.app import app
+from orchestrator.domain.errors import AgencyError
+from orchestrator.interfaces.celery_app import app
+from orchestrator.services.dispatch import release
+from orchestrator.services.integrate import integrate_project
+from orchestrator.services.planner import plan_project
+from orchestrator.state.store import progress_text
 from workers.base import AgentTask, OrchestratorTask, node_name, send_progress
 
 log = logging.getLogger(__name__)

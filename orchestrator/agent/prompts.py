@@ -12,9 +12,9 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-from orchestrator.constants import AgentType
+from orchestrator.domain.constants import AgentType
+from orchestrator.domain.models import ProjectRecord, TaskRecord
 from orchestrator.llm.base import TextBlock
-from orchestrator.models import ProjectRecord, TaskRecord
 
 AGENT_PROMPTS: dict[AgentType, str] = {
     AgentType.MARKETING: "You are the agency's Marketing specialist: marketing strategy, "

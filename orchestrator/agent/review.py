@@ -11,13 +11,13 @@ completes with it, and its open notes stay on record (status, the deliverable).
 from __future__ import annotations
 
 from orchestrator.agent.prompts import reviewer_system
+from orchestrator.agent.runtime import Runtime
 from orchestrator.agent.tools import READ_ONLY_TOOLS, ProjectTools
-from orchestrator.constants import AgentType, Role, TaskStatus
+from orchestrator.domain.constants import AgentType, Role, TaskStatus
+from orchestrator.domain.models import AgentOutput, ProjectRecord, TaskRecord, Verdict
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
-from orchestrator.models import AgentOutput, ProjectRecord, TaskRecord, Verdict
-from orchestrator.runtime import Runtime
-from orchestrator.scheduler import Claim
+from orchestrator.state.transitions import Claim
 
 WORK_PRODUCTS = frozenset({
     AgentType.FRONTEND_DEVELOPER, AgentType.BACKEND_DEVELOPER, AgentType.MOBILE_DEVELOPER,

@@ -15,20 +15,20 @@ from functools import partial
 
 from orchestrator.agent.prompts import agent_system, task_prompt
 from orchestrator.agent.review import review, revise_prompt
+from orchestrator.agent.runtime import Runtime
 from orchestrator.agent.tools import AGENT_TOOLS, ProjectTools
-from orchestrator.constants import ProjectStatus, Role, TaskStatus
-from orchestrator.errors import (
+from orchestrator.domain.constants import ProjectStatus, Role, TaskStatus
+from orchestrator.domain.errors import (
     AttemptFailed,
     CallCapReached,
     HeldElsewhere,
     NotRunnable,
     TaskNotReady,
 )
+from orchestrator.domain.models import AgentOutput, ProjectRecord, TaskRecord
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
-from orchestrator.models import AgentOutput, ProjectRecord, TaskRecord
-from orchestrator.runtime import Runtime
-from orchestrator.scheduler import Claim, Completion
+from orchestrator.state.transitions import Claim, Completion
 
 log = logging.getLogger(__name__)
 

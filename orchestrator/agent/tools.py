@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from orchestrator.agent import knowledge
-from orchestrator.artifacts import normalise
-from orchestrator.constants import MIN_ID_PREFIX, TaskStatus
-from orchestrator.errors import AgencyError
+from orchestrator.domain.constants import MIN_ID_PREFIX, TaskStatus
+from orchestrator.domain.errors import AgencyError
+from orchestrator.domain.models import AgentOutput, Artifact, TaskRecord
 from orchestrator.llm.base import Tool, ToolResultBlock, ToolUseBlock
-from orchestrator.models import AgentOutput, Artifact, TaskRecord
-from orchestrator.store import Store
+from orchestrator.state import knowledge
+from orchestrator.state.artifacts import normalise
+from orchestrator.state.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -1,22 +1,36 @@
-"""Model providers behind one seam."""
+"""Model providers behind one seam, found as plugins.
+
+A provider is a factory `(Settings) -> Provider` registered under the entry-point group
+`agency.providers` with its `AGENCY_LLM` name (pyproject.toml): `anthropic` here, `offline` in
+the `agency_offline` package. Only the configured one is imported, so a worker that talks to
+Claude never loads the offline model.
+"""
 
 from __future__ import annotations
 
-from orchestrator.constants import LLMKind
-from orchestrator.llm.base import CompletionRequest, CompletionResponse, Provider
-from orchestrator.settings import Settings
+from collections.abc import Callable
+from importlib.metadata import entry_points
 
-__all__ = ["CompletionRequest", "CompletionResponse", "Provider", "make_provider"]
+from orchestrator.domain.errors import ConfigError
+from orchestrator.domain.settings import Settings
+from orchestrator.llm.base import CompletionRequest, CompletionResponse, Provider
+
+__all__ = ["PROVIDER_GROUP", "CompletionRequest", "CompletionResponse", "Provider",
+           "make_provider"]
+
+PROVIDER_GROUP = "agency.providers"
+
+
+def provider_factory(name: str) -> Callable[[Settings], Provider]:
+    """The factory registered as `name`; ConfigError when no installed package offers it."""
+    found = entry_points(group=PROVIDER_GROUP, name=name)
+    if not found:
+        raise ConfigError(f"no model provider named {name!r} is installed (entry points "
+                          f"{PROVIDER_GROUP}); reinstall with pip install -e .")
+    factory: Callable[[Settings], Provider] = next(iter(found)).load()
+    return factory
 
 
 def make_provider(settings: Settings) -> Provider:
     """The provider the settings select (`auto`: Anthropic when an API key is set)."""
-    kind = settings.llm_kind
-    if kind is LLMKind.OFFLINE:
-        from orchestrator.llm.offline_model import OfflineProvider
-
-        return OfflineProvider(latency=settings.offline_latency,
-                               spread=settings.offline_latency_spread)
-    from orchestrator.llm.anthropic import AnthropicProvider
-
-    return AnthropicProvider(settings)
+    return provider_factory(settings.llm_kind.value)(settings)

@@ -10,12 +10,12 @@ from typing import Any
 
 import anthropic
 
-from orchestrator.constants import Dimension
-from orchestrator.errors import ModelRefused, TransientModelError
+from orchestrator.domain.constants import Dimension
+from orchestrator.domain.errors import ModelRefused, TransientModelError
+from orchestrator.domain.models import Tokens
+from orchestrator.domain.settings import Settings
 from orchestrator.llm.base import CompletionRequest, CompletionResponse, ServerLimits, Window
 from orchestrator.llm.wire import content_from_json, request_json
-from orchestrator.models import Tokens
-from orchestrator.settings import Settings
 
 
 def retry_after(exc: anthropic.APIStatusError) -> float | None:
@@ -135,3 +135,8 @@ class AnthropicProvider:
         return CompletionResponse(content=content, model=message.model, tokens=tokens,
                                   latency_ms=int((time.monotonic() - started) * 1000),
                                   stop_reason=message.stop_reason, limits=limits)
+
+
+def make_provider(settings: Settings) -> AnthropicProvider:
+    """The Anthropic provider (entry point `agency.providers`: `anthropic`)."""
+    return AnthropicProvider(settings)

@@ -7,17 +7,19 @@ prompts and tool results Claude reads): there is no side channel.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.constants import Dimension, Role
-from orchestrator.models import Tokens
+from orchestrator.domain.constants import Role
+from orchestrator.domain.models import ServerLimits, Tokens, Window
 
 
 class Block(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+__all__ = ["ServerLimits", "Window"]  # rate-limit data lives in the domain; re-exported here
 
 
 class TextBlock(Block):
@@ -86,20 +88,6 @@ class CompletionRequest(BaseModel):
     @property
     def system_text(self) -> str:
         return "\n\n".join(b.text for b in self.system)
-
-
-class Window(Block):
-    """One rate limit as the server reported it: its size, what is left, when it is full."""
-
-    limit: int
-    remaining: int
-    reset: datetime | None = None
-
-
-class ServerLimits(Block):
-    """The `anthropic-ratelimit-*` headers of one response, per dimension (absent: not sent)."""
-
-    windows: dict[Dimension, Window] = Field(default_factory=dict)
 
 
 class CompletionResponse(BaseModel):

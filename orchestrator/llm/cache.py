@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from orchestrator.models import Tokens
+from orchestrator.domain.models import Tokens
 
 # Minimum cacheable prefix, in tokens, by model-id prefix (the longest match wins).
 MINIMUM_CACHEABLE: dict[str, int] = {

@@ -22,13 +22,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from orchestrator.constants import Dimension, LLMKind
-from orchestrator.errors import TransientModelError
+from orchestrator.domain.constants import Dimension, LLMKind
+from orchestrator.domain.errors import TransientModelError
+from orchestrator.domain.models import Tokens
+from orchestrator.domain.settings import RateLimit, Settings
 from orchestrator.llm.base import CompletionRequest, CompletionResponse, ServerLimits
 from orchestrator.llm.cache import count_tokens
 from orchestrator.llm.wire import request_json
-from orchestrator.models import Tokens
-from orchestrator.settings import RateLimit, Settings
 
 log = logging.getLogger(__name__)
 

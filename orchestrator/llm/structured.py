@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from orchestrator.constants import Role
-from orchestrator.errors import InvalidAnswer, PlanError, TransientModelError
+from orchestrator.domain.constants import Role
+from orchestrator.domain.errors import InvalidAnswer, PlanError, TransientModelError
 from orchestrator.llm.base import (
     CompletionRequest,
     CompletionResponse,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.constants import Role
+from orchestrator.domain.constants import Role
 from orchestrator.llm.base import (
     Block,
     CompletionRequest,

@@ -133,8 +133,8 @@ def test_an_agent_searches_the_knowledge_base_and_uses_it(tmp_path: Path, store:
 
 def _tool_events(tmp_path: Path, project_id: str, env: dict[str, str]) -> list[str]:
     """The tool calls the project's agents made, from the store's events."""
-    from orchestrator.settings import Settings
-    from orchestrator.store import get_store
+    from orchestrator.domain.settings import Settings
+    from orchestrator.state.store import get_store
 
     url = env.get("AGENCY_DATABASE_URL") or f"sqlite:///{tmp_path / '.agency' / 'agency.db'}"
     store = get_store(Settings(database_url=url))

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from orchestrator.agent.prompts import handbook
-from orchestrator.constants import Role
-from orchestrator.errors import InvalidAnswer, ModelRefused, TransientModelError
+from orchestrator.domain.constants import Role
+from orchestrator.domain.errors import InvalidAnswer, ModelRefused, TransientModelError
+from orchestrator.domain.models import Analysis
+from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt
+from orchestrator.domain.settings import Settings
 from orchestrator.llm.anthropic import AnthropicProvider
 from orchestrator.llm.base import CompletionRequest, CompletionResponse, TextBlock
 from orchestrator.llm.structured import Conversation, RetryPolicy, ask_structured
-from orchestrator.models import Analysis
-from orchestrator.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt
-from orchestrator.settings import Settings
 from tests.fake_anthropic import FakeAnthropic, Faults
 from tests.integration.test_embedded_cli import agency, assert_exact_order, project_id_of, status
 

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import pytest
 
-from orchestrator.constants import ORCHESTRATOR_QUEUE
+from orchestrator.domain.constants import ORCHESTRATOR_QUEUE
 from tests.conftest import AGENCY, REPO, agency_env
 from tests.fake_anthropic import FakeAnthropic
 from tests.integration.test_embedded_cli import assert_exact_order, project_id_of

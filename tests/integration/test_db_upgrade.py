@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.store import display_url
-from orchestrator.store.connector import migrations
+from orchestrator.state.connector import migrations
+from orchestrator.state.store import display_url
 from tests.conftest import PG_ADMIN_URL
 from tests.integration.test_hostile_input import agency
 

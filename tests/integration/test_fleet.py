@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.constants import ALL_QUEUES
+from orchestrator.domain.constants import ALL_QUEUES
 from tests.conftest import AGENCY, PG_ADMIN_URL, REDIS_URL, REPO, agency_env, need, queue_keys
 
 HOST = socket.gethostname()

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import dag
-from orchestrator.agent import knowledge
-from orchestrator.agent.knowledge import Hit
-from orchestrator.constants import ProjectStatus
-from orchestrator.errors import BadInput
-from orchestrator.models import AgentOutput, Analysis, Artifact
-from orchestrator.scheduler import Scheduler
-from orchestrator.store import Store, now
+from orchestrator.domain import dag
+from orchestrator.domain.constants import ProjectStatus
+from orchestrator.domain.errors import BadInput
+from orchestrator.domain.models import AgentOutput, Analysis, Artifact
+from orchestrator.state import knowledge
+from orchestrator.state.knowledge import Hit
+from orchestrator.state.store import Store, now
+from orchestrator.state.transitions import Scheduler
 from tests.conftest import make_plan
 from tests.integration.test_embedded_cli import agency, project_id_of
 

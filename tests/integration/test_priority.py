@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from celery import Celery
 
 import celeryconfig
-from orchestrator.canvas import agent_signature
-from orchestrator.constants import AgentType, TaskPriority, TaskStatus
-from orchestrator.models import TaskRecord
+from orchestrator.domain.constants import AgentType, TaskPriority, TaskStatus
+from orchestrator.domain.models import TaskRecord
+from orchestrator.services.canvas import agent_signature
 
 
 def _task(index: int, priority: TaskPriority) -> TaskRecord:

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from orchestrator.constants import ALL_QUEUES
-from orchestrator.settings import DEFAULT_CONCURRENCY
+from orchestrator.domain.constants import ALL_QUEUES
+from orchestrator.domain.settings import DEFAULT_CONCURRENCY
 from tests.conftest import (
     AGENCY,
     PG_ADMIN_URL,

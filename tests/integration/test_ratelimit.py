@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import redis
 
-from orchestrator.constants import Dimension, Role
-from orchestrator.errors import TransientModelError
+from orchestrator.domain.constants import Dimension, Role
+from orchestrator.domain.errors import TransientModelError
+from orchestrator.domain.settings import RateLimit, Settings
 from orchestrator.llm.anthropic import AnthropicProvider
 from orchestrator.llm.base import CompletionRequest, Message, ServerLimits, TextBlock, Window
 from orchestrator.llm.ratelimit import (
@@ -27,7 +28,6 @@ from orchestrator.llm.ratelimit import (
     Throttle,
 )
 from orchestrator.llm.structured import RetryPolicy, call
-from orchestrator.settings import RateLimit, Settings
 from tests.fake_anthropic import FakeAnthropic, Faults
 
 KEY = "sk-test-ratelimit"

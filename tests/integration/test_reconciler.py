@@ -11,19 +11,19 @@ from typing import Any
 import pytest
 from celery import signals
 
-from orchestrator import dag
-from orchestrator.constants import ProjectStatus, TaskStatus
-from orchestrator.dispatch import broker_epoch
-from orchestrator.reconciler import reconcile
-from orchestrator.runtime import Runtime
-from orchestrator.settings import Settings
-from orchestrator.store import now
+from orchestrator.agent.runtime import Runtime
+from orchestrator.domain import dag
+from orchestrator.domain.constants import ProjectStatus, TaskStatus
+from orchestrator.domain.settings import Settings
+from orchestrator.services.dispatch import broker_epoch
+from orchestrator.services.reconciler import reconcile
+from orchestrator.state.store import now
 from tests.conftest import make_plan
 
 
 def _purge() -> None:
     """The in-memory broker lives as long as this process: empty our queues of it."""
-    from orchestrator.constants import ALL_QUEUES
+    from orchestrator.domain.constants import ALL_QUEUES
     from workers.app import app
 
     with app.connection_for_write() as conn:

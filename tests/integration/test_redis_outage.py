@@ -21,14 +21,14 @@ import pytest
 import redis
 from celery import Celery
 
-from orchestrator.constants import (
+from orchestrator.domain.constants import (
     ORCHESTRATOR_QUEUE,
     PLAN_TASK,
     AgentType,
     ProjectStatus,
     TaskStatus,
 )
-from orchestrator.store import Store, open_connector
+from orchestrator.state.store import Store, open_connector
 from tests.conftest import REPO, agency_env, make_plan
 from tests.services import PrivateRedis
 

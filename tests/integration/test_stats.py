@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.constants import AgentType, ProjectStatus, TaskStatus
-from orchestrator.metrics import AgencyCollector
-from orchestrator.models import Tokens
-from orchestrator.scheduler import Scheduler
-from orchestrator.settings import Settings
-from orchestrator.stats import collect
-from orchestrator.store import Store
+from orchestrator.domain.constants import AgentType, ProjectStatus, TaskStatus
+from orchestrator.domain.models import Tokens
+from orchestrator.domain.settings import Settings
+from orchestrator.interfaces.metrics import AgencyCollector
+from orchestrator.interfaces.stats import collect
+from orchestrator.state.store import Store
+from orchestrator.state.transitions import Scheduler
 from tests.conftest import AGENCY, agency_env
 from tests.integration.test_agents import ODD
 from tests.integration.test_embedded_cli import PLAN, agency, project_id_of, status

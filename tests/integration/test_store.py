@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from orchestrator import dag
-from orchestrator.constants import ProjectStatus, TaskStatus
-from orchestrator.errors import BadInput, NotFound, Stale
-from orchestrator.models import AgentOutput, Tokens
-from orchestrator.scheduler import Claim, ProjectClaim, Scheduler
-from orchestrator.store import Store, now
+from orchestrator.domain import dag
+from orchestrator.domain.constants import ProjectStatus, TaskStatus
+from orchestrator.domain.errors import BadInput, NotFound, Stale
+from orchestrator.domain.models import AgentOutput, Tokens
+from orchestrator.state.store import Store, now
+from orchestrator.state.transitions import Claim, ProjectClaim, Scheduler
 from tests.conftest import make_plan
 
 OUT = AgentOutput(summary="done", content="# work")
@@ -184,7 +184,7 @@ def test_a_completion_whose_reply_was_lost_still_releases(store: Store) -> None:
 
 
 def test_a_stale_integration_cannot_overwrite_the_deliverable(store: Store) -> None:
-    from orchestrator.llm.offline import deliverable
+    from agency_offline.classify import deliverable
 
     _, ids = _project(store, {}, 1)
     sched = Scheduler(store)
@@ -332,9 +332,9 @@ def test_a_waiting_plan_is_decided_once(store: Store) -> None:
 
 
 def test_approval_estimate_and_threshold() -> None:
-    from orchestrator.approval import estimate, needs_approval, price_per_token
-    from orchestrator.models import ProjectRecord
-    from orchestrator.settings import Settings
+    from orchestrator.domain.models import ProjectRecord
+    from orchestrator.domain.settings import Settings
+    from orchestrator.services.approval import estimate, needs_approval, price_per_token
 
     settings = Settings(agent_model="claude-haiku-4-5", approval_above_usd=None)
     plan = make_plan({1: [0]}, 2)

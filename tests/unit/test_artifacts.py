@@ -13,11 +13,11 @@ from urllib.parse import unquote
 
 import pytest
 
-from orchestrator.artifacts import MAX_DEPTH, NAME_MAX, plan_artifact_paths, write_artifact
-from orchestrator.constants import AgentType, ProjectStatus, TaskPriority, TaskStatus
-from orchestrator.deliverable import ARTIFACTS, write_outputs
-from orchestrator.errors import UnsafeArtifactPath
-from orchestrator.models import AgentOutput, Artifact, Deliverable, ProjectRecord, TaskRecord
+from orchestrator.domain.constants import AgentType, ProjectStatus, TaskPriority, TaskStatus
+from orchestrator.domain.errors import UnsafeArtifactPath
+from orchestrator.domain.models import AgentOutput, Artifact, Deliverable, ProjectRecord, TaskRecord
+from orchestrator.services.deliverable import ARTIFACTS, write_outputs
+from orchestrator.state.artifacts import MAX_DEPTH, NAME_MAX, plan_artifact_paths, write_artifact
 
 RESERVED = re.compile(r"(con|prn|aux|nul|com\d|lpt\d)(\..*)?", re.IGNORECASE)
 

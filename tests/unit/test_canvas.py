@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from celery import Celery
 from celery.canvas import Signature, _chain, chord, group
 
-from orchestrator import dag
-from orchestrator.canvas import compile_shape, integration_signature, unit_canvas
-from orchestrator.constants import AgentType, TaskPriority, TaskStatus
-from orchestrator.models import TaskRecord
+from orchestrator.domain import dag
+from orchestrator.domain.constants import AgentType, TaskPriority, TaskStatus
+from orchestrator.domain.models import TaskRecord
+from orchestrator.services.canvas import compile_shape, integration_signature, unit_canvas
 from tests.conftest import make_plan
 
 app = Celery("canvas-test", set_as_current=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from orchestrator.store.connector import migrations, split_script
+from orchestrator.state.connector import migrations, split_script
 
 SCRIPT = """
 -- A comment; with a semicolon.

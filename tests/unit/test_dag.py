@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator import dag
-from orchestrator.constants import MAX_PLAN_TASKS, TaskPriority
-from orchestrator.errors import PlanError
-from orchestrator.models import Plan
+from orchestrator.domain import dag
+from orchestrator.domain.constants import MAX_PLAN_TASKS, TaskPriority
+from orchestrator.domain.errors import PlanError
+from orchestrator.domain.models import Plan
 from tests.conftest import make_plan
 
 

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator import dag
-from orchestrator.constants import AgentType, TaskPriority, TaskStatus
-from orchestrator.deadlines import at_risk, parse_deadline, task_deadlines
-from orchestrator.errors import BadInput
-from orchestrator.models import TaskRecord
+from orchestrator.domain import dag
+from orchestrator.domain.constants import AgentType, TaskPriority, TaskStatus
+from orchestrator.domain.deadlines import at_risk, parse_deadline, task_deadlines
+from orchestrator.domain.errors import BadInput
+from orchestrator.domain.models import TaskRecord
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

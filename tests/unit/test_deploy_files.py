@@ -9,13 +9,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from orchestrator.constants import (
+from orchestrator.domain.constants import (
     ALL_QUEUES,
     MESSAGE_PRIORITY,
     ORCHESTRATOR_QUEUE,
     PLAN_PRIORITY,
 )
-from orchestrator.settings import Settings
+from orchestrator.domain.settings import Settings
 from tests.conftest import REPO
 
 
@@ -91,7 +91,7 @@ def _container(deployment: Doc) -> Doc:
 
 
 def _setting_variables() -> set[str]:
-    """The environment variables orchestrator.settings.Settings reads."""
+    """The environment variables orchestrator.domain.settings.Settings reads."""
     return {info.validation_alias if isinstance(info.validation_alias, str)
             else f"AGENCY_{field.upper()}" for field, info in Settings.model_fields.items()}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from orchestrator.constants import AgentType
+from orchestrator.domain.constants import AgentType
 
 
 def handbook() -> str:

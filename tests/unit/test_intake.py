@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.constants import MAX_REQUEST_CHARS
-from orchestrator.errors import BadInput, PlanError
-from orchestrator.intake import check_request, load_plan_file
+from orchestrator.domain.constants import MAX_REQUEST_CHARS
+from orchestrator.domain.errors import BadInput, PlanError
+from orchestrator.domain.intake import check_request, load_plan_file
 
 
 @pytest.mark.parametrize("text", [None, "", "   \n\t "])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from orchestrator.agent.knowledge import (
+from orchestrator.domain.models import Plan
+from orchestrator.state.knowledge import (
     MAX_QUERY_WORDS,
     MAX_WORD_CHARS,
     fts5_query,
@@ -13,7 +14,6 @@ from orchestrator.agent.knowledge import (
     render_plan,
     tsquery,
 )
-from orchestrator.models import Plan
 
 
 def test_words_are_letters_and_digits_of_any_script() -> None:

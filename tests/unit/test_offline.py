@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import dag
-from orchestrator.constants import ProjectType, Role
-from orchestrator.llm.base import CompletionRequest, CompletionResponse, Message, TextBlock
-from orchestrator.llm.offline import analyze, classify, plan
-from orchestrator.llm.offline_model import OfflineProvider
-from orchestrator.llm.structured import ask_structured
-from orchestrator.models import Analysis, Deliverable, Plan
-from orchestrator.prompts import (
+from agency_offline.classify import analyze, classify, plan
+from agency_offline.model import OfflineProvider
+from orchestrator.domain import dag
+from orchestrator.domain.constants import ProjectType, Role
+from orchestrator.domain.models import Analysis, Deliverable, Plan
+from orchestrator.domain.prompts import (
     ORCHESTRATOR_SYSTEM,
     analysis_prompt,
     decomposition_prompt,
     integration_prompt,
 )
+from orchestrator.llm.base import CompletionRequest, CompletionResponse, Message, TextBlock
+from orchestrator.llm.structured import ask_structured
 
 
 @pytest.mark.parametrize("kind", list(ProjectType))

@@ -11,12 +11,12 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from orchestrator import dag
-from orchestrator.constants import AgentType, ProjectType
-from orchestrator.llm.offline import analyze, is_event, plan
-from orchestrator.llm.offline_data import CALENDAR_HEADER
-from orchestrator.llm.offline_writer import Brief, Dependency, Finding, draft, subject_of
-from orchestrator.models import AgentOutput
+from agency_offline.classify import analyze, is_event, plan
+from agency_offline.data import CALENDAR_HEADER
+from agency_offline.writer import Brief, Dependency, Finding, draft, subject_of
+from orchestrator.domain import dag
+from orchestrator.domain.constants import AgentType, ProjectType
+from orchestrator.domain.models import AgentOutput
 
 BAKERY = "Build a website for a bakery"
 PARTY = "Organise Maya's 7th birthday party in Lisbon"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.constants import Dimension, LLMKind, Role
-from orchestrator.errors import ConfigError, TransientModelError
+from orchestrator.domain.constants import Dimension, LLMKind, Role
+from orchestrator.domain.errors import ConfigError, TransientModelError
+from orchestrator.domain.models import Tokens
+from orchestrator.domain.settings import RateLimit, Settings, get_settings
 from orchestrator.llm.anthropic import server_limits
 from orchestrator.llm.base import (
     CompletionRequest,
@@ -30,8 +32,6 @@ from orchestrator.llm.ratelimit import (
     used,
 )
 from orchestrator.llm.structured import RetryPolicy, call
-from orchestrator.models import Tokens
-from orchestrator.settings import RateLimit, Settings, get_settings
 
 REQUEST = CompletionRequest(role=Role.AGENT, model="claude-haiku-4-5", max_tokens=8000,
                             system=[TextBlock(text="s" * 400)],

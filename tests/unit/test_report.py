@@ -12,8 +12,9 @@ from typing import Any, cast
 import pytest
 from celery import Celery
 
-from orchestrator.constants import AgentType, ProjectStatus, TaskPriority, TaskStatus
-from orchestrator.models import (
+from orchestrator.agent.runtime import Runtime
+from orchestrator.domain.constants import AgentType, ProjectStatus, TaskPriority, TaskStatus
+from orchestrator.domain.models import (
     AgentOutput,
     Artifact,
     CriterionCheck,
@@ -24,8 +25,8 @@ from orchestrator.models import (
     TaskRecord,
     Tokens,
 )
-from orchestrator.plan_text import canvas_text, mermaid, mermaid_label
-from orchestrator.report import (
+from orchestrator.interfaces.plan_text import canvas_text, mermaid, mermaid_label
+from orchestrator.services.report import (
     REPORT_FILE,
     ReportData,
     Retry,
@@ -34,9 +35,8 @@ from orchestrator.report import (
     render_report,
     write_report,
 )
-from orchestrator.report_svg import Bar, depths, lanes, layout, measured_chain, nice_step
-from orchestrator.runtime import Runtime
-from orchestrator.store import Store
+from orchestrator.services.report_svg import Bar, depths, lanes, layout, measured_chain, nice_step
+from orchestrator.state.store import Store
 
 T0 = datetime(2026, 1, 2, 9, 0, 0, tzinfo=UTC)
 HOSTILE = "<script>alert(1)</script>"
@@ -160,14 +160,14 @@ def test_hostile_strings_are_escaped_everywhere() -> None:
 
 def test_a_report_that_cannot_be_written_does_not_fail_integration(
         caplog: pytest.LogCaptureFixture) -> None:
-    from orchestrator.integrate import _write_report
+    from orchestrator.services.integrate import _write_report
 
     class NoStore:
         @property
         def store(self) -> None:
             raise OSError("disk full")
 
-    with caplog.at_level(logging.ERROR, logger="orchestrator.integrate"):
+    with caplog.at_level(logging.ERROR, logger="orchestrator.services.integrate"):
         _write_report(cast(Runtime, NoStore()), "p-1234", DELIVERABLE)
     assert "could not write report.html" in caplog.text
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.constants import LLMKind
-from orchestrator.errors import ConfigError
+from orchestrator.agent.runtime import cost_usd
+from orchestrator.domain.constants import LLMKind
+from orchestrator.domain.errors import ConfigError
+from orchestrator.domain.models import Tokens
+from orchestrator.domain.settings import Settings, get_settings
 from orchestrator.llm.base import CompletionResponse
-from orchestrator.models import Tokens
-from orchestrator.runtime import cost_usd
-from orchestrator.settings import Settings, get_settings
 
 
 @pytest.fixture(autouse=True)

@@ -10,15 +10,13 @@ import pytest
 from prometheus_client.samples import Sample
 from rich.console import Console
 
-from orchestrator.constants import AgentType, Role, TaskPriority, TaskStatus
-from orchestrator.llm.base import CompletionRequest, Message, TextBlock
-from orchestrator.llm.offline_model import OfflineProvider
-from orchestrator.llm.offline_stats import NO_DATA, optimization
-from orchestrator.llm.structured import ask_structured
-from orchestrator.metrics import durations, ledger
-from orchestrator.models import Optimization, TaskRecord
-from orchestrator.prompts import ORCHESTRATOR_SYSTEM, optimization_prompt
-from orchestrator.stats import (
+from agency_offline.ledger import NO_DATA, optimization
+from agency_offline.model import OfflineProvider
+from orchestrator.domain.constants import AgentType, Role, TaskPriority, TaskStatus
+from orchestrator.domain.models import Optimization, TaskRecord
+from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, optimization_prompt
+from orchestrator.interfaces.metrics import durations, ledger
+from orchestrator.interfaces.stats import (
     QueueStats,
     Rate,
     TaskTiming,
@@ -34,7 +32,9 @@ from orchestrator.stats import (
     to_time,
     window,
 )
-from orchestrator.views import task_table
+from orchestrator.interfaces.views import task_table
+from orchestrator.llm.base import CompletionRequest, Message, TextBlock
+from orchestrator.llm.structured import ask_structured
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -125,7 +125,7 @@ def test_the_costliest_prompt_per_task() -> None:
 
 
 def test_unpriced_calls_rank_by_tokens() -> None:
-    from orchestrator.models import Tokens
+    from orchestrator.domain.models import Tokens
 
     agents = [Usage("ux_designer", tokens=Tokens(output=900), tasks=3),
               Usage("qa_engineer", tokens=Tokens(output=500), tasks=1)]
@@ -192,7 +192,7 @@ def test_the_offline_model_answers_through_ask_structured() -> None:
 
 
 def test_the_offline_model_finds_the_schema_by_its_title() -> None:
-    from orchestrator.llm.offline_model import respond
+    from agency_offline.model import respond
 
     request = CompletionRequest(role=Role.OPTIMIZE, model="offline",
                                 system=[TextBlock(text=ORCHESTRATOR_SYSTEM)],
@@ -259,8 +259,8 @@ def test_the_status_table_shows_short_ids_and_errors() -> None:
 
 
 def test_a_store_outage_is_a_gauge_not_a_failed_scrape() -> None:
-    from orchestrator.errors import StoreUnavailable
-    from orchestrator.metrics import AgencyCollector
+    from orchestrator.domain.errors import StoreUnavailable
+    from orchestrator.interfaces.metrics import AgencyCollector
 
     class Down:
         def fetch_all(self, *_: object) -> list[dict[str, object]]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import dag
-from orchestrator.constants import Role
-from orchestrator.errors import InvalidAnswer
+from orchestrator.domain import dag
+from orchestrator.domain.constants import Role
+from orchestrator.domain.errors import InvalidAnswer
+from orchestrator.domain.models import AgentOutput, Artifact, Plan, Tokens
 from orchestrator.llm.base import (
     CompletionRequest,
     CompletionResponse,
@@ -17,7 +18,6 @@ from orchestrator.llm.base import (
     ToolUseBlock,
 )
 from orchestrator.llm.structured import LAST_TURN, Conversation, Limits, ask_structured
-from orchestrator.models import AgentOutput, Artifact, Plan, Tokens
 
 
 class Scripted:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.agent.tools import AGENT_TOOLS, ProjectTools, ToolError, check_path
+from orchestrator.domain.models import AgentOutput, Artifact
 from orchestrator.llm.base import ToolUseBlock
-from orchestrator.models import AgentOutput, Artifact
-from orchestrator.store import Store
+from orchestrator.state.store import Store
 
 
 @pytest.mark.parametrize("path", ["site/index.html", "api/openapi.yaml", "a.b/c-d_e.txt"])

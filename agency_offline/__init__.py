@@ -1,0 +1,22 @@
+"""The offline model: a deterministic stand-in for Claude, as a provider plugin.
+
+It imports only the model seam (`orchestrator.llm.base`, and the seam's cache accounting and
+wire form) and the domain, and is loaded by name (`AGENCY_LLM=offline`, entry point
+`agency.providers`) only where it is the configured provider.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.domain.settings import Settings
+    from orchestrator.llm.base import Provider
+
+
+def make_provider(settings: Settings) -> Provider:
+    """The offline provider, with the settings' simulated latency."""
+    from agency_offline.model import OfflineProvider
+
+    return OfflineProvider(latency=settings.offline_latency,
+                           spread=settings.offline_latency_spread)

@@ -1,0 +1,171 @@
+"""What a process needs to do work: settings, store, scheduler and model provider, made once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TypeVar
+
+from orchestrator.domain.constants import ProjectStatus, Role
+from orchestrator.domain.errors import (
+    AgencyError,
+    AttemptFailed,
+    BudgetExhausted,
+    CallCapReached,
+    NotRunnable,
+    StoreUnavailable,
+)
+from orchestrator.domain.settings import Settings, get_settings
+from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, make_provider
+from orchestrator.llm.ratelimit import Throttle, make_throttle
+from orchestrator.llm.structured import RetryPolicy
+from orchestrator.state.leases import LeaseKeeper
+from orchestrator.state.store import Store, get_store
+from orchestrator.state.transitions import Claim, ProjectClaim, Scheduler
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+
+def cost_usd(settings: Settings, response: CompletionResponse) -> float:
+    """Price a call from the settings' table (longest model-id prefix wins)."""
+    names = [n for n in settings.prices if response.model.startswith(n)]
+    if not names:
+        return 0.0
+    price = settings.prices[max(names, key=len)]
+    t = response.tokens
+    return (t.input * price[0] + t.output * price[1] + t.cache_read * price[2]
+            + t.cache_write * price[3]) / 1_000_000
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+
+    @cached_property
+    def store(self) -> Store:
+        return get_store(self.settings)
+
+    @cached_property
+    def scheduler(self) -> Scheduler:
+        return Scheduler(self.store)
+
+    @cached_property
+    def provider(self) -> Provider:
+        return make_provider(self.settings)
+
+    @cached_property
+    def throttle(self) -> Throttle | None:
+        return make_throttle(self.settings)
+
+    @cached_property
+    def leases(self) -> LeaseKeeper:
+        return LeaseKeeper(self.scheduler, self.settings.lease_seconds)
+
+    def holding_project(self, project_id: str, to: ProjectStatus,
+                        work: Callable[[ProjectClaim], None]) -> None:
+        """Claim a project's planning or integration and do `work` under a renewed lease.
+
+        NotRunnable when the project is not waiting for it (a duplicate message); AttemptFailed,
+        with the cause, when the claimed attempt fails.
+        """
+        claim = self.scheduler.claim_project(project_id, to, self.leases.until())
+        if claim is None:
+            raise NotRunnable(f"project {project_id} is not waiting for {to.value}")
+        try:
+            with self.leases.hold(claim):
+                work(claim)
+        except Exception as exc:
+            raise AttemptFailed(project_id, claim, exc) from exc
+
+    def durably(self, what: str, write: Callable[[], R]) -> R:
+        """A write that must not be lost (a paid answer, a completion): retried while the
+        database is unreachable, for up to AGENCY_STORE_RETRY_SECONDS, then raised."""
+        deadline = time.monotonic() + self.settings.store_retry_seconds
+        delay = 0.25
+        while True:
+            try:
+                return write()
+            except StoreUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("saving %s: %s; retrying in %.1fs", what, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def model_for(self, role: Role) -> str:
+        if role is Role.AGENT:
+            return self.settings.agent_model
+        return self.settings.orchestrator_model
+
+    @property
+    def policy(self) -> RetryPolicy:
+        s = self.settings
+        return RetryPolicy(attempts=s.model_attempts, backoff=s.model_backoff,
+                           max_backoff=s.model_max_backoff, throttle=self.throttle)
+
+    def meter(self, project_id: str, claim: Claim | None = None) -> ProjectMeter:
+        """Budget admission, the call cap, ledger and retry notes for one project's (or one
+        task attempt's) calls."""
+        return ProjectMeter(self, project_id, claim)
+
+
+@dataclass(frozen=True)
+class ProjectMeter:
+    rt: Runtime
+    project_id: str
+    claim: Claim | None
+
+    def admit(self) -> None:
+        store = self.rt.store
+        if not self.rt.durably("budget check", lambda: store.within_budget(self.project_id)):
+            project = store.project(self.project_id)
+            raise BudgetExhausted(f"token budget spent: {project.tokens_used} of "
+                                  f"{project.budget_tokens} tokens used")
+        claim, cap = self.claim, self.rt.settings.max_model_calls
+        if claim is not None and not self.rt.durably(
+                "call count", lambda: self.rt.scheduler.count_call(claim, cap)):
+            raise CallCapReached(f"the task made its {cap} model calls "
+                                 "(AGENCY_MAX_MODEL_CALLS) without a usable answer")
+
+    def record(self, request: CompletionRequest, response: CompletionResponse,
+               attempt: int) -> None:
+        """The ledger row of a paid call; kept through a database outage (see `durably`)."""
+        cost = cost_usd(self.rt.settings, response)
+        claim = self.claim
+        self.rt.durably("usage", lambda: self.rt.store.record_usage(
+            self.project_id, claim, request.role.value, response.model, response.tokens,
+            cost, response.latency_ms, attempt))
+
+    def retrying(self, attempt: int, reason: str, delay: float) -> None:
+        self._note("retry", f"model call attempt {attempt} failed ({reason}); "
+                   f"retrying in {delay:.1f}s")
+
+    def throttled(self, waited: float) -> None:
+        self._note("rate_limited", f"rate limited: waited {waited:.1f}s for the shared "
+                   "Anthropic rate limit")
+
+    def _note(self, kind: str, detail: str) -> None:
+        try:
+            self.rt.store.note(self.project_id, self.claim.task_id if self.claim else None,
+                               kind, detail)
+        except AgencyError as exc:  # a note is not worth failing a call for
+            log.warning("could not note %s: %s", kind, exc)
+
+
+_lock = threading.Lock()
+_runtimes: dict[int, Runtime] = {}
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime (a new one after fork, so pools and clients are never shared)."""
+    with _lock:
+        pid = os.getpid()
+        if pid not in _runtimes:
+            _runtimes[pid] = Runtime(get_settings())
+        return _runtimes[pid]

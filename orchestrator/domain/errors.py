@@ -1,0 +1,114 @@
+"""Errors of the orchestrator. Each docstring is the error's default message."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.domain.models import ServerLimits
+
+
+class AgencyError(Exception):
+    """Agency failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class BadInput(AgencyError):
+    """The input is not valid."""
+
+
+class PlanError(BadInput):
+    """The plan breaks the plan contract."""
+
+
+class NotFound(BadInput):
+    """No such project or task."""
+
+
+class StoreError(AgencyError):
+    """The store could not complete the operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now; retry later."""
+
+
+class Stale(AgencyError):
+    """This attempt no longer holds its task or project: a newer attempt took over."""
+
+
+class BrokerUnavailable(AgencyError):
+    """The broker cannot be reached right now; the reconciler sends what was not sent."""
+
+
+class ConfigError(BadInput):
+    """The configuration is not valid."""
+
+
+class Unavailable(AgencyError):
+    """A service Agency needs cannot be reached."""
+
+
+class ModelError(AgencyError):
+    """The model failed to give a usable answer."""
+
+
+class ModelRefused(ModelError):
+    """The model refused or the API rejected the request; retrying will not help."""
+
+
+class InvalidAnswer(ModelError):
+    """The model's answer was not valid, even after repair rounds; the work fails for good."""
+
+
+class CallCapReached(ModelError):
+    """The task has used every model call it is allowed; it fails for good."""
+
+
+class TransientModelError(ModelError):
+    """The model API is temporarily unavailable; retry later."""
+
+    def __init__(self, message: str | None = None, retry_after: float | None = None, *,
+                 rate_limited: bool = False, limits: ServerLimits | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited  # a 429: the organisation's rate limit, not an outage
+        self.limits = limits
+
+
+class BudgetExhausted(AgencyError):
+    """The project's token budget is spent."""
+
+
+class TaskNotReady(AgencyError):
+    """A task's dependencies are not all completed."""
+
+
+class NotRunnable(AgencyError):
+    """The message will not run: its task or project is not waiting for it (a duplicate)."""
+
+
+class HeldElsewhere(AgencyError):
+    """Another attempt holds the task: this (duplicate) message waits until it has ended.
+
+    Ignoring it instead would strand a chord whose header it belongs to; once the task has
+    completed, the message succeeds and its canvas carries on.
+    """
+
+
+class AttemptFailed(AgencyError):
+    """A claimed attempt ended with an error: the cause, and the claim that held the work."""
+
+    def __init__(self, project_id: str, claim: object, cause: Exception) -> None:
+        super().__init__(str(cause) or type(cause).__name__)
+        self.project_id, self.claim, self.cause = project_id, claim, cause
+
+
+class UnsafeArtifactPath(AgencyError):
+    """An artifact would have been written outside its folder."""

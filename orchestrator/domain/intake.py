@@ -1,0 +1,97 @@
+"""Checks on what a person gives the CLI, before anything is written."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator.domain import dag
+from orchestrator.domain.constants import MAX_REQUEST_CHARS
+from orchestrator.domain.errors import BadInput, PlanError
+from orchestrator.domain.models import PlanFile
+
+MAX_PLAN_BYTES = 1_000_000
+
+
+def _is_utf8(text: str) -> bool:
+    """False for lone surrogates: bytes that were not UTF-8 in argv, or `\\udcff` in JSON."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_request(request: str | None) -> str:
+    """The request, trimmed; empty, oversized or non-UTF-8 requests are refused."""
+    text = (request or "").strip()
+    if not _is_utf8(text):
+        raise BadInput("the request is not valid UTF-8 text")
+    if not text:
+        raise BadInput("the request is empty: say what the agency should deliver")
+    if len(text) > MAX_REQUEST_CHARS:
+        raise BadInput(f"the request has {len(text)} characters; the limit is "
+                       f"{MAX_REQUEST_CHARS}")
+    return text
+
+
+def pydantic_line(exc: ValidationError) -> str:
+    """A validation error as one line: where, what, and how many more."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(root)"
+    more = exc.error_count() - 1
+    return f"{where}: {first['msg']}" + (f" (and {more} more)" if more else "")
+
+
+def _read_text(path: Path) -> str:
+    """A plan file's text: an existing, readable, UTF-8 regular file of reasonable size."""
+    try:
+        mode, size = path.stat().st_mode, path.stat().st_size
+        if stat.S_ISDIR(mode):
+            raise PlanError(f"plan file {path} is a directory, not a file")
+        if not stat.S_ISREG(mode):
+            raise PlanError(f"plan file {path} is not a regular file")
+        if size > MAX_PLAN_BYTES:
+            raise PlanError(f"plan file {path} is larger than {MAX_PLAN_BYTES} bytes")
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise PlanError(f"plan file {path} does not exist") from exc
+    except OSError as exc:
+        raise PlanError(f"plan file {path} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"plan file {path} is not UTF-8 text (byte {exc.start})") from exc
+
+
+def read_json_file(path: Path) -> Any:
+    """A plan-like file's JSON, or PlanError with one line saying what is wrong."""
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"plan file {path} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise PlanError(f"plan file {path} is nested too deeply") from exc
+    if not _is_utf8(json.dumps(data, ensure_ascii=False)):
+        raise PlanError(f"plan file {path} holds a \\u escape that is not valid UTF-8 text")
+    return data
+
+
+def load_plan_file(path: Path) -> PlanFile:
+    """Read and fully validate a plan file (contract and graph rules)."""
+    data = read_json_file(path)
+    if not isinstance(data, dict):
+        raise PlanError(f"plan file {path} must hold a JSON object with a 'tasks' list")
+    try:
+        plan = PlanFile.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(f"plan file {path}: {pydantic_line(exc)}") from exc
+    try:
+        dag.validate_plan(plan)
+    except PlanError as exc:
+        raise PlanError(f"plan file {path}: {exc.message}") from exc
+    return plan

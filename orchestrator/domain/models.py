@@ -1,0 +1,264 @@
+"""Frozen pydantic models for everything that crosses a boundary."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.domain.constants import (
+    AgentType,
+    Complexity,
+    Dimension,
+    ProjectStatus,
+    ProjectType,
+    TaskPriority,
+    TaskStatus,
+)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Analysis(Frozen):
+    """The orchestrator's analysis of a request (the seed's keys)."""
+
+    project_type: ProjectType
+    complexity: Complexity
+    estimated_hours: float = Field(ge=0)
+    required_agents: list[AgentType] = Field(min_length=1)
+    key_requirements: list[str]
+    potential_risks: list[str]
+    success_criteria: list[str]
+    recommended_approach: str
+
+
+class PlanTask(Frozen):
+    """One task of a plan; `dependencies` are 0-based indices into the plan's tasks."""
+
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=8000)
+    agent_type: str
+    dependencies: list[int] = Field(default_factory=list)
+    estimated_tokens: int = Field(default=4000, ge=1, le=1_000_000)
+    deliverables: list[str] = Field(default_factory=list)
+    acceptance_criteria: list[str] = Field(default_factory=list)
+
+
+class Plan(Frozen):
+    """The decomposition contract (DESIGN.md): tasks plus the model's advisory ordering."""
+
+    tasks: list[PlanTask]
+    execution_order: list[int] = Field(default_factory=list)
+    parallel_groups: list[list[int]] = Field(default_factory=list)
+    critical_path: list[int] = Field(default_factory=list)
+
+
+class PlanFile(Plan):
+    """A plan given by `agency run --plan FILE`; it may carry the request and project type."""
+
+    request: str | None = None
+    project_type: ProjectType | None = None
+
+
+class ProjectContext(Frozen):
+    """What the orchestrator knows about a project when it plans (the seed's ProjectContext)."""
+
+    project_id: str
+    project_type: ProjectType
+    description: str
+    requirements: list[str]
+    constraints: dict[str, Any]
+    deadline: datetime | None = None
+    budget_tokens: int
+    priority: TaskPriority
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskDefinition(Frozen):
+    """What a specialist agent is given for one task (the seed's TaskDefinition)."""
+
+    task_id: str
+    project_id: str
+    agent_type: AgentType
+    title: str
+    description: str
+    input_data: dict[str, Any]
+    dependencies: list[str]
+    priority: TaskPriority
+    estimated_tokens: int
+    deadline: datetime | None = None
+
+
+class Artifact(Frozen):
+    """A file an agent proposes. Its path is the model's word: the writer normalises it, keeps
+    it inside the project's folder, and renames what cannot be a file
+    (orchestrator/state/artifacts.py).
+    Rejecting such a path here would throw away the whole answer for one odd name."""
+
+    path: str = Field(min_length=1, max_length=1000)
+    content: str = Field(max_length=2_000_000)
+
+
+class AgentOutput(Frozen):
+    """What a specialist agent returns for its task."""
+
+    summary: str
+    content: str
+    artifacts: list[Artifact] = Field(default_factory=list, max_length=100)
+
+
+class CriterionCheck(Frozen):
+    """One acceptance criterion as a reviewer found it."""
+
+    criterion: str
+    met: bool
+    note: str = ""
+
+
+class Verdict(Frozen):
+    """A reviewer's structured verdict on a task's output (the seed's `need_review`)."""
+
+    verdict: Literal["pass", "revise"]
+    criteria: list[CriterionCheck]
+    summary: str = ""
+
+
+class ReviewRecord(BaseModel):
+    """A verdict as the store keeps it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reviewer: str
+    verdict: str
+    round: int
+    attempt: int
+    notes: list[CriterionCheck]
+    summary: str
+    at: datetime
+
+
+class DeliverableSection(Frozen):
+    title: str
+    items: list[str]
+
+
+class Deliverable(Frozen):
+    """The integrated result (the seed's keys)."""
+
+    executive_summary: str
+    key_deliverables: list[DeliverableSection]
+    technical_details: list[DeliverableSection]
+    next_steps: list[str]
+    success_metrics: list[str]
+    appendix: list[DeliverableSection]
+
+
+class Optimization(Frozen):
+    """The orchestrator's advice on the agency's performance (the seed's
+    `optimize_performance` keys): recommendations under each heading."""
+
+    agent_utilization: list[str] = Field(min_length=1)
+    token_efficiency: list[str] = Field(min_length=1)
+    task_parallelization: list[str] = Field(min_length=1)
+    bottlenecks: list[str] = Field(min_length=1)
+    prompt_optimization: list[str] = Field(min_length=1)
+
+
+class Tokens(BaseModel):
+    """Token counts as the Anthropic API reports them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cache_read + self.cache_write
+
+    @property
+    def budgeted(self) -> int:
+        """What counts toward a token budget: a cache read costs a tenth of an input token,
+        so it counts a tenth; everything else counts fully."""
+        return self.input + self.output + self.cache_write + -(-self.cache_read // 10)
+
+
+class TaskRecord(BaseModel):
+    """A task as the store holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    project_id: str
+    index: int
+    title: str
+    description: str
+    agent_type: AgentType
+    priority: TaskPriority
+    estimated_tokens: int
+    deliverables: list[str]
+    acceptance_criteria: list[str]
+    on_critical_path: bool
+    status: TaskStatus
+    attempts: int
+    pending_deps: int
+    worker: str | None
+    output: AgentOutput | None
+    error: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    unit: str | None = None
+    deadline: datetime | None = None
+    lease_until: datetime | None = None
+    model_calls: int = 0
+    dependencies: list[str] = Field(default_factory=list)
+    tokens: Tokens = Field(default_factory=Tokens)
+    cost_usd: float = 0.0
+
+
+class ProjectRecord(BaseModel):
+    """A project as the store holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    request: str
+    project_type: ProjectType | None
+    complexity: Complexity | None
+    status: ProjectStatus
+    budget_tokens: int | None
+    analysis: Analysis | None
+    plan: Plan | None
+    deliverable: Deliverable | None = None
+    output_dir: str
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    tokens_used: int = 0
+    attempts: int = 0
+    lease_until: datetime | None = None
+    needs_approval: bool = False
+    deadline: datetime | None = None
+    tokens: Tokens = Field(default_factory=Tokens)
+    cost_usd: float = 0.0
+
+
+class Window(Frozen):
+    """One rate limit as the server reported it: its size, what is left, when it is full."""
+
+    limit: int
+    remaining: int
+    reset: datetime | None = None
+
+
+class ServerLimits(Frozen):
+    """The `anthropic-ratelimit-*` headers of one response, per dimension (absent: not sent)."""
+
+    windows: dict[Dimension, Window] = Field(default_factory=dict)

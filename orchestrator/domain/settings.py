@@ -1,0 +1,233 @@
+"""The one place that reads the environment."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from orchestrator.domain.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE, AgentType, LLMKind
+from orchestrator.domain.errors import ConfigError
+
+# USD per million tokens: input, output, cache read, cache write.
+DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
+    "claude-opus-4-6": (5.0, 25.0, 0.5, 6.25),
+    "claude-opus-4-5": (5.0, 25.0, 0.5, 6.25),
+    "claude-sonnet-4-6": (3.0, 15.0, 0.3, 3.75),
+    "claude-sonnet-4-5": (3.0, 15.0, 0.3, 3.75),
+    "claude-haiku-4-5": (1.0, 5.0, 0.1, 1.25),
+    "offline": (0.0, 0.0, 0.0, 0.0),
+}
+
+# Threads per worker process for each queue; one place, read by `agency worker` and the Procfile.
+# Agents wait on the network, so a thread is cheap (its stack is touched only as deep as it
+# goes); 16 per agent queue keep a fan-out moving on a laptop. A big box raises them with
+# AGENCY_CONCURRENCY (docs/scaling.md: a hundred per queue, a thousand calls in flight).
+DEFAULT_CONCURRENCY: dict[str, int] = {ORCHESTRATOR_QUEUE: 4, **{a.value: 16 for a in AgentType}}
+
+Price = tuple[float, float, float, float]
+# JSON tables are decoded by `_json_object`, so that a bad one is a validation error naming its
+# variable rather than a parse error deep inside the settings source.
+PriceTable = Annotated[dict[str, Price], NoDecode]
+ConcurrencyTable = Annotated[dict[str, Annotated[int, Field(ge=1)]], NoDecode]
+
+
+ReviewedAgents = Annotated[tuple[AgentType, ...], NoDecode]
+
+
+class RateLimit(BaseModel):
+    """An organisation's Anthropic limits for a model (per minute; unset: not limited here)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1)
+    itpm: int | None = Field(default=None, ge=1)
+    otpm: int | None = Field(default=None, ge=1)
+
+
+RateLimitTable = Annotated[dict[str, RateLimit], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Agency configuration from `AGENCY_*` variables and the Anthropic SDK's own."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENCY_", extra="ignore", frozen=True)
+
+    broker_url: str | None = None
+    result_backend: str | None = None
+    database_url: str | None = None
+    llm: LLMKind = LLMKind.AUTO
+    orchestrator_model: str = "claude-sonnet-4-6"
+    agent_model: str = "claude-haiku-4-5"
+    offline_latency: float = Field(default=0.0, ge=0.0)
+    offline_latency_spread: float = Field(default=0.0, ge=0.0, lt=1.0)
+    output_dir: Path = Path("agency-output")
+    home: Path = Path(".agency")
+    embedded_concurrency: int = Field(default=16, ge=1, le=64)
+    # PostgreSQL connections per process. A connection is held for one statement or one short
+    # transaction, never across a model call, so a few serve a hundred threads; the topology
+    # of 11 processes opens at most 11 x this (PostgreSQL allows 100 by default).
+    db_pool_size: int = Field(default=4, ge=1, le=100)
+    # Seconds an agent's question waits for `agency answer` before the agent goes on with the
+    # assumption it stated.
+    question_timeout: float = Field(default=600.0, gt=0.0, le=7 * 24 * 3600)
+    # A project whose plan is estimated above this many dollars waits for `agency approve`.
+    approval_above_usd: float | None = Field(default=None, ge=0.0)
+    # Self-healing: an attempt renews its lease while it works; the reconciler re-runs what a
+    # dead worker held (within lease + interval seconds) and re-sends what the broker lost.
+    lease_seconds: float = Field(default=20.0, ge=1.0, le=3600.0)
+    reconcile_interval: float = Field(default=5.0, gt=0.0, le=600.0)
+    # Every model call a task makes (tool turns, reviews, repairs, retries, over all its
+    # attempts) counts against this.
+    max_model_calls: int = Field(default=60, ge=1, le=500)
+    # One agent's tool loop: model turns per answer, and tokens per task (then it must answer).
+    agent_max_turns: int = Field(default=8, ge=1, le=50)
+    agent_max_tokens: int = Field(default=200_000, ge=1000)
+    # Which agent types' outputs are reviewed before their dependents start, and how many
+    # times a "revise" verdict sends the work back (after the last, the work goes on as is).
+    reviewed_agents: ReviewedAgents = Field(default_factory=lambda: tuple(AgentType))
+    review_rounds: int = Field(default=2, ge=0, le=10)
+    # How long a worker keeps trying to save a paid answer while the database is unreachable.
+    store_retry_seconds: float = Field(default=120.0, ge=0.0)
+    # Redis redelivers a message its consumer never acknowledged after this many seconds (a
+    # message held by a dead worker before it claimed its task); leases cover claimed tasks.
+    visibility_timeout: int = Field(default=600, ge=30)
+    prices: PriceTable = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    concurrency: ConcurrencyTable = Field(default_factory=lambda: dict(DEFAULT_CONCURRENCY))
+
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+    anthropic_timeout: float = Field(default=300.0, gt=0)
+    model_attempts: int = Field(default=8, ge=1, le=20)
+    model_backoff: float = Field(default=1.0, ge=0)
+    model_max_backoff: float = Field(default=60.0, ge=0)
+    # The shared rate limit (orchestrator/llm/ratelimit.py): limits by model-id prefix, where
+    # its buckets live, and the output tokens a call is admitted on (unset: its max_tokens,
+    # as the API counts it). The response headers lower a limit, or set one never configured.
+    rate_limit_enabled: bool = True
+    rate_limits: RateLimitTable = Field(default_factory=dict)
+    rate_limit_redis: str | None = None
+    rate_limit_output_estimate: int | None = Field(default=None, ge=1)
+
+    flower_basic_auth: SecretStr | None = Field(default=None, validation_alias="FLOWER_BASIC_AUTH")
+    flower_port: int = Field(default=5555, validation_alias="FLOWER_PORT")
+    flower_address: str = Field(default="127.0.0.1", validation_alias="FLOWER_ADDRESS")
+
+    @field_validator("prices", "concurrency", "rate_limits", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        """A table from the environment is JSON text; the defaults are already dicts."""
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from exc
+
+    @field_validator("reviewed_agents", mode="before")
+    @classmethod
+    def _agent_list(cls, value: object) -> object:
+        """`all`, `none` (or empty), or agent type ids separated by commas."""
+        if not isinstance(value, str):
+            return value
+        names = [n.strip().lower() for n in value.replace(" ", ",").split(",") if n.strip()]
+        if names == ["all"]:
+            return tuple(AgentType)
+        if names in ([], ["none"]):
+            return ()
+        if {"all", "none"} & set(names):
+            raise ValueError("all and none stand alone; otherwise list agent type ids")
+        unknown = [n for n in names if n not in {a.value for a in AgentType}]
+        if unknown:
+            raise ValueError(f"unknown agent type {unknown[0]!r}; use all, none, or ids "
+                             f"among {', '.join(a.value for a in AgentType)}")
+        return tuple(AgentType(n) for n in names)
+
+    @field_validator("prices")
+    @classmethod
+    def _merge_prices(cls, value: dict[str, Price]) -> dict[str, Price]:
+        """AGENCY_PRICES adds or replaces models; the others keep their default prices."""
+        return {**DEFAULT_PRICES, **value}
+
+    @field_validator("concurrency")
+    @classmethod
+    def _merge_concurrency(cls, value: dict[str, int]) -> dict[str, int]:
+        """A partial table (`{"frontend_developer": 8}`) overrides only the queues it names."""
+        unknown = sorted(set(value) - set(ALL_QUEUES))
+        if unknown:
+            raise ValueError(f"unknown queue {unknown[0]!r}; the queues are "
+                             f"{', '.join(ALL_QUEUES)}")
+        return {**DEFAULT_CONCURRENCY, **value}
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: workers run as threads inside the CLI."""
+        return not self.broker_url
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or "memory://"
+
+    @property
+    def effective_result_backend(self) -> str:
+        if self.result_backend:
+            return self.result_backend
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "cache+memory://"
+
+    @property
+    def effective_rate_limit_redis(self) -> str | None:
+        """Where the shared rate limit's buckets live: the broker's Redis unless told; None
+        (buckets in this process) without Redis."""
+        if self.rate_limit_redis:
+            return self.rate_limit_redis
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'agency.db'}"
+
+    @property
+    def llm_kind(self) -> LLMKind:
+        """The provider in use: `auto` means Anthropic when an API key is set."""
+        if self.llm is LLMKind.AUTO:
+            return LLMKind.ANTHROPIC if self.anthropic_api_key else LLMKind.OFFLINE
+        return self.llm
+
+
+def _variable(field: str) -> str:
+    """The environment variable a settings field is read from."""
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return field  # already the alias, such as FLOWER_PORT
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else f"AGENCY_{field.upper()}"
+
+
+def settings_line(exc: ValidationError) -> str:
+    """A settings validation error as one line: the variable, what is wrong, how many more."""
+    first = exc.errors()[0]
+    field, *inner = [str(part) for part in first["loc"]] or ["(settings)"]
+    where = f" ({'.'.join(inner)})" if inner else ""
+    message = str(first["msg"]).removeprefix("Value error, ")
+    more = exc.error_count() - 1
+    return f"{_variable(field)}{where}: {message}" + (f" (and {more} more)" if more else "")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once; an invalid environment is a ConfigError."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # The input is left out on purpose: it may be a key or a password.
+        raise ConfigError(settings_line(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"the environment could not be read: {exc}") from None

@@ -1,0 +1,50 @@
+"""The Celery app. It names its task module (`workers.tasks`) instead of importing it: a
+worker imports it when it starts (Celery's `include`), and the CLI, which only sends tasks by
+name, never loads the worker side."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from celery.app.amqp import AMQP
+from kombu import Connection
+
+# The HTTP client logs every request's URL at INFO: keep the API's address out of the logs.
+for _name in ("httpx", "httpx2", "httpcore", "anthropic"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class BrokerConnection(Connection):
+    """A kombu connection that forgets its default channel once `collect()` tore it down.
+
+    Celery 5.7's consumer handles a lost broker connection with `connection.collect()` and then
+    `connection.close()` (celery/worker/consumer/consumer.py, on_connection_error_after_connected).
+    `collect()` detaches the transport (`transport.client = None`) but keeps `_default_channel`,
+    and a Redis channel whose close failed half-way (its pending BRPOP raised ConnectionError) is
+    not marked closed. `close()` then closes it again; with a late-acked task in flight it tries
+    to restore that message, builds a Redis pool from `transport.client`, and raises
+    AttributeError ("'NoneType' object has no attribute 'hostname'"), which is not a connection
+    error: the worker exits with "Unrecoverable error". kombu itself drops the default channel
+    without closing it when it reconnects (`_connection_factory`); this does the same right after
+    `collect()`. The in-flight task runs on, and its late ack goes through that channel's own
+    Redis pool once Redis is back (or is logged as "Couldn't ack" while it is down).
+    """
+
+    def collect(self, socket_timeout: float | None = None) -> None:
+        try:
+            super().collect(socket_timeout)
+        finally:
+            self._default_channel = None
+
+
+class AgencyAMQP(AMQP):
+    """Celery's AMQP helpers, building broker connections with `BrokerConnection`."""
+
+    Connection = BrokerConnection
+
+
+app = Celery("agency", amqp=AgencyAMQP, include=["workers.tasks"])
+app.config_from_object("celeryconfig")
+# Thread-pool workers and canvas callbacks must find this app, not Celery's default one.
+app.set_default()

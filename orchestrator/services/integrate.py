@@ -1,0 +1,87 @@
+"""Integration: merge every task's result into one deliverable and write it to disk.
+
+The orchestrator reads a summary of each task (with its files and review verdicts) in its
+prompt and the rest through its tools (the knowledge base, any task's whole output).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from orchestrator.agent.prompts import shared_prefix
+from orchestrator.agent.runtime import Runtime
+from orchestrator.agent.tools import READ_ONLY_TOOLS, ProjectTools
+from orchestrator.domain.constants import ProjectStatus, Role, TaskStatus
+from orchestrator.domain.errors import TaskNotReady
+from orchestrator.domain.models import Deliverable, ProjectRecord, ReviewRecord, TaskRecord
+from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, integration_prompt
+from orchestrator.llm.base import TextBlock
+from orchestrator.llm.structured import Conversation, Limits
+from orchestrator.services.deliverable import write_outputs
+from orchestrator.state.transitions import ProjectClaim
+
+log = logging.getLogger(__name__)
+
+INTEGRATION_TURNS = 4
+
+
+def integrate_project(rt: Runtime, project_id: str) -> None:
+    """Write the deliverable once every task completed; a duplicate message is NotRunnable."""
+    rt.holding_project(project_id, ProjectStatus.INTEGRATING, lambda c: _integrate(rt, c))
+
+
+def _result(task: TaskRecord, reviews: list[ReviewRecord]) -> dict[str, object]:
+    output = task.output
+    last = reviews[-1] if reviews else None
+    return {"task": task.index, "title": task.title, "agent": task.agent_type.value,
+            "summary": output.summary if output else "",
+            "files": [a.path for a in output.artifacts] if output else [],
+            "review": f"{last.verdict} by {last.reviewer} after {len(reviews)} round(s)"
+            if last else "not reviewed"}
+
+
+def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
+    project = rt.store.project(claim.project_id)
+    tasks = rt.store.tasks(project.id)
+    waiting = [t.title for t in tasks if t.status is not TaskStatus.COMPLETED]
+    if waiting:
+        raise TaskNotReady(f"integration waits for: {', '.join(waiting)}")
+    reviews = rt.store.reviews(project.id)
+    deliverable = Conversation(
+        rt.provider, role=Role.INTEGRATE, model=rt.model_for(Role.INTEGRATE),
+        system=[shared_prefix(project), TextBlock(text=ORCHESTRATOR_SYSTEM)],
+        prompt=[TextBlock(text=_prompt(project, tasks, reviews))], schema=Deliverable,
+        schema_name="deliverable", meter=rt.meter(project.id), policy=rt.policy,
+        max_tokens=16000, tools=ProjectTools(rt.store, project.id, None, list(READ_ONLY_TOOLS)),
+        limits=Limits(turns=INTEGRATION_TURNS, tokens=rt.settings.agent_max_tokens)).answer()
+    # Saved (fenced) before the files are written: a stale attempt writes nothing.
+    rt.durably("deliverable", lambda: rt.scheduler.save_deliverable(claim, deliverable))
+    write_outputs(project, deliverable, tasks, reviews)
+    _write_report(rt, project.id, deliverable)
+    rt.durably("completion", lambda: rt.scheduler.move_claimed(claim, ProjectStatus.COMPLETED))
+
+
+def _write_report(rt: Runtime, project_id: str, deliverable: Deliverable) -> None:
+    """report.html beside the deliverable, showing the project as completed: the completion is
+    recorded next, and an embedded `agency run` stops its workers as soon as it sees it. A
+    report that cannot be written costs a log line, never the deliverable."""
+    # Imported here: only the orchestrator's worker integrates, the agent workers never need it.
+    from orchestrator.services.report import collect, write_report
+
+    try:
+        project = rt.store.project(project_id).model_copy(update={
+            "deliverable": deliverable, "status": ProjectStatus.COMPLETED,
+            "finished_at": rt.store.clock()})
+        write_report(collect(rt.store, project))
+    except Exception:
+        log.exception("project %s: could not write report.html", project_id)
+
+
+def _prompt(project: ProjectRecord, tasks: list[TaskRecord],
+            reviews: dict[str, list[ReviewRecord]]) -> str:
+    criteria = project.analysis.success_criteria if project.analysis else []
+    return (integration_prompt(project.request, str(project.project_type),
+                               [_result(t, reviews.get(t.id, [])) for t in tasks])
+            + "\n\nSuccess criteria:\n" + "\n".join(f"- {c}" for c in criteria)
+            + "\n\nEach task's whole output: read_task_output(index); anything else in the "
+            "project: search_knowledge(query).")

@@ -1,0 +1,111 @@
+"""Planning: analyze the request, decompose it, validate the graph, persist and dispatch."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import Celery
+
+from orchestrator.agent.runtime import Runtime
+from orchestrator.domain import dag, deadlines
+from orchestrator.domain.constants import (
+    COMPLEXITY_BUDGETS,
+    DEFAULT_BUDGET,
+    Complexity,
+    ProjectStatus,
+    ProjectType,
+    Role,
+    TaskPriority,
+)
+from orchestrator.domain.models import Analysis, Plan, ProjectContext, ProjectRecord
+from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt, decomposition_prompt
+from orchestrator.llm.structured import ask_structured
+from orchestrator.services import approval
+from orchestrator.services.dispatch import dispatch
+from orchestrator.state.store import now
+from orchestrator.state.transitions import ProjectClaim
+
+log = logging.getLogger(__name__)
+
+
+def analyze(rt: Runtime, project: ProjectRecord) -> Analysis:
+    return ask_structured(
+        rt.provider, role=Role.ANALYZE, model=rt.model_for(Role.ANALYZE),
+        system=ORCHESTRATOR_SYSTEM, prompt=analysis_prompt(project.request), schema=Analysis,
+        schema_name="analysis",
+        meter=rt.meter(project.id, None), policy=rt.policy, max_tokens=4000)
+
+
+def project_context(project: ProjectRecord, analysis: Analysis, budget: int) -> ProjectContext:
+    """The seed's project context: requirements, constraints, deadline, budget and priority."""
+    priority = (TaskPriority.HIGH if analysis.complexity is Complexity.ENTERPRISE
+                else TaskPriority.NORMAL)
+    return ProjectContext(
+        project_id=project.id, project_type=analysis.project_type, description=project.request,
+        requirements=analysis.key_requirements,
+        constraints={"complexity": analysis.complexity.value,
+                     "estimated_hours": analysis.estimated_hours},
+        deadline=now() + timedelta(hours=analysis.estimated_hours * 1.5),
+        budget_tokens=budget, priority=priority, metadata=analysis.model_dump(mode="json"))
+
+
+def decompose(rt: Runtime, context: ProjectContext) -> Plan:
+    prompt = decomposition_prompt(context.description, context.project_type.value,
+                                  context.requirements, context.constraints)
+    return ask_structured(
+        rt.provider, role=Role.DECOMPOSE, model=rt.model_for(Role.DECOMPOSE),
+        system=ORCHESTRATOR_SYSTEM, prompt=prompt, schema=Plan, schema_name="plan",
+        check=dag.validate_plan, meter=rt.meter(context.project_id, None), policy=rt.policy,
+        max_tokens=16000)
+
+
+def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
+    """Turn a pending project into persisted tasks and dispatched canvas.
+
+    Raises NotRunnable when the project is not waiting to be planned (a duplicate message), and
+    AttemptFailed with the cause when a claimed attempt fails.
+    """
+    rt.holding_project(project_id, ProjectStatus.PLANNING, lambda c: _plan(rt, c))
+    status = rt.store.project(project_id, usage=False).status
+    if status is not ProjectStatus.RUNNING:  # waiting for approval, or already rejected
+        log.info("project %s: planned; %s", project_id, status.value)
+        return
+    dispatch(rt, app, project_id)
+
+
+def _plan(rt: Runtime, claim: ProjectClaim) -> None:
+    """What an earlier attempt stored (analysis, plan, tasks) is not paid for again."""
+    project = rt.store.project(claim.project_id)
+    if rt.store.tasks(project.id):  # an earlier attempt saved the plan, then died
+        waits = project.plan is not None and approval.needs_approval(rt.settings, project,
+                                                                     project.plan)
+        rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
+                                  else ProjectStatus.RUNNING)
+        return
+    budget = project.budget_tokens
+    if project.plan is None:
+        analysis = project.analysis
+        if analysis is None:
+            analysis = analyze(rt, project)
+            budget = budget or COMPLEXITY_BUDGETS.get(analysis.complexity, DEFAULT_BUDGET)
+            rt.scheduler.save_analysis(claim, analysis, budget)
+        plan = decompose(rt, project_context(project, analysis, budget or DEFAULT_BUDGET))
+        kind = analysis.project_type
+    else:
+        plan, kind = project.plan, project.project_type or ProjectType.CUSTOM
+    graph = dag.validate_plan(plan)
+    ids = rt.scheduler.save_plan(claim, plan, graph, dag.schedule(graph), kind.value,
+                                 budget or DEFAULT_BUDGET)
+    analysis = rt.store.project(project.id, usage=False).analysis
+    deadline = project.deadline or (deadlines.from_estimate(analysis.estimated_hours,
+                                                            project.created_at)
+                                    if analysis else None)
+    if deadline is not None:
+        spread = deadlines.task_deadlines(graph, deadline, project.created_at)
+        rt.scheduler.set_deadlines(project.id, deadline, dict(zip(ids, spread, strict=True)))
+    waits = approval.needs_approval(rt.settings, project, plan)
+    if waits and not project.needs_approval:  # held by the threshold: say so in its log
+        rt.store.note(project.id, None, "approval", approval.threshold_reason(rt.settings, plan))
+    rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
+                              else ProjectStatus.RUNNING)

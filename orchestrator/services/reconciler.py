@@ -1,0 +1,113 @@
+"""The reconciler: rebuilds from the store whatever a fault left undone, with nobody acting.
+
+Each pass re-runs the tasks whose attempt stopped renewing its lease (a dead or cut-off
+worker), re-sends ready tasks and projects whose message the broker no longer holds (a Redis
+that restarted empty has a new epoch), and sends planning or integration again when its
+attempt died. Every action is a compare-and-set in the store, and one pass runs at a time
+across all machines (an advisory lock), so any number of copies may run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from celery import Celery
+
+from orchestrator.agent.runtime import Runtime
+from orchestrator.domain.constants import ProjectStatus
+from orchestrator.services.dispatch import broker_epoch, dispatch, send_integration, send_plan
+from orchestrator.services.queues import queue_depth
+from orchestrator.state.store import Row
+
+log = logging.getLogger(__name__)
+
+RECONCILER_LOCK = 0x41474552  # "AGER"
+# A project message is "lost" only after its sender had time to publish and record it.
+SETTLE_SECONDS = 2.0
+
+
+@dataclass
+class Pass:
+    """What one pass did."""
+
+    ran: bool = False
+    requeued: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)
+    projects: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.requeued or self.resent or self.projects)
+
+
+def reconcile(rt: Runtime, app: Celery) -> Pass:
+    """One pass; does nothing when another reconciler is in the middle of one."""
+    done = Pass()
+    with rt.store.db.exclusive(RECONCILER_LOCK) as mine:
+        if not mine:
+            return done
+        done.ran = True
+        epoch, clock = broker_epoch(rt), rt.store.clock()
+        settled = clock - timedelta(seconds=SETTLE_SECONDS)
+        scopes: dict[str, set[str]] = {}
+        for row in rt.scheduler.expire_leases(clock):
+            scopes.setdefault(row["project_id"], set()).add(row["id"])
+            done.requeued.append(row["id"])
+        lost = rt.store.lost_tasks(epoch, settled)
+        known = {row["id"] for row in lost} | set(done.requeued)
+        for row in [*lost, *(r for r in _stranded(rt, app, clock) if r["id"] not in known)]:
+            scopes.setdefault(row["project_id"], set()).add(row["id"])
+            done.resent.append(row["id"])
+        for project_id, scope in scopes.items():
+            dispatch(rt, app, project_id, scope)
+        rt.scheduler.expire_project_leases(clock)
+        for row in rt.store.lost_projects(epoch, settled):
+            send = send_plan if row["status"] == ProjectStatus.PENDING.value else send_integration
+            send(rt, app, row["id"])
+            done.projects.append(row["id"])
+    if done:
+        log.info("reconciler: %d task(s) requeued after a lost lease, %d re-sent, %d project "
+                 "message(s) re-sent", len(done.requeued), len(done.resent), len(done.projects))
+    return done
+
+
+def _stranded(rt: Runtime, app: Celery, clock: datetime) -> list[Row]:
+    """Tasks ready for over two leases whose queue is empty: their message was lost some other
+    way than a broker restart (a chain's next link never published, a worker that died between
+    completing a task and sending what follows). Each is re-sent at most once per period."""
+    before = clock - timedelta(seconds=2 * rt.settings.lease_seconds)
+    rows = rt.store.long_ready_tasks(before)
+    depths: dict[str, int] = {}
+    for row in rows:
+        if row["agent_type"] not in depths:
+            depths[row["agent_type"]] = queue_depth(app, row["agent_type"])
+    stranded = [r for r in rows if depths[r["agent_type"]] == 0]
+    if stranded:
+        rt.store.touch_ready([r["id"] for r in stranded])
+    return stranded
+
+
+class Reconciler:
+    """Runs `reconcile` every AGENCY_RECONCILE_INTERVAL seconds in a daemon thread."""
+
+    def __init__(self, rt: Runtime, app: Celery) -> None:
+        self.rt, self.app = rt, app
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="agency-reconciler",
+                                        daemon=True)
+
+    def start(self) -> Reconciler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.rt.settings.reconcile_interval):
+            try:
+                reconcile(self.rt, self.app)
+            except Exception as exc:  # the store or broker is away: the next pass tries again
+                log.warning("reconciler pass failed: %s", exc)

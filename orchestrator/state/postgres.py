@@ -1,0 +1,162 @@
+"""PostgreSQL adapter on psycopg 3 and its connection pool."""
+
+from __future__ import annotations
+
+import re
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from orchestrator.domain.errors import StoreError, StoreUnavailable
+from orchestrator.state.connector import Params, Row, apply_migrations, queries
+
+_PARAM = re.compile(r"(?<!:):(\w+)")
+_MIGRATION_LOCK = 0x4147454E  # "AGEN": one migrator at a time across processes
+
+
+def _wrap(query: str, exc: psycopg.Error) -> StoreError:
+    """A lost or refused connection is worth retrying; anything else is a real failure."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailable(f"PostgreSQL unavailable ({query}): {reason}")
+    return StoreError(f"PostgreSQL query {query} failed: {reason}")
+
+
+@contextmanager
+def _guard(what: str) -> Iterator[None]:
+    """Errors from taking, using or committing a connection, mapped once."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError):
+            # The server may have restarted: its other connections in the pool are as dead as
+            # this one. Check each one again before it is handed out (see `_check`).
+            _returned.clear()
+        raise _wrap(what, exc) from exc
+
+
+def _convert(sql: str) -> str:
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+_converted: dict[str, bytes] = {}
+
+
+def _statement(query: str) -> bytes:
+    """A named query in psycopg's placeholders, converted once per process."""
+    found = _converted.get(query)
+    if found is None:
+        found = _converted[query] = _convert(queries()[query]).encode()
+    return found
+
+
+# A connection that sat idle is checked (one round trip) before it is handed out: a restarted
+# server breaks them all. One returned moments ago is handed out as is, which halves the round
+# trips of a busy worker; if the server went away since, its statement fails as
+# StoreUnavailable, the pool drops it, every other connection is checked again before its next
+# use (`_guard`), and the caller's retry gets a good one.
+FRESH_SECONDS = 2.0
+_returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+    weakref.WeakKeyDictionary())
+
+
+def _check(conn: psycopg.Connection[Any]) -> None:
+    if time.monotonic() - _returned.get(conn, float("-inf")) > FRESH_SECONDS:
+        ConnectionPool.check_connection(conn)
+
+
+def _mark_returned(conn: psycopg.Connection[Any]) -> None:
+    _returned[conn] = time.monotonic()
+
+
+class _Session:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def _run(self, query: str, params: Params) -> psycopg.Cursor[Any]:
+        with _guard(query):
+            return self._conn.execute(_statement(query), dict(params))
+
+    def execute(self, query: str, params: Params) -> int:
+        return self._run(query, params).rowcount
+
+    def fetch_one(self, query: str, params: Params) -> Row | None:
+        row = self._run(query, params).fetchone()
+        return dict(row) if row is not None else None
+
+    def fetch_all(self, query: str, params: Params) -> list[Row]:
+        return [dict(r) for r in self._run(query, params).fetchall()]
+
+
+class PostgresConnector:
+    """The production store; a pool of autocommit connections."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, max_size: int = 4) -> None:
+        try:
+            # One plain connection first: a clear reason at once instead of pool retries.
+            psycopg.connect(url, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0]
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from exc
+        try:
+            self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                url, min_size=1, max_size=max_size, open=True, timeout=5,
+                # A restarted database costs a reconnect, not a failure (see `_check`).
+                check=_check, reset=_mark_returned, reconnect_timeout=3600,
+                kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
+            )
+            self._pool.wait(timeout=10)
+        except (psycopg.Error, Exception) as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    def execute(self, query: str, params: Params) -> int:
+        with _guard(query), self._pool.connection() as conn:
+            return _Session(conn).execute(query, params)
+
+    def fetch_one(self, query: str, params: Params) -> Row | None:
+        with _guard(query), self._pool.connection() as conn:
+            return _Session(conn).fetch_one(query, params)
+
+    def fetch_all(self, query: str, params: Params) -> list[Row]:
+        with _guard(query), self._pool.connection() as conn:
+            return _Session(conn).fetch_all(query, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Session]:
+        with _guard("transaction"), self._pool.connection() as conn, conn.transaction():
+            yield _Session(conn)
+
+    @contextmanager
+    def exclusive(self, key: int) -> Iterator[bool]:
+        """Hold a session advisory lock while the body runs; False when another holds it."""
+        with _guard("advisory lock"), self._pool.connection() as conn:
+            session = _Session(conn)
+            row = session.fetch_one("try_reconciler_lock", {"key": key})
+            locked = bool(row and row["locked"])
+            try:
+                yield locked
+            finally:
+                if locked:
+                    session.fetch_one("reconciler_unlock", {"key": key})
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations not applied yet, one migrator at a time across processes."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                tx = _Session(conn)
+                tx.fetch_one("lock_migrations", {"key": _MIGRATION_LOCK})
+                return apply_migrations(tx, self.dialect,
+                                        lambda statement: conn.execute(statement.encode()))
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL migration failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._pool.close()

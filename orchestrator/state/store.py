@@ -1,0 +1,365 @@
+"""The store: the source of truth. Reads and inserts here; status changes only in the scheduler."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from orchestrator.domain.constants import HELD_STATUSES, MIN_ID_PREFIX, ProjectStatus, TaskStatus
+from orchestrator.domain.errors import BadInput, NotFound
+from orchestrator.domain.models import (
+    AgentOutput,
+    Analysis,
+    Deliverable,
+    Plan,
+    ProjectRecord,
+    ReviewRecord,
+    TaskRecord,
+    Tokens,
+)
+from orchestrator.domain.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from orchestrator.state.transitions import Claim
+from orchestrator.state.connector import Connector, Row, Session
+
+__all__ = ["Connector", "Row", "Session", "Store", "connect", "display_url", "get_store", "now",
+           "open_connector", "progress_text", "upgrade"]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def display_url(url: str) -> str:
+    """A database URL fit to print: no password, and no query string (it may hold one)."""
+    if url.startswith("sqlite:///"):
+        return url  # a path: nothing secret, and urlunsplit would drop its `//`
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    netloc = f"{user}@{hostport}" if at and user else hostport
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def open_connector(url: str, pool_size: int = 4) -> Connector:
+    """An adapter for a database URL, migrated to the latest schema."""
+    connector = connect(url, pool_size)
+    connector.migrate()
+    return connector
+
+
+def upgrade(url: str) -> tuple[list[int], int]:
+    """Apply the pending migrations: the versions applied, and the version the database is at."""
+    connector = connect(url)
+    try:
+        applied = connector.migrate()
+        rows = connector.fetch_all("applied_migrations", {})
+    finally:
+        connector.close()
+    return applied, max((int(r["version"]) for r in rows), default=0)
+
+
+def connect(url: str, pool_size: int = 4) -> Connector:
+    """An adapter for a database URL, as the database is (no migration); `pool_size`: the most
+    PostgreSQL connections this process opens."""
+    connector: Connector
+    if url.startswith("sqlite:///"):
+        from orchestrator.state.sqlite import SQLiteConnector
+
+        connector = SQLiteConnector(url)
+    elif url.startswith(("postgresql://", "postgres://")):
+        from orchestrator.state.postgres import PostgresConnector
+
+        connector = PostgresConnector(url, max_size=pool_size)
+    else:
+        from orchestrator.domain.errors import ConfigError
+
+        scheme = url.split(":", 1)[0]  # never echo the rest: it may hold a password
+        raise ConfigError(
+            f"AGENCY_DATABASE_URL must start with postgresql:// or sqlite:///, not {scheme}:"
+        )
+    return connector
+
+
+def _encodable(text: str) -> bool:
+    """False for text the database cannot take (lone surrogates from non-UTF-8 argv)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching ids that start with `prefix`, taken literally."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}%"
+
+
+def _tokens(row: Row | None) -> tuple[Tokens, float]:
+    if not row:
+        return Tokens(), 0.0
+    tokens = Tokens(input=int(row["input"] or 0), output=int(row["output"] or 0),
+                    cache_read=int(row["cache_read"] or 0),
+                    cache_write=int(row["cache_write"] or 0))
+    return tokens, float(row["cost_usd"] or 0.0)
+
+
+def _project(row: Row, usage: Row | None) -> ProjectRecord:
+    tokens, cost = _tokens(usage)
+    data: dict[str, Any] = dict(row)
+    data["analysis"] = Analysis.model_validate_json(row["analysis"]) if row["analysis"] else None
+    data["plan"] = Plan.model_validate_json(row["plan"]) if row["plan"] else None
+    data["deliverable"] = (Deliverable.model_validate_json(row["deliverable"])
+                           if row.get("deliverable") else None)
+    return ProjectRecord.model_validate({**data, "tokens": tokens, "cost_usd": cost})
+
+
+def _task(row: Row, deps: list[str], usage: Row | None) -> TaskRecord:
+    tokens, cost = _tokens(usage)
+    data: dict[str, Any] = dict(row)
+    data["index"] = data.pop("idx")
+    data["deliverables"] = json.loads(row["deliverables"])
+    data["acceptance_criteria"] = json.loads(row["acceptance_criteria"])
+    data["output"] = AgentOutput.model_validate_json(row["output"]) if row["output"] else None
+    return TaskRecord.model_validate({**data, "dependencies": deps, "tokens": tokens,
+                                      "cost_usd": cost})
+
+
+class Store:
+    """Typed reads and inserts over the connector."""
+
+    def __init__(self, db: Connector) -> None:
+        self.db = db
+
+    def insert_project(self, project_id: str, request: str, budget: int | None,
+                       project_type: str | None, output_dir: str,
+                       plan: Plan | None = None, needs_approval: bool = False,
+                       deadline: datetime | None = None) -> None:
+        with self.db.transaction() as tx:
+            tx.execute("insert_project", {
+                "id": project_id, "request": request, "project_type": project_type,
+                "status": ProjectStatus.PENDING.value, "budget_tokens": budget,
+                "output_dir": output_dir, "now": now(),
+                "plan": plan.model_dump_json() if plan else None,
+                "needs_approval": needs_approval, "deadline": deadline})
+            self.event(tx, project_id, None, "created", None, ProjectStatus.PENDING, None)
+
+    @staticmethod
+    def event(tx: Session, project_id: str, task_id: str | None, kind: str,
+              from_status: str | None, to_status: str | None, detail: str | None) -> None:
+        tx.execute("insert_event", {
+            "project_id": project_id, "task_id": task_id, "kind": kind,
+            "from_status": from_status, "to_status": to_status, "detail": detail, "now": now()})
+
+    def assign_units(self, units: dict[str, list[str]]) -> None:
+        """Record which launch unit each task belongs to (unit id -> task ids)."""
+        with self.db.transaction() as tx:
+            for unit, ids in units.items():
+                tx.execute("assign_unit", {"unit": unit, "ids": ids})
+
+    def resolve_project_id(self, prefix: str) -> str:
+        """A full project id from an id or a unique prefix of one (at least 4 characters)."""
+        return self._resolve("project", "get_project", "find_projects_by_prefix", prefix)
+
+    def resolve_task_id(self, prefix: str) -> str:
+        """A full task id from an id or a unique prefix of one (at least 4 characters)."""
+        return self._resolve("task", "get_task", "find_tasks_by_prefix", prefix)
+
+    def _resolve(self, kind: str, by_id: str, by_prefix: str, prefix: str) -> str:
+        if not _encodable(prefix):
+            raise NotFound(f"no {kind} with id {prefix!r}")
+        if self.db.fetch_one(by_id, {"id": prefix}):
+            return prefix
+        if len(prefix) < MIN_ID_PREFIX:
+            raise BadInput(f"a {kind} id prefix needs at least {MIN_ID_PREFIX} characters; "
+                           f"{prefix!r} has {len(prefix)}")
+        rows = self.db.fetch_all(by_prefix, {"prefix": _like_prefix(prefix)})
+        if not rows:
+            raise NotFound(f"no {kind} with id {prefix!r}")
+        if len(rows) > 1:
+            raise BadInput(f"more than one {kind} id starts with {prefix!r}: give more of it")
+        return str(rows[0]["id"])
+
+    def project(self, project_id: str, usage: bool = True) -> ProjectRecord:
+        """A project with its ledger's sums; `usage=False` leaves them out (tokens and cost
+        read zero) for one query less, for work that does not show them (an agent's brief)."""
+        row = self.db.fetch_one("get_project", {"id": project_id})
+        if row is None:
+            raise NotFound(f"no project with id {project_id!r}")
+        sums = self.db.fetch_all("usage_by_project", {"ids": [project_id]}) if usage else []
+        return _project(row, sums[0] if sums else None)
+
+    def projects(self, limit: int = 50) -> list[ProjectRecord]:
+        rows = self.db.fetch_all("list_projects", {"limit": limit})
+        usage = {u["project_id"]: u for u in self.db.fetch_all(
+            "usage_by_project", {"ids": [r["id"] for r in rows]})}
+        return [_project(r, usage.get(r["id"])) for r in rows]
+
+    def task(self, task_id: str) -> TaskRecord:
+        row = self.db.fetch_one("get_task", {"id": task_id})
+        if row is None:
+            raise NotFound(f"no task with id {task_id!r}")
+        deps = [d["id"] for d in self.db.fetch_all("dependency_statuses", {"id": task_id})]
+        return _task(row, deps, None)
+
+    def dependencies(self, task: TaskRecord) -> list[TaskRecord]:
+        """The tasks `task` depends on, in the order of `task.dependencies`, in one query.
+        Their own dependencies are not loaded (empty) and their usage reads zero."""
+        rows = {r["id"]: r for r in self.db.fetch_all("dependency_tasks", {"id": task.id})}
+        return [_task(rows[d], [], None) for d in task.dependencies if d in rows]
+
+    def unit_heads(self, task_ids: list[str]) -> set[str]:
+        """Which of these tasks head their own launch unit."""
+        if not task_ids:
+            return set()
+        return {str(r["id"]) for r in self.db.fetch_all("unit_heads", {"ids": task_ids})}
+
+    def tasks(self, project_id: str) -> list[TaskRecord]:
+        rows = self.db.fetch_all("project_tasks", {"project_id": project_id})
+        deps: dict[str, list[str]] = {}
+        for edge in self.db.fetch_all("project_edges", {"project_id": project_id}):
+            deps.setdefault(edge["task_id"], []).append(edge["depends_on"])
+        index = {r["id"]: r["idx"] for r in rows}
+        usage = {u["task_id"]: u for u in self.db.fetch_all(
+            "usage_by_task", {"project_id": project_id})}
+        return [_task(r, sorted(deps.get(r["id"], []), key=index.__getitem__),
+                      usage.get(r["id"])) for r in rows]
+
+    def question(self, question_id: int) -> Row:
+        row = self.db.fetch_one("get_question", {"id": question_id})
+        if row is None:
+            raise NotFound(f"no question {question_id}")
+        return row
+
+    def open_questions(self, project_id: str | None = None) -> list[Row]:
+        return self.db.fetch_all("open_questions", {"project_id": project_id})
+
+    def events(self, project_id: str) -> list[Row]:
+        return self.db.fetch_all("project_events", {"project_id": project_id})
+
+    def record_usage(self, project_id: str, claim: Claim | None, role: str, model: str,
+                     tokens: Tokens, cost_usd: float, latency_ms: int, attempt: int) -> bool:
+        """One ledger row, and the project's running total, in one transaction.
+
+        A task attempt's row is fenced: when the attempt no longer holds its task, the row is
+        kept as `stale` (the money was spent) but is not the task's usage; returns False then.
+        """
+        params = {"project_id": project_id, "task_id": claim.task_id if claim else None,
+                  "role": role, "model": model, "input_tokens": tokens.input,
+                  "output_tokens": tokens.output, "cache_read_tokens": tokens.cache_read,
+                  "cache_write_tokens": tokens.cache_write, "cost_usd": cost_usd,
+                  "latency_ms": latency_ms, "attempt": attempt, "now": now()}
+        held = HELD_STATUSES
+        if claim is not None and self.db.dialect == "postgresql":  # one statement, same effect
+            row = self.db.fetch_one("record_attempt_usage", {
+                **params, "holder": claim.attempt, "held": held, "tokens": tokens.budgeted})
+            return not (row and row["stale"])
+        with self.db.transaction() as tx:
+            if claim is None:
+                tx.execute("insert_usage", params)
+            else:
+                row = tx.fetch_one("insert_attempt_usage", {
+                    **params, "holder": claim.attempt, "held": held})
+                fresh = not (row and row["stale"])
+            # Spent is spent: the project's total (and so its budget) counts every paid call.
+            tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.budgeted})
+        return claim is None or fresh
+
+    def lost_tasks(self, epoch: str, settled: datetime) -> list[Row]:
+        """Ready tasks of running projects (since before `settled`) that no message of the
+        broker's epoch carries."""
+        return self.db.fetch_all("lost_tasks", {
+            "epoch": epoch, "running": ProjectStatus.RUNNING.value, "settled": settled,
+            "pending": TaskStatus.PENDING.value})
+
+    def lost_projects(self, epoch: str, settled: datetime) -> list[Row]:
+        """Projects waiting for a planning or integration message the broker does not hold."""
+        return self.db.fetch_all("lost_projects", {
+            "epoch": epoch, "settled": settled,
+            "statuses": [ProjectStatus.PENDING.value, ProjectStatus.INTEGRATING.value]})
+
+    def long_ready_tasks(self, before: datetime) -> list[Row]:
+        """Ready tasks of running projects that nobody claimed since `before`."""
+        return self.db.fetch_all("long_ready_tasks", {
+            "before": before, "running": ProjectStatus.RUNNING.value,
+            "pending": TaskStatus.PENDING.value})
+
+    def touch_ready(self, task_ids: list[str]) -> None:
+        self.db.execute("touch_ready", {"ids": task_ids, "now": now()})
+
+    def clock(self) -> datetime:
+        """The database's time: leases are compared on one clock, whatever each machine's.
+        (The embedded store lives on one machine: its clock is this one.)"""
+        if self.db.dialect == "sqlite":
+            return now()
+        row = self.db.fetch_one("database_time", {})
+        value = row["now"] if row else None
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        return now()
+
+    def progress(self, project_id: str) -> str:
+        """"project 45d03c20: 5/9 done": what a task's result says in Flower."""
+        row = self.db.fetch_one("project_progress", {"project_id": project_id,
+                                                     "completed": TaskStatus.COMPLETED.value})
+        done, total = (int(row["done"]), int(row["total"])) if row else (0, 0)
+        return progress_text(project_id, done, total)
+
+    def descendants(self, task_id: str) -> list[str]:
+        return [str(r["id"]) for r in self.db.fetch_all("descendants", {"id": task_id})]
+
+    def within_budget(self, project_id: str) -> bool:
+        """True while the project has spent less than its budget (or has none)."""
+        return self.db.fetch_one("within_budget", {"id": project_id}) is not None
+
+    def set_budget(self, project_id: str, budget: int) -> None:
+        self.db.execute("set_budget", {"id": project_id, "budget_tokens": budget, "now": now()})
+
+    def note(self, project_id: str, task_id: str | None, kind: str, detail: str) -> None:
+        """An event that changes no status: a retry, a warning."""
+        with self.db.transaction() as tx:
+            self.event(tx, project_id, task_id, kind, None, None, detail)
+
+    def reviews(self, project_id: str) -> dict[str, list[ReviewRecord]]:
+        """Every verdict on the project's tasks, oldest first, per task id."""
+        found: dict[str, list[ReviewRecord]] = {}
+        for row in self.db.fetch_all("project_reviews", {"project_id": project_id}):
+            found.setdefault(row["task_id"], []).append(ReviewRecord(
+                reviewer=row["reviewer"], verdict=row["verdict"], round=row["round"],
+                attempt=row["attempt"], notes=json.loads(row["notes"]),
+                summary=row["summary"], at=row["at"]))
+        return found
+
+    def retries(self, project_id: str) -> dict[str | None, list[Row]]:
+        """Retry events per task id (None: the project's own calls)."""
+        found: dict[str | None, list[Row]] = {}
+        for row in self.db.fetch_all("task_events", {"project_id": project_id,
+                                                     "kinds": ["retry"]}):
+            found.setdefault(row["task_id"], []).append(row)
+        return found
+
+
+def progress_text(project_id: str, done: int, total: int) -> str:
+    """"project 45d03c20: 5/9 done": what a task's result says in Flower."""
+    return f"project {project_id[:8]}: {done}/{total} done"
+
+
+_lock = threading.Lock()
+_stores: dict[tuple[int, str], Store] = {}
+
+
+def get_store(settings: Settings | None = None) -> Store:
+    """The process's store for the configured database (one pool per process, made after fork)."""
+    settings = settings or get_settings()
+    url = settings.effective_database_url
+    key = (os.getpid(), url)
+    with _lock:
+        if key not in _stores:
+            _stores[key] = Store(open_connector(url, settings.db_pool_size))
+        return _stores[key]
