@@ -26,15 +26,17 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def check_request(request: str | None) -> str:
-    """The request, trimmed; empty, oversized or non-UTF-8 requests are refused."""
+def check_request(request: str | None, what: str = "request",
+                  empty: str = ": say what the agency should deliver") -> str:
+    """A person's text (the request, or `what` else it is), trimmed; empty, oversized or
+    non-UTF-8 text is refused (`empty` ends the message for empty text)."""
     text = (request or "").strip()
     if not _is_utf8(text):
-        raise BadInput("the request is not valid UTF-8 text")
+        raise BadInput(f"the {what} is not valid UTF-8 text")
     if not text:
-        raise BadInput("the request is empty: say what the agency should deliver")
+        raise BadInput(f"the {what} is empty{empty}")
     if len(text) > MAX_REQUEST_CHARS:
-        raise BadInput(f"the request has {len(text)} characters; the limit is "
+        raise BadInput(f"the {what} has {len(text)} characters; the limit is "
                        f"{MAX_REQUEST_CHARS}")
     return text
 

@@ -14,7 +14,7 @@ from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, TaskStatus
 from orchestrator.domain.models import ProjectRecord, ReviewRecord, TaskRecord
 
 if TYPE_CHECKING:
-    from orchestrator.services.approval import Estimate
+    from orchestrator.domain.estimates import Estimate
 
 
 def _iso(value: datetime | None) -> str | None:

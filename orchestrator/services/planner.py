@@ -8,7 +8,7 @@ from datetime import timedelta
 from celery import Celery
 
 from orchestrator.agent.runtime import Runtime
-from orchestrator.domain import dag, deadlines
+from orchestrator.domain import dag, deadlines, estimates
 from orchestrator.domain.constants import (
     COMPLEXITY_BUDGETS,
     DEFAULT_BUDGET,
@@ -21,7 +21,6 @@ from orchestrator.domain.constants import (
 from orchestrator.domain.models import Analysis, Plan, ProjectContext, ProjectRecord
 from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt, decomposition_prompt
 from orchestrator.llm.structured import ask_structured
-from orchestrator.services import approval
 from orchestrator.services.dispatch import dispatch
 from orchestrator.state.store import now
 from orchestrator.state.transitions import ProjectClaim
@@ -78,7 +77,7 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
     """What an earlier attempt stored (analysis, plan, tasks) is not paid for again."""
     project = rt.store.project(claim.project_id)
     if rt.store.tasks(project.id):  # an earlier attempt saved the plan, then died
-        waits = project.plan is not None and approval.needs_approval(rt.settings, project,
+        waits = project.plan is not None and estimates.needs_approval(rt.settings, project,
                                                                      project.plan)
         rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
                                   else ProjectStatus.RUNNING)
@@ -104,8 +103,8 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
     if deadline is not None:
         spread = deadlines.task_deadlines(graph, deadline, project.created_at)
         rt.scheduler.set_deadlines(project.id, deadline, dict(zip(ids, spread, strict=True)))
-    waits = approval.needs_approval(rt.settings, project, plan)
+    waits = estimates.needs_approval(rt.settings, project, plan)
     if waits and not project.needs_approval:  # held by the threshold: say so in its log
-        rt.store.note(project.id, None, "approval", approval.threshold_reason(rt.settings, plan))
+        rt.store.note(project.id, None, "approval", estimates.threshold_reason(rt.settings, plan))
     rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
                               else ProjectStatus.RUNNING)

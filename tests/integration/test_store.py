@@ -332,9 +332,9 @@ def test_a_waiting_plan_is_decided_once(store: Store) -> None:
 
 
 def test_approval_estimate_and_threshold() -> None:
+    from orchestrator.domain.estimates import estimate, needs_approval, price_per_token
     from orchestrator.domain.models import ProjectRecord
     from orchestrator.domain.settings import Settings
-    from orchestrator.services.approval import estimate, needs_approval, price_per_token
 
     settings = Settings(agent_model="claude-haiku-4-5", approval_above_usd=None)
     plan = make_plan({1: [0]}, 2)

@@ -1,0 +1,56 @@
+"""What a plan is expected to cost, and whether that makes it wait for a person's approval.
+
+A project waits in `awaiting_approval` when it was submitted with `agency run --approve-plan`,
+or when its plan's estimated cost is above AGENCY_APPROVAL_ABOVE_USD (the actions that decide
+it are in `orchestrator.services.operator`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.domain.models import Plan, ProjectRecord
+from orchestrator.domain.settings import Settings
+
+# How a task's estimated tokens split between input and output, for the estimate: agents read
+# far more (the brief, their inputs, tool results) than they write.
+INPUT_SHARE = 0.75
+
+
+@dataclass(frozen=True)
+class Estimate:
+    tokens: int
+    cost_usd: float
+    per_task: list[tuple[int, float]]  # (tokens, cost) by task index
+    model: str
+
+
+def price_per_token(settings: Settings, model: str) -> float:
+    """Dollars per token of the model (longest model-id prefix of the price table), input and
+    output mixed as INPUT_SHARE says."""
+    names = [n for n in settings.prices if model.startswith(n)]
+    if not names:
+        return 0.0
+    price = settings.prices[max(names, key=len)]
+    return (INPUT_SHARE * price[0] + (1 - INPUT_SHARE) * price[1]) / 1_000_000
+
+
+def estimate(settings: Settings, plan: Plan) -> Estimate:
+    """What the plan's tasks are expected to cost: their estimated tokens at the agent model's
+    prices (planning, reviews and integration come on top)."""
+    rate = price_per_token(settings, settings.agent_model)
+    per_task = [(t.estimated_tokens, t.estimated_tokens * rate) for t in plan.tasks]
+    return Estimate(tokens=sum(t for t, _ in per_task), cost_usd=sum(c for _, c in per_task),
+                    per_task=per_task, model=settings.agent_model)
+
+
+def needs_approval(settings: Settings, project: ProjectRecord, plan: Plan) -> bool:
+    """Whether a freshly planned project waits for a person."""
+    limit = settings.approval_above_usd
+    return project.needs_approval or (limit is not None
+                                      and estimate(settings, plan).cost_usd > limit)
+
+
+def threshold_reason(settings: Settings, plan: Plan) -> str:
+    return (f"waits for approval: estimated ${estimate(settings, plan).cost_usd:.2f}, above "
+            f"AGENCY_APPROVAL_ABOVE_USD=${settings.approval_above_usd:.2f}")
