@@ -22,6 +22,7 @@ from orchestrator.domain.errors import (
     StoreUnavailable,
     TaskNotReady,
 )
+from orchestrator.services.reconciler import Reconciler
 from orchestrator.state.transitions import Claim, ProjectClaim
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,6 @@ def _start_reconciler(sender: Any = None, **_: Any) -> None:
     time holds an advisory lock)."""
     if sender is None or ORCHESTRATOR_QUEUE not in _consumed_queues(sender):
         return
-    from orchestrator.services.reconciler import Reconciler
-
     Reconciler(get_runtime(), sender.app).start()
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from celery import Celery
 
+from orchestrator.agent.runtime import get_runtime
 from orchestrator.domain.constants import ALL_QUEUES
 from orchestrator.domain.settings import Settings
+from orchestrator.services.reconciler import Reconciler
 
 
 def _quiet_logging(home: Path) -> None:
@@ -41,9 +43,6 @@ def embedded_workers(app: Celery, settings: Settings) -> Iterator[str]:
     thread.start()
     # The production reconciler starts with the orchestrator worker (`worker_ready`, which a
     # bare WorkController does not send): here it lives as long as the embedded workers.
-    from orchestrator.agent.runtime import get_runtime
-    from orchestrator.services.reconciler import Reconciler
-
     reconciler = Reconciler(get_runtime(), app).start()
     try:
         yield hostname

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from orchestrator.domain.constants import ORCHESTRATOR_QUEUE, AgentType, ProjectStatus, TaskStatus
 from orchestrator.domain.errors import StoreError
 from orchestrator.interfaces.stats import TaskTiming, timings
+from orchestrator.services.queues import fleet
 from orchestrator.state.store import Row, Store
 
 if TYPE_CHECKING:
@@ -68,8 +69,6 @@ class AgencyCollector(Collector):
                                 db.fetch_all("stats_edges", scope)))
 
     def _queues(self, app: Celery) -> Iterator[Metric]:
-        from orchestrator.services.queues import fleet
-
         up = GaugeMetricFamily("agency_broker_up", "1 when the broker answered this scrape")
         try:
             found = fleet(app, self.timeout)

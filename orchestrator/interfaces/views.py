@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, TaskStatus
+from orchestrator.domain.deadlines import at_risk
+from orchestrator.domain.estimates import Estimate
 from orchestrator.domain.models import ProjectRecord, ReviewRecord, TaskRecord
-
-if TYPE_CHECKING:
-    from orchestrator.domain.estimates import Estimate
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -34,8 +33,6 @@ def review_json(review: ReviewRecord) -> dict[str, Any]:
 
 def risks(project: ProjectRecord, tasks: list[TaskRecord]) -> dict[str, datetime]:
     """Unfinished tasks whose earliest possible finish is past their deadline."""
-    from orchestrator.domain.deadlines import at_risk
-
     if project.status in TERMINAL_PROJECT_STATUSES:
         return {}
     return at_risk(tasks, project.deadline, project.created_at, datetime.now(UTC))

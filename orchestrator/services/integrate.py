@@ -18,6 +18,7 @@ from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, integration_prompt
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
 from orchestrator.services.deliverable import write_outputs
+from orchestrator.services.report import collect, write_report
 from orchestrator.state.transitions import ProjectClaim
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,6 @@ def _write_report(rt: Runtime, project_id: str, deliverable: Deliverable) -> Non
     """report.html beside the deliverable, showing the project as completed: the completion is
     recorded next, and an embedded `agency run` stops its workers as soon as it sees it. A
     report that cannot be written costs a log line, never the deliverable."""
-    # Imported here: only the orchestrator's worker integrates, the agent workers never need it.
-    from orchestrator.services.report import collect, write_report
-
     try:
         project = rt.store.project(project_id).model_copy(update={
             "deliverable": deliverable, "status": ProjectStatus.COMPLETED,

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
+from kombu.utils.url import maybe_sanitize_url
 
 from orchestrator.domain.constants import ALL_QUEUES
+from orchestrator.domain.errors import Unavailable
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,6 @@ class QueueInfo:
 
 def check_broker(app: Celery, timeout: int = 3) -> None:
     """Fail fast, in one line, when the broker cannot be reached."""
-    from kombu.utils.url import maybe_sanitize_url
-
-    from orchestrator.domain.errors import Unavailable
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.domain.constants import HELD_STATUSES, MIN_ID_PREFIX, ProjectStatus, TaskStatus
-from orchestrator.domain.errors import BadInput, NotFound
+from orchestrator.domain.errors import BadInput, ConfigError, NotFound
 from orchestrator.domain.models import (
     AgentOutput,
     Analysis,
@@ -77,8 +77,6 @@ def connect(url: str, pool_size: int = 4) -> Connector:
 
         connector = PostgresConnector(url, max_size=pool_size)
     else:
-        from orchestrator.domain.errors import ConfigError
-
         scheme = url.split(":", 1)[0]  # never echo the rest: it may hold a password
         raise ConfigError(
             f"AGENCY_DATABASE_URL must start with postgresql:// or sqlite:///, not {scheme}:"
