@@ -26,7 +26,8 @@ def reference() -> str:
     # A context without Typer's markup mode keeps the help texts as written: Markdown, with no
     # HTML from rich and nothing that depends on the terminal, so the output is the same anywhere.
     ctx = typer.Context(command, info_name="agency")
-    return get_docs_for_click(obj=command, ctx=ctx, name="agency", indent=1).strip() + "\n"
+    docs = get_docs_for_click(obj=command, ctx=ctx, name="agency", indent=1, title="Reference")
+    return docs.strip() + "\n"
 
 
 def render(page: str) -> str:
