@@ -121,3 +121,19 @@ def test_readme_links_resolve() -> None:
     assert targets
     for target in targets:
         assert (REPO / target).exists(), target
+
+
+def test_every_agency_command_in_a_code_block_exists() -> None:
+    app = typer.main.get_command(cli)
+    assert isinstance(app, TyperGroup)
+    known = {name.split()[0] for name in _leaf_commands(app)}
+    used: set[str] = set()
+    for page in [REPO / "README.md", *sorted(DOCS.glob("*.md"))]:
+        blocks = re.findall(r"```(?:bash|console)\n(.*?)```", page.read_text(encoding="utf-8"),
+                            re.DOTALL)
+        for block in blocks:
+            # A command starts a line, or follows `&&`, kubectl's `--` or a console prompt.
+            used |= set(re.findall(r"(?:^|&& |-- |\$ )agency ([a-z][a-z-]*)", block, re.MULTILINE))
+    assert {"run", "db", "plan", "approve"} <= used
+    assert used <= known, used - known
+
