@@ -8,5 +8,5 @@ RUN pip install --no-cache-dir . && useradd --create-home agency \
 USER agency
 ENV AGENCY_OUTPUT_DIR=/app/agency-output
 # glibc gives each thread that allocates its own malloc arena (up to 8 per core); a threads-pool
-# worker then holds memory in many half-empty arenas. Two are enough (README.md, "Memory").
+# worker then holds memory in many half-empty arenas. Two are enough (docs/scaling.md, "Memory of the topology").
 ENV MALLOC_ARENA_MAX=2

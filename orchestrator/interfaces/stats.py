@@ -305,7 +305,7 @@ class Stats:
                       key=lambda t: -(t.seconds or 0.0))[:TOP]
 
     def to_json(self) -> dict[str, Any]:
-        """The `agency stats --json` object (README lists its keys)."""
+        """The `agency stats --json` object (docs/watching.md lists its keys)."""
         return {
             "scope": {"project_id": self.project_id, "projects": self.projects,
                       "tasks": len(self.tasks)},

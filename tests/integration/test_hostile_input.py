@@ -103,6 +103,6 @@ def test_flower_refuses_basic_auth_that_is_not_user_password(tmp_path: Path, aut
 
 
 def test_workers_with_the_broker_down(tmp_path: Path) -> None:
-    """An unreachable service is exit 1 (README: exit codes), in one line."""
+    """An unreachable service is exit 1 (docs/cli.md: exit codes), in one line."""
     line = refused(tmp_path, "workers", code=1, AGENCY_BROKER_URL=DEAD_BROKER)
     assert line.startswith("cannot reach the broker at redis://127.0.0.1:1/0")
