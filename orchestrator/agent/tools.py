@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from orchestrator.domain import prompt_labels as L
 from orchestrator.domain.constants import MIN_ID_PREFIX, TaskStatus
 from orchestrator.domain.errors import AgencyError
 from orchestrator.domain.models import AgentOutput, Artifact, TaskRecord
@@ -167,7 +168,8 @@ class ProjectTools:
                                 SEARCH_HITS)
         if not hits:
             return "no matches"
-        return "\n".join(f"{n}. [{h.source}] {h.snippet}" for n, h in enumerate(hits, 1))
+        return "\n".join(L.SEARCH_HIT.format(rank=n, source=h.source, snippet=h.snippet)
+                         for n, h in enumerate(hits, 1))
 
     def _task(self, ref: str) -> TaskRecord:
         tasks = self.store.tasks(self.project_id)
