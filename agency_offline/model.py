@@ -21,7 +21,14 @@ from agency_offline import ledger as offline_stats
 from agency_offline import reading
 from agency_offline.latency import Latency
 from agency_offline.reading import Transcript, UnreadablePrompt
-from agency_offline.writer import Brief, Dependency, Finding, artifacts_for, draft
+from agency_offline.writer import (
+    NOT_WORK,
+    Brief,
+    Dependency,
+    Finding,
+    artifacts_for,
+    draft,
+)
 from orchestrator.domain.models import (
     AgentOutput,
     Analysis,
@@ -45,8 +52,8 @@ MODEL_NAME = "offline"
 EXCERPT_CHARS = 600  # what the writer quotes from a dependency's output
 # Sections that are not the work itself: the agent's checklist of its own criteria (a claim,
 # not evidence) and what it quotes from elsewhere.
-_NOT_WORK = re.compile(r"^## (?:Acceptance criteria|Sources|What the project's knowledge base "
-                       r"says)\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+_NOT_WORK = re.compile(f"^## (?:{'|'.join(map(re.escape, NOT_WORK))})\n.*?(?=^## |\\Z)",
+                       re.MULTILINE | re.DOTALL)
 _WORD = re.compile(r"[a-z][a-z0-9-]{3,}")
 _STOP = frozenset({"with", "that", "this", "from", "into", "each", "every", "their", "have",
                    "will", "complete", "consistent", "inputs", "should", "must", "the"})
