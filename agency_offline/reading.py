@@ -37,24 +37,17 @@ class UnreadablePrompt(ModelRefused):
 _FIELD_PATTERNS = {"index": r"\d+", "rank": r"\d+", "round": r"\d+", "agent_type": r"\w+",
                    "source": r"[^\n]+?"}
 _REST_OF_LINE = r"[^\n]*"
+_ANY_LINES = r"[\s\S]*?"  # a title may hold a line break: up to the template's next fixed text
 
 
 @cache
-def pattern(template: str) -> re.Pattern[str]:
+def pattern(template: str, across_lines: bool = False) -> re.Pattern[str]:
     """A label template ("Task: index {index}, ...") as a pattern with a group per field."""
+    free = _ANY_LINES if across_lines else _REST_OF_LINE
     parts = re.split(r"\{(\w+)\}", template)
     return re.compile("".join(
-        re.escape(part) if n % 2 == 0 else
-        f"(?P<{part}>{_FIELD_PATTERNS.get(part, _REST_OF_LINE)})"
+        re.escape(part) if n % 2 == 0 else f"(?P<{part}>{_FIELD_PATTERNS.get(part, free)})"
         for n, part in enumerate(parts)))
-
-
-def fields(template: str, row: str, what: str) -> dict[str, str]:
-    """The fields of one line written with `template`; UnreadablePrompt when it does not fit."""
-    found = pattern(template).fullmatch(row)
-    if found is None:
-        raise UnreadablePrompt(f"{what}: expected a line like {template!r}, got {row[:120]!r}")
-    return found.groupdict()
 
 
 def labelled(row: str, label: str, what: str) -> str:
@@ -64,9 +57,26 @@ def labelled(row: str, label: str, what: str) -> str:
     return row[len(label.rstrip()):].strip()
 
 
-def listed(row: str, label: str, what: str) -> list[str]:
-    """A one-line list after `label`, its items joined with LIST_SEPARATOR."""
-    return [i.strip() for i in labelled(row, label, what).split(L.LIST_SEPARATOR) if i.strip()]
+def listed(value: str) -> list[str]:
+    """A list written on one line, its items joined with LIST_SEPARATOR."""
+    return [i.strip() for i in value.split(L.LIST_SEPARATOR) if i.strip()]
+
+
+def in_order(text: str, labels: list[str], what: str) -> list[str]:
+    """The values of fields that follow each other in `text` in this order, each label starting
+    a line (the first starting `text`). Found from the end, each label's last occurrence before
+    the next one's, so a value may span lines."""
+    values: list[str] = []
+    end = len(text)
+    for label in reversed(labels[1:]):
+        at = text.rfind("\n" + label, 0, end)
+        if at < 0:
+            raise UnreadablePrompt(f"{what}: no {label.strip()!r} line")
+        values.insert(0, text[at + 1 + len(label):end].strip())
+        end = at
+    if not text.startswith(labels[0]):
+        raise UnreadablePrompt(f"{what}: expected {labels[0].strip()!r}, got {text[:120]!r}")
+    return [text[len(labels[0]):end].strip(), *values]
 
 
 def between(text: str, start: str, end: str, what: str) -> str:
@@ -225,23 +235,22 @@ def read_agent_task(system: str, prompt: str) -> AgentTask:
     what = "agent task"
     heads = list(re.finditer(f"^{pattern(L.INPUT_HEAD).pattern}$", prompt, re.MULTILINE))
     header = prompt[:heads[0].start()] if heads else prompt
-    rows = header.rstrip("\n").split("\n")
-    if len(rows) < 5:
-        raise UnreadablePrompt(f"{what}: expected title, task line, description, deliverables "
-                               f"and acceptance criteria, got {len(rows)} line(s)")
-    title_row, task_row, *description, deliverables, criteria = rows
-    meta = fields(L.TASK_LINE, task_row, what)
+    task_line = re.search(f"^{pattern(L.TASK_LINE).pattern}$", header, re.MULTILINE)
+    if task_line is None or not header.startswith(L.TASK_TITLE):
+        raise UnreadablePrompt(f"{what}: expected {L.TASK_TITLE!r}, then a line like "
+                               f"{L.TASK_LINE!r}")
+    meta = task_line.groupdict()
+    description, deliverables, criteria = in_order(
+        header[task_line.end() + 1:], [L.DESCRIPTION, L.DELIVERABLES, L.CRITERIA], what)
     try:
         agent = AgentType(meta["agent_type"])
     except ValueError as exc:
         raise UnreadablePrompt(f"{what}: no agent type {meta['agent_type']!r}") from exc
     return AgentTask(
-        request=project_request(system), title=labelled(title_row, L.TASK_TITLE, what),
-        index=int(meta["index"]), task_id=meta["id"], agent_type=agent,
-        priority=meta["priority"],
-        description=labelled("\n".join(description), L.DESCRIPTION, what),
-        deliverables=listed(deliverables, L.DELIVERABLES, what),
-        criteria=listed(criteria, L.CRITERIA, what),
+        request=project_request(system),
+        title=header[len(L.TASK_TITLE):task_line.start()].strip(), index=int(meta["index"]),
+        task_id=meta["id"], agent_type=agent, priority=meta["priority"],
+        description=description, deliverables=listed(deliverables), criteria=listed(criteria),
         inputs=[_input(head, prompt[head.end():heads[n + 1].start() if n + 1 < len(heads)
                                     else len(prompt)])
                 for n, head in enumerate(heads)])
@@ -300,21 +309,18 @@ def read_review(prompt: str) -> Review:
     brief, found, work = prompt.partition(f"\n\n{L.UNDER_REVIEW}\n")
     if not found:
         raise UnreadablePrompt(f"{what}: no {L.UNDER_REVIEW!r} in the prompt")
-    rows = brief.split("\n")
-    head = fields(L.REVIEW_HEAD, rows[0], what)
-    asks: list[str] = []
-    while rows and rows[-1].startswith(L.AGENT_ASKS):
-        asks.insert(0, rows.pop().removeprefix(L.AGENT_ASKS).strip())
-    if len(rows) < 4:
-        raise UnreadablePrompt(f"{what}: expected description, deliverables and acceptance "
-                               "criteria after the first line")
+    head = re.match(pattern(L.REVIEW_HEAD, across_lines=True).pattern + "\n", brief)
+    if head is None:
+        raise UnreadablePrompt(f"{what}: expected a first line like {L.REVIEW_HEAD!r}")
+    task, *asks = brief[head.end():].split("\n" + L.AGENT_ASKS)
+    description, deliverables, criteria = in_order(
+        task, [L.DESCRIPTION, L.DELIVERABLES, L.CRITERIA], what)
     summary_row, _, output = work.partition("\n\n")
     heads = list(re.finditer(f"\n\n{pattern(L.FILE_HEAD).pattern}\n", output))
     return Review(
         index=int(head["index"]), title=head["title"], agent_type=head["agent_type"],
-        description=labelled("\n".join(rows[1:-2]), L.DESCRIPTION, what),
-        deliverables=listed(rows[-2], L.DELIVERABLES, what),
-        criteria=listed(rows[-1], L.CRITERIA, what), asks=asks,
+        description=description, deliverables=listed(deliverables),
+        criteria=listed(criteria), asks=[a.strip() for a in asks],
         summary=labelled(summary_row, L.SUMMARY, what),
         content=output[:heads[0].start()] if heads else output,
         files=[ReviewFile(path=h["path"], content=output[h.end():heads[n + 1].start()

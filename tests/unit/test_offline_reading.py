@@ -291,3 +291,18 @@ def test_an_unknown_agent_or_schema_is_an_error_not_a_fallback() -> None:
     with pytest.raises(UnreadablePrompt):
         OfflineProvider().complete(request(agent_system(PROJECT, TASK.agent_type),
                                            user("Do something nice"), schema=AgentOutput))
+
+
+def test_a_title_or_an_item_over_two_lines_reads_back() -> None:
+    """A plan file may hold line breaks anywhere; the fields still read back whole."""
+    odd = task(5, "Site:\nthe pages", AgentType.FRONTEND_DEVELOPER,
+               deliverables=["home\npage", "order form"],
+               acceptance_criteria=["works on\na phone"])
+    view = reading.read_agent_task(agent_system(PROJECT, odd.agent_type)[0].text,
+                                   task_prompt(odd, DEPS[:1]))
+    assert (view.title, view.deliverables, view.criteria) == (
+        odd.title, odd.deliverables, odd.acceptance_criteria)
+    assert view.inputs[0].title == DEPS[0].title
+    review = reading.read_review(review_prompt(odd, SHORT, ["why\nso?"]))
+    assert (review.title, review.deliverables, review.criteria, review.asks) == (
+        odd.title, odd.deliverables, odd.acceptance_criteria, ["why\nso?"])
