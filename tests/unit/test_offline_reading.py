@@ -21,7 +21,7 @@ from orchestrator.agent.prompts import (
     task_prompt,
 )
 from orchestrator.agent.review import ARTIFACT_EXCERPT, review_prompt, revise_prompt
-from orchestrator.agent.tools import search_result
+from orchestrator.agent.tools import AGENT_TOOLS, search_result
 from orchestrator.domain.constants import (
     AgentType,
     Complexity,
@@ -172,11 +172,11 @@ def test_a_conversation_reads_back_its_tool_results_and_review_notes() -> None:
 
 
 def test_the_last_turn_note_ends_tool_use_and_leaves_the_prompt_as_written() -> None:
-    tools_offered = agent_request().model_copy(update={"tools": [], "tool_choice": "auto"})
-    assert not reading.Transcript(tools_offered).may_call  # no tools: nothing to call
+    offered = agent_request().model_copy(update={"tools": AGENT_TOOLS})
+    assert reading.Transcript(offered).may_call
     last = Message(role="user", content=[TextBlock(text=task_prompt(TASK, DEPS)),
                                          TextBlock(text=LAST_TURN)])
-    req = request(agent_system(PROJECT, TASK.agent_type), last, schema=AgentOutput)
+    req = offered.model_copy(update={"messages": [last]})
     assert not reading.Transcript(req).may_call
     assert reading.agent_task(req) == reading.agent_task(agent_request())
 
