@@ -1,24 +1,13 @@
-"""The offline model's performance advice: read from the statistics in the prompt, as Claude
-would read them (`agency stats --llm`)."""
+"""The offline model's performance advice, from the statistics in the prompt, as Claude would
+read them (`agency stats --llm`)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from orchestrator.domain.models import Optimization
 
 NO_DATA = "No finished tasks yet: run a project, then ask again."
-
-
-def metrics(prompt: str) -> dict[str, Any]:
-    """The JSON object after `Current Metrics:` (empty when it is missing or not JSON)."""
-    body = prompt.split("Current Metrics:", 1)[-1].split("\n\nProvide recommendations", 1)[0]
-    try:
-        found = json.loads(body)
-    except json.JSONDecodeError:
-        return {}
-    return found if isinstance(found, dict) else {}
 
 
 def _utilization(m: dict[str, Any]) -> list[str]:
@@ -73,9 +62,8 @@ def _prompts(m: dict[str, Any]) -> list[str]:
     return advice
 
 
-def optimization(prompt: str) -> Optimization:
-    """Deterministic advice derived from the statistics in the prompt."""
-    m = metrics(prompt)
+def optimization(m: dict[str, Any]) -> Optimization:
+    """Deterministic advice derived from the statistics the prompt holds (reading.metrics)."""
     parts = (_utilization(m), _tokens(m), _parallel(m), _bottlenecks(m), _prompts(m))
     filled = [found or [NO_DATA] for found in parts]
     return Optimization(agent_utilization=filled[0], token_efficiency=filled[1],

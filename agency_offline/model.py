@@ -9,154 +9,89 @@ integrated deliverable. Usage is accounted as the API would, prompt caching incl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
 from typing import Any
 
+from pydantic import BaseModel
+
 from agency_offline import classify as offline
 from agency_offline import ledger as offline_stats
-from agency_offline.writer import Brief, Dependency, Finding, artifacts_for, draft
-from orchestrator.agent.prompts import AGENT_PROMPTS
-from orchestrator.domain.constants import AgentType, ProjectType
-from orchestrator.domain.models import CriterionCheck, Verdict
+from agency_offline import reading
+from agency_offline.latency import Latency
+from agency_offline.reading import Transcript, UnreadablePrompt
+from agency_offline.writer import (
+    NOT_WORK,
+    Brief,
+    Dependency,
+    Finding,
+    artifacts_for,
+    draft,
+)
+from orchestrator.domain.models import (
+    AgentOutput,
+    Analysis,
+    CriterionCheck,
+    Deliverable,
+    Optimization,
+    Plan,
+    Verdict,
+)
 from orchestrator.llm.base import (
     CompletionRequest,
     CompletionResponse,
     Content,
     TextBlock,
-    ToolResultBlock,
     ToolUseBlock,
 )
 from orchestrator.llm.cache import PromptCache, count_tokens
-from orchestrator.llm.structured import LAST_TURN
 from orchestrator.llm.wire import request_json
 
 MODEL_NAME = "offline"
-_DEP = re.compile(r"^## Input from task (\d+) '(.*)' \((\w+)\)$", re.MULTILINE)
-_HIT = re.compile(r"^\d+\. \[(.+?)\] (.*)$")
+EXCERPT_CHARS = 600  # what the writer quotes from a dependency's output
 # Sections that are not the work itself: the agent's checklist of its own criteria (a claim,
 # not evidence) and what it quotes from elsewhere.
-_NOT_WORK = re.compile(r"^## (?:Acceptance criteria|Sources|What the project's knowledge base "
-                       r"says)\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+_NOT_WORK = re.compile(f"^## (?:{'|'.join(map(re.escape, NOT_WORK))})\n.*?(?=^## |\\Z)",
+                       re.MULTILINE | re.DOTALL)
 _WORD = re.compile(r"[a-z][a-z0-9-]{3,}")
 _STOP = frozenset({"with", "that", "this", "from", "into", "each", "every", "their", "have",
                    "will", "complete", "consistent", "inputs", "should", "must", "the"})
 
 
-def line(text: str, prefix: str) -> str:
-    """The rest of the first line of `text` that starts with `prefix`."""
-    for row in text.splitlines():
-        if row.startswith(prefix):
-            return row[len(prefix):].strip()
-    return ""
+def _findings(t: Transcript) -> list[Finding]:
+    # The search marks matched words **so**; a draft quotes plain text.
+    return [Finding(source=h.source, snippet=h.snippet.replace("**", "")) for h in t.hits()]
 
 
-def items(text: str, prefix: str) -> list[str]:
-    return [i.strip() for i in line(text, prefix).split("; ") if i.strip()]
+def brief(request: CompletionRequest, t: Transcript) -> Brief:
+    """What the writer is given: the task as its prompt states it, what the agent found, and
+    the reviewers' notes."""
+    task = reading.agent_task(request)
+    return Brief(agent_type=task.agent_type, title=task.title, description=task.description,
+                 request=task.request, deliverables=task.deliverables, criteria=task.criteria,
+                 dependencies=[Dependency(title=i.title, agent_type=i.agent_type,
+                                          summary=i.summary,
+                                          excerpt=i.content[:EXCERPT_CHARS])
+                               for i in task.inputs],
+                 findings=_findings(t), review_notes=t.review_notes())
 
 
-def schema_title(request: CompletionRequest) -> str:
-    return str((request.json_schema or {}).get("title", ""))
+def _use(t: Transcript, *calls: tuple[str, dict[str, Any]]) -> list[Content]:
+    return [ToolUseBlock(id=f"toolu_offline_{t.turns:02d}_{n}", name=name, input=args)
+            for n, (name, args) in enumerate(calls)]
 
 
-class Transcript:
-    """What happened so far in a conversation: the tool calls made and what they returned."""
-
-    def __init__(self, request: CompletionRequest) -> None:
-        self.request = request
-        self.first = request.messages[0].text if request.messages else ""
-        calls: dict[str, ToolUseBlock] = {}
-        self.results: list[tuple[ToolUseBlock, ToolResultBlock]] = []
-        self.turns = 0
-        for message in request.messages:
-            if message.role == "assistant":
-                self.turns += 1
-            for block in message.content:
-                if isinstance(block, ToolUseBlock):
-                    calls[block.id] = block
-                elif isinstance(block, ToolResultBlock) and block.tool_use_id in calls:
-                    self.results.append((calls[block.tool_use_id], block))
-
-    @property
-    def may_call(self) -> bool:
-        """Tools are offered, and the last message does not say the turns are up."""
-        last = self.request.messages[-1].text if self.request.messages else ""
-        return (bool(self.request.tools) and self.request.tool_choice == "auto"
-                and LAST_TURN not in last)
-
-    def called(self, name: str) -> bool:
-        return any(call.name == name for call, _ in self.results)
-
-    def findings(self) -> list[Finding]:
-        found = []
-        for call, result in self.results:
-            if call.name == "search_knowledge" and not result.is_error:
-                for row in result.content.splitlines():
-                    match = _HIT.match(row)
-                    if match:
-                        # The search marks matched words **so**; a draft quotes plain text.
-                        found.append(Finding(source=match.group(1),
-                                             snippet=match.group(2).replace("**", "")))
-        return found
-
-    def written(self) -> set[str]:
-        return {str(call.input.get("path")) for call, result in self.results
-                if call.name == "write_artifact" and not result.is_error}
-
-    def notes(self) -> list[str]:
-        """Every reviewer's note sent back so far."""
-        notes = []
-        for message in self.request.messages[1:]:
-            text = message.text if message.role == "user" else ""
-            if text.startswith("Review round"):
-                notes += [r[2:].strip() for r in text.splitlines() if r.startswith("- ")]
-        return notes
-
-    def use(self, *calls: tuple[str, dict[str, Any]]) -> list[Content]:
-        return [ToolUseBlock(id=f"toolu_offline_{self.turns:02d}_{n}", name=name, input=args)
-                for n, (name, args) in enumerate(calls)]
-
-
-def _agent(system: str) -> AgentType:
-    return next((a for a, prompt in AGENT_PROMPTS.items() if prompt in system),
-                AgentType.PROJECT_MANAGER)
-
-
-def _dependencies(text: str) -> list[Dependency]:
-    found = []
-    matches = list(_DEP.finditer(text))
-    for n, match in enumerate(matches):
-        end = matches[n + 1].start() if n + 1 < len(matches) else len(text)
-        body = text[match.end():end].strip()
-        summary = line(body, "Summary:")
-        content = body.split("\n\n", 1)[1] if "\n\n" in body else body
-        found.append(Dependency(title=match.group(2), agent_type=match.group(3),
-                                summary=summary, excerpt=content[:600]))
-    return found
-
-
-def brief(t: Transcript) -> Brief:
-    system = t.request.system_text
-    return Brief(agent_type=_agent(system), title=line(t.first, "Your task:"),
-                 description=line(t.first, "Description:"), request=line(system, "Request:"),
-                 deliverables=items(t.first, "Deliverables:"),
-                 criteria=items(t.first, "Acceptance criteria:"),
-                 dependencies=_dependencies(t.first), findings=t.findings(),
-                 review_notes=t.notes())
-
-
-def agent_turn(t: Transcript) -> list[Content]:
+def agent_turn(request: CompletionRequest, t: Transcript) -> list[Content]:
     """Search first, then write the files, then answer."""
-    b = brief(t)
+    b = brief(request, t)
     if t.may_call and not t.called("search_knowledge"):
         query = " ".join([b.title, *b.deliverables])
-        return t.use(("search_knowledge", {"query": query}))
+        return _use(t, ("search_knowledge", {"query": query}))
     files = artifacts_for(b)
     if t.may_call and files and not t.called("write_artifact"):
-        return t.use(*(("write_artifact", {"path": a.path, "content": a.content})
-                       for a in files))
+        return _use(t, *(("write_artifact", {"path": a.path, "content": a.content})
+                         for a in files))
     output = draft(b)
     written = t.written()
     kept = [a for a in output.artifacts if a.path not in written]
@@ -167,12 +102,11 @@ def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
-def verdict(t: Transcript) -> Verdict:
+def verdict(review: reading.Review) -> Verdict:
     """Each criterion is met when the work (not its own checklist) covers most of its words."""
-    evidence = _NOT_WORK.sub("", t.first.split("## Output under review", 1)[-1])
-    seen = _words(evidence)
+    seen = _words(_NOT_WORK.sub("", review.work))
     checks = []
-    for criterion in items(t.first, "Acceptance criteria:"):
+    for criterion in review.criteria:
         words = _words(criterion)
         missing = sorted(words - seen)
         met = not words or len(missing) <= len(words) * 0.4
@@ -183,45 +117,48 @@ def verdict(t: Transcript) -> Verdict:
                    summary=f"{len(checks) - len(failing)} of {len(checks)} criteria met.")
 
 
-def integration_turn(t: Transcript) -> list[Content]:
+def integration_turn(request: CompletionRequest, t: Transcript) -> list[Content]:
     """Read the knowledge base for the success criteria, then integrate."""
-    criteria = [r[2:] for r in t.first.split("Success criteria:", 1)[-1].splitlines()
-                if r.startswith("- ")]
+    brief = reading.integration(request)
+    criteria = brief.success_criteria
     if t.may_call and not t.called("search_knowledge"):
-        return t.use(("search_knowledge", {"query": " ".join(criteria) or "deliverable"}))
-    body = t.first.split("Task Results:\n", 1)[1].split("\n\nCreate an integrated", 1)[0]
-    # (`task`/`result`: the one-shot prompt of earlier versions, which benchmarks still run.)
-    results = [{"title": r.get("title", r.get("task")), "agent_type": r["agent"],
-                "summary": r.get("summary", str(r.get("result", "")).split("\n", 1)[0])}
-               for r in json.loads(body)]
-    result = offline.deliverable({"request": line(t.first, "Project:"), "results": results,
+        return _use(t, ("search_knowledge", {"query": " ".join(criteria) or "deliverable"}))
+    results = [{"title": r.title, "agent_type": r.agent_type, "summary": r.summary}
+               for r in brief.results]
+    result = offline.deliverable({"request": brief.request, "results": results,
                                   "success_criteria": criteria,
                                   "findings": [f"{f.snippet} (source: {f.source})"
-                                               for f in t.findings()]})
+                                               for f in _findings(t)]})
     return [TextBlock(text=result.model_dump_json())]
 
 
+ANSWERS = (Analysis, Plan, AgentOutput, Verdict, Deliverable, Optimization)
+
+
+def _json(answer: BaseModel) -> list[Content]:
+    return [TextBlock(text=answer.model_dump_json())]
+
+
 def respond(request: CompletionRequest) -> list[Content]:
-    """The offline model's next message for this request."""
+    """The offline model's next message for this request, by the answer its schema asks for;
+    UnreadablePrompt for a schema it does not answer or a prompt it cannot read."""
     t = Transcript(request)
-    match schema_title(request):
-        case "Analysis":
-            text = t.first.split("Request: ", 1)[-1].split("\n\nProvide", 1)[0]
-            return [TextBlock(text=offline.analyze(text).model_dump_json())]
-        case "Plan":
-            kind = ProjectType(line(t.first, "Project Type:") or "custom")
-            plan = offline.plan(kind, line(t.first, "Description:"))
-            return [TextBlock(text=plan.model_dump_json())]
-        case "AgentOutput":
-            return agent_turn(t)
-        case "Verdict":
-            return [TextBlock(text=verdict(t).model_dump_json())]
-        case "Deliverable":
-            return integration_turn(t)
-        case "Optimization":
-            return [TextBlock(text=offline_stats.optimization(t.first).model_dump_json())]
-        case _:
-            return [TextBlock(text="{}")]
+    title = reading.schema_title(request)
+    if title == Analysis.__name__:
+        return _json(offline.analyze(reading.analysis_request(request)))
+    if title == Plan.__name__:
+        asked = reading.decomposition(request)
+        return _json(offline.plan(asked.project_type, asked.description))
+    if title == AgentOutput.__name__:
+        return agent_turn(request, t)
+    if title == Verdict.__name__:
+        return _json(verdict(reading.review(request)))
+    if title == Deliverable.__name__:
+        return integration_turn(request, t)
+    if title == Optimization.__name__:
+        return _json(offline_stats.optimization(reading.metrics(request)))
+    raise UnreadablePrompt(f"the offline model answers no schema {title!r} (it answers "
+                           f"{', '.join(m.__name__ for m in ANSWERS)})")
 
 
 class OfflineProvider:
@@ -230,19 +167,12 @@ class OfflineProvider:
     name = "offline"
 
     def __init__(self, latency: float = 0.0, spread: float = 0.0) -> None:
-        self.latency, self.spread = latency, spread
+        self.latency = Latency(latency, spread)
         self.cache = PromptCache()
 
     def delay(self, request: CompletionRequest) -> float:
-        """Seconds this call takes: `latency`, times a factor within 1 +- `spread` that is fixed
-        per agent task (from its title), so that tasks differ in length as real ones do."""
-        if not self.spread:
-            return self.latency
-        title = line(Transcript(request).first, "Your task:")
-        if not title:
-            return self.latency
-        digest = int.from_bytes(hashlib.blake2b(title.encode(), digest_size=8).digest(), "big")
-        return self.latency * (1 - self.spread + 2 * self.spread * digest / 2**64)
+        """Seconds this call takes (agency_offline/latency.py)."""
+        return self.latency.of(reading.task_title(request))
 
     def complete(self, request: CompletionRequest) -> CompletionResponse:
         started = time.monotonic()

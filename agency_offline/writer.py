@@ -105,6 +105,11 @@ EVENT_APPROACH: dict[AgentType, tuple[str, str]] = {
                        "aloud; the guest of honour's name before anything else."),
 }
 
+# A draft's sections that quote or check the work rather than being it (a reviewer skips them).
+KNOWLEDGE_HEADING = "What the project's knowledge base says"
+CHECKLIST_HEADING = "Acceptance criteria"
+SOURCES_HEADING = "Sources"
+NOT_WORK = (CHECKLIST_HEADING, SOURCES_HEADING, KNOWLEDGE_HEADING)
 DEP_LEADS = ("Building on", "Taking forward", "Starting from", "Drawing on")
 DEP_USES = ("this draft keeps the same audience and promises",
             "this draft turns that into concrete steps",
@@ -165,7 +170,7 @@ def _dependencies(brief: Brief, c: Ctx) -> list[str]:
 def _findings(brief: Brief, c: Ctx) -> list[str]:
     if not brief.findings:
         return []
-    out = ["## What the project's knowledge base says", ""]
+    out = [f"## {KNOWLEDGE_HEADING}", ""]
     out += [f"- {f.snippet.strip()} (source: {f.source}) — taken into account in "
             f"{brief.title}." for f in brief.findings]
     return [*out, ""]
@@ -215,7 +220,7 @@ def _where(criterion: str, headings: list[str]) -> str:
 def _criteria(brief: Brief, headings: list[str]) -> list[str]:
     if not brief.criteria:
         return []
-    out = ["## Acceptance criteria", ""]
+    out = [f"## {CHECKLIST_HEADING}", ""]
     for criterion in brief.criteria:
         where = _where(criterion, headings)
         how = (f"met in “{where}” above" if where
@@ -276,7 +281,7 @@ def _review(brief: Brief, s: Subject, extra: list[str]) -> list[str]:
 
 
 def _sources(brief: Brief, s: Subject) -> list[str]:
-    out = ["## Sources", ""]
+    out = [f"## {SOURCES_HEADING}", ""]
     out += [f"- Task “{d.title}” ({d.agent_type}): {d.summary.strip()} — used in "
             f"{brief.title}." for d in brief.dependencies]
     out += [f"- {f.source}: “{f.snippet.strip()[:160]}” — cited in {brief.title}."

@@ -9,6 +9,9 @@ applies each model's minimum cacheable prefix (4,096 tokens for Haiku 4.5, 2,048
 cache write), its dependencies, and how many tasks were done before it started; a least-squares
 fit says how input grows with each. `--before REV` runs the same plan with the code at git
 revision REV (a worktree, the same interpreter) against the same server, for the cost before.
+The server answers through today's offline model, which reads prompts by today's labels
+(orchestrator/domain/prompt_labels.py) and refuses others with a 400: REV must write the same
+prompts (the agents' tool-loop prompts, from e60349f on).
 Prints tables and saves bench/results/cache_run.json.
 """
 

@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agency_offline import model as offline_model
+from agency_offline import reading
 from orchestrator.llm.base import ToolUseBlock
 from orchestrator.llm.cache import PromptCache, count_tokens
 from orchestrator.llm.wire import block_json, request_from_json
@@ -83,12 +84,13 @@ class Faults:
 
 
 def _first_text(body: dict[str, Any]) -> str:
-    """The text of the conversation's first message (an agent's task, a reviewer's brief)."""
+    """The prompt the conversation started with (an agent's task, a reviewer's brief): its
+    first message's first text block, as the offline model reads it."""
     messages = body.get("messages") or [{"content": ""}]
     content = messages[0]["content"]
     if isinstance(content, str):
         return content
-    return "".join(b.get("text", "") for b in content if b.get("type") == "text")
+    return next((b.get("text", "") for b in content if b.get("type") == "text"), "")
 
 
 def _first_turn(body: dict[str, Any]) -> bool:
@@ -97,7 +99,7 @@ def _first_turn(body: dict[str, Any]) -> bool:
 
 def task_title(body: dict[str, Any]) -> str:
     """The agent task a request works on ("" for planning, reviews and integration)."""
-    return offline_model.line(_first_text(body), "Your task:")
+    return reading.read_task_title(_first_text(body)) or ""
 
 
 def _propose(content: list[dict[str, Any]], paths: list[str]) -> list[dict[str, Any]]:
@@ -239,15 +241,15 @@ class FakeAnthropic:
     def _verdict(self, body: dict[str, Any], content: list[dict[str, Any]]
                  ) -> list[dict[str, Any]]:
         """A scripted "revise" for a task's review (by title prefix), else the model's own."""
-        first = _first_text(body)
-        reviewed = first.split("'", 2)[1] if first.startswith("Review task") else ""
+        brief = reading.read_review(_first_text(body))
+        reviewed = brief.title
         with self._lock:
             queued = next((q for k, q in self.faults.verdicts.items()
                            if reviewed.startswith(k) and q), None)
             forced = queued.popleft() if queued is not None else None
         if forced != "revise":
             return content
-        criteria = offline_model.items(first, "Acceptance criteria:") or ["the brief"]
+        criteria = brief.criteria or ["the brief"]
         verdict = {"verdict": "revise", "summary": "One criterion is not met yet.",
                    "criteria": [{"criterion": c, "met": n != 0,
                                  "note": "" if n else "add a section that shows it, by name"}
@@ -279,7 +281,11 @@ class FakeAnthropic:
         finally:
             with self._lock:
                 self.in_flight -= 1
-        content, stop = answer(body)
+        try:
+            content, stop = answer(body)
+        except reading.UnreadablePrompt as exc:  # as the API rejects a request it cannot take
+            return 400, {"type": "error", "error": {"type": "invalid_request_error",
+                                                     "message": str(exc)}}, {}
         asked = next((v for k, v in self.faults.questions.items()
                       if task and task.startswith(k)), None)
         if asked is not None and _first_turn(body) and title != "Verdict":

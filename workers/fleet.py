@@ -5,14 +5,15 @@
 starts one worker per queue (all eleven by default), each exactly what
 `python -m workers -Q <queue> -n <queue>@%h` starts: its own process, node name, thread pool and
 concurrency (AGENCY_CONCURRENCY). The parent imports the worker code once (Celery, kombu, the
-Redis and PostgreSQL clients, pydantic, the agents, and the anthropic SDK when Claude is
-configured), freezes it out of the garbage collector's reach, and forks: the children share
-those pages instead of each holding a copy, so the pools of one machine take about half the
-memory of eleven separate processes (docs/benchmarks.md). The parent holds no connection and
-no thread. It starts a pool that dies again (a second later; 15 s later once it died three
-times within a minute), stops every pool and exits 2 when a worker refuses its options, and on
-SIGTERM or SIGINT sends every pool SIGTERM and waits for them (Celery's warm shutdown: running
-tasks finish). A pool gets SIGTERM too when the fleet's process dies, however it died.
+Redis and PostgreSQL clients, pydantic, the agents, and the configured model provider's plugin:
+the anthropic SDK or the offline model), freezes it out of the garbage collector's reach, and
+forks: the children share those pages instead of each holding a copy, so the pools of one
+machine take about half the memory of eleven separate processes (docs/benchmarks.md). The
+parent holds no connection and no thread. It starts a pool that dies again (a second later;
+15 s later once it died three times within a minute), stops every pool and exits 2 when a
+worker refuses its options, and on SIGTERM or SIGINT sends every pool SIGTERM and waits for
+them (Celery's warm shutdown: running tasks finish). A pool gets SIGTERM too when the fleet's
+process dies, however it died.
 """
 
 from __future__ import annotations
@@ -34,15 +35,14 @@ _PR_SET_PDEATHSIG = 1
 
 def _preload() -> None:
     """Import what every worker imports, before forking (nothing here opens a connection, a
-    thread or a file)."""
+    thread or a file): the worker code and the configured model provider's plugin only (the
+    offline model is not loaded where Claude is configured, nor the SDK where it is not)."""
 
     import workers.tasks  # noqa: F401
-    from agency_offline import model as offline_model  # noqa: F401
-    from orchestrator.domain.constants import LLMKind
     from orchestrator.domain.settings import get_settings
+    from orchestrator.llm import provider_factory
 
-    if get_settings().llm_kind is LLMKind.ANTHROPIC:
-        import anthropic  # noqa: F401
+    provider_factory(get_settings().llm_kind.value)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
+from orchestrator.domain import prompt_labels as L
 from orchestrator.domain.constants import AgentType
 from orchestrator.domain.models import ProjectRecord, TaskRecord
 from orchestrator.llm.base import TextBlock
@@ -75,8 +76,9 @@ def handbook() -> str:
 
 def project_brief(project: ProjectRecord) -> str:
     """The project-wide brief: the request, the analysis and the plan."""
-    lines = ["# Project brief", "", f"Project id: {project.id}", f"Request: {project.request}",
-             f"Project type: {project.project_type or 'custom'}"]
+    lines = ["# Project brief", "", f"Project id: {project.id}",
+             L.BRIEF_REQUEST + project.request,
+             L.BRIEF_PROJECT_TYPE + str(project.project_type or "custom")]
     analysis = project.analysis
     if analysis is not None:
         lines += [f"Complexity: {analysis.complexity.value}, about "
@@ -109,26 +111,26 @@ def reviewer_system(project: ProjectRecord, reviewer: str) -> list[TextBlock]:
 
 def task_header(task: TaskRecord) -> list[str]:
     """The lines that say what the task is (also read by the offline model and reviewers)."""
-    return [f"Your task: {task.title}",
-            f"Task: index {task.index}, id {task.id}, agent {task.agent_type.value}, "
-            f"priority {task.priority.value}",
-            f"Description: {task.description}",
-            "Deliverables: " + "; ".join(task.deliverables),
-            "Acceptance criteria: " + "; ".join(task.acceptance_criteria)]
+    return [L.TASK_TITLE + task.title,
+            L.TASK_LINE.format(index=task.index, id=task.id, agent_type=task.agent_type.value,
+                               priority=task.priority.value),
+            L.DESCRIPTION + task.description,
+            L.DELIVERABLES + L.LIST_SEPARATOR.join(task.deliverables),
+            L.CRITERIA + L.LIST_SEPARATOR.join(task.acceptance_criteria)]
 
 
 def dependency_section(dep: TaskRecord) -> list[str]:
     """A dependency's output, whole when short, else its summary and beginning."""
     output = dep.output
-    head = f"## Input from task {dep.index} '{dep.title}' ({dep.agent_type.value})"
+    head = L.INPUT_HEAD.format(index=dep.index, title=dep.title, agent_type=dep.agent_type.value)
     if output is None:
-        return [head, "(no output)", ""]
+        return [head, L.NO_OUTPUT, ""]
     body = output.content
     if len(body) > DEPENDENCY_CHARS:
         body = (body[:EXCERPT_CHARS].rstrip() + f"\n\n[... {len(body) - EXCERPT_CHARS} more "
                 f"characters: read_task_output(\"{dep.index}\") returns all of it]")
-    files = [f"- {a.path}" for a in output.artifacts]
-    return [head, f"Summary: {output.summary}", "", body, *(["Files:", *files] if files else []),
+    files = [L.BULLET + a.path for a in output.artifacts]
+    return [head, L.SUMMARY + output.summary, "", body, *([L.FILES, *files] if files else []),
             ""]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from orchestrator.agent.prompts import reviewer_system
 from orchestrator.agent.runtime import Runtime
 from orchestrator.agent.tools import READ_ONLY_TOOLS, ProjectTools
+from orchestrator.domain import prompt_labels as L
 from orchestrator.domain.constants import AgentType, Role, TaskStatus
 from orchestrator.domain.models import AgentOutput, ProjectRecord, TaskRecord, Verdict
 from orchestrator.llm.base import TextBlock
@@ -41,24 +42,27 @@ def consistent(verdict: Verdict) -> None:
 
 
 def review_prompt(task: TaskRecord, output: AgentOutput, notes: list[str]) -> str:
-    lines = [f"Review task {task.index} '{task.title}' by the {task.agent_type.value}.",
-             f"Description: {task.description}",
-             "Deliverables: " + "; ".join(task.deliverables),
-             "Acceptance criteria: " + "; ".join(task.acceptance_criteria)]
-    lines += [f"The agent asks: {n}" for n in notes]
-    lines += ["", "## Output under review", f"Summary: {output.summary}", "", output.content]
+    lines = [L.REVIEW_HEAD.format(index=task.index, title=task.title,
+                                  agent_type=task.agent_type.value),
+             L.DESCRIPTION + task.description,
+             L.DELIVERABLES + L.LIST_SEPARATOR.join(task.deliverables),
+             L.CRITERIA + L.LIST_SEPARATOR.join(task.acceptance_criteria)]
+    lines += [L.AGENT_ASKS + n for n in notes]
+    lines += ["", L.UNDER_REVIEW, L.SUMMARY + output.summary, "", output.content]
     for artifact in output.artifacts:
         body = artifact.content
         cut = f"\n[... {len(body) - ARTIFACT_EXCERPT} more characters]" if len(
             body) > ARTIFACT_EXCERPT else ""
-        lines += ["", f"## File {artifact.path}", body[:ARTIFACT_EXCERPT] + cut]
+        lines += ["", L.FILE_HEAD.format(path=artifact.path), body[:ARTIFACT_EXCERPT] + cut]
     return "\n".join(lines)
 
 
 def revise_prompt(round_: int, verdict: Verdict) -> str:
     """The reviewer's notes, sent back to the agent in its own conversation."""
-    notes = [f"- {c.criterion}: {c.note or 'not met'}" for c in verdict.criteria if not c.met]
-    return "\n".join([f"Review round {round_}: revise. {verdict.summary}".rstrip(), *notes, "",
+    notes = [f"{L.BULLET}{c.criterion}: {c.note or 'not met'}" for c in verdict.criteria
+             if not c.met]
+    head = L.REVISE_HEAD.format(round=round_)
+    return "\n".join([f"{head} {verdict.summary}".rstrip(), *notes, "",
                       "Revise your work: address every note, keep what passed, and answer with "
                       "the complete revised JSON object."])
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from orchestrator.domain import prompt_labels as L
 from orchestrator.domain.constants import MIN_ID_PREFIX, TaskStatus
 from orchestrator.domain.errors import AgencyError
 from orchestrator.domain.models import AgentOutput, Artifact, TaskRecord
@@ -30,6 +31,7 @@ MAX_ARTIFACTS = 100
 MAX_ARTIFACT_CHARS = 2_000_000
 READ_CHARS = 20_000
 SEARCH_HITS = 5
+NO_MATCHES = "no matches"
 
 SEARCH = Tool(
     name="search_knowledge",
@@ -78,6 +80,14 @@ ASK = Tool(
 
 AGENT_TOOLS = [SEARCH, READ, WRITE, REVIEW, ASK]
 READ_ONLY_TOOLS = [SEARCH, READ]
+
+
+def search_result(hits: list[knowledge.Hit]) -> str:
+    """What search_knowledge answers: one line per hit, best first."""
+    if not hits:
+        return NO_MATCHES
+    return "\n".join(L.SEARCH_HIT.format(rank=n, source=h.source, snippet=h.snippet)
+                     for n, h in enumerate(hits, 1))
 
 
 class ToolError(Exception):
@@ -163,11 +173,8 @@ class ProjectTools:
         return value
 
     def _search(self, args: dict[str, Any]) -> str:
-        hits = knowledge.search(self.store.db, self.project_id, self._text(args, "query"),
-                                SEARCH_HITS)
-        if not hits:
-            return "no matches"
-        return "\n".join(f"{n}. [{h.source}] {h.snippet}" for n, h in enumerate(hits, 1))
+        return search_result(knowledge.search(self.store.db, self.project_id,
+                                              self._text(args, "query"), SEARCH_HITS))
 
     def _task(self, ref: str) -> TaskRecord:
         tasks = self.store.tasks(self.project_id)

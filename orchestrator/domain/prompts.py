@@ -1,9 +1,15 @@
-"""The orchestrator's prompts, from the user's design (seed), adapted to structured outputs."""
+"""The orchestrator's prompts, from the user's design (seed), adapted to structured outputs.
+
+The text is the seed's; the labels the offline model reads back are spelled once, in
+orchestrator/domain/prompt_labels.py.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from orchestrator.domain import prompt_labels as L
 
 ORCHESTRATOR_SYSTEM = """You are the CEO and Chief Orchestrator of an AI Agency.
 
@@ -43,9 +49,7 @@ around it."""
 def analysis_prompt(request: str) -> str:
     return f"""Analyze this project request and provide a structured breakdown:
 
-Request: {request}
-
-Provide a JSON response with:
+{L.ANALYSIS_REQUEST}{request}{L.ANALYSIS_END}
 1. project_type: One of [website, mobile_app, marketing_campaign, data_analysis, content_creation, custom]
 2. complexity: One of [simple, moderate, complex, enterprise]
 3. estimated_hours: Number
@@ -60,12 +64,10 @@ def decomposition_prompt(request: str, project_type: str, requirements: list[str
                          constraints: dict[str, Any]) -> str:
     return f"""Decompose this project into specific tasks:
 
-Project Type: {project_type}
-Description: {request}
-Requirements: {json.dumps(requirements, indent=2)}
-Constraints: {json.dumps(constraints, indent=2)}
-
-Create a detailed task breakdown with:
+{L.PLAN_PROJECT_TYPE}{project_type}
+{L.PLAN_DESCRIPTION}{request}
+{L.PLAN_REQUIREMENTS}{json.dumps(requirements, indent=2)}
+{L.PLAN_CONSTRAINTS}{json.dumps(constraints, indent=2)}{L.PLAN_END}
 1. tasks: Array of task objects, each containing:
    - title: Clear task title
    - description: Detailed description
@@ -84,13 +86,10 @@ Ensure tasks are specific, measurable, and assignable to individual agents."""
 def integration_prompt(request: str, project_type: str, results: list[dict[str, object]]) -> str:
     return f"""Integrate the results from all tasks into a cohesive deliverable:
 
-Project: {request}
-Project Type: {project_type}
+{L.INTEGRATION_PROJECT}{request}
+{L.INTEGRATION_PROJECT_TYPE}{project_type}
 
-Task Results:
-{json.dumps(results, indent=2)}
-
-Create an integrated deliverable with:
+{L.INTEGRATION_RESULTS}{json.dumps(results, indent=2)}{L.INTEGRATION_END}
 1. executive_summary: High-level overview
 2. key_deliverables: Main outputs organized by category
 3. technical_details: Detailed technical information
@@ -104,10 +103,7 @@ Ensure the output is cohesive, professional, and ready for client delivery."""
 def optimization_prompt(metrics: dict[str, Any]) -> str:
     return f"""Analyze system performance and suggest optimizations:
 
-Current Metrics:
-{json.dumps(metrics, indent=2)}
-
-Provide recommendations for:
+{L.METRICS}{json.dumps(metrics, indent=2)}{L.METRICS_END}
 1. agent_utilization: How to better distribute work
 2. token_efficiency: How to reduce token usage
 3. task_parallelization: Which tasks can run simultaneously

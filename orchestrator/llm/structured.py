@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.domain.constants import Role
 from orchestrator.domain.errors import InvalidAnswer, PlanError, TransientModelError
+from orchestrator.domain.prompt_labels import LAST_TURN
 from orchestrator.llm.base import (
     CompletionRequest,
     CompletionResponse,
@@ -146,11 +147,6 @@ class ToolBox(Protocol):
 
     def run(self, call: ToolUseBlock) -> ToolResultBlock:
         """Run one tool call; a bad call is answered with an error result, never raised."""
-
-
-# Said on the last turn. `tool_choice` stays "auto" (changing it would throw away the cached
-# conversation); a tool call made anyway is not run and counts as an invalid answer.
-LAST_TURN = "You have no turns left for tools: answer now with the JSON object."
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import logging
 from orchestrator.agent.prompts import shared_prefix
 from orchestrator.agent.runtime import Runtime
 from orchestrator.agent.tools import READ_ONLY_TOOLS, ProjectTools
+from orchestrator.domain import prompt_labels as L
 from orchestrator.domain.constants import ProjectStatus, Role, TaskStatus
 from orchestrator.domain.errors import TaskNotReady
 from orchestrator.domain.models import Deliverable, ProjectRecord, ReviewRecord, TaskRecord
@@ -51,7 +52,7 @@ def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
     deliverable = Conversation(
         rt.provider, role=Role.INTEGRATE, model=rt.model_for(Role.INTEGRATE),
         system=[shared_prefix(project), TextBlock(text=ORCHESTRATOR_SYSTEM)],
-        prompt=[TextBlock(text=_prompt(project, tasks, reviews))], schema=Deliverable,
+        prompt=[TextBlock(text=integration_request(project, tasks, reviews))], schema=Deliverable,
         schema_name="deliverable", meter=rt.meter(project.id), policy=rt.policy,
         max_tokens=16000, tools=ProjectTools(rt.store, project.id, None, list(READ_ONLY_TOOLS)),
         limits=Limits(turns=INTEGRATION_TURNS, tokens=rt.settings.agent_max_tokens)).answer()
@@ -75,11 +76,12 @@ def _write_report(rt: Runtime, project_id: str, deliverable: Deliverable) -> Non
         log.exception("project %s: could not write report.html", project_id)
 
 
-def _prompt(project: ProjectRecord, tasks: list[TaskRecord],
-            reviews: dict[str, list[ReviewRecord]]) -> str:
+def integration_request(project: ProjectRecord, tasks: list[TaskRecord],
+                        reviews: dict[str, list[ReviewRecord]]) -> str:
+    """The seed's integration prompt, with the success criteria and how to read the rest."""
     criteria = project.analysis.success_criteria if project.analysis else []
     return (integration_prompt(project.request, str(project.project_type),
                                [_result(t, reviews.get(t.id, [])) for t in tasks])
-            + "\n\nSuccess criteria:\n" + "\n".join(f"- {c}" for c in criteria)
+            + "\n\n" + L.SUCCESS_CRITERIA + "\n".join(L.BULLET + c for c in criteria)
             + "\n\nEach task's whole output: read_task_output(index); anything else in the "
             "project: search_knowledge(query).")

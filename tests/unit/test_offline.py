@@ -97,7 +97,7 @@ def test_latency_setting_is_honoured() -> None:
 
 def test_latency_spread_is_fixed_per_task_and_bounded() -> None:
     def request(title: str) -> CompletionRequest:
-        text = f"Project brief\nYour task: {title}\nDo it well."
+        text = f"Your task: {title}\nDo it well."  # the title: the task prompt's first line
         return CompletionRequest(role=Role.AGENT, model="m", system=[TextBlock(text="s")],
                                  messages=[Message(role="user", content=[TextBlock(text=text)])])
 

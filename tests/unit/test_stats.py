@@ -12,6 +12,7 @@ from rich.console import Console
 
 from agency_offline.ledger import NO_DATA, optimization
 from agency_offline.model import OfflineProvider
+from agency_offline.reading import read_metrics
 from orchestrator.domain.constants import AgentType, Role, TaskPriority, TaskStatus
 from orchestrator.domain.models import Optimization, TaskRecord
 from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, optimization_prompt
@@ -174,8 +175,8 @@ METRICS = {
 
 
 def test_the_offline_model_advises_from_the_statistics_in_the_prompt() -> None:
-    advice = optimization(optimization_prompt(METRICS))
-    assert advice == optimization(optimization_prompt(METRICS))  # deterministic
+    advice = optimization(read_metrics(optimization_prompt(METRICS)))
+    assert advice == optimization(read_metrics(optimization_prompt(METRICS)))  # deterministic
     assert "Queue frontend_developer was busy 80%" in advice.agent_utilization[0]
     assert "add workers" in advice.agent_utilization[0]
     assert "250 tokens per task (70% cache reads" in advice.token_efficiency[0]

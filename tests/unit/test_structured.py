@@ -8,6 +8,7 @@ from orchestrator.domain import dag
 from orchestrator.domain.constants import Role
 from orchestrator.domain.errors import InvalidAnswer
 from orchestrator.domain.models import AgentOutput, Artifact, Plan, Tokens
+from orchestrator.domain.prompt_labels import LAST_TURN
 from orchestrator.llm.base import (
     CompletionRequest,
     CompletionResponse,
@@ -17,7 +18,7 @@ from orchestrator.llm.base import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from orchestrator.llm.structured import LAST_TURN, Conversation, Limits, ask_structured
+from orchestrator.llm.structured import Conversation, Limits, ask_structured
 
 
 class Scripted:

@@ -37,3 +37,23 @@ def test_it_refuses_to_detach(tmp_path: Path, flag: str) -> None:
     done = _launch(tmp_path, "-Q", "marketing", flag)
     assert done.returncode != 0
     assert "foreground" in done.stderr
+
+
+PRELOAD = ("import sys\n"
+           "from workers.fleet import _preload\n"
+           "_preload()\n"
+           "print(sorted({m.split('.')[0] for m in sys.modules} & {'agency_offline', 'anthropic'}),"
+           " 'agency_offline.model' in sys.modules)\n")
+
+
+@pytest.mark.parametrize(("env", "loaded"), [
+    ({"AGENCY_LLM": "offline"}, "['agency_offline'] True"),
+    ({"AGENCY_LLM": "anthropic", "ANTHROPIC_API_KEY": "sk-test"}, "['anthropic'] False"),
+    ({"ANTHROPIC_API_KEY": "sk-test"}, "['anthropic'] False"),  # auto: a key means Claude
+])
+def test_the_fleet_preloads_only_the_configured_provider(tmp_path: Path, env: dict[str, str],
+                                                         loaded: str) -> None:
+    done = subprocess.run([sys.executable, "-c", PRELOAD], cwd=REPO, text=True,
+                          capture_output=True, env=agency_env(tmp_path, **env), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == loaded
