@@ -317,7 +317,7 @@ def test_a_waiting_plan_is_decided_once(store: Store) -> None:
     decisions: list[bool] = []
 
     def decide(to: ProjectStatus) -> None:
-        decisions.append(sched.decide_plan("p1", to, f"{to.value} by test"))
+        decisions.append(bool(sched.decide_plan("p1", to, f"{to.value} by test")))
 
     racers = [threading.Thread(target=decide, args=(to,)) for to in
               (ProjectStatus.RUNNING, ProjectStatus.CANCELLED) * 4]
