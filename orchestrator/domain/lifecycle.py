@@ -44,6 +44,14 @@ class ProjectStatus(StrEnum):
     PAUSED = "paused"
 
 
+class QuestionStatus(StrEnum):
+    """A question an agent asked a person (`agency questions`)."""
+
+    OPEN = "open"
+    ANSWERED = "answered"
+    EXPIRED = "expired"  # nobody answered in time: the agent went on with its assumption
+
+
 class By(StrEnum):
     """Who or what makes a move."""
 
@@ -57,7 +65,7 @@ class By(StrEnum):
     CANCEL = "cancel"  # `agency cancel`
 
 
-S = TypeVar("S", ProjectStatus, TaskStatus)
+S = TypeVar("S", ProjectStatus, TaskStatus, QuestionStatus)
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,7 @@ class Move(Generic[S]):
     why: str
 
 
-P, T = ProjectStatus, TaskStatus
+P, T, Q = ProjectStatus, TaskStatus, QuestionStatus
 
 
 def _moves(sources: tuple[S, ...], target: S, by: By, why: str) -> tuple[Move[S], ...]:
@@ -133,9 +141,15 @@ TASK_MOVES: tuple[Move[TaskStatus], ...] = (
             "its project was cancelled before it started"),
 )
 
+QUESTION_MOVES: tuple[Move[QuestionStatus], ...] = (
+    Move(Q.OPEN, Q.ANSWERED, By.PERSON, "a person answered (agency answer)"),
+    Move(Q.OPEN, Q.EXPIRED, By.EXPIRY, "nobody answered in time"),
+)
+
 # What a new row starts as.
 PROJECT_BIRTH = frozenset({P.PENDING})
 TASK_BIRTH = frozenset({T.BLOCKED, T.PENDING})  # blocked while it waits on dependencies
+QUESTION_BIRTH = frozenset({Q.OPEN})
 
 
 def is_legal(moves: tuple[Move[S], ...], source: S, target: S) -> bool:
