@@ -98,8 +98,9 @@ def edit(rt: Runtime, project_id: str, path: Path) -> Plan:
     plan = Plan.model_validate(loaded.model_dump(exclude={"request", "project_type"}))
     graph = dag.validate_plan(plan)
     detail = f"plan edited by {operator()}: {len(plan.tasks)} tasks from {path.name}"
-    if not rt.scheduler.replace_plan(project_id, plan, graph, dag.schedule(graph), detail):
-        status = rt.store.project(project_id).status.value
+    replaced = rt.scheduler.replace_plan(project_id, plan, graph, dag.schedule(graph), detail)
+    if not replaced:
+        status = replaced.found.value if replaced.found else "?"
         raise BadInput(f"project {project_id} is {status}; only a plan awaiting approval can "
                        "be edited")
     project = rt.store.project(project_id, usage=False)
@@ -114,6 +115,7 @@ def edit(rt: Runtime, project_id: str, path: Path) -> Plan:
 
 
 def _move(rt: Runtime, project_id: str, to: ProjectStatus, detail: str) -> None:
-    if not rt.scheduler.decide_plan(project_id, to, detail):
-        status = rt.store.project(project_id).status.value
+    decided = rt.scheduler.decide_plan(project_id, to, detail)
+    if not decided:
+        status = decided.found.value if decided.found else "?"
         raise BadInput(f"project {project_id} is {status}, not awaiting approval")

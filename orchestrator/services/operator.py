@@ -10,14 +10,12 @@ from pydantic import ValidationError
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain.constants import ProjectStatus, TaskStatus
 from orchestrator.domain.errors import BadInput
+from orchestrator.domain.lifecycle import ENDED as ENDED
+from orchestrator.domain.lifecycle import IN_FLIGHT as IN_FLIGHT
 from orchestrator.domain.models import Plan, TaskRecord
 from orchestrator.services.approval import operator
 from orchestrator.services.dispatch import dispatch, send_plan
 from orchestrator.services.reconciler import reconcile
-
-ENDED = (ProjectStatus.FAILED, ProjectStatus.BUDGET_EXHAUSTED, ProjectStatus.NEEDS_ATTENTION)
-IN_FLIGHT = (ProjectStatus.PENDING, ProjectStatus.PLANNING, ProjectStatus.RUNNING,
-             ProjectStatus.INTEGRATING)
 
 
 def pause_project(rt: Runtime, project_id: str) -> None:

@@ -362,3 +362,25 @@ def test_a_paused_project_lets_no_task_start(store: Store) -> None:
     assert not sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "again")
     assert sched.operator_move("p1", ProjectStatus.RUNNING, ProjectStatus.PAUSED, "resumed")
     assert sched.start_task(ids[0], "w", lease()) is not None
+
+
+def test_a_refused_project_move_says_the_status_the_statement_found(store: Store) -> None:
+    sched = _waiting(store)
+    plan = make_plan({}, 1)
+    graph = dag.validate_plan(plan)
+    assert sched.decide_plan("p1", ProjectStatus.RUNNING, "approved")
+    refused = sched.decide_plan("p1", ProjectStatus.CANCELLED, "rejected late")
+    assert not refused and refused.found is ProjectStatus.RUNNING
+    edited = sched.replace_plan("p1", plan, graph, dag.schedule(graph), "edited late")
+    assert not edited and edited.found is ProjectStatus.RUNNING
+    assert sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "paused")
+    again = sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "again")
+    assert not again and again.found is ProjectStatus.PAUSED
+    assert store.project("p1").status is ProjectStatus.PAUSED  # the refusals changed nothing
+    missing = sched.move_project("nope", ProjectStatus.CANCELLED)
+    assert not missing and missing.found is None
+    assert sched.cancel_project("p1")
+    ended = sched.cancel_project("p1")
+    assert not ended and ended.found is ProjectStatus.CANCELLED
+    with pytest.raises(BadInput, match="project p1 is cancelled; only failed"):
+        sched.revive("p1")
