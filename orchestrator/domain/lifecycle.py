@@ -1,7 +1,10 @@
 """Project and task statuses, and every legal move between them: the one place a move is written.
 
 The scheduler's compare-and-set lists and the SQL guards derive from these tables (or a test checks
-them against these tables); a move that is not here is a programming error (`IllegalMove`).
+them against these tables); a move that is not here is a programming error (`IllegalMove`), which
+the scheduler raises before it asks the database, and the database raises too: its
+`lifecycle_moves` rows (migration 0011, checked against these tables by a test) feed a trigger
+that refuses any other change of status, as procrastinate's SQL functions do.
 """
 
 from __future__ import annotations
@@ -130,6 +133,9 @@ TASK_MOVES: tuple[Move[TaskStatus], ...] = (
     Move(T.REVIEW, T.IN_PROGRESS, By.HOLD, "revised after a review"),
     Move(T.IN_PROGRESS, T.NEEDS_INPUT, By.HOLD, "its agent asks a person a question"),
     Move(T.NEEDS_INPUT, T.IN_PROGRESS, By.HOLD, "answered, or nobody answered in time"),
+    # Not made today, but the fence of an attempt's own moves admits any status it holds.
+    Move(T.REVIEW, T.NEEDS_INPUT, By.HOLD, "its agent asks a person while in review"),
+    Move(T.NEEDS_INPUT, T.REVIEW, By.HOLD, "answered, straight back to review"),
     # The fence admits any status the attempt holds the task in (a write retried after a lost
     # reply finds its own move done), so an attempt's end is legal from each of them.
     *_moves(_HOLDING, T.COMPLETED, By.FINISH, "its attempt completed it"),
