@@ -52,6 +52,7 @@ EXPIRE = _move(T.PENDING, By.EXPIRY)  # an attempt's lease ran out
 _FINISHES = frozenset(m.target for m in TASK_MOVES if m.by is By.FINISH)
 _HOLDS = frozenset(m.target for m in TASK_MOVES if m.by is By.HOLD)
 (_STARTS_IN,) = TASKS_START
+(_START_FROM,) = START.allowed
 
 
 def _require(to: TaskStatus, targets: frozenset[TaskStatus], what: str) -> None:
@@ -70,9 +71,8 @@ class TaskMoves(ProjectMoves):
                   "running": _STARTS_IN.value, "worker": worker, "now": now(),
                   "lease_until": lease_until}
         if self.store.db.dialect == "postgresql":  # the claim and its event in one statement
-            (source,) = START.allowed
             row = self.store.db.fetch_one("start_task_noted",
-                                          {**params, "from_status": source.value})
+                                          {**params, "from_status": _START_FROM.value})
             if row is None:
                 return None
             return Claim(project_id=row["project_id"], task_id=task_id,
@@ -81,7 +81,7 @@ class TaskMoves(ProjectMoves):
             row = tx.fetch_one("start_task", params)
             if row is None:
                 return None
-            self.store.event(tx, row["project_id"], task_id, "task", T.PENDING.value,
+            self.store.event(tx, row["project_id"], task_id, "task", _START_FROM.value,
                              START.to.value, f"{worker}, attempt {row['attempts']}")
         return Claim(project_id=row["project_id"], task_id=task_id, attempt=int(row["attempts"]))
 
