@@ -25,6 +25,7 @@ from orchestrator.domain.errors import (
     NotRunnable,
     TaskNotReady,
 )
+from orchestrator.domain.lifecycle import HELD
 from orchestrator.domain.models import AgentOutput, ProjectRecord, TaskRecord
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
@@ -52,7 +53,7 @@ def claim_task(rt: Runtime, task_id: str, worker: str
         return None
     if task.status is TaskStatus.BLOCKED:
         raise TaskNotReady(f"task {task_id} still waits for {task.pending_deps} dependencies")
-    if task.status in (TaskStatus.IN_PROGRESS, TaskStatus.REVIEW, TaskStatus.NEEDS_INPUT):
+    if task.status in HELD:
         raise HeldElsewhere(f"task {task_id} is {task.status.value} on {task.worker}")
     raise NotRunnable(f"task {task_id} is {task.status.value}")
 

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# Statuses, and the sets of them other code needs, live with their legal moves.
+from orchestrator.domain.lifecycle import HELD_STATUSES as HELD_STATUSES
+from orchestrator.domain.lifecycle import TERMINAL_PROJECT_STATUSES as TERMINAL_PROJECT_STATUSES
+from orchestrator.domain.lifecycle import ProjectStatus as ProjectStatus
+from orchestrator.domain.lifecycle import TaskStatus as TaskStatus
+
 
 class AgentType(StrEnum):
     """A specialist agent type; its value is also the name of its Celery queue."""
@@ -58,49 +64,6 @@ class TaskPriority(StrEnum):
     HIGH = "high"
     NORMAL = "normal"
     LOW = "low"
-
-
-class TaskStatus(StrEnum):
-    """A task's life: blocked (waiting on dependencies) -> pending -> in_progress -> completed."""
-
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    REVIEW = "review"
-    # Its agent asked a person a question (`agency questions`) and waits for `agency answer`.
-    NEEDS_INPUT = "needs_input"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    BLOCKED = "blocked"
-    CANCELLED = "cancelled"
-
-
-# The statuses an attempt holds its task in: working on it, having it reviewed, or waiting for a
-# person's answer. Every write of an attempt is fenced on them (scheduler and store alike).
-HELD_STATUSES = sorted(s.value for s in (TaskStatus.IN_PROGRESS, TaskStatus.REVIEW,
-                                         TaskStatus.NEEDS_INPUT))
-
-
-class ProjectStatus(StrEnum):
-    PENDING = "pending"
-    PLANNING = "planning"
-    RUNNING = "running"
-    INTEGRATING = "integrating"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    BUDGET_EXHAUSTED = "budget_exhausted"
-    # A task failed for good: what does not depend on it ran to the end; a person decides.
-    NEEDS_ATTENTION = "needs_attention"
-    # Planned, waiting for a person: `agency approve` starts it, `agency reject` ends it.
-    AWAITING_APPROVAL = "awaiting_approval"
-    # `agency pause`: no new task starts, running ones finish; `agency resume` carries on.
-    PAUSED = "paused"
-
-
-TERMINAL_PROJECT_STATUSES = frozenset(
-    {ProjectStatus.COMPLETED, ProjectStatus.FAILED, ProjectStatus.CANCELLED,
-     ProjectStatus.BUDGET_EXHAUSTED, ProjectStatus.NEEDS_ATTENTION}
-)
 
 
 class Role(StrEnum):

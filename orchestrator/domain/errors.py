@@ -112,3 +112,7 @@ class AttemptFailed(AgencyError):
 
 class UnsafeArtifactPath(AgencyError):
     """An artifact would have been written outside its folder."""
+
+
+class IllegalMove(AgencyError):
+    """The status move is not in the lifecycle table: a programming error."""

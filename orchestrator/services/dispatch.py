@@ -22,6 +22,7 @@ from celery.canvas import Signature
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain import dag
 from orchestrator.domain.constants import PLAN_PRIORITY, ProjectStatus, TaskStatus
+from orchestrator.domain.lifecycle import NOT_STARTED
 from orchestrator.domain.models import TaskRecord
 from orchestrator.services.canvas import (
     integration_signature,
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 ROOT_UNIT = "root"
 EPOCH_KEY = "agency:epoch"
-_UNDONE = (TaskStatus.PENDING, TaskStatus.BLOCKED)
+_UNDONE = NOT_STARTED
 _local_epoch = f"local-{uuid.uuid4()}"
 _clients: dict[tuple[int, str], object] = {}
 _lock = threading.Lock()

@@ -27,13 +27,12 @@ from orchestrator.domain.constants import LLMKind, ProjectStatus, TaskStatus
 from orchestrator.domain.deadlines import task_deadlines
 from orchestrator.domain.errors import BadInput, PlanError
 from orchestrator.domain.intake import check_request, load_plan_file, pydantic_line, read_json_file
+from orchestrator.domain.lifecycle import ENDED, IN_FLIGHT
 from orchestrator.domain.models import Plan, PlanFile, TaskRecord
 from orchestrator.services.dispatch import dispatch, send_plan
 from orchestrator.services.reconciler import reconcile
+from orchestrator.state.claims import Moved
 
-ENDED = (ProjectStatus.FAILED, ProjectStatus.BUDGET_EXHAUSTED, ProjectStatus.NEEDS_ATTENTION)
-IN_FLIGHT = (ProjectStatus.PENDING, ProjectStatus.PLANNING, ProjectStatus.RUNNING,
-             ProjectStatus.INTEGRATING)
 RESUMABLE = (*ENDED, *IN_FLIGHT, ProjectStatus.PAUSED)
 
 
@@ -116,10 +115,11 @@ class Operator:
         plan = Plan.model_validate(loaded.model_dump(exclude={"request", "project_type"}))
         graph = dag.validate_plan(plan)
         detail = f"plan edited by {self.user}: {len(plan.tasks)} tasks from {path.name}"
-        if not self.rt.scheduler.replace_plan(project_id, plan, graph, dag.schedule(graph),
-                                              detail):
-            raise BadInput(f"project {project_id} is {self._status(project_id)}; only a plan "
-                           "awaiting approval can be edited")
+        replaced = self.rt.scheduler.replace_plan(project_id, plan, graph, dag.schedule(graph),
+                                                  detail)
+        if not replaced:
+            raise BadInput(f"project {project_id} is {_found(replaced)}; only a plan awaiting "
+                           "approval can be edited")
         project = self.rt.store.project(project_id, usage=False)
         if project.deadline is not None:  # spread the project's deadline over the new tasks
             spread = task_deadlines(graph, project.deadline, project.created_at)
@@ -128,18 +128,19 @@ class Operator:
         return plan
 
     def _decide(self, project_id: str, to: ProjectStatus, detail: str) -> None:
-        if not self.rt.scheduler.decide_plan(project_id, to, detail):
-            raise BadInput(f"project {project_id} is {self._status(project_id)}, not awaiting "
-                           "approval")
+        decided = self.rt.scheduler.decide_plan(project_id, to, detail)
+        if not decided:
+            raise BadInput(f"project {project_id} is {_found(decided)}, not awaiting approval")
 
     # A running project ---------------------------------------------------------------------
 
     def pause(self, project_id: str) -> None:
         """No new task of the project starts; the running ones finish (`resume` goes on)."""
-        if not self.rt.scheduler.operator_move(project_id, ProjectStatus.PAUSED,
-                                               ProjectStatus.RUNNING, f"paused by {self.user}"):
-            raise BadInput(f"project {project_id} is {self._status(project_id)}; only a running "
-                           "project can be paused")
+        paused = self.rt.scheduler.operator_move(project_id, ProjectStatus.PAUSED,
+                                                 ProjectStatus.RUNNING, f"paused by {self.user}")
+        if not paused:
+            raise BadInput(f"project {project_id} is {_found(paused)}; only a running project "
+                           "can be paused")
 
     def cancel(self, project_id: str) -> None:
         """Cancel a project: tasks not yet started will not start."""
@@ -280,6 +281,11 @@ class Operator:
 
     def _status(self, project_id: str) -> str:
         return self.rt.store.project(project_id, usage=False).status.value
+
+
+def _found(moved: Moved) -> str:
+    """The status a refused move found the project in, in words."""
+    return moved.found.value if moved.found else "gone"
 
 
 def _refuse_dead_ends(path: Path, existing: list[TaskRecord], graph: dag.Graph,

@@ -15,6 +15,7 @@ Params = Mapping[str, Any]
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _TRIGGER = re.compile(r"\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?TRIGGER\b", re.IGNORECASE)
+_BEGIN = re.compile(r"\bBEGIN\b", re.IGNORECASE)
 _END = re.compile(r"\bEND\s*$", re.IGNORECASE)
 
 
@@ -37,19 +38,22 @@ def migrations(dialect: str) -> list[tuple[int, str]]:
 def split_script(script: str) -> Iterator[str]:
     """The statements of a migration script (no semicolons inside literals, by convention).
 
-    A trigger's body holds statements of its own: it runs on to its closing `END` (so no
-    statement inside it may end with a `CASE ... END`).
+    A SQLite trigger's body holds statements of its own: it runs on to its closing `END` (so no
+    statement inside it may end with a `CASE ... END`); so does a PostgreSQL function's body,
+    quoted in `$$`, to its closing `$$`.
     """
     body = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
     pending = ""
     for piece in body.split(";"):
         pending = f"{pending};{piece}" if pending else piece
-        if _TRIGGER.match(pending) and not _END.search(pending):
+        if _TRIGGER.match(pending) and _BEGIN.search(pending) and not _END.search(pending):
+            continue
+        if pending.count("$$") % 2:
             continue
         if pending.strip():
             yield pending.strip()
         pending = ""
-    if pending.strip():  # a trigger without its END: the database will say so
+    if pending.strip():  # an unclosed trigger or $$ body: the database will say so
         yield pending.strip()
 
 

@@ -13,18 +13,20 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from orchestrator.domain.errors import StoreError, StoreUnavailable
+from orchestrator.domain.errors import IllegalMove, StoreError, StoreUnavailable
 from orchestrator.state.connector import Params, Row, apply_migrations, queries
 
 _PARAM = re.compile(r"(?<!:):(\w+)")
 _MIGRATION_LOCK = 0x4147454E  # "AGEN": one migrator at a time across processes
 
 
-def _wrap(query: str, exc: psycopg.Error) -> StoreError:
+def _wrap(query: str, exc: psycopg.Error) -> StoreError | IllegalMove:
     """A lost or refused connection is worth retrying; anything else is a real failure."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, psycopg.OperationalError):
         return StoreUnavailable(f"PostgreSQL unavailable ({query}): {reason}")
+    if isinstance(exc, psycopg.errors.CheckViolation) and reason.startswith("illegal "):
+        return IllegalMove(f"PostgreSQL refused ({query}): {reason}")  # lifecycle_moves
     return StoreError(f"PostgreSQL query {query} failed: {reason}")
 
 

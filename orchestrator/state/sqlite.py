@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.domain.errors import StoreError, StoreUnavailable
+from orchestrator.domain.errors import IllegalMove, StoreError, StoreUnavailable
 from orchestrator.state.connector import Params, Row, apply_migrations, queries
 
 _ANY = re.compile(r"= ANY\(:(\w+)\)")
@@ -44,28 +44,34 @@ class _Session:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    def _run(self, query: str, params: Params) -> sqlite3.Cursor:
+    def _run(self, query: str, params: Params) -> tuple[list[sqlite3.Row], int]:
+        """The rows and the row count; every row is read here, since a RETURNING statement's
+        later rows are written (and a trigger may refuse them) only as they are read."""
         sql, bound = _bind(queries()[query], params)
         try:
-            return self._conn.execute(sql, bound)
+            cursor = self._conn.execute(sql, bound)
+            return cursor.fetchall(), cursor.rowcount
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):  # another process holds it: wait
                 raise StoreUnavailable(f"SQLite query {query}: {exc}") from exc
+            raise StoreError(f"SQLite query {query} failed: {exc}") from exc
+        except sqlite3.IntegrityError as exc:
+            if str(exc).startswith("illegal "):  # a lifecycle_moves trigger refused it
+                raise IllegalMove(f"SQLite refused ({query}): {exc}") from exc
             raise StoreError(f"SQLite query {query} failed: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite query {query} failed: {exc}") from exc
 
     def execute(self, query: str, params: Params) -> int:
-        cursor = self._run(query, params)
-        rows = cursor.fetchall()  # RETURNING rows must be consumed for the update to finish
-        return len(rows) if rows else cursor.rowcount
+        rows, count = self._run(query, params)  # RETURNING rows are consumed: the update ends
+        return len(rows) if rows else count
 
     def fetch_one(self, query: str, params: Params) -> Row | None:
         rows = self.fetch_all(query, params)
         return rows[0] if rows else None
 
     def fetch_all(self, query: str, params: Params) -> list[Row]:
-        return [dict(row) for row in self._run(query, params).fetchall()]
+        return [dict(row) for row in self._run(query, params)[0]]
 
 
 def _open(path: str) -> sqlite3.Connection:

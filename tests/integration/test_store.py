@@ -317,7 +317,7 @@ def test_a_waiting_plan_is_decided_once(store: Store) -> None:
     decisions: list[bool] = []
 
     def decide(to: ProjectStatus) -> None:
-        decisions.append(sched.decide_plan("p1", to, f"{to.value} by test"))
+        decisions.append(bool(sched.decide_plan("p1", to, f"{to.value} by test")))
 
     racers = [threading.Thread(target=decide, args=(to,)) for to in
               (ProjectStatus.RUNNING, ProjectStatus.CANCELLED) * 4]
@@ -362,3 +362,62 @@ def test_a_paused_project_lets_no_task_start(store: Store) -> None:
     assert not sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "again")
     assert sched.operator_move("p1", ProjectStatus.RUNNING, ProjectStatus.PAUSED, "resumed")
     assert sched.start_task(ids[0], "w", lease()) is not None
+
+
+def test_a_refused_project_move_says_the_status_the_statement_found(store: Store) -> None:
+    sched = _waiting(store)
+    plan = make_plan({}, 1)
+    graph = dag.validate_plan(plan)
+    assert sched.decide_plan("p1", ProjectStatus.RUNNING, "approved")
+    refused = sched.decide_plan("p1", ProjectStatus.CANCELLED, "rejected late")
+    assert not refused and refused.found is ProjectStatus.RUNNING
+    edited = sched.replace_plan("p1", plan, graph, dag.schedule(graph), "edited late")
+    assert not edited and edited.found is ProjectStatus.RUNNING
+    assert sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "paused")
+    again = sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "again")
+    assert not again and again.found is ProjectStatus.PAUSED
+    assert store.project("p1").status is ProjectStatus.PAUSED  # the refusals changed nothing
+    missing = sched.move_project("nope", ProjectStatus.CANCELLED)
+    assert not missing and missing.found is None
+    assert sched.cancel_project("p1")
+    ended = sched.cancel_project("p1")
+    assert not ended and ended.found is ProjectStatus.CANCELLED
+    with pytest.raises(BadInput, match="project p1 is cancelled; only failed"):
+        sched.revive("p1")
+
+
+def test_the_database_knows_exactly_the_legal_moves_of_the_table(store: Store) -> None:
+    from orchestrator.domain import lifecycle
+
+    table = {(entity, m.source.value, m.target.value)
+             for entity, moves in (("project", lifecycle.PROJECT_MOVES),
+                                   ("task", lifecycle.TASK_MOVES),
+                                   ("question", lifecycle.QUESTION_MOVES))
+             for m in moves if m.source is not m.target}
+    rows = {(r["entity"], r["source"], r["target"])
+            for r in store.db.fetch_all("lifecycle_moves", {})}
+    assert rows == table
+
+
+def test_the_database_refuses_an_illegal_move_the_scheduler_was_not_asked(store: Store) -> None:
+    from orchestrator.domain.errors import IllegalMove
+
+    _, ids = _project(store, {1: [0]}, 2)
+    sched = Scheduler(store)
+    claim = start(sched, ids[0])
+    sched.complete_task(claim, OUT)
+    # Around the scheduler: a compare-and-set whose own list lets an illegal move through.
+    with pytest.raises(IllegalMove, match="illegal task move"):
+        store.db.fetch_all("transition_task", {
+            "id": ids[0], "to_status": TaskStatus.PENDING.value,
+            "allowed": [TaskStatus.COMPLETED.value], "ready_at": None})
+    with pytest.raises(IllegalMove, match="illegal project move"):
+        store.db.fetch_one("transition_project", {
+            "id": "p1", "to_status": ProjectStatus.PLANNING.value,
+            "allowed": [ProjectStatus.RUNNING.value], "error": None, "clear_error": False,
+            "now": now(), "finished_at": None})
+    assert store.task(ids[0]).status is TaskStatus.COMPLETED  # nothing was written
+    assert store.project("p1").status is ProjectStatus.RUNNING
+    # A legal move, and a write onto the status a row is already in, pass.
+    assert sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "paused")
+    assert store.db.fetch_one("project_status_locked", {"id": "p1"}) == {"status": "paused"}

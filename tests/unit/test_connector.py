@@ -45,6 +45,22 @@ def test_the_statements_run() -> None:
         "inserted", "twice", "deleted"]
 
 
+def test_a_dollar_quoted_body_stays_whole_and_a_postgresql_trigger_has_no_end() -> None:
+    script = """CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.x THEN RAISE EXCEPTION 'no'; END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER t BEFORE UPDATE ON a FOR EACH ROW EXECUTE FUNCTION f();
+CREATE INDEX i ON a (x);"""
+    statements = list(split_script(script))
+    assert len(statements) == 3
+    assert statements[0].startswith("CREATE FUNCTION") and statements[0].endswith("$$")
+    assert statements[1] == "CREATE TRIGGER t BEFORE UPDATE ON a FOR EACH ROW EXECUTE FUNCTION f()"
+    assert statements[2] == "CREATE INDEX i ON a (x)"
+
+
 def test_a_trigger_without_its_end_is_not_dropped() -> None:
     statements = list(split_script("CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1;"))
     assert len(statements) == 1 and statements[0].startswith("CREATE TRIGGER t")
@@ -56,4 +72,5 @@ def test_every_sqlite_migration_runs_on_a_fresh_database() -> None:
         for statement in split_script(script):
             conn.execute(statement)
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    assert names == {"knowledge_inserted", "knowledge_deleted", "knowledge_updated"}
+    assert names == {"knowledge_inserted", "knowledge_deleted", "knowledge_updated",
+                     "projects_legal_move", "tasks_legal_move", "questions_legal_move"}

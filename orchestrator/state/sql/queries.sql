@@ -63,6 +63,13 @@ DELETE FROM task_edges WHERE task_id IN (SELECT id FROM tasks WHERE project_id =
 -- name: delete_project_tasks
 DELETE FROM tasks WHERE project_id = :project_id
 
+-- name: project_status_locked
+-- Before a compare-and-set of the project: its status, with the row locked (PostgreSQL; SQLite's
+-- transactions are serial already) so the compare-and-set is judged against this very status,
+-- and a refusal says why from it. Writes no value.
+UPDATE projects SET status = status WHERE id = :id
+RETURNING status
+
 -- name: transition_project
 -- A project that moves on (running again, completed) keeps no error of an earlier failure.
 UPDATE projects
@@ -166,6 +173,7 @@ UPDATE tasks SET unit = :unit WHERE id = ANY(:ids)
 -- Serializes completions within one project (a row lock in PostgreSQL; SQLite's
 -- transactions are serial already), so exactly one completer sees the last task done.
 UPDATE projects SET updated_at = :now WHERE id = :id
+RETURNING status
 
 -- name: count_unfinished_and_live
 -- count_unfinished and count_live_tasks in one pass over the project's tasks.
@@ -187,7 +195,7 @@ UPDATE tasks
 SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at = :now,
     error = NULL, lease_until = :lease_until
 WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
-  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id AND p.status = 'running')
+  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id AND p.status = :running)
 RETURNING project_id, attempts
 
 -- name: start_task_noted
@@ -199,7 +207,7 @@ WITH started AS (
         error = NULL, lease_until = :lease_until
     WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
       AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id
-                                             AND p.status = 'running')
+                                             AND p.status = :running)
     RETURNING project_id, attempts),
 noted AS (
     INSERT INTO events (project_id, task_id, kind, from_status, to_status, detail, at)
@@ -389,6 +397,10 @@ UPDATE tasks SET status = :to_status, error = NULL, model_calls = 0, lease_until
     sent_epoch = NULL, ready_at = :now
 WHERE project_id = :project_id AND status = :from_status AND (CAST(:id AS text) IS NULL OR id = :id)
 RETURNING id
+
+-- name: lifecycle_moves
+-- The moves the database's triggers let through (a test checks them against the lifecycle table).
+SELECT entity, source, target FROM lifecycle_moves
 
 -- name: database_time
 SELECT CURRENT_TIMESTAMP AS now

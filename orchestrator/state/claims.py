@@ -1,0 +1,50 @@
+"""What the scheduler hands back: the claims that fence an attempt's writes, and move results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.domain.lifecycle import ProjectStatus
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An attempt that holds a task: `attempt` is its fencing token."""
+
+    project_id: str
+    task_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ProjectClaim:
+    """An attempt that holds a project's planning or integration."""
+
+    project_id: str
+    status: ProjectStatus
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a task's completion released: dependents now ready, and whether it was the last."""
+
+    ready: list[str]
+    project_done: bool
+    # The project's tasks completed and in all, as the completion's transaction counted them
+    # (None when not counted): what the task's result says in Flower, with no query more.
+    done: int | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A project's compare-and-set: whether it moved, and the status the statement found it in
+    (None: no such project), so a refusal can say why without reading the project again.
+    True exactly when it moved."""
+
+    done: bool
+    found: ProjectStatus | None
+
+    def __bool__(self) -> bool:
+        return self.done

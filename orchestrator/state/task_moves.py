@@ -1,0 +1,348 @@
+"""A task's fenced status writes: compare-and-set from the lifecycle table, each with an event.
+
+An attempt's writes are fenced by its claim's token (the row's `attempts`) and by the statuses
+an attempt holds its task in, so a stale attempt can never overwrite a newer one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from orchestrator.domain import lifecycle
+from orchestrator.domain.errors import BadInput, IllegalMove, Stale
+from orchestrator.domain.lifecycle import (
+    HELD_STATUSES,
+    LIVE_TASKS,
+    TASK_MOVES,
+    TASKS_RUN,
+    TASKS_START,
+    By,
+    ProjectStatus,
+    TaskStatus,
+)
+from orchestrator.domain.models import AgentOutput, Verdict
+from orchestrator.state import knowledge
+from orchestrator.state.claims import Claim, Completion
+from orchestrator.state.project_moves import ProjectMoves, values
+from orchestrator.state.store import Row, Session, now
+
+P, T = ProjectStatus, TaskStatus
+HELD = HELD_STATUSES
+
+
+@dataclass(frozen=True)
+class TaskMove:
+    """A named task transition: compare-and-set from `allowed` to `to`, as the table says."""
+
+    to: TaskStatus
+    allowed: frozenset[TaskStatus]
+
+
+def _move(to: TaskStatus, by: By) -> TaskMove:
+    return TaskMove(to, lifecycle.require_into(TASK_MOVES, to, by))
+
+
+START = _move(T.IN_PROGRESS, By.CLAIM)
+RELEASE = _move(T.PENDING, By.WORK)  # the last dependency completed
+REVIVE = _move(T.PENDING, By.RESUME)  # resume and retry
+EXPIRE = _move(T.PENDING, By.EXPIRY)  # an attempt's lease ran out
+# Where an attempt may end its task, and where it may move it while it holds it.
+_FINISHES = frozenset(m.target for m in TASK_MOVES if m.by is By.FINISH)
+_HOLDS = frozenset(m.target for m in TASK_MOVES if m.by is By.HOLD)
+(_STARTS_IN,) = TASKS_START
+(_START_FROM,) = START.allowed
+
+
+def _require(to: TaskStatus, targets: frozenset[TaskStatus], what: str) -> None:
+    if to not in targets:
+        raise IllegalMove(f"an attempt cannot {what} its task to {to.value}")
+
+
+class TaskMoves(ProjectMoves):
+    """Moves tasks through their lives (and their projects as the tasks go), atomically."""
+
+    # Tasks ------------------------------------------------------------------------------------
+
+    def start_task(self, task_id: str, worker: str, lease_until: datetime) -> Claim | None:
+        """Claim a ready task for this worker; None when it is not pending with all deps done."""
+        params = {"id": task_id, "to_status": START.to.value, "allowed": values(START.allowed),
+                  "running": _STARTS_IN.value, "worker": worker, "now": now(),
+                  "lease_until": lease_until}
+        if self.store.db.dialect == "postgresql":  # the claim and its event in one statement
+            row = self.store.db.fetch_one("start_task_noted",
+                                          {**params, "from_status": _START_FROM.value})
+            if row is None:
+                return None
+            return Claim(project_id=row["project_id"], task_id=task_id,
+                         attempt=int(row["attempts"]))
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("start_task", params)
+            if row is None:
+                return None
+            self.store.event(tx, row["project_id"], task_id, "task", _START_FROM.value,
+                             START.to.value, f"{worker}, attempt {row['attempts']}")
+        return Claim(project_id=row["project_id"], task_id=task_id, attempt=int(row["attempts"]))
+
+    def renew_task(self, claim: Claim, lease_until: datetime) -> bool:
+        return self.store.db.fetch_one("renew_task_lease", {
+            "id": claim.task_id, "attempt": claim.attempt, "held": HELD,
+            "lease_until": lease_until}) is not None
+
+    def count_call(self, claim: Claim, cap: int) -> bool:
+        """Count one model call of this attempt; False when the task's cap is reached."""
+        params = {"id": claim.task_id, "attempt": claim.attempt, "held": HELD}
+        if self.store.db.fetch_one("count_model_call", {**params, "cap": cap}) is not None:
+            return True
+        if self.store.db.fetch_one("holds_task", params) is None:
+            raise self._stale(claim)
+        return False
+
+    def _finish(self, tx: Session, claim: Claim, to: TaskStatus, output: str | None,
+                error: str | None) -> Row:
+        _require(to, _FINISHES, "end")
+        row = tx.fetch_one("finish_attempt", {
+            "id": claim.task_id, "attempt": claim.attempt, "held": HELD,
+            "to_status": to.value, "output": output, "error": error,
+            "finished_at": now() if to is not T.PENDING else None,
+            "ready_at": now() if to is T.PENDING else None})
+        if row is None:
+            raise self._stale(claim)
+        self.store.event(tx, claim.project_id, claim.task_id, "task", None, to.value, error)
+        return row
+
+    @staticmethod
+    def _stale(claim: Claim) -> Stale:
+        return Stale(f"task {claim.task_id}: attempt {claim.attempt} no longer holds it")
+
+    def complete_task(self, claim: Claim, output: AgentOutput) -> Completion:
+        """Complete a task and count down its dependents, atomically; Stale if fenced out."""
+        ready: list[str] = []
+        with self.store.db.transaction() as tx:
+            tx.execute("lock_project", {"id": claim.project_id, "now": now()})
+            try:
+                row = self._finish(tx, claim, T.COMPLETED, output.model_dump_json(), None)
+            except Stale:
+                if not self._completed_by(tx, claim):
+                    raise
+                # This attempt's own completion committed, but its reply was lost (the
+                # database went away during COMMIT): carry on as the completer did.
+                return Completion(ready=self._ready_dependents(tx, claim.task_id),
+                                  project_done=False)
+            knowledge.index_output(tx, claim.project_id, claim.task_id, row["idx"], row["title"],
+                                   row["agent_type"], output)
+            for dep in tx.fetch_all("count_down_dependents", {"id": claim.task_id}):
+                if dep["pending_deps"] == 0 and self._move_task(tx, dep["id"], RELEASE):
+                    ready.append(dep["id"])
+            # Both counts in one pass: what is unfinished, and what can still progress.
+            counts = tx.fetch_one("count_unfinished_and_live", {
+                "project_id": claim.project_id, "completed": T.COMPLETED.value,
+                "live": values(LIVE_TASKS), "blocked": T.BLOCKED.value})
+            unfinished, live, total = (
+                (int(counts["unfinished"]), int(counts["live"]), int(counts["total"]))
+                if counts else (0, 0, 0))
+            done = unfinished == 0
+            if done:
+                done = bool(self.move_project(claim.project_id, P.INTEGRATING, None, tx))
+            else:
+                self._attention_if_stuck(tx, claim.project_id, live)
+        return Completion(ready=ready, project_done=done, done=total - unfinished, total=total)
+
+    @staticmethod
+    def _completed_by(tx: Session, claim: Claim) -> bool:
+        row = tx.fetch_one("get_task", {"id": claim.task_id})
+        return bool(row and row["status"] == T.COMPLETED.value
+                    and int(row["attempts"]) == claim.attempt)
+
+    @staticmethod
+    def _ready_dependents(tx: Session, task_id: str) -> list[str]:
+        return [str(r["id"]) for r in tx.fetch_all("ready_dependents", {
+            "id": task_id, "pending": T.PENDING.value})]
+
+    def fail_task(self, claim: Claim, error: str) -> bool:
+        """Fail a task for good: its descendants wait on it, the rest of the project goes on.
+
+        When nothing else can progress, the project ends `needs_attention`.
+        """
+        with self.store.db.transaction() as tx:
+            tx.execute("lock_project", {"id": claim.project_id, "now": now()})
+            row = self._finish(tx, claim, T.FAILED, None, error)
+            waiting = tx.fetch_all("mark_waiting_on", {
+                "id": claim.task_id, "blocked": T.BLOCKED.value,
+                "error": f"waits on failed task {row['idx']} ({row['title']!r})"})
+            if waiting:
+                self.store.event(tx, claim.project_id, claim.task_id, "blocked", None, None,
+                                 f"{len(waiting)} task(s) wait on it")
+            self._attention_if_stuck(tx, claim.project_id)
+        return True
+
+    def _count(self, tx: Session, query: str, project_id: str, params: dict[str, object]
+               ) -> int:
+        row = tx.fetch_one(query, {"project_id": project_id, **params})
+        return int(row["n"]) if row else 0
+
+    def _attention_if_stuck(self, tx: Session, project_id: str, live: int | None = None
+                            ) -> None:
+        """No task can progress while some failed: the project needs a person. `live`: the
+        count of tasks that can still progress, when the caller read it inside `tx` already."""
+        if live is None:
+            live = self._count(tx, "count_live_tasks", project_id,
+                               {"live": values(LIVE_TASKS), "blocked": T.BLOCKED.value})
+        if live:
+            return
+        failed = tx.fetch_all("failed_tasks", {"project_id": project_id,
+                                               "failed": T.FAILED.value})
+        if failed:
+            first = failed[0]
+            reason = (f"{len(failed)} task(s) failed; task {first['idx']} "
+                      f"({first['title']!r}): {first['error']}; carry on with: agency retry "
+                      f"{str(first['id'])[:8]}")
+            self.move_project(project_id, P.NEEDS_ATTENTION, reason, tx)
+
+    def _move_task(self, tx: Session, task_id: str, move: TaskMove,
+                   detail: str | None = None) -> bool:
+        row = tx.fetch_one("transition_task", {
+            "id": task_id, "to_status": move.to.value, "allowed": values(move.allowed),
+            "ready_at": now() if move.to is T.PENDING else None})
+        if row is not None:
+            self.store.event(tx, row["project_id"], task_id, "task", None, move.to.value,
+                             detail)
+        return row is not None
+
+    def hold_as(self, claim: Claim, to: TaskStatus, detail: str | None = None) -> None:
+        """The attempt moves its task between in_progress and review; Stale if fenced out."""
+        _require(to, _HOLDS, "move")
+        with self.store.db.transaction() as tx:
+            if tx.fetch_one("move_held_task", {"id": claim.task_id, "attempt": claim.attempt,
+                                               "held": HELD, "to_status": to.value}) is None:
+                raise self._stale(claim)
+            self.store.event(tx, claim.project_id, claim.task_id, "task", None, to.value,
+                             detail)
+
+    def set_deadlines(self, project_id: str, deadline: datetime,
+                      tasks: dict[str, datetime]) -> None:
+        with self.store.db.transaction() as tx:
+            tx.execute("set_project_deadline", {"id": project_id, "deadline": deadline})
+            for task_id, when in tasks.items():
+                tx.execute("set_task_deadline", {"id": task_id, "deadline": when})
+
+    def ask(self, claim: Claim, question: str, assumption: str) -> int:
+        """The attempt's agent asks a person: its task waits in needs_input; the question's
+        id. Stale if fenced out."""
+        _require(T.NEEDS_INPUT, _HOLDS, "move")
+        with self.store.db.transaction() as tx:
+            if tx.fetch_one("move_held_task", {"id": claim.task_id, "attempt": claim.attempt,
+                                               "held": HELD,
+                                               "to_status": T.NEEDS_INPUT.value}) is None:
+                raise self._stale(claim)
+            row = tx.fetch_one("insert_question", {
+                "project_id": claim.project_id, "task_id": claim.task_id,
+                "attempt": claim.attempt, "question": question, "assumption": assumption,
+                "held": HELD, "now": now()})
+            if row is None:
+                raise self._stale(claim)
+            self.store.event(tx, claim.project_id, claim.task_id, "question", None,
+                             T.NEEDS_INPUT.value, question)
+        return int(row["id"])
+
+    def answer(self, task_id: str, answer: str, by: str) -> str | None:
+        """A person's answer to the task's open question; its project id, or None when the
+        task has no open question."""
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("answer_question", {"task_id": task_id, "answer": answer,
+                                                   "by": by, "now": now()})
+            if row is None:
+                return None
+            self.store.event(tx, row["project_id"], task_id, "operator", None, None,
+                             f"answered by {by}: {answer}")
+        return str(row["project_id"])
+
+    def expire_question(self, question_id: int) -> bool:
+        """Nobody answered in time: True when this closed it (an answer did not win)."""
+        return self.store.db.fetch_one("expire_question", {"id": question_id,
+                                                           "now": now()}) is not None
+
+    def record_review(self, claim: Claim, round_: int, reviewer: str, verdict: Verdict) -> None:
+        """Keep a reviewer's verdict on this attempt's output; Stale if fenced out."""
+        with self.store.db.transaction() as tx:
+            row = tx.fetch_one("insert_review", {
+                "project_id": claim.project_id, "task_id": claim.task_id,
+                "attempt": claim.attempt, "round": round_, "reviewer": reviewer,
+                "verdict": verdict.verdict, "held": HELD, "now": now(),
+                "notes": json.dumps([c.model_dump() for c in verdict.criteria]),
+                "summary": verdict.summary})
+            if row is None:
+                raise self._stale(claim)
+            self.store.event(tx, claim.project_id, claim.task_id, "review", None, None,
+                             f"round {round_}: {verdict.verdict} ({reviewer})")
+
+    def requeue_task(self, claim: Claim, reason: str) -> None:
+        """Put a running attempt's task back to pending for a later attempt, noting why."""
+        with self.store.db.transaction() as tx:
+            self._finish(tx, claim, T.PENDING, None, None)
+            self.store.event(tx, claim.project_id, claim.task_id, "retry", None, None, reason)
+
+    def pause_for_budget(self, project_id: str, claim: Claim | None, reason: str) -> None:
+        """The budget is spent: this task waits (pending) and the project stops starting work."""
+        with self.store.db.transaction() as tx:
+            if claim is not None:
+                self._finish(tx, claim, T.PENDING, None, None)
+            self.move_project(project_id, P.BUDGET_EXHAUSTED, reason, tx)
+
+    def expire_leases(self, at: datetime) -> list[Row]:
+        """Attempts whose lease ran out by `at` go back to pending (their worker died or was
+        cut off)."""
+        with self.store.db.transaction() as tx:
+            rows = tx.fetch_all("expire_task_leases", {
+                "to_status": EXPIRE.to.value, "held": values(EXPIRE.allowed),
+                "running": P.RUNNING.value, "now": at})
+            for row in rows:
+                self.store.event(tx, row["project_id"], row["id"], "retry", None,
+                                 EXPIRE.to.value, f"attempt {row['attempts']}'s lease expired "
+                                 "(its worker died or lost the store); queued again")
+        return rows
+
+    def revive(self, project_id: str, task_id: str | None = None
+               ) -> tuple[ProjectStatus, list[str]]:
+        """Make a project runnable again: its failed tasks (or just `task_id`) back to pending.
+
+        Returns the status the project moved to (pending: it must be planned again;
+        running: dispatch what is left) and the ids of the tasks put back.
+        """
+        (source,) = REVIVE.allowed
+        with self.store.db.transaction() as tx:
+            locked = tx.fetch_one("lock_project", {"id": project_id, "now": now()})
+            revived = tx.fetch_all("revive_tasks", {
+                "project_id": project_id, "id": task_id, "to_status": REVIVE.to.value,
+                "from_status": source.value, "now": now()})
+            if task_id is not None and not revived:
+                raise BadInput(f"task {task_id} has not failed; only failed tasks are retried")
+            self._rewait(tx, project_id)
+            planned = tx.fetch_one("count_project_tasks", {"project_id": project_id})
+            target = P.RUNNING if planned and planned["tasks"] else P.PENDING
+            # The lock says the project's status; nothing else changes it in this transaction.
+            running = task_id is not None and locked is not None and P(
+                locked["status"]) in TASKS_RUN  # a retry does not un-pause
+            if not running:
+                moved = self.move_project(project_id, target, None, tx)
+                if not moved:
+                    raise BadInput(f"project {project_id} is "
+                                   f"{moved.found.value if moved.found else '?'}; only "
+                                   "failed, budget_exhausted or needs_attention projects "
+                                   "resume")
+            for row in revived:
+                self.store.event(tx, project_id, row["id"], "task", source.value,
+                                 REVIVE.to.value, "retried by the operator")
+        return target, [str(r["id"]) for r in revived]
+
+    def _rewait(self, tx: Session, project_id: str) -> None:
+        """Blocked tasks wait on exactly the failed tasks that are still failed."""
+        tx.execute("clear_waiting_errors", {"project_id": project_id,
+                                            "blocked": T.BLOCKED.value})
+        for row in tx.fetch_all("failed_tasks", {"project_id": project_id,
+                                                 "failed": T.FAILED.value}):
+            tx.fetch_all("mark_waiting_on", {
+                "id": row["id"], "blocked": T.BLOCKED.value,
+                "error": f"waits on failed task {row['idx']} ({row['title']!r})"})
+
