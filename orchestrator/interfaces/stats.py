@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.agent.runtime import Runtime, cost_usd
+from orchestrator.agent.runtime import Runtime
+from orchestrator.domain import pricing
 from orchestrator.domain.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE, Role
 from orchestrator.domain.models import Optimization, Tokens
 from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, optimization_prompt
@@ -414,7 +415,7 @@ class Tally:
         self.tokens = Tokens(input=t.input + r.input, output=t.output + r.output,
                              cache_read=t.cache_read + r.cache_read,
                              cache_write=t.cache_write + r.cache_write)
-        self.cost_usd += cost_usd(self.settings, response)
+        self.cost_usd += pricing.cost_usd(self.settings.prices, response.model, response.tokens)
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         """Retried in place; nothing to note."""
