@@ -23,7 +23,8 @@ class Frozen(BaseModel):
 
 
 class Analysis(Frozen):
-    """The orchestrator's analysis of a request (the seed's keys)."""
+    """The orchestrator's analysis of a request: what it is, how big, who is needed, what it
+    must meet and how to go about it."""
 
     project_type: ProjectType
     complexity: Complexity
@@ -64,32 +65,14 @@ class PlanFile(Plan):
 
 
 class ProjectContext(Frozen):
-    """What the orchestrator knows about a project when it plans (the seed's ProjectContext)."""
+    """What the decomposition prompt is given about a project: the request, its type, the
+    analysis's requirements, and its complexity and estimated hours as constraints."""
 
     project_id: str
     project_type: ProjectType
     description: str
     requirements: list[str]
     constraints: dict[str, Any]
-    deadline: datetime | None = None
-    budget_tokens: int
-    priority: TaskPriority
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class TaskDefinition(Frozen):
-    """What a specialist agent is given for one task (the seed's TaskDefinition)."""
-
-    task_id: str
-    project_id: str
-    agent_type: AgentType
-    title: str
-    description: str
-    input_data: dict[str, Any]
-    dependencies: list[str]
-    priority: TaskPriority
-    estimated_tokens: int
-    deadline: datetime | None = None
 
 
 class Artifact(Frozen):
