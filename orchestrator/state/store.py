@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.domain.constants import HELD_STATUSES, MIN_ID_PREFIX, ProjectStatus, TaskStatus
 from orchestrator.domain.errors import BadInput, NotFound
+from orchestrator.domain.intake import is_utf8
 from orchestrator.domain.models import (
     AgentOutput,
     Analysis,
@@ -84,15 +85,6 @@ def connect(url: str, pool_size: int = 4) -> Connector:
             f"AGENCY_DATABASE_URL must start with postgresql:// or sqlite:///, not {scheme}:"
         )
     return connector
-
-
-def _encodable(text: str) -> bool:
-    """False for text the database cannot take (lone surrogates from non-UTF-8 argv)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _like_prefix(prefix: str) -> str:
@@ -172,7 +164,7 @@ class Store:
         return self._resolve("task", "get_task", "find_tasks_by_prefix", prefix)
 
     def _resolve(self, kind: str, by_id: str, by_prefix: str, prefix: str) -> str:
-        if not _encodable(prefix):
+        if not is_utf8(prefix):
             raise NotFound(f"no {kind} with id {prefix!r}")
         if self.db.fetch_one(by_id, {"id": prefix}):
             return prefix
