@@ -250,7 +250,8 @@ class Store:
         held = HELD_STATUSES
         if claim is not None and self.db.dialect == "postgresql":  # one statement, same effect
             row = self.db.fetch_one("record_attempt_usage", {
-                **params, "holder": claim.attempt, "held": held, "tokens": tokens.budgeted})
+                **params, "holder": claim.attempt, "held": held, "id": project_id,
+                "tokens": tokens.budgeted})
             return not (row and row["stale"])
         with self.db.transaction() as tx:
             if claim is None:
