@@ -9,11 +9,6 @@ from agency_offline.data import dataset, dataset_kind
 from agency_offline.topics import Ctx, Handler, bullets, cap, table
 
 
-def pages(c: Ctx) -> list[str]:
-    s = c.subject
-    return ["Home", *(cap(o) for o in s.offerings[:3]), "About", "Contact and opening hours"]
-
-
 def sitemap(c: Ctx, d: str) -> str:
     s = c.subject
     lines = ["```", f"{s.brand}", "├── Home (/)"]
