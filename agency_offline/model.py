@@ -17,7 +17,7 @@ from typing import Any
 
 from agency_offline import classify as offline
 from agency_offline import ledger as offline_stats
-from agency_offline.writer import Brief, Dependency, Finding, artifacts_for, draft
+from agency_offline.writer import Dependency, Finding, TaskBrief, artifacts_for, draft
 from orchestrator.agent.prompts import AGENT_PROMPTS
 from orchestrator.domain.constants import AgentType, ProjectType
 from orchestrator.domain.models import CriterionCheck, Verdict
@@ -137,19 +137,19 @@ def _dependencies(text: str) -> list[Dependency]:
     return found
 
 
-def brief(t: Transcript) -> Brief:
+def task_brief(t: Transcript) -> TaskBrief:
     system = t.request.system_text
-    return Brief(agent_type=_agent(system), title=line(t.first, "Your task:"),
-                 description=line(t.first, "Description:"), request=line(system, "Request:"),
-                 deliverables=items(t.first, "Deliverables:"),
-                 criteria=items(t.first, "Acceptance criteria:"),
-                 dependencies=_dependencies(t.first), findings=t.findings(),
-                 review_notes=t.notes())
+    return TaskBrief(agent_type=_agent(system), title=line(t.first, "Your task:"),
+                     description=line(t.first, "Description:"), request=line(system, "Request:"),
+                     deliverables=items(t.first, "Deliverables:"),
+                     criteria=items(t.first, "Acceptance criteria:"),
+                     dependencies=_dependencies(t.first), findings=t.findings(),
+                     review_notes=t.notes())
 
 
 def agent_turn(t: Transcript) -> list[Content]:
     """Search first, then write the files, then answer."""
-    b = brief(t)
+    b = task_brief(t)
     if t.may_call and not t.called("search_knowledge"):
         query = " ".join([b.title, *b.deliverables])
         return t.use(("search_knowledge", {"query": query}))

@@ -336,7 +336,7 @@ TOPICS: tuple[tuple[tuple[str, ...], Handler], ...] = (
       "quality"), findings),
     (("source inventory", "ingestion"), data_sources), (("style guide",), t.style_guide),
     (("outline",), t.outlines), (("article",), t.articles), (("illustration",), t.illustration),
-    (("user guide", "documentation"), user_guide), (("brief",), t.brief),
+    (("user guide", "documentation"), user_guide), (("brief",), t.client_brief),
     (("scope", "requirements", "concept"), t.scope),
     (("milestone", "timeline", "plan", "schedule", "release"), t.timeline),
     (("copy", "description", "message"), t.page_copy),

@@ -180,7 +180,8 @@ class Store:
 
     def project(self, project_id: str, usage: bool = True) -> ProjectRecord:
         """A project with its ledger's sums; `usage=False` leaves them out (tokens and cost
-        read zero) for one query less, for work that does not show them (an agent's brief)."""
+        read zero) for one query less, for work that does not show them (an agent's project
+        brief)."""
         row = self.db.fetch_one("get_project", {"id": project_id})
         if row is None:
             raise NotFound(f"no project with id {project_id!r}")
