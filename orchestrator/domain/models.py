@@ -49,7 +49,8 @@ class PlanTask(Frozen):
 
 
 class Plan(Frozen):
-    """The decomposition contract (DESIGN.md): tasks plus the model's advisory ordering."""
+    """The decomposition's answer: tasks plus the model's advisory ordering (the dependencies
+    decide; of the ordering only its indices are checked)."""
 
     tasks: list[PlanTask]
     execution_order: list[int] = Field(default_factory=list)
@@ -102,7 +103,7 @@ class CriterionCheck(Frozen):
 
 
 class Verdict(Frozen):
-    """A reviewer's structured verdict on a task's output (the seed's `need_review`)."""
+    """A reviewer's structured verdict on a task's output: pass or revise, per criterion."""
 
     verdict: Literal["pass", "revise"]
     criteria: list[CriterionCheck]
@@ -129,7 +130,8 @@ class DeliverableSection(Frozen):
 
 
 class Deliverable(Frozen):
-    """The integrated result (the seed's keys)."""
+    """The integrated result: a summary, then the project's deliverables, technical details,
+    next steps, success metrics and an appendix."""
 
     executive_summary: str
     key_deliverables: list[DeliverableSection]
@@ -140,8 +142,8 @@ class Deliverable(Frozen):
 
 
 class Optimization(Frozen):
-    """The orchestrator's advice on the agency's performance (the seed's
-    `optimize_performance` keys): recommendations under each heading."""
+    """The orchestrator's advice on the agency's performance: recommendations under each
+    heading."""
 
     agent_utilization: list[str] = Field(min_length=1)
     token_efficiency: list[str] = Field(min_length=1)

@@ -1,4 +1,5 @@
-"""The orchestrator's prompts, from the user's design (seed), adapted to structured outputs."""
+"""The orchestrator's prompts: its persona, and what analysis, decomposition, integration and
+optimisation must answer (the keys of the models they are parsed into), as structured outputs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""How the agency performs (the seed's `optimize_performance`): utilisation per queue, tokens
-and cost, retries, review rejections, the slowest work, and suggestions computed by rules.
+"""How the agency performs: utilisation per queue, tokens and cost, retries, review
+rejections, the slowest work, suggestions computed by rules, and (`agency stats --llm`)
+the orchestrator model's advice.
 
 Everything is read from the store; durations are computed here, since SQLite keeps times as
 ISO text. `agency stats` prints it, `agency metrics` exports part of it to Prometheus.
@@ -425,8 +426,8 @@ class Tally:
 
 
 def optimize(rt: Runtime, metrics: dict[str, Any]) -> dict[str, Any]:
-    """The orchestrator model's advice on these statistics (the seed's keys), and what the
-    call cost (it is in no project's ledger)."""
+    """The orchestrator model's advice on these statistics (one list per heading of
+    `Optimization`), and what the call cost (it is in no project's ledger)."""
     tally = Tally(rt.settings)
     advice = ask_structured(
         rt.provider, role=Role.OPTIMIZE, model=rt.model_for(Role.OPTIMIZE),

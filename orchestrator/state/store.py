@@ -1,4 +1,6 @@
-"""The store: the source of truth. Reads and inserts here; status changes only in the scheduler."""
+"""The store: the source of truth. Reads, and the writes that change no status (a new project,
+events and notes, the ledger and the running token total, a budget, canvas units, ready times);
+every status change is a fenced write of the Scheduler (transitions.py)."""
 
 from __future__ import annotations
 
