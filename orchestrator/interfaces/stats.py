@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -257,22 +257,27 @@ def costliest(by_agent: Iterable[Usage]) -> list[Suggestion]:
 
 def rejections(reviews: Iterable[Rate]) -> list[Suggestion]:
     """Agent types whose work reviewers send back often."""
-    return [Suggestion(
-        f"reviews of {r.agent_type} are rejected {r.rate:.0%} of the time ({r.count} of "
-        f"{r.out_of}): tighten its brief",
-        {"rule": "review_rejections", "agent_type": r.agent_type, "rate": round(r.rate, 4),
-         "revise": r.count, "reviews": r.out_of})
-        for r in sorted(reviews, key=lambda r: -r.rate) if r.rate >= REJECTION_THRESHOLD]
+    return _frequent(reviews, REJECTION_THRESHOLD, "review_rejections", ("revise", "reviews"),
+                     lambda r: f"reviews of {r.agent_type} are rejected {r.rate:.0%} of the "
+                               f"time ({r.count} of {r.out_of}): tighten its brief")
 
 
 def retries(per_call: Iterable[Rate]) -> list[Suggestion]:
     """Agent types whose model calls are retried often (rate limits, overload, timeouts)."""
-    return [Suggestion(
-        f"retries of {r.agent_type}: {r.rate:.0%} of calls ({r.count} retries over "
-        f"{r.out_of} calls): lower its concurrency or raise the API rate limit",
-        {"rule": "retries", "agent_type": r.agent_type, "rate": round(r.rate, 4),
-         "retries": r.count, "calls": r.out_of})
-        for r in sorted(per_call, key=lambda r: -r.rate) if r.rate >= RETRY_THRESHOLD]
+    return _frequent(per_call, RETRY_THRESHOLD, "retries", ("retries", "calls"),
+                     lambda r: f"retries of {r.agent_type}: {r.rate:.0%} of calls ({r.count} "
+                               f"retries over {r.out_of} calls): lower its concurrency or "
+                               "raise the API rate limit")
+
+
+def _frequent(rates: Iterable[Rate], threshold: float, rule: str, keys: tuple[str, str],
+              says: Callable[[Rate], str]) -> list[Suggestion]:
+    """A suggestion per agent type at or above the threshold, most frequent first; `keys`
+    name the count and what it is out of."""
+    count, out_of = keys
+    return [Suggestion(says(r), {"rule": rule, "agent_type": r.agent_type,
+                                 "rate": round(r.rate, 4), count: r.count, out_of: r.out_of})
+            for r in sorted(rates, key=lambda r: -r.rate) if r.rate >= threshold]
 
 
 @dataclass(frozen=True)
