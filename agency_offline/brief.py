@@ -1,4 +1,4 @@
-"""What the offline writer is given for one task: the brief, its inputs and review notes."""
+"""What the offline writer is given for one task (its TaskBrief): the task, its inputs, notes."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class Brief:
+class TaskBrief:
     """Everything the writer is given for one task."""
 
     agent_type: AgentType

@@ -9,7 +9,7 @@ from html import escape
 
 from agency_offline import tech
 from agency_offline import topics as top
-from agency_offline.brief import Brief
+from agency_offline.brief import TaskBrief
 from agency_offline.data import bar_chart, calendar_rows, dataset, dataset_name, to_csv
 from agency_offline.plans import classify
 from agency_offline.subject import Subject, slugify
@@ -25,7 +25,7 @@ _HOURS = {"event": (("Date", "Saturday, doors at 14:00"), ("Ends", "around 19:00
                        ("Sunday", "closed"))}
 
 
-def _text(brief: Brief) -> str:
+def _text(brief: TaskBrief) -> str:
     return " ".join([brief.title, brief.description, *brief.deliverables]).lower()
 
 
@@ -369,7 +369,7 @@ def _doc(title: str, *parts: str) -> str:
     return f"# {title}\n\n" + "\n\n".join(parts) + "\n"
 
 
-def _markdown(agent: AgentType, c: Ctx, brief: Brief) -> tuple[str, str] | None:
+def _markdown(agent: AgentType, c: Ctx, brief: TaskBrief) -> tuple[str, str] | None:
     s, low = c.subject, _text(brief)
     if agent is A.QA_ENGINEER:
         path = "qa/run-through-checklist.md" if s.is_event else "qa/test-plan.md"
@@ -409,12 +409,12 @@ def _markdown(agent: AgentType, c: Ctx, brief: Brief) -> tuple[str, str] | None:
     return None
 
 
-def _plans_content(brief: Brief) -> bool:
+def _plans_content(brief: TaskBrief) -> bool:
     low = _text(brief)
     return any(w in low for w in ("calendar", "editorial", "distribution", "content plan"))
 
 
-def _campaign(brief: Brief, s: Subject) -> bool:
+def _campaign(brief: TaskBrief, s: Subject) -> bool:
     low = _text(brief)
     return s.is_event or classify(brief.request) is ProjectType.MARKETING_CAMPAIGN or any(
         w in low for w in ("campaign", "launch", "calendar", "channel", "distribution"))
@@ -439,7 +439,7 @@ def top_col(header: list[str]) -> int:
     return chart_columns(header)[1]
 
 
-_BUILDERS: dict[AgentType, Callable[[Brief, Subject, Ctx], list[Artifact]]] = {
+_BUILDERS: dict[AgentType, Callable[[TaskBrief, Subject, Ctx], list[Artifact]]] = {
     A.FRONTEND_DEVELOPER: lambda b, s, c: [
         Artifact(path="site/index.html", content=index_html(c)),
         Artifact(path="site/styles.css", content=STYLES_CSS)],
@@ -453,7 +453,7 @@ _BUILDERS: dict[AgentType, Callable[[Brief, Subject, Ctx], list[Artifact]]] = {
 }
 
 
-def files_for(brief: Brief, s: Subject) -> list[Artifact]:
+def files_for(brief: TaskBrief, s: Subject) -> list[Artifact]:
     """The files this agent writes for this brief and subject."""
     c = Ctx(subject=s, agent=brief.agent_type, title=brief.title, request=brief.request)
     out = list(_BUILDERS[brief.agent_type](brief, s, c)) if brief.agent_type in _BUILDERS \

@@ -23,9 +23,9 @@ from agency_offline.latency import Latency
 from agency_offline.reading import Transcript, UnreadablePrompt
 from agency_offline.writer import (
     NOT_WORK,
-    Brief,
     Dependency,
     Finding,
+    TaskBrief,
     artifacts_for,
     draft,
 )
@@ -64,17 +64,16 @@ def _findings(t: Transcript) -> list[Finding]:
     return [Finding(source=h.source, snippet=h.snippet.replace("**", "")) for h in t.hits()]
 
 
-def brief(request: CompletionRequest, t: Transcript) -> Brief:
+def task_brief(request: CompletionRequest, t: Transcript) -> TaskBrief:
     """What the writer is given: the task as its prompt states it, what the agent found, and
     the reviewers' notes."""
     task = reading.agent_task(request)
-    return Brief(agent_type=task.agent_type, title=task.title, description=task.description,
-                 request=task.request, deliverables=task.deliverables, criteria=task.criteria,
-                 dependencies=[Dependency(title=i.title, agent_type=i.agent_type,
-                                          summary=i.summary,
-                                          excerpt=i.content[:EXCERPT_CHARS])
-                               for i in task.inputs],
-                 findings=_findings(t), review_notes=t.review_notes())
+    return TaskBrief(
+        agent_type=task.agent_type, title=task.title, description=task.description,
+        request=task.request, deliverables=task.deliverables, criteria=task.criteria,
+        dependencies=[Dependency(title=i.title, agent_type=i.agent_type, summary=i.summary,
+                                 excerpt=i.content[:EXCERPT_CHARS]) for i in task.inputs],
+        findings=_findings(t), review_notes=t.review_notes())
 
 
 def _use(t: Transcript, *calls: tuple[str, dict[str, Any]]) -> list[Content]:
@@ -84,7 +83,7 @@ def _use(t: Transcript, *calls: tuple[str, dict[str, Any]]) -> list[Content]:
 
 def agent_turn(request: CompletionRequest, t: Transcript) -> list[Content]:
     """Search first, then write the files, then answer."""
-    b = brief(request, t)
+    b = task_brief(request, t)
     if t.may_call and not t.called("search_knowledge"):
         query = " ".join([b.title, *b.deliverables])
         return _use(t, ("search_knowledge", {"query": query}))

@@ -9,11 +9,6 @@ from agency_offline.data import dataset, dataset_kind
 from agency_offline.topics import Ctx, Handler, bullets, cap, table
 
 
-def pages(c: Ctx) -> list[str]:
-    s = c.subject
-    return ["Home", *(cap(o) for o in s.offerings[:3]), "About", "Contact and opening hours"]
-
-
 def sitemap(c: Ctx, d: str) -> str:
     s = c.subject
     lines = ["```", f"{s.brand}", "├── Home (/)"]
@@ -341,7 +336,7 @@ TOPICS: tuple[tuple[tuple[str, ...], Handler], ...] = (
       "quality"), findings),
     (("source inventory", "ingestion"), data_sources), (("style guide",), t.style_guide),
     (("outline",), t.outlines), (("article",), t.articles), (("illustration",), t.illustration),
-    (("user guide", "documentation"), user_guide), (("brief",), t.brief),
+    (("user guide", "documentation"), user_guide), (("brief",), t.client_brief),
     (("scope", "requirements", "concept"), t.scope),
     (("milestone", "timeline", "plan", "schedule", "release"), t.timeline),
     (("copy", "description", "message"), t.page_copy),

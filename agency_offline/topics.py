@@ -1,7 +1,7 @@
 """The offline writer's body text per deliverable: personas, copy, plans, budgets and the like.
 
 A deliverable's words pick a handler ("audience personas" -> personas); each handler writes
-concrete Markdown about the subject. Handlers for things to build live in offline_tech.py.
+concrete Markdown about the subject. Handlers for things to build live in agency_offline/tech.py.
 """
 
 from __future__ import annotations
@@ -325,7 +325,8 @@ def timeline(c: Ctx, d: str) -> str:
     return table(("when", "milestone", "owner"), rows)
 
 
-def brief(c: Ctx, d: str) -> str:
+def client_brief(c: Ctx, d: str) -> str:
+    """A "brief" deliverable: the goal, audience and scope the client agrees first."""
     s = c.subject
     goal = (f"a {s.tone} {s.noun} that guests remember" if s.is_event
             else f"more of the right people choosing {s.brand}")

@@ -1,15 +1,15 @@
 """The offline model's specialist writer: a credible first draft for one task of one request.
 
-Pure functions of a Brief: the same brief always gives the same output. Sections are chosen by
-deliverable (offline_tech.TOPICS), sentences by a hash of the task and subject, so two tasks
-of one project do not read alike. Files come from offline_files.
+Pure functions of a TaskBrief: the same task brief always gives the same output. Sections
+are chosen by deliverable (tech.TOPICS), sentences by a hash of the task and subject, so two
+tasks of one project do not read alike. Files come from agency_offline/files.py.
 """
 
 from __future__ import annotations
 
 import re
 
-from agency_offline.brief import Brief, Dependency, Finding
+from agency_offline.brief import Dependency, Finding, TaskBrief
 from agency_offline.files import files_for
 from agency_offline.subject import Subject, subject_of
 from agency_offline.tech import topic
@@ -17,7 +17,7 @@ from agency_offline.topics import Ctx, cap, groups
 from orchestrator.domain.constants import AgentType
 from orchestrator.domain.models import AgentOutput, Artifact
 
-__all__ = ["Brief", "Dependency", "Finding", "Subject", "artifacts_for", "draft", "subject_of"]
+__all__ = ["Dependency", "Finding", "Subject", "TaskBrief", "artifacts_for", "draft", "subject_of"]
 
 
 A = AgentType
@@ -117,7 +117,7 @@ DEP_USES = ("this draft keeps the same audience and promises",
             "nothing here contradicts it; where it leaves a choice open, this draft makes it")
 
 
-def _ctx(brief: Brief, s: Subject) -> Ctx:
+def _ctx(brief: TaskBrief, s: Subject) -> Ctx:
     return Ctx(subject=s, agent=brief.agent_type, title=brief.title, request=brief.request)
 
 
@@ -135,7 +135,7 @@ def _first_sentence(text: str) -> str:
     return match.group(1) if match else body[:200]
 
 
-def _intro(brief: Brief, c: Ctx) -> list[str]:
+def _intro(brief: TaskBrief, c: Ctx) -> list[str]:
     s = c.subject
     opening = _fill(c.pick(INTROS[brief.agent_type], "intro"), s)
     scope = (f"The request: “{brief.request.strip()}”. This task, {brief.title}, "
@@ -151,7 +151,7 @@ def _join(items: list[str]) -> str:
         f" and {items[-1]}" if items else "")
 
 
-def _dependencies(brief: Brief, c: Ctx) -> list[str]:
+def _dependencies(brief: TaskBrief, c: Ctx) -> list[str]:
     if not brief.dependencies:
         return []
     heading = c.pick(("What this builds on", "Inputs from earlier tasks", "Starting point"),
@@ -167,7 +167,7 @@ def _dependencies(brief: Brief, c: Ctx) -> list[str]:
     return out
 
 
-def _findings(brief: Brief, c: Ctx) -> list[str]:
+def _findings(brief: TaskBrief, c: Ctx) -> list[str]:
     if not brief.findings:
         return []
     out = [f"## {KNOWLEDGE_HEADING}", ""]
@@ -184,7 +184,7 @@ EXPANSIONS = (
 )
 
 
-def _sections(brief: Brief, c: Ctx, extra: list[str]) -> list[str]:
+def _sections(brief: TaskBrief, c: Ctx, extra: list[str]) -> list[str]:
     s, out = c.subject, []
     revised = {_covered(n, brief) for n in brief.review_notes} - {""}
     for i, d in enumerate([*brief.deliverables, *extra]):
@@ -197,7 +197,7 @@ def _sections(brief: Brief, c: Ctx, extra: list[str]) -> list[str]:
     return out
 
 
-def _approach(brief: Brief, c: Ctx) -> list[str]:
+def _approach(brief: TaskBrief, c: Ctx) -> list[str]:
     s = c.subject
     if s.is_event and brief.agent_type in EVENT_APPROACH:
         heading, text = EVENT_APPROACH[brief.agent_type]
@@ -217,7 +217,7 @@ def _where(criterion: str, headings: list[str]) -> str:
     return best[1] if best[0] else ""
 
 
-def _criteria(brief: Brief, headings: list[str]) -> list[str]:
+def _criteria(brief: TaskBrief, headings: list[str]) -> list[str]:
     if not brief.criteria:
         return []
     out = [f"## {CHECKLIST_HEADING}", ""]
@@ -234,12 +234,12 @@ _MISSING = re.compile(r"\b(?:missing|add|adds|lacks?|no|needs?|include|without)\
                       r"(?:[.;,!]|$)", re.I)
 
 
-def _covered(note: str, brief: Brief) -> str:
+def _covered(note: str, brief: TaskBrief) -> str:
     low = note.lower()
     return next((d for d in brief.deliverables if d.lower() in low), "")
 
 
-def review_additions(brief: Brief) -> list[str]:
+def review_additions(brief: TaskBrief) -> list[str]:
     """Sections a redraft adds because a reviewer found them missing."""
     extra: list[str] = []
     for note in brief.review_notes:
@@ -252,7 +252,7 @@ def review_additions(brief: Brief) -> list[str]:
     return extra
 
 
-def _response(note: str, brief: Brief, s: Subject, extra: list[str]) -> str:
+def _response(note: str, brief: TaskBrief, s: Subject, extra: list[str]) -> str:
     covered = _covered(note, brief)
     if covered:
         return (f"“{cap(covered)}” has its own section, now expanded with concrete next steps "
@@ -271,7 +271,7 @@ def _response(note: str, brief: Brief, s: Subject, extra: list[str]) -> str:
     return f"reworked the affected sections of {brief.title} to address this directly."
 
 
-def _review(brief: Brief, s: Subject, extra: list[str]) -> list[str]:
+def _review(brief: TaskBrief, s: Subject, extra: list[str]) -> list[str]:
     if not brief.review_notes:
         return []
     out = ["## Changes after review", ""]
@@ -280,7 +280,7 @@ def _review(brief: Brief, s: Subject, extra: list[str]) -> list[str]:
     return [*out, ""]
 
 
-def _sources(brief: Brief, s: Subject) -> list[str]:
+def _sources(brief: TaskBrief, s: Subject) -> list[str]:
     out = [f"## {SOURCES_HEADING}", ""]
     out += [f"- Task “{d.title}” ({d.agent_type}): {d.summary.strip()} — used in "
             f"{brief.title}." for d in brief.dependencies]
@@ -293,7 +293,7 @@ def _sources(brief: Brief, s: Subject) -> list[str]:
     return out
 
 
-def _summary(brief: Brief, s: Subject) -> str:
+def _summary(brief: TaskBrief, s: Subject) -> str:
     made = _join(brief.deliverables[:3]) or "the task's work"
     basis = (f"It builds on {_join([d.title for d in brief.dependencies[:2]])}"
              if brief.dependencies else "It starts from the request")
@@ -301,7 +301,7 @@ def _summary(brief: Brief, s: Subject) -> str:
             f"{groups(s)[0]}.")
 
 
-def draft(brief: Brief) -> AgentOutput:
+def draft(brief: TaskBrief) -> AgentOutput:
     """A first draft for the brief: summary, Markdown content and the files this agent writes."""
     s = subject_of(brief.request)
     c = _ctx(brief, s)
@@ -315,6 +315,6 @@ def draft(brief: Brief) -> AgentOutput:
                        artifacts=files_for(brief, s))
 
 
-def artifacts_for(brief: Brief) -> list[Artifact]:
+def artifacts_for(brief: TaskBrief) -> list[Artifact]:
     """The files this agent writes for this request (relative, lowercase paths)."""
     return files_for(brief, subject_of(brief.request))

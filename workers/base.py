@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from celery import Task, signals
@@ -23,7 +24,7 @@ from orchestrator.domain.errors import (
     TaskNotReady,
 )
 from orchestrator.services.reconciler import Reconciler
-from orchestrator.state.transitions import Claim, ProjectClaim
+from orchestrator.state.transitions import Claim, ProjectClaim, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -169,46 +170,26 @@ class AgencyTask(Task):  # type: ignore[type-arg]
         raise Ignore()
 
     def pause(self, failed: AttemptFailed) -> None:
-        raise NotImplementedError
+        """The budget is spent: the project is `budget_exhausted`; an agent's task waits
+        (pending) for `agency resume`."""
+        reason = str(failed.cause)
+        self._record(failed, "budget pause", ProjectStatus.BUDGET_EXHAUSTED, reason,
+                     lambda s, claim: s.pause_for_budget(failed.project_id, claim, reason))
 
     def fail(self, failed: AttemptFailed, reason: str) -> None:
-        raise NotImplementedError
+        """Fail the work for good: an agent's task fails (its descendants wait, the rest goes
+        on); a planning or integration attempt fails its project (`agency resume` carries
+        on)."""
+        self._record(failed, "failure", ProjectStatus.FAILED, reason,
+                     lambda s, claim: s.fail_task(claim, reason))
 
-
-class AgentTask(AgencyTask):
-    """An agent task: a failure fails the task; its descendants wait, the rest goes on."""
-
-    abstract = True
-
-    def pause(self, failed: AttemptFailed) -> None:
-        claim = failed.claim
-        assert isinstance(claim, Claim)
-        rt = get_runtime()
-        rt.durably("budget pause", lambda: rt.scheduler.pause_for_budget(
-            failed.project_id, claim, str(failed.cause)))
-
-    def fail(self, failed: AttemptFailed, reason: str) -> None:
-        claim = failed.claim
-        assert isinstance(claim, Claim)
-        rt = get_runtime()
-        rt.durably("failure", lambda: rt.scheduler.fail_task(claim, reason))
-
-
-class OrchestratorTask(AgencyTask):
-    """Planning or integration: a failure fails the project (`agency resume` carries on)."""
-
-    abstract = True
-
-    def pause(self, failed: AttemptFailed) -> None:
-        claim = failed.claim
-        assert isinstance(claim, ProjectClaim)
-        rt = get_runtime()
-        rt.durably("budget pause", lambda: rt.scheduler.move_claimed(
-            claim, ProjectStatus.BUDGET_EXHAUSTED, str(failed.cause)))
-
-    def fail(self, failed: AttemptFailed, reason: str) -> None:
-        claim = failed.claim
-        assert isinstance(claim, ProjectClaim)
-        rt = get_runtime()
-        rt.durably("failure", lambda: rt.scheduler.move_claimed(
-            claim, ProjectStatus.FAILED, reason))
+    @staticmethod
+    def _record(failed: AttemptFailed, what: str, project_to: ProjectStatus, reason: str,
+                for_task: Callable[[Scheduler, Claim], object]) -> None:
+        """Write the outcome the attempt's claim allows: a project's move, or `for_task`."""
+        rt, claim = get_runtime(), failed.claim
+        if isinstance(claim, ProjectClaim):
+            rt.durably(what, lambda: rt.scheduler.move_claimed(claim, project_to, reason))
+        else:
+            assert isinstance(claim, Claim)
+            rt.durably(what, lambda: for_task(rt.scheduler, claim))

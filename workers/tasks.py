@@ -21,7 +21,7 @@ from orchestrator.services.dispatch import release
 from orchestrator.services.integrate import integrate_project
 from orchestrator.services.planner import plan_project
 from orchestrator.state.store import progress_text
-from workers.base import AgentTask, OrchestratorTask, node_name, send_progress
+from workers.base import AgencyTask, node_name, send_progress
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def _progress(rt: Runtime, project_id: str) -> str:
         return f"project {project_id[:8]}"
 
 
-@app.task(name=PLAN_TASK, base=OrchestratorTask, bind=True)
+@app.task(name=PLAN_TASK, base=AgencyTask, bind=True)
 def plan(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
     """Analyze, decompose and dispatch a project."""
     rt = get_runtime()
@@ -43,7 +43,7 @@ def plan(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
     return f"{_progress(rt, project_id)}, planned"
 
 
-@app.task(name=INTEGRATE_TASK, base=OrchestratorTask, bind=True)
+@app.task(name=INTEGRATE_TASK, base=AgencyTask, bind=True)
 def integrate(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
     """Merge the results into the deliverable."""
     rt = get_runtime()
@@ -73,7 +73,8 @@ def _agent_task(agent: AgentType) -> Any:
 
     run.__name__ = f"run_{agent.value}"
     run.__doc__ = f"Run one {agent.value} task."
-    return app.task(name=agent_task_name(agent), base=AgentTask, bind=True)(run)
+    return app.task(name=agent_task_name(agent), base=AgencyTask, bind=True)(run)
 
 
-AGENT_TASKS = {agent: _agent_task(agent) for agent in AgentType}
+for _agent in AgentType:  # registered with the app as they are made
+    _agent_task(_agent)

@@ -1,4 +1,4 @@
-"""Reviews (the seed's `need_review`): a task's output is checked before its dependents start.
+"""Reviews: a task's output is checked before its dependents start.
 
 Work products (code, data, copy) are reviewed by the QA engineer; plans, research and QA's own
 work by the orchestrator. Settings say which agent types are reviewed; an agent may also ask

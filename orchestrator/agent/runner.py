@@ -42,7 +42,7 @@ def claim_task(rt: Runtime, task_id: str, worker: str
     change once planned), or say why not: None when it already completed (a completed task is
     never executed again, whatever the broker redelivers)."""
     task = rt.store.task(task_id)
-    project = rt.store.project(task.project_id, usage=False)  # the brief shows no figures
+    project = rt.store.project(task.project_id, usage=False)  # the project brief shows no figures
     if project.status is not ProjectStatus.RUNNING:
         raise NotRunnable(f"project {project.id} is {project.status.value}")
     claim = rt.scheduler.start_task(task_id, worker, rt.leases.until())

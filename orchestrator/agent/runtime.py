@@ -20,6 +20,7 @@ from orchestrator.domain.errors import (
     NotRunnable,
     StoreUnavailable,
 )
+from orchestrator.domain.pricing import cost_usd
 from orchestrator.domain.settings import Settings, get_settings
 from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, make_provider
 from orchestrator.llm.ratelimit import Throttle, make_throttle
@@ -30,17 +31,6 @@ from orchestrator.state.transitions import Claim, ProjectClaim, Scheduler
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
-
-
-def cost_usd(settings: Settings, response: CompletionResponse) -> float:
-    """Price a call from the settings' table (longest model-id prefix wins)."""
-    names = [n for n in settings.prices if response.model.startswith(n)]
-    if not names:
-        return 0.0
-    price = settings.prices[max(names, key=len)]
-    t = response.tokens
-    return (t.input * price[0] + t.output * price[1] + t.cache_read * price[2]
-            + t.cache_write * price[3]) / 1_000_000
 
 
 @dataclass
@@ -136,7 +126,7 @@ class ProjectMeter:
     def record(self, request: CompletionRequest, response: CompletionResponse,
                attempt: int) -> None:
         """The ledger row of a paid call; kept through a database outage (see `durably`)."""
-        cost = cost_usd(self.rt.settings, response)
+        cost = cost_usd(self.rt.settings.prices, response.model, response.tokens)
         claim = self.claim
         self.rt.durably("usage", lambda: self.rt.store.record_usage(
             self.project_id, claim, request.role.value, response.model, response.tokens,

@@ -46,9 +46,9 @@ class Complexity(StrEnum):
     ENTERPRISE = "enterprise"
 
 
-# Token budgets per complexity, and the fallback: the seed's table (50k, 150k, 300k, 500k;
-# 100k) was sized for one call per task; agents now work in tool loops and are reviewed, so
-# four times as much. A cache read counts a tenth of a token (models.Tokens.budgeted).
+# Token budgets per complexity, and the fallback: 50k, 150k, 300k, 500k (100k) is what one call
+# per task needs; agents work in tool loops and are reviewed, so four times as much. A cache
+# read counts a tenth of a token (models.Tokens.budgeted).
 BUDGET_SCALE = 4
 COMPLEXITY_BUDGETS: dict[Complexity, int] = {
     Complexity.SIMPLE: 50_000 * BUDGET_SCALE,

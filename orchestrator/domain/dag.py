@@ -320,11 +320,6 @@ def subgraph(graph: Graph, members: list[int]) -> Graph:
                  weights=tuple(graph.weights[n] for n in members))
 
 
-def is_exact(graph: Graph) -> bool:
-    """True when the graph's canvas would make no task wait for a non-dependency."""
-    return not false_waits(graph, series_parallel(graph))
-
-
 def cheap_joins(shape: Shape, flat_joins: bool = True) -> bool:
     """True when every join in the shape's canvas costs milliseconds.
 

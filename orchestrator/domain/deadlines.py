@@ -1,13 +1,14 @@
-"""Deadlines (the seed's `_calculate_deadline`): a project's and each task's, and what is at risk.
+"""Deadlines: a project's and each task's, and what is at risk.
 
 A project's deadline comes from `agency run --deadline` or, when planning analysed the request,
-from the analysis's estimated hours (x 1.5, as the seed computes it). Planning spreads it over
-the graph with estimated tokens as the duration proxy: the time from the project's creation to
-its deadline, divided by the critical path's length, is what a token of work may take; a task's
-deadline is the project's minus the longest chain of work that must still follow it. A task
-that has not finished is at risk when its earliest possible finish (now, plus its own work and
-the longest chain of unfinished work before it, at that pace) is past its deadline by more
-than 2 % of the project's time.
+from the analysis's estimated hours x 1.5, counted from the project's creation (so a project's
+deadline does not depend on when it was planned, and its tasks' share that start). Planning
+spreads it over the graph with estimated tokens as the duration proxy: the time from the
+project's creation to its deadline, divided by the critical path's length, is what a token of
+work may take; a task's deadline is the project's minus the longest chain of work that must
+still follow it. A task that has not finished is at risk when its earliest possible finish
+(now, plus its own work and the longest chain of unfinished work before it, at that pace) is
+past its deadline by more than 2 % of the project's time.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from orchestrator.domain.constants import TaskStatus
 from orchestrator.domain.dag import Graph
 from orchestrator.domain.errors import BadInput
-from orchestrator.domain.models import TaskRecord
+from orchestrator.domain.models import Analysis, ProjectRecord, TaskRecord
 
-SEED_FACTOR = 1.5  # the seed: estimated hours x 1.5
+# An estimate's hours x this: room for the estimate being short.
+HOURS_FACTOR = 1.5
 # A task is at risk past its deadline by more than this share of the project's time: the pace
 # is an estimate, and planning itself takes a moment of it.
 GRACE = 0.02
@@ -55,8 +57,12 @@ def parse_deadline(text: str, now: datetime) -> datetime:
     return found
 
 
-def from_estimate(estimated_hours: float, start: datetime) -> datetime:
-    return start + timedelta(hours=estimated_hours * SEED_FACTOR)
+def project_deadline(project: ProjectRecord, analysis: Analysis | None) -> datetime | None:
+    """The deadline given with the project, else the analysis's estimated hours x HOURS_FACTOR
+    from the project's creation; None with neither."""
+    if project.deadline is not None or analysis is None:
+        return project.deadline
+    return project.created_at + timedelta(hours=analysis.estimated_hours * HOURS_FACTOR)
 
 
 def _pace(deadline: datetime, start: datetime, critical: int) -> float:

@@ -43,10 +43,6 @@ class Stale(AgencyError):
     """This attempt no longer holds its task or project: a newer attempt took over."""
 
 
-class BrokerUnavailable(AgencyError):
-    """The broker cannot be reached right now; the reconciler sends what was not sent."""
-
-
 class ConfigError(BadInput):
     """The configuration is not valid."""
 

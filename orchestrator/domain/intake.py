@@ -17,8 +17,9 @@ from orchestrator.domain.models import PlanFile
 MAX_PLAN_BYTES = 1_000_000
 
 
-def _is_utf8(text: str) -> bool:
-    """False for lone surrogates: bytes that were not UTF-8 in argv, or `\\udcff` in JSON."""
+def is_utf8(text: str) -> bool:
+    """False for lone surrogates (bytes that were not UTF-8 in argv, or `\\udcff` in JSON):
+    text the database cannot take."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -31,7 +32,7 @@ def check_request(request: str | None, what: str = "request",
     """A person's text (the request, or `what` else it is), trimmed; empty, oversized or
     non-UTF-8 text is refused (`empty` ends the message for empty text)."""
     text = (request or "").strip()
-    if not _is_utf8(text):
+    if not is_utf8(text):
         raise BadInput(f"the {what} is not valid UTF-8 text")
     if not text:
         raise BadInput(f"the {what} is empty{empty}")
@@ -78,7 +79,7 @@ def read_json_file(path: Path) -> Any:
         raise PlanError(f"plan file {path} is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise PlanError(f"plan file {path} is nested too deeply") from exc
-    if not _is_utf8(json.dumps(data, ensure_ascii=False)):
+    if not is_utf8(json.dumps(data, ensure_ascii=False)):
         raise PlanError(f"plan file {path} holds a \\u escape that is not valid UTF-8 text")
     return data
 

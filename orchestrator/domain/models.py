@@ -23,7 +23,8 @@ class Frozen(BaseModel):
 
 
 class Analysis(Frozen):
-    """The orchestrator's analysis of a request (the seed's keys)."""
+    """The orchestrator's analysis of a request: what it is, how big, who is needed, what it
+    must meet and how to go about it."""
 
     project_type: ProjectType
     complexity: Complexity
@@ -48,7 +49,8 @@ class PlanTask(Frozen):
 
 
 class Plan(Frozen):
-    """The decomposition contract (DESIGN.md): tasks plus the model's advisory ordering."""
+    """The decomposition's answer: tasks plus the model's advisory ordering (the dependencies
+    decide; of the ordering only its indices are checked)."""
 
     tasks: list[PlanTask]
     execution_order: list[int] = Field(default_factory=list)
@@ -64,32 +66,14 @@ class PlanFile(Plan):
 
 
 class ProjectContext(Frozen):
-    """What the orchestrator knows about a project when it plans (the seed's ProjectContext)."""
+    """What the decomposition prompt is given about a project: the request, its type, the
+    analysis's requirements, and its complexity and estimated hours as constraints."""
 
     project_id: str
     project_type: ProjectType
     description: str
     requirements: list[str]
     constraints: dict[str, Any]
-    deadline: datetime | None = None
-    budget_tokens: int
-    priority: TaskPriority
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class TaskDefinition(Frozen):
-    """What a specialist agent is given for one task (the seed's TaskDefinition)."""
-
-    task_id: str
-    project_id: str
-    agent_type: AgentType
-    title: str
-    description: str
-    input_data: dict[str, Any]
-    dependencies: list[str]
-    priority: TaskPriority
-    estimated_tokens: int
-    deadline: datetime | None = None
 
 
 class Artifact(Frozen):
@@ -119,7 +103,7 @@ class CriterionCheck(Frozen):
 
 
 class Verdict(Frozen):
-    """A reviewer's structured verdict on a task's output (the seed's `need_review`)."""
+    """A reviewer's structured verdict on a task's output: pass or revise, per criterion."""
 
     verdict: Literal["pass", "revise"]
     criteria: list[CriterionCheck]
@@ -146,7 +130,8 @@ class DeliverableSection(Frozen):
 
 
 class Deliverable(Frozen):
-    """The integrated result (the seed's keys)."""
+    """The integrated result: a summary, then the project's deliverables, technical details,
+    next steps, success metrics and an appendix."""
 
     executive_summary: str
     key_deliverables: list[DeliverableSection]
@@ -157,8 +142,8 @@ class Deliverable(Frozen):
 
 
 class Optimization(Frozen):
-    """The orchestrator's advice on the agency's performance (the seed's
-    `optimize_performance` keys): recommendations under each heading."""
+    """The orchestrator's advice on the agency's performance: recommendations under each
+    heading."""
 
     agent_utilization: list[str] = Field(min_length=1)
     token_efficiency: list[str] = Field(min_length=1)

@@ -46,7 +46,7 @@ SEARCH_HIT = "{rank}. [{source}] {snippet}"
 # the cached conversation); a tool call made anyway is not run and counts as an invalid answer.
 LAST_TURN = "You have no turns left for tools: answer now with the JSON object."
 
-# The orchestrator's seed prompts (orchestrator/domain/prompts.py): each field's label, and the
+# The orchestrator's own prompts (orchestrator/domain/prompts.py): each field's label, and the
 # fixed text that follows the field.
 ANALYSIS_REQUEST = "Request: "
 ANALYSIS_END = "\n\nProvide a JSON response with:"

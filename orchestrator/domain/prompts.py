@@ -1,7 +1,6 @@
-"""The orchestrator's prompts, from the user's design (seed), adapted to structured outputs.
-
-The text is the seed's; the labels the offline model reads back are spelled once, in
-orchestrator/domain/prompt_labels.py.
+"""The orchestrator's prompts: its persona, and what analysis, decomposition, integration and
+optimisation must answer (the keys of the models they are parsed into), as structured outputs.
+The labels the offline model reads back are spelled once, in orchestrator/domain/prompt_labels.py.
 """
 
 from __future__ import annotations

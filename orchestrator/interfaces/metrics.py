@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 9808
-DEFAULT_ADDRESS = "127.0.0.1"
 # Task run time buckets, in seconds: an offline task takes milliseconds, a real one minutes.
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")

@@ -1,5 +1,6 @@
-"""How the agency performs (the seed's `optimize_performance`): utilisation per queue, tokens
-and cost, retries, review rejections, the slowest work, and suggestions computed by rules.
+"""How the agency performs: utilisation per queue, tokens and cost, retries, review
+rejections, the slowest work, suggestions computed by rules, and (`agency stats --llm`)
+the orchestrator model's advice.
 
 Everything is read from the store; durations are computed here, since SQLite keeps times as
 ISO text. `agency stats` prints it, `agency metrics` exports part of it to Prometheus.
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.agent.runtime import Runtime, cost_usd
+from orchestrator.agent.runtime import Runtime
+from orchestrator.domain import pricing
 from orchestrator.domain.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE, Role
 from orchestrator.domain.models import Optimization, Tokens
 from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, optimization_prompt
@@ -255,22 +257,27 @@ def costliest(by_agent: Iterable[Usage]) -> list[Suggestion]:
 
 def rejections(reviews: Iterable[Rate]) -> list[Suggestion]:
     """Agent types whose work reviewers send back often."""
-    return [Suggestion(
-        f"reviews of {r.agent_type} are rejected {r.rate:.0%} of the time ({r.count} of "
-        f"{r.out_of}): tighten its brief",
-        {"rule": "review_rejections", "agent_type": r.agent_type, "rate": round(r.rate, 4),
-         "revise": r.count, "reviews": r.out_of})
-        for r in sorted(reviews, key=lambda r: -r.rate) if r.rate >= REJECTION_THRESHOLD]
+    return _frequent(reviews, REJECTION_THRESHOLD, "review_rejections", ("revise", "reviews"),
+                     lambda r: f"reviews of {r.agent_type} are rejected {r.rate:.0%} of the "
+                               f"time ({r.count} of {r.out_of}): tighten its brief")
 
 
 def retries(per_call: Iterable[Rate]) -> list[Suggestion]:
     """Agent types whose model calls are retried often (rate limits, overload, timeouts)."""
-    return [Suggestion(
-        f"retries of {r.agent_type}: {r.rate:.0%} of calls ({r.count} retries over "
-        f"{r.out_of} calls): lower its concurrency or raise the API rate limit",
-        {"rule": "retries", "agent_type": r.agent_type, "rate": round(r.rate, 4),
-         "retries": r.count, "calls": r.out_of})
-        for r in sorted(per_call, key=lambda r: -r.rate) if r.rate >= RETRY_THRESHOLD]
+    return _frequent(per_call, RETRY_THRESHOLD, "retries", ("retries", "calls"),
+                     lambda r: f"retries of {r.agent_type}: {r.rate:.0%} of calls ({r.count} "
+                               f"retries over {r.out_of} calls): lower its concurrency or "
+                               "raise the API rate limit")
+
+
+def _frequent(rates: Iterable[Rate], threshold: float, rule: str, keys: tuple[str, str],
+              says: Callable[[Rate], str]) -> list[Suggestion]:
+    """A suggestion per agent type at or above the threshold, most frequent first; `keys`
+    name the count and what it is out of."""
+    count, out_of = keys
+    return [Suggestion(says(r), {"rule": rule, "agent_type": r.agent_type,
+                                 "rate": round(r.rate, 4), count: r.count, out_of: r.out_of})
+            for r in sorted(rates, key=lambda r: -r.rate) if r.rate >= threshold]
 
 
 @dataclass(frozen=True)
@@ -414,7 +421,7 @@ class Tally:
         self.tokens = Tokens(input=t.input + r.input, output=t.output + r.output,
                              cache_read=t.cache_read + r.cache_read,
                              cache_write=t.cache_write + r.cache_write)
-        self.cost_usd += cost_usd(self.settings, response)
+        self.cost_usd += pricing.cost_usd(self.settings.prices, response.model, response.tokens)
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         """Retried in place; nothing to note."""
@@ -424,8 +431,8 @@ class Tally:
 
 
 def optimize(rt: Runtime, metrics: dict[str, Any]) -> dict[str, Any]:
-    """The orchestrator model's advice on these statistics (the seed's keys), and what the
-    call cost (it is in no project's ledger)."""
+    """The orchestrator model's advice on these statistics (one list per heading of
+    `Optimization`), and what the call cost (it is in no project's ledger)."""
     tally = Tally(rt.settings)
     advice = ask_structured(
         rt.provider, role=Role.OPTIMIZE, model=rt.model_for(Role.OPTIMIZE),

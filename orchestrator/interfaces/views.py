@@ -91,7 +91,7 @@ def counts(tasks: list[TaskRecord]) -> Counter[TaskStatus]:
 
 
 def progress_line(project: ProjectRecord, tasks: list[TaskRecord]) -> str:
-    """The seed monitor's figures: completed, in progress, blocked, failed and percent."""
+    """A project's progress: tasks completed, in progress, blocked and failed, and percent."""
     if not tasks:
         return f"{project.status.value}: analyzing and planning"
     c = counts(tasks)

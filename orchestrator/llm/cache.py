@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from orchestrator.domain.models import Tokens
+from orchestrator.domain.pricing import longest_prefix
 
 # Minimum cacheable prefix, in tokens, by model-id prefix (the longest match wins).
 MINIMUM_CACHEABLE: dict[str, int] = {
@@ -32,8 +33,8 @@ TTL_SECONDS = 300.0
 
 
 def minimum_for(model: str) -> int:
-    names = [n for n in MINIMUM_CACHEABLE if model.startswith(n)]
-    return MINIMUM_CACHEABLE[max(names, key=len)] if names else DEFAULT_MINIMUM
+    name = longest_prefix(MINIMUM_CACHEABLE, model)
+    return DEFAULT_MINIMUM if name is None else MINIMUM_CACHEABLE[name]
 
 
 def count_tokens(value: Any) -> int:

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Protocol
 from orchestrator.domain.constants import Dimension, LLMKind
 from orchestrator.domain.errors import TransientModelError
 from orchestrator.domain.models import Tokens
+from orchestrator.domain.pricing import longest_prefix
 from orchestrator.domain.settings import RateLimit, Settings
 from orchestrator.llm.base import CompletionRequest, CompletionResponse, ServerLimits
 from orchestrator.llm.cache import count_tokens
@@ -51,10 +52,9 @@ class Charge(NamedTuple):
 def bucket_of(table: Mapping[str, RateLimit], model: str) -> tuple[str, Charge]:
     """The bucket a model's calls share (the longest configured model-id prefix, else the model
     id) and its configured limits (0: none)."""
-    names = [n for n in table if model.startswith(n)]
-    if not names:
+    name = longest_prefix(table, model)
+    if name is None:
         return model, Charge(0, 0, 0)
-    name = max(names, key=len)
     limit = table[name]
     return name, Charge(limit.rpm or 0, limit.itpm or 0, limit.otpm or 0)
 

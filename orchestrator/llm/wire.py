@@ -1,21 +1,19 @@
 """Requests and responses in the Messages API's JSON shape, without the SDK.
 
 The Anthropic provider sends this; the offline model and the local test server account for
-prompt caching on exactly this shape, so all three agree on what a prefix is.
+prompt caching on exactly this shape, so all three agree on what a prefix is. (The test
+server reads requests back with its own parser, tests/fake_anthropic.py.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.domain.constants import Role
 from orchestrator.llm.base import (
     Block,
     CompletionRequest,
     Content,
-    Message,
     TextBlock,
-    Tool,
     ToolResultBlock,
     ToolUseBlock,
 )
@@ -70,38 +68,3 @@ def content_from_json(items: list[dict[str, Any]]) -> list[Content]:
         elif item.get("type") == "tool_use":
             out.append(ToolUseBlock(id=item["id"], name=item["name"], input=item["input"]))
     return out
-
-
-def _content(value: str | list[dict[str, Any]]) -> list[Content]:
-    if isinstance(value, str):
-        return [TextBlock(text=value)]
-    out: list[Content] = []
-    for item in value:
-        cache = "cache_control" in item
-        if item.get("type") == "text":
-            out.append(TextBlock(text=item["text"], cache=cache))
-        elif item.get("type") == "tool_use":
-            out.append(ToolUseBlock(id=item["id"], name=item["name"], input=item["input"]))
-        elif item.get("type") == "tool_result":
-            body = item.get("content", "")
-            if isinstance(body, list):
-                body = "".join(b.get("text", "") for b in body)
-            out.append(ToolResultBlock(tool_use_id=item["tool_use_id"], content=body,
-                                       is_error=bool(item.get("is_error")), cache=cache))
-    return out
-
-
-def request_from_json(body: dict[str, Any], role: Role = Role.AGENT) -> CompletionRequest:
-    """A request as a server receives it (the local test server answers through this)."""
-    system = body.get("system") or []
-    fmt = (body.get("output_config") or {}).get("format") or {}
-    return CompletionRequest(
-        role=role, model=body["model"], max_tokens=body.get("max_tokens", 8000),
-        system=[TextBlock(text=system)] if isinstance(system, str) else [
-            TextBlock(text=b["text"], cache="cache_control" in b) for b in system],
-        messages=[Message(role=m["role"], content=_content(m["content"]))
-                  for m in body.get("messages", [])],
-        tools=[Tool(name=t["name"], description=t.get("description", ""),
-                    input_schema=t["input_schema"]) for t in body.get("tools") or []],
-        tool_choice=(body.get("tool_choice") or {}).get("type", "auto"),
-        json_schema=fmt.get("schema"))

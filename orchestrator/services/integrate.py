@@ -78,7 +78,7 @@ def _write_report(rt: Runtime, project_id: str, deliverable: Deliverable) -> Non
 
 def integration_request(project: ProjectRecord, tasks: list[TaskRecord],
                         reviews: dict[str, list[ReviewRecord]]) -> str:
-    """The seed's integration prompt, with the success criteria and how to read the rest."""
+    """The integration prompt, with the success criteria and how to read the rest."""
     criteria = project.analysis.success_criteria if project.analysis else []
     return (integration_prompt(project.request, str(project.project_type),
                                [_result(t, reviews.get(t.id, [])) for t in tasks])

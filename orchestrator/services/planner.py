@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from celery import Celery
 
@@ -12,17 +11,14 @@ from orchestrator.domain import dag, deadlines, estimates
 from orchestrator.domain.constants import (
     COMPLEXITY_BUDGETS,
     DEFAULT_BUDGET,
-    Complexity,
     ProjectStatus,
     ProjectType,
     Role,
-    TaskPriority,
 )
 from orchestrator.domain.models import Analysis, Plan, ProjectContext, ProjectRecord
 from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt, decomposition_prompt
 from orchestrator.llm.structured import ask_structured
 from orchestrator.services.dispatch import dispatch
-from orchestrator.state.store import now
 from orchestrator.state.transitions import ProjectClaim
 
 log = logging.getLogger(__name__)
@@ -36,17 +32,13 @@ def analyze(rt: Runtime, project: ProjectRecord) -> Analysis:
         meter=rt.meter(project.id, None), policy=rt.policy, max_tokens=4000)
 
 
-def project_context(project: ProjectRecord, analysis: Analysis, budget: int) -> ProjectContext:
-    """The seed's project context: requirements, constraints, deadline, budget and priority."""
-    priority = (TaskPriority.HIGH if analysis.complexity is Complexity.ENTERPRISE
-                else TaskPriority.NORMAL)
+def project_context(project: ProjectRecord, analysis: Analysis) -> ProjectContext:
+    """What decomposition is told about the project: its request and the analysis's findings."""
     return ProjectContext(
         project_id=project.id, project_type=analysis.project_type, description=project.request,
         requirements=analysis.key_requirements,
         constraints={"complexity": analysis.complexity.value,
-                     "estimated_hours": analysis.estimated_hours},
-        deadline=now() + timedelta(hours=analysis.estimated_hours * 1.5),
-        budget_tokens=budget, priority=priority, metadata=analysis.model_dump(mode="json"))
+                     "estimated_hours": analysis.estimated_hours})
 
 
 def decompose(rt: Runtime, context: ProjectContext) -> Plan:
@@ -89,7 +81,7 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
             analysis = analyze(rt, project)
             budget = budget or COMPLEXITY_BUDGETS.get(analysis.complexity, DEFAULT_BUDGET)
             rt.scheduler.save_analysis(claim, analysis, budget)
-        plan = decompose(rt, project_context(project, analysis, budget or DEFAULT_BUDGET))
+        plan = decompose(rt, project_context(project, analysis))
         kind = analysis.project_type
     else:
         plan, kind = project.plan, project.project_type or ProjectType.CUSTOM
@@ -97,9 +89,7 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
     ids = rt.scheduler.save_plan(claim, plan, graph, dag.schedule(graph), kind.value,
                                  budget or DEFAULT_BUDGET)
     analysis = rt.store.project(project.id, usage=False).analysis
-    deadline = project.deadline or (deadlines.from_estimate(analysis.estimated_hours,
-                                                            project.created_at)
-                                    if analysis else None)
+    deadline = deadlines.project_deadline(project, analysis)
     if deadline is not None:
         spread = deadlines.task_deadlines(graph, deadline, project.created_at)
         rt.scheduler.set_deadlines(project.id, deadline, dict(zip(ids, spread, strict=True)))

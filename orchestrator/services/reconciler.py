@@ -33,7 +33,6 @@ SETTLE_SECONDS = 2.0
 class Pass:
     """What one pass did."""
 
-    ran: bool = False
     requeued: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
     projects: list[str] = field(default_factory=list)
@@ -48,7 +47,6 @@ def reconcile(rt: Runtime, app: Celery) -> Pass:
     with rt.store.db.exclusive(RECONCILER_LOCK) as mine:
         if not mine:
             return done
-        done.ran = True
         epoch, clock = broker_epoch(rt), rt.store.clock()
         settled = clock - timedelta(seconds=SETTLE_SECONDS)
         scopes: dict[str, set[str]] = {}

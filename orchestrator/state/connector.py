@@ -14,6 +14,9 @@ Row = dict[str, Any]
 Params = Mapping[str, Any]
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+# A line `-- include: other` stands for the named query `other` (one level: an included query
+# includes nothing), so that a statement made of others (a CTE) does not copy them.
+_INCLUDE = re.compile(r"^[ \t]*-- include: (\w+)[ \t]*$", re.MULTILINE)
 _TRIGGER = re.compile(r"\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?TRIGGER\b", re.IGNORECASE)
 _BEGIN = re.compile(r"\bBEGIN\b", re.IGNORECASE)
 _END = re.compile(r"\bEND\s*$", re.IGNORECASE)
@@ -21,10 +24,12 @@ _END = re.compile(r"\bEND\s*$", re.IGNORECASE)
 
 @lru_cache(maxsize=1)
 def queries() -> dict[str, str]:
-    """The named queries of `sql/queries.sql`."""
+    """The named queries of `sql/queries.sql`, their includes filled in."""
     text = resources.files("orchestrator.state").joinpath("sql/queries.sql").read_text()
     parts = _NAME.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    found = {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return {name: _INCLUDE.sub(lambda m: found[m.group(1)], body)
+            for name, body in found.items()}
 
 
 def migrations(dialect: str) -> list[tuple[int, str]]:

@@ -1,4 +1,6 @@
-"""The store: the source of truth. Reads and inserts here; status changes only in the scheduler."""
+"""The store: the source of truth. Reads, and the writes that change no status (a new project,
+events and notes, the ledger and the running token total, a budget, canvas units, ready times);
+every status change is a fenced write of the Scheduler (transitions.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.domain.constants import HELD_STATUSES, MIN_ID_PREFIX, ProjectStatus, TaskStatus
 from orchestrator.domain.errors import BadInput, ConfigError, NotFound
+from orchestrator.domain.intake import is_utf8
 from orchestrator.domain.models import (
     AgentOutput,
     Analysis,
@@ -82,15 +85,6 @@ def connect(url: str, pool_size: int = 4) -> Connector:
             f"AGENCY_DATABASE_URL must start with postgresql:// or sqlite:///, not {scheme}:"
         )
     return connector
-
-
-def _encodable(text: str) -> bool:
-    """False for text the database cannot take (lone surrogates from non-UTF-8 argv)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _like_prefix(prefix: str) -> str:
@@ -170,7 +164,7 @@ class Store:
         return self._resolve("task", "get_task", "find_tasks_by_prefix", prefix)
 
     def _resolve(self, kind: str, by_id: str, by_prefix: str, prefix: str) -> str:
-        if not _encodable(prefix):
+        if not is_utf8(prefix):
             raise NotFound(f"no {kind} with id {prefix!r}")
         if self.db.fetch_one(by_id, {"id": prefix}):
             return prefix
@@ -186,7 +180,8 @@ class Store:
 
     def project(self, project_id: str, usage: bool = True) -> ProjectRecord:
         """A project with its ledger's sums; `usage=False` leaves them out (tokens and cost
-        read zero) for one query less, for work that does not show them (an agent's brief)."""
+        read zero) for one query less, for work that does not show them (an agent's project
+        brief)."""
         row = self.db.fetch_one("get_project", {"id": project_id})
         if row is None:
             raise NotFound(f"no project with id {project_id!r}")
@@ -256,7 +251,8 @@ class Store:
         held = HELD_STATUSES
         if claim is not None and self.db.dialect == "postgresql":  # one statement, same effect
             row = self.db.fetch_one("record_attempt_usage", {
-                **params, "holder": claim.attempt, "held": held, "tokens": tokens.budgeted})
+                **params, "holder": claim.attempt, "held": held, "id": project_id,
+                "tokens": tokens.budgeted})
             return not (row and row["stale"])
         with self.db.transaction() as tx:
             if claim is None:

@@ -1,10 +1,10 @@
-"""Migration scripts split into the statements the adapters run one by one."""
+"""Migration scripts split into the statements the adapters run one by one; named queries."""
 
 from __future__ import annotations
 
 import sqlite3
 
-from orchestrator.state.connector import migrations, split_script
+from orchestrator.state.connector import migrations, queries, split_script
 
 SCRIPT = """
 -- A comment; with a semicolon.
@@ -74,3 +74,11 @@ def test_every_sqlite_migration_runs_on_a_fresh_database() -> None:
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     assert names == {"knowledge_inserted", "knowledge_deleted", "knowledge_updated",
                      "projects_legal_move", "tasks_legal_move", "questions_legal_move"}
+
+
+
+def test_an_included_query_is_written_once_and_filled_in() -> None:
+    found = queries()
+    assert found["insert_attempt_usage"] in found["record_attempt_usage"]
+    assert found["add_tokens_used"] in found["record_attempt_usage"]
+    assert not [name for name, sql in found.items() if "-- include:" in sql]

@@ -7,10 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orchestrator.domain import dag
-from orchestrator.domain.constants import AgentType, TaskPriority, TaskStatus
-from orchestrator.domain.deadlines import at_risk, parse_deadline, task_deadlines
+from orchestrator.domain.constants import (
+    AgentType,
+    Complexity,
+    ProjectStatus,
+    ProjectType,
+    TaskPriority,
+    TaskStatus,
+)
+from orchestrator.domain.deadlines import at_risk, parse_deadline, project_deadline, task_deadlines
 from orchestrator.domain.errors import BadInput
-from orchestrator.domain.models import TaskRecord
+from orchestrator.domain.models import Analysis, ProjectRecord, TaskRecord
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -24,6 +31,22 @@ def test_deadlines_parse_as_times_or_durations() -> None:
                 "9999-12-31T23:59"):
         with pytest.raises(BadInput):
             parse_deadline(bad, NOW)
+
+
+def test_a_project_without_a_deadline_gets_its_estimate_from_its_creation() -> None:
+    project = ProjectRecord(
+        id="p", request="r", project_type=None, complexity=None,
+        status=ProjectStatus.PLANNING, budget_tokens=None, analysis=None, plan=None,
+        output_dir="out", error=None, created_at=NOW, updated_at=NOW + timedelta(days=1),
+        finished_at=None)
+    analysis = Analysis(
+        project_type=ProjectType.CUSTOM, complexity=Complexity.SIMPLE, estimated_hours=4,
+        required_agents=[AgentType.MARKETING], key_requirements=[], potential_risks=[],
+        success_criteria=[], recommended_approach="")
+    assert project_deadline(project, analysis) == NOW + timedelta(hours=6)  # 4 h x 1.5
+    assert project_deadline(project, None) is None
+    given = project.model_copy(update={"deadline": NOW + timedelta(hours=1)})
+    assert project_deadline(given, analysis) == NOW + timedelta(hours=1)
 
 
 def _graph(deps: list[list[int]], weights: list[int]) -> dag.Graph:

@@ -219,7 +219,7 @@ def test_an_integration_reads_back_field_by_field() -> None:
 
 def test_the_planning_prompts_read_back() -> None:
     assert reading.read_analysis(analysis_prompt(REQUEST)) == REQUEST
-    context = project_context(PROJECT, ANALYSIS, 100_000)
+    context = project_context(PROJECT, ANALYSIS)
     asked = reading.read_decomposition(decomposition_prompt(
         context.description, context.project_type.value, context.requirements,
         context.constraints))

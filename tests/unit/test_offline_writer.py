@@ -13,7 +13,7 @@ import yaml
 
 from agency_offline.classify import analyze, is_event, plan
 from agency_offline.data import CALENDAR_HEADER
-from agency_offline.writer import Brief, Dependency, Finding, draft, subject_of
+from agency_offline.writer import Dependency, Finding, TaskBrief, draft, subject_of
 from orchestrator.domain import dag
 from orchestrator.domain.constants import AgentType, ProjectType
 from orchestrator.domain.models import AgentOutput
@@ -24,13 +24,13 @@ SOFTWARE = {AgentType.FRONTEND_DEVELOPER, AgentType.BACKEND_DEVELOPER,
             AgentType.MOBILE_DEVELOPER, AgentType.DEVOPS_ENGINEER}
 
 
-def brief(agent: AgentType, request: str = BAKERY, **kw: object) -> Brief:
+def task_brief(agent: AgentType, request: str = BAKERY, **kw: object) -> TaskBrief:
     fields: dict[str, object] = {
         "title": f"{agent.value} task", "description": "Do the work.",
         "deliverables": ["first thing", "second thing"], "criteria": ["It is complete"],
         "dependencies": [], "findings": [], "review_notes": []}
     fields.update(kw)
-    return Brief(agent_type=agent, request=request, **fields)  # type: ignore[arg-type]
+    return TaskBrief(agent_type=agent, request=request, **fields)  # type: ignore[arg-type]
 
 
 def files(out: AgentOutput) -> dict[str, str]:
@@ -44,7 +44,7 @@ def run_plan(request: str) -> list[tuple[AgentType, AgentOutput]]:
     for t in p.tasks:
         deps = [Dependency(p.tasks[d].title, p.tasks[d].agent_type, outs[d].summary,
                            outs[d].content[:600]) for d in t.dependencies]
-        outs.append(draft(Brief(AgentType(t.agent_type), t.title, t.description, request,
+        outs.append(draft(TaskBrief(AgentType(t.agent_type), t.title, t.description, request,
                                 t.deliverables, t.acceptance_criteria, deps)))
     return [(AgentType(t.agent_type), o) for t, o in zip(p.tasks, outs, strict=True)]
 
@@ -89,7 +89,7 @@ def test_subject_of_known_domain_and_fallback() -> None:
 
 
 def test_website_html_is_about_the_subject_and_styled() -> None:
-    out = files(draft(brief(AgentType.FRONTEND_DEVELOPER)))
+    out = files(draft(task_brief(AgentType.FRONTEND_DEVELOPER)))
     html, css = out["site/index.html"], out["site/styles.css"]
     page = Page()
     page.feed(html)
@@ -108,7 +108,7 @@ def test_website_html_is_about_the_subject_and_styled() -> None:
 
 
 def test_openapi_parses_with_the_subjects_paths() -> None:
-    doc = yaml.safe_load(files(draft(brief(AgentType.BACKEND_DEVELOPER)))["api/openapi.yaml"])
+    doc = yaml.safe_load(files(draft(task_brief(AgentType.BACKEND_DEVELOPER)))["api/openapi.yaml"])
     assert str(doc["openapi"]).startswith("3.1")
     assert {"/products", "/orders", "/orders/{id}", "/contact"} <= set(doc["paths"])
     assert {"Item", "Booking", "Error"} <= set(doc["components"]["schemas"])
@@ -122,7 +122,7 @@ def test_openapi_parses_with_the_subjects_paths() -> None:
     (BAKERY, "month"), (PARTY, "category"), ("Analyze churn data and build a dashboard",
                                             "cohort")])
 def test_data_analyst_writes_a_csv_and_its_chart(request_text: str, first_column: str) -> None:
-    out = files(draft(brief(AgentType.DATA_ANALYST, request_text)))
+    out = files(draft(task_brief(AgentType.DATA_ANALYST, request_text)))
     (csv_path,) = [p for p in out if p.endswith(".csv")]
     assert re.fullmatch(r"data/[a-z0-9-]+\.csv", csv_path)
     rows = list(csv.reader(io.StringIO(out[csv_path])))
@@ -139,7 +139,7 @@ def test_data_analyst_writes_a_csv_and_its_chart(request_text: str, first_column
 @pytest.mark.parametrize("request_text", ["Run a social media campaign for our new sneakers",
                                           PARTY])
 def test_marketing_content_calendar(request_text: str) -> None:
-    out = files(draft(brief(AgentType.MARKETING, request_text, title="Campaign plan")))
+    out = files(draft(task_brief(AgentType.MARKETING, request_text, title="Campaign plan")))
     rows = list(csv.DictReader(io.StringIO(out["marketing/content-calendar.csv"])))
     assert list(rows[0]) == CALENDAR_HEADER and 8 <= len(rows) <= 12
     dates = [r["date"] for r in rows]
@@ -149,7 +149,7 @@ def test_marketing_content_calendar(request_text: str) -> None:
 
 def test_every_agent_writes_relative_lowercase_files() -> None:
     for agent in AgentType:
-        for path in files(draft(brief(agent, title="Launch plan"))):
+        for path in files(draft(task_brief(agent, title="Launch plan"))):
             assert path == path.lower() and not path.startswith("/") and ".." not in path
 
 
@@ -169,7 +169,7 @@ def test_content_refers_to_subject_dependencies_and_findings() -> None:
     dep = Dependency("Audience research", "marketing", "Families order cakes for weekends.",
                      "# Audience research\n\nMost orders are celebration cakes for Saturdays.")
     found = Finding("kb/brand.md", "Use the phrase 'baked this morning'.")
-    out = draft(brief(AgentType.CONTENT_WRITER, dependencies=[dep], findings=[found]))
+    out = draft(task_brief(AgentType.CONTENT_WRITER, dependencies=[dep], findings=[found]))
     s = subject_of(BAKERY)
     assert s.brand in out.content and "Audience research" in out.content
     assert "Families order cakes for weekends." in out.content
@@ -182,7 +182,7 @@ def test_content_refers_to_subject_dependencies_and_findings() -> None:
 
 @pytest.mark.parametrize("agent", list(AgentType))
 def test_every_deliverable_and_criterion_is_visible(agent: AgentType) -> None:
-    b = brief(agent, deliverables=["risk register", "launch checklist", "pricing overview"],
+    b = task_brief(agent, deliverables=["risk register", "launch checklist", "pricing overview"],
               criteria=["Risks have owners", "Checklist is dated"])
     content = draft(b).content
     for d in b.deliverables:
@@ -193,7 +193,7 @@ def test_every_deliverable_and_criterion_is_visible(agent: AgentType) -> None:
 
 def test_review_notes_get_a_changes_section_and_are_satisfied() -> None:
     notes = ["Missing a pricing overview.", "The risk register is too thin."]
-    b = brief(AgentType.PROJECT_MANAGER, deliverables=["milestone plan", "risk register"],
+    b = task_brief(AgentType.PROJECT_MANAGER, deliverables=["milestone plan", "risk register"],
               review_notes=notes)
     content = draft(b).content
     changes = content.split("## Changes after review", 1)[1].split("\n## ", 1)[0]
@@ -201,14 +201,15 @@ def test_review_notes_get_a_changes_section_and_are_satisfied() -> None:
         assert note in changes
     assert re.search(r"^## Pricing overview$", content, re.M)
     assert "Revised after review" in content.split("## Risk register", 1)[1].split("\n## ")[0]
-    assert "## Changes after review" not in draft(brief(AgentType.PROJECT_MANAGER)).content
+    assert "## Changes after review" not in draft(task_brief(AgentType.PROJECT_MANAGER)).content
 
 
 def test_same_brief_same_output() -> None:
-    b = brief(AgentType.UX_DESIGNER, review_notes=["Add a usability test"],
+    b = task_brief(AgentType.UX_DESIGNER, review_notes=["Add a usability test"],
               dependencies=[Dependency("Plan", "project_manager", "Six weeks.", "Six weeks.")])
     assert draft(b) == draft(b)
-    assert draft(b).content != draft(brief(AgentType.UX_DESIGNER, title="Another task")).content
+    other = task_brief(AgentType.UX_DESIGNER, title="Another task")
+    assert draft(b).content != draft(other).content
 
 
 @pytest.mark.parametrize("request_text", [PARTY, "Plan a company offsite",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.agent.runtime import cost_usd
 from orchestrator.domain.constants import LLMKind
 from orchestrator.domain.errors import ConfigError
 from orchestrator.domain.models import Tokens
+from orchestrator.domain.pricing import cost_usd, longest_prefix
 from orchestrator.domain.settings import Settings, get_settings
-from orchestrator.llm.base import CompletionResponse
 
 
 @pytest.fixture(autouse=True)
@@ -47,12 +46,19 @@ def test_the_key_never_shows_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cost_uses_the_longest_matching_price() -> None:
-    response = CompletionResponse(content=[], model="claude-haiku-4-5-20251001", latency_ms=1,
-                                  tokens=Tokens(input=1_000_000, output=1_000_000,
-                                                cache_read=1_000_000, cache_write=1_000_000))
-    assert cost_usd(Settings(), response) == pytest.approx(1.0 + 5.0 + 0.1 + 1.25)
-    unknown = response.model_copy(update={"model": "somebody-else"})
-    assert cost_usd(Settings(), unknown) == 0.0
+    tokens = Tokens(input=1_000_000, output=1_000_000, cache_read=1_000_000,
+                    cache_write=1_000_000)
+    prices = Settings().prices
+    assert cost_usd(prices, "claude-haiku-4-5-20251001", tokens) == pytest.approx(
+        1.0 + 5.0 + 0.1 + 1.25)
+    assert cost_usd(prices, "somebody-else", tokens) == 0.0
+
+
+def test_the_longest_model_id_prefix_names_the_row() -> None:
+    table = {"claude": 1, "claude-haiku": 2, "claude-haiku-4-5": 3}
+    assert longest_prefix(table, "claude-haiku-4-5-20251001") == "claude-haiku-4-5"
+    assert longest_prefix(table, "claude-haiku-3") == "claude-haiku"
+    assert longest_prefix(table, "gpt") is None
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [

@@ -15,7 +15,7 @@ from orchestrator.agent.runtime import get_runtime
 from orchestrator.domain.errors import BadInput
 from orchestrator.interfaces.celery_app import app
 from orchestrator.interfaces.cli.app import cli, db_cli, handle_errors, out, say
-from orchestrator.interfaces.metrics import DEFAULT_PORT, AgencyCollector, server
+from orchestrator.interfaces.metrics import AgencyCollector, server
 from orchestrator.interfaces.shapes import queues_json
 from orchestrator.interfaces.stats import collect, optimize, slots
 from orchestrator.interfaces.views import stats_view
@@ -48,7 +48,7 @@ def stats(project_id: Annotated[str | None, typer.Argument(
 @cli.command()
 @handle_errors
 def metrics(port: Annotated[int, typer.Option("--port", min=1, max=65535,
-                                              help="Port to listen on.")] = DEFAULT_PORT,
+                                              help="Port to listen on.")] = 9808,
             address: Annotated[str, typer.Option("--address",
                                                  help="Address to bind.")] = "127.0.0.1",
             timeout: Annotated[float, typer.Option(

@@ -332,16 +332,11 @@ RETURNING stale
 -- PostgreSQL only: insert_attempt_usage and add_tokens_used in one statement (one round trip,
 -- one commit, the same atomicity as both in one transaction).
 WITH ledger AS (
-    INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens,
-                       cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, attempt, at,
-                       stale)
-    SELECT :project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
-           :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now,
-           NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
-                                             AND status = ANY(:held))
-    RETURNING stale),
+-- include: insert_attempt_usage
+),
 spent AS (
-    UPDATE projects SET tokens_used = tokens_used + :tokens WHERE id = :project_id)
+-- include: add_tokens_used
+)
 SELECT stale FROM ledger
 
 -- name: try_reconciler_lock

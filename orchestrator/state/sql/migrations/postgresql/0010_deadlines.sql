@@ -1,4 +1,4 @@
--- Deadlines (the seed's _calculate_deadline): a project's, from --deadline or from its
+-- Deadlines: a project's, from --deadline or from its
 -- analysis's estimated hours, and each task's latest finish that still meets it.
 ALTER TABLE projects ADD COLUMN deadline timestamptz;
 ALTER TABLE tasks ADD COLUMN deadline timestamptz;

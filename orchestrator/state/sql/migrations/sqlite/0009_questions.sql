@@ -1,4 +1,4 @@
--- An agent's question to a person (the seed's `clarification`): its task waits in needs_input
+-- An agent's question to a person (the `ask_person` tool): its task waits in needs_input
 -- until `agency answer` or, after AGENCY_QUESTION_TIMEOUT, goes on on the stated assumption.
 CREATE TABLE questions (
     id          integer PRIMARY KEY AUTOINCREMENT,
