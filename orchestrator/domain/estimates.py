@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.domain.models import Plan, ProjectRecord
+from orchestrator.domain.pricing import longest_prefix
 from orchestrator.domain.settings import Settings
 
 # How a task's estimated tokens split between input and output, for the estimate: agents read
@@ -28,10 +29,10 @@ class Estimate:
 def price_per_token(settings: Settings, model: str) -> float:
     """Dollars per token of the model (longest model-id prefix of the price table), input and
     output mixed as INPUT_SHARE says."""
-    names = [n for n in settings.prices if model.startswith(n)]
-    if not names:
+    name = longest_prefix(settings.prices, model)
+    if name is None:
         return 0.0
-    price = settings.prices[max(names, key=len)]
+    price = settings.prices[name]
     return (INPUT_SHARE * price[0] + (1 - INPUT_SHARE) * price[1]) / 1_000_000
 
 

@@ -168,9 +168,7 @@ class TaskMoves(ProjectMoves):
         with self.store.db.transaction() as tx:
             tx.execute("lock_project", {"id": claim.project_id, "now": now()})
             row = self._finish(tx, claim, T.FAILED, None, error)
-            waiting = tx.fetch_all("mark_waiting_on", {
-                "id": claim.task_id, "blocked": T.BLOCKED.value,
-                "error": f"waits on failed task {row['idx']} ({row['title']!r})"})
+            waiting = self._wait_on(tx, claim.task_id, row)
             if waiting:
                 self.store.event(tx, claim.project_id, claim.task_id, "blocked", None, None,
                                  f"{len(waiting)} task(s) wait on it")
@@ -277,12 +275,6 @@ class TaskMoves(ProjectMoves):
             self.store.event(tx, claim.project_id, claim.task_id, "review", None, None,
                              f"round {round_}: {verdict.verdict} ({reviewer})")
 
-    def requeue_task(self, claim: Claim, reason: str) -> None:
-        """Put a running attempt's task back to pending for a later attempt, noting why."""
-        with self.store.db.transaction() as tx:
-            self._finish(tx, claim, T.PENDING, None, None)
-            self.store.event(tx, claim.project_id, claim.task_id, "retry", None, None, reason)
-
     def pause_for_budget(self, project_id: str, claim: Claim | None, reason: str) -> None:
         """The budget is spent: this task waits (pending) and the project stops starting work."""
         with self.store.db.transaction() as tx:
@@ -342,7 +334,12 @@ class TaskMoves(ProjectMoves):
                                             "blocked": T.BLOCKED.value})
         for row in tx.fetch_all("failed_tasks", {"project_id": project_id,
                                                  "failed": T.FAILED.value}):
-            tx.fetch_all("mark_waiting_on", {
-                "id": row["id"], "blocked": T.BLOCKED.value,
-                "error": f"waits on failed task {row['idx']} ({row['title']!r})"})
+            self._wait_on(tx, str(row["id"]), row)
 
+    @staticmethod
+    def _wait_on(tx: Session, task_id: str, failed: Row) -> list[Row]:
+        """Every task downstream of the failed task `task_id` waits on it (blocked, saying
+        which); the tasks so marked."""
+        return tx.fetch_all("mark_waiting_on", {
+            "id": task_id, "blocked": T.BLOCKED.value,
+            "error": f"waits on failed task {failed['idx']} ({failed['title']!r})"})

@@ -157,7 +157,7 @@ def test_a_stale_attempt_can_never_overwrite_a_newer_one(store: Store) -> None:
     new = start(sched, ids[0], "live@h")
     assert new.attempt == old.attempt + 1
     for write in (lambda: sched.complete_task(old, OUT), lambda: sched.fail_task(old, "x"),
-                  lambda: sched.requeue_task(old, "x"), lambda: sched.count_call(old, 5)):
+                  lambda: sched.count_call(old, 5)):
         with pytest.raises(Stale):
             write()
     assert not store.record_usage(pid, old, "agent", "m", Tokens(input=5), 0.1, 10, 1)
