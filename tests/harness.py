@@ -27,15 +27,24 @@ from celery.worker import loops
 from celery.worker import state as worker_state
 
 import workers.app
+from orchestrator.agent import runner
 from orchestrator.agent import runtime as runtime_module
 from orchestrator.agent.runtime import Runtime, get_runtime
 from orchestrator.domain.constants import (
     ALL_QUEUES,
     TERMINAL_PROJECT_STATUSES,
     ProjectStatus,
+    Role,
 )
-from orchestrator.domain.models import Plan, ProjectRecord
+from orchestrator.domain.models import Plan, ProjectRecord, Tokens
 from orchestrator.domain.settings import get_settings
+from orchestrator.llm.base import (
+    CompletionRequest,
+    CompletionResponse,
+    Provider,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 from orchestrator.services.dispatch import send_plan
 from orchestrator.services.reconciler import Reconciler
 from orchestrator.state import store as store_module
@@ -54,12 +63,12 @@ HELD = frozenset({ProjectStatus.AWAITING_APPROVAL, ProjectStatus.PAUSED})
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = DEADLINE) -> T:
-    """Poll `probe` until it returns something other than None (or False); fail after
+    """Poll `probe` until it returns something true (not None, False or empty); fail after
     `timeout` seconds, naming `what`."""
     deadline = time.monotonic() + timeout
     while True:
         found = probe()
-        if found is not None and found is not False:
+        if found:
             return found
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
@@ -138,6 +147,57 @@ class Outcomes:
                         lambda: next(iter(self.of(task_id)), None))
 
 
+class Gate:
+    """Holds the named tasks' first attempts at the start of their work until opened: a task
+    that is surely in progress while the test acts."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, titles: set[str]) -> None:
+        self.titles, self.opened = titles, threading.Event()
+        self.waiting: set[str] = set()
+        real = runner.work
+
+        def work(rt: Runtime, claim: Any, project: Any, task: Any, progress: Any) -> Any:
+            if task.title in self.titles and claim.attempt == 1:
+                self.waiting.add(task.title)
+                self.opened.wait(DEADLINE)
+            return real(rt, claim, project, task, progress)
+
+        monkeypatch.setattr(runner, "work", work)
+
+    def held(self) -> set[str]:
+        """Wait until every gated task is held here; return their titles."""
+        return wait_for(f"{sorted(self.titles)} to reach the gate",
+                        lambda: self.waiting >= self.titles and self.waiting)
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+class Asking:
+    """A model that asks a person on the first turn of one task, then is `model` again (the
+    offline model never asks: its briefs leave nothing open)."""
+
+    name = "asking"
+
+    def __init__(self, model: Provider, title: str, question: str, assumption: str) -> None:
+        self.model, self.title = model, title
+        self.ask = {"question": question, "assumption": assumption}
+        self.replies: set[str] = set()  # what the tool call that asked a person returned
+
+    def complete(self, request: CompletionRequest) -> CompletionResponse:
+        first = request.messages[0].text if request.messages else ""
+        mine = request.role is Role.AGENT and f"Your task: {self.title}\n" in first
+        if mine and len(request.messages) > 1:
+            self.replies |= {b.content for m in request.messages for b in m.content
+                             if isinstance(b, ToolResultBlock) and "person" in b.content}
+        if mine and len(request.messages) == 1:
+            use = ToolUseBlock(id=f"toolu_{uuid.uuid4().hex[:12]}", name="ask_person",
+                               input=self.ask)
+            return CompletionResponse(content=[use], model=request.model, tokens=Tokens(),
+                                      latency_ms=0, stop_reason="tool_use")
+        return self.model.complete(request)
+
+
 @dataclass
 class Agency:
     """The runtime, the app and the running worker of one test."""
@@ -147,6 +207,14 @@ class Agency:
     worker: TestWorkController
     outcomes: Outcomes
     output_dir: Path
+    monkeypatch: pytest.MonkeyPatch
+    gates: list[Gate] = field(default_factory=list)
+
+    def gate(self, *titles: str) -> Gate:
+        """A gate in front of these tasks' work (opened at the latest when the test ends)."""
+        found = Gate(self.monkeypatch, set(titles))
+        self.gates.append(found)
+        return found
 
     def submit(self, request: str = "Build a website for a bakery", *,
                budget: int | None = None, plan: Plan | None = None, project_type: str | None = None,
@@ -252,6 +320,7 @@ def running_agency(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, concurrency:
     app = _memory_app()
     _purge(app)
     outcomes = Outcomes()
+    agency: Agency | None = None
     signals.task_failure.connect(outcomes.failed, weak=False)
     signals.task_retry.connect(outcomes.retried, weak=False)
     signals.task_postrun.connect(outcomes.ran, weak=False)
@@ -267,8 +336,11 @@ def running_agency(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, concurrency:
     if not worker._on_started.wait(DEADLINE):
         pytest.fail("the in-process worker did not start")
     try:
-        yield Agency(rt, app, worker, outcomes, tmp_path / "out")
+        agency = Agency(rt, app, worker, outcomes, tmp_path / "out", monkeypatch)
+        yield agency
     finally:
+        for gate in agency.gates if agency else []:
+            gate.open()
         worker.stop(in_sighandler=False)
         thread.join(timeout=DEADLINE)
         signals.task_postrun.disconnect(outcomes.ran)
