@@ -92,6 +92,12 @@ class FakeClock:
         with self._lock:
             self.at += timedelta(seconds=seconds)
 
+    def catch_up(self) -> None:
+        """Move to the real time if behind it: the store stamps some rows (ready, updated)
+        with the real time, and a pass must see them as past."""
+        with self._lock:
+            self.at = max(self.at, now())
+
     def monotonic(self) -> float:
         """The same time as seconds, for clocks that count seconds."""
         return self().timestamp()
