@@ -55,7 +55,7 @@ T = TypeVar("T")
 
 # What a test may wait for at most. A wait returns as soon as its condition holds; the
 # deadline only turns a hang into a failure that says what it waited for.
-DEADLINE = 20.0
+DEADLINE = 60.0
 POLL = 0.005
 DRAIN = 0.05  # seconds the worker's consumer waits for a message per turn
 # A project that stops moving until an operator acts.
