@@ -119,11 +119,35 @@ class Outcome:
 
 @dataclass
 class Outcomes:
-    """Every message the worker finished, from Celery's `task_postrun` and `task_retry`."""
+    """Every message sent (`before_task_publish`, a retry's included) and every one the worker
+    finished (`task_postrun`, with what `task_failure` or `task_retry` saw raised)."""
 
     seen: list[Outcome] = field(default_factory=list)
+    sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _raised: dict[str, BaseException] = field(default_factory=dict)
+
+    def published(self, sender: Any = None, **_: Any) -> None:
+        with self._lock:
+            self.sent += 1
+
+    def settled(self) -> bool:
+        """Every message sent so far has been run to its end."""
+        with self._lock:
+            return len(self.seen) >= self.sent
+
+    @contextmanager
+    def recording(self) -> Iterator[Outcomes]:
+        hooks: list[tuple[Any, Callable[..., None]]] = [
+            (signals.before_task_publish, self.published), (signals.task_failure, self.failed),
+            (signals.task_retry, self.retried), (signals.task_postrun, self.ran)]
+        for signal, hook in hooks:
+            signal.connect(hook, weak=False)
+        try:
+            yield self
+        finally:
+            for signal, hook in hooks:
+                signal.disconnect(hook)
 
     def failed(self, sender: Any = None, task_id: str = "", exception: BaseException | None = None,
                **_: Any) -> None:
@@ -254,10 +278,15 @@ class Agency:
         return Reconciler(self.rt, self.app, clock)
 
     def drain(self, timeout: float = DEADLINE) -> None:
-        """Wait until no queue holds a message and the worker runs or holds none."""
+        """Wait until every message sent has run, no queue holds one and the worker runs or
+        holds none."""
         wait_for("the queues to drain", lambda: self.idle(), timeout)
 
     def idle(self) -> bool:
+        # Counting first: a message the consumer has taken from its queue but not yet
+        # reserved is in neither place for a moment, but it is sent and not finished.
+        if not self.outcomes.settled():
+            return False
         if worker_state.active_requests or worker_state.reserved_requests:
             return False
         with self.app.connection_for_write() as conn:
@@ -325,11 +354,7 @@ def running_agency(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, concurrency:
     rt = configure(monkeypatch, tmp_path, **env)
     app = _memory_app()
     _purge(app)
-    outcomes = Outcomes()
     agency: Agency | None = None
-    signals.task_failure.connect(outcomes.failed, weak=False)
-    signals.task_retry.connect(outcomes.retried, weak=False)
-    signals.task_postrun.connect(outcomes.ran, weak=False)
     worker = TestWorkController(
         app=app, hostname=f"inprocess-{uuid.uuid4().hex[:6]}@test", pool_cls="threads",
         concurrency=concurrency, queues=list(ALL_QUEUES), without_heartbeat=True,
@@ -337,22 +362,21 @@ def running_agency(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, concurrency:
         ready_callback=None)
     worker.consumer.loop = _quick_loop
     thread = threading.Thread(target=worker.start, name="inprocess-worker", daemon=True)
-    thread.start()
-    # TestWorkController.ensure_started, with a deadline: set once the consumer is ready.
-    if not worker._on_started.wait(DEADLINE):
-        pytest.fail("the in-process worker did not start")
-    try:
-        agency = Agency(rt, app, worker, outcomes, tmp_path / "out", monkeypatch)
-        yield agency
-    finally:
-        for gate in agency.gates if agency else []:
-            gate.open()
-        worker.stop(in_sighandler=False)
-        thread.join(timeout=DEADLINE)
-        signals.task_postrun.disconnect(outcomes.ran)
-        signals.task_retry.disconnect(outcomes.retried)
-        signals.task_failure.disconnect(outcomes.failed)
-        _purge(app)
-        rt.store.db.close()
-        get_settings.cache_clear()
-        assert not thread.is_alive(), "the in-process worker did not stop"
+    with Outcomes().recording() as outcomes:
+        try:
+            thread.start()
+            # TestWorkController.ensure_started, with a deadline: set once the consumer is
+            # ready.
+            if not worker._on_started.wait(DEADLINE):
+                pytest.fail("the in-process worker did not start")
+            agency = Agency(rt, app, worker, outcomes, tmp_path / "out", monkeypatch)
+            yield agency
+        finally:
+            for gate in agency.gates if agency else []:
+                gate.open()
+            worker.stop(in_sighandler=False)
+            thread.join(timeout=DEADLINE)
+            _purge(app)
+            rt.store.db.close()
+            get_settings.cache_clear()
+    assert not thread.is_alive(), "the in-process worker did not stop"
