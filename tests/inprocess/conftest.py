@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.harness import Agency, running_agency
-
-Start = Callable[..., Agency]
+from tests.inprocess.scenarios import Start
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from orchestrator.domain.settings import RateLimit
 from orchestrator.llm.base import CompletionRequest, CompletionResponse, Message, TextBlock
 from orchestrator.llm.ratelimit import LocalLimiter, Throttle
 from tests.harness import Agency, FakeClock
-from tests.inprocess.test_errors import planner_failing
-from tests.inprocess.test_flow import ODD
+from tests.inprocess.scenarios import ODD, planner_failing
 from workers import tasks
 
 

@@ -4,9 +4,6 @@ store as the policy says. The thin tasks' services are replaced by ones that rai
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 from celery import Celery
 from celery.exceptions import Retry
@@ -26,29 +23,10 @@ from orchestrator.domain.errors import (
     TaskNotReady,
 )
 from orchestrator.services.canvas import agent_signature
-from orchestrator.state.transitions import ProjectClaim
 from tests.harness import Agency
-from tests.inprocess.test_flow import ODD
+from tests.inprocess.scenarios import ODD, planner_failing, planner_raising, work_raising
 from workers import tasks
 from workers.base import AgencyTask
-
-Planner = Callable[[Runtime, Celery, str], None]
-
-
-def planner_raising(exc: Exception) -> Planner:
-    """A planning service that raises before it claims anything."""
-    def plan(rt: Runtime, app: Celery, project_id: str) -> None:
-        raise exc
-    return plan
-
-
-def planner_failing(cause: Exception) -> Planner:
-    """A planning service whose claimed attempt fails with `cause`."""
-    def plan(rt: Runtime, app: Celery, project_id: str) -> None:
-        def work(claim: ProjectClaim) -> None:
-            raise cause
-        rt.holding_project(project_id, ProjectStatus.PLANNING, work)
-    return plan
 
 
 @pytest.mark.parametrize("exc", [NotRunnable("not now"), TaskNotReady("waits"),
@@ -124,12 +102,6 @@ def test_a_claimed_planning_attempt_that_fails_fails_the_project_and_the_message
     assert outcome.state == "FAILURE" and outcome.exc is cause  # the cause, not its wrapper
     project = agency.rt.store.project(project_id)
     assert (project.status, project.error) == (ProjectStatus.FAILED, reason)
-
-
-def work_raising(exc: Exception) -> Callable[..., Any]:
-    def work(*_: Any) -> Any:
-        raise exc
-    return work
 
 
 def test_an_agent_whose_budget_ran_out_puts_its_task_back_and_pauses_the_project(

@@ -12,29 +12,9 @@ from orchestrator.domain.constants import (
     TaskStatus,
     agent_task_name,
 )
-from orchestrator.domain.models import Plan, TaskRecord
 from orchestrator.services.approval import approve
 from tests.harness import Agency
-from tests.inprocess.conftest import Start
-
-# A plan whose first task the offline reviewer sends back once: its criterion names words no
-# draft contains until it is revised with the reviewer's notes.
-ODD = Plan.model_validate({"tasks": [
-    {"title": "Brief", "agent_type": "project_manager", "deliverables": ["brief"],
-     "acceptance_criteria": ["Mentions quantum xylophone zebra unicorn teleportation"]},
-    {"title": "Copy", "agent_type": "content_writer", "dependencies": [0],
-     "deliverables": ["home page copy"], "acceptance_criteria": ["Home page copy is complete"]}]})
-
-
-def started_after_dependencies(tasks: list[TaskRecord]) -> bool:
-    """Every task started no earlier than the last of its dependencies finished."""
-    by_id = {t.id: t for t in tasks}
-    for task in tasks:
-        for dep in task.dependencies:
-            finished = by_id[dep].finished_at
-            if task.started_at is None or finished is None or task.started_at < finished:
-                return False
-    return True
+from tests.inprocess.scenarios import ODD, Start, started_after_dependencies
 
 
 def test_planning_stores_the_tasks_and_their_edges_and_sends_no_agent_work(

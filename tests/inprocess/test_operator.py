@@ -30,7 +30,7 @@ from orchestrator.services.approval import operator
 from orchestrator.services.operator import add_tasks, pause_project, resume_project, retry_task
 from orchestrator.state.transitions import ProjectClaim
 from tests.harness import Agency, Asking, wait_for
-from tests.inprocess.test_flow import ODD, started_after_dependencies
+from tests.inprocess.scenarios import ODD, started_after_dependencies
 from workers import tasks
 
 WRITER = agent_task_name(AgentType.CONTENT_WRITER)
