@@ -344,6 +344,9 @@ def _memory_app() -> Celery:
     app = workers.app.app
     app.conf.update(broker_url="memory://", result_backend="cache+memory://",
                     broker_transport_options={"polling_interval": 0.005})
+    # The producer pool is made once per process: one made for another broker stays on it.
+    transport = app.producer_pool.connections.connection.transport_cls
+    assert transport == "memory", f"this process's app already publishes to {transport}"
     return app
 
 
