@@ -10,7 +10,7 @@ from celery.exceptions import Retry
 
 from orchestrator.agent import runner
 from orchestrator.agent.runtime import Runtime
-from orchestrator.domain.constants import ProjectStatus, TaskStatus
+from orchestrator.domain.constants import PLAN_TASK, ProjectStatus, TaskStatus
 from orchestrator.domain.errors import (
     AgencyError,
     BudgetExhausted,
@@ -66,7 +66,8 @@ def test_an_unreachable_store_before_a_claim_is_retried_until_it_is_back(
     project_id = agency.submit()
     project = agency.wait(project_id)
     assert project.status is ProjectStatus.COMPLETED, project.error
-    assert [o.state for o in agency.outcomes.of(project_id)] == ["RETRY", "SUCCESS"]
+    # (Sorted: the retry may finish before the first run's end is signalled.)
+    assert sorted(o.state for o in agency.outcomes.of(project_id)) == ["RETRY", "SUCCESS"]
 
 
 @pytest.mark.parametrize(("cause", "status"), [
@@ -113,7 +114,7 @@ def test_an_agent_whose_budget_ran_out_puts_its_task_back_and_pauses_the_project
                                                "token budget spent")
     brief, _ = agency.rt.store.tasks(project_id)
     assert (brief.status, brief.attempts) == (TaskStatus.PENDING, 1)
-    assert [o.state for o in agency.outcomes.seen[1:]] == ["IGNORED"]
+    assert [o.state for o in agency.outcomes.seen if o.name != PLAN_TASK] == ["IGNORED"]
 
 
 def test_an_agent_that_fails_fails_its_task_and_the_message(
@@ -126,7 +127,7 @@ def test_an_agent_that_fails_fails_its_task_and_the_message(
     brief, _ = agency.rt.store.tasks(project_id)
     assert (brief.status, brief.error) == (TaskStatus.FAILED,
                                            "RuntimeError: the agent fell over")
-    failed = agency.outcomes.seen[1]
+    [failed] = [o for o in agency.outcomes.seen if o.name != PLAN_TASK]
     assert failed.state == "FAILURE" and failed.exc is cause
 
 
