@@ -311,6 +311,7 @@ class Throttle:
     limiter: Limiter
     output_cap: int | None = None
     sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random  # in [0, 1): a tenth of it stretches a wait
 
     def admit(self, request: CompletionRequest) -> Admission:
         """Sleep (never spin) until the call fits; a little jitter keeps waiting workers from
@@ -318,7 +319,7 @@ class Throttle:
         charge = estimate(request, self.output_cap)
         waited = 0.0
         while (wait := self.limiter.acquire(request.model, charge)) > 0:
-            wait *= 1 + random.random() / 10
+            wait *= 1 + self.jitter() / 10
             self.sleep(wait)
             waited += wait
         return Admission(request.model, charge, waited)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -41,26 +42,30 @@ class Pass:
         return bool(self.requeued or self.resent or self.projects)
 
 
-def reconcile(rt: Runtime, app: Celery) -> Pass:
-    """One pass; does nothing when another reconciler is in the middle of one."""
+Clock = Callable[[], datetime]
+
+
+def reconcile(rt: Runtime, app: Celery, clock: Clock | None = None) -> Pass:
+    """One pass, at `clock`'s time (default: the database's, which every lease is taken on);
+    does nothing when another reconciler is in the middle of one."""
     done = Pass()
     with rt.store.db.exclusive(RECONCILER_LOCK) as mine:
         if not mine:
             return done
-        epoch, clock = broker_epoch(rt), rt.store.clock()
-        settled = clock - timedelta(seconds=SETTLE_SECONDS)
+        epoch, at = broker_epoch(rt), (clock or rt.store.clock)()
+        settled = at - timedelta(seconds=SETTLE_SECONDS)
         scopes: dict[str, set[str]] = {}
-        for row in rt.scheduler.expire_leases(clock):
+        for row in rt.scheduler.expire_leases(at):
             scopes.setdefault(row["project_id"], set()).add(row["id"])
             done.requeued.append(row["id"])
         lost = rt.store.lost_tasks(epoch, settled)
         known = {row["id"] for row in lost} | set(done.requeued)
-        for row in [*lost, *(r for r in _stranded(rt, app, clock) if r["id"] not in known)]:
+        for row in [*lost, *(r for r in _stranded(rt, app, at) if r["id"] not in known)]:
             scopes.setdefault(row["project_id"], set()).add(row["id"])
             done.resent.append(row["id"])
         for project_id, scope in scopes.items():
             dispatch(rt, app, project_id, scope)
-        rt.scheduler.expire_project_leases(clock)
+        rt.scheduler.expire_project_leases(at)
         for row in rt.store.lost_projects(epoch, settled):
             send = send_plan if row["status"] == ProjectStatus.PENDING.value else send_integration
             send(rt, app, row["id"])
@@ -90,8 +95,8 @@ def _stranded(rt: Runtime, app: Celery, clock: datetime) -> list[Row]:
 class Reconciler:
     """Runs `reconcile` every AGENCY_RECONCILE_INTERVAL seconds in a daemon thread."""
 
-    def __init__(self, rt: Runtime, app: Celery) -> None:
-        self.rt, self.app = rt, app
+    def __init__(self, rt: Runtime, app: Celery, clock: Clock | None = None) -> None:
+        self.rt, self.app, self.clock = rt, app, clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="agency-reconciler",
                                         daemon=True)
@@ -103,9 +108,13 @@ class Reconciler:
     def stop(self) -> None:
         self._stop.set()
 
+    def tick(self) -> Pass:
+        """One pass now (the thread runs one every AGENCY_RECONCILE_INTERVAL seconds)."""
+        return reconcile(self.rt, self.app, self.clock)
+
     def _loop(self) -> None:
         while not self._stop.wait(self.rt.settings.reconcile_interval):
             try:
-                reconcile(self.rt, self.app)
+                self.tick()
             except Exception as exc:  # the store or broker is away: the next pass tries again
                 log.warning("reconciler pass failed: %s", exc)

@@ -25,8 +25,11 @@ class LeaseKeeper:
     the attempt's own writes will be refused too (fencing), so nothing more is needed here.
     """
 
-    def __init__(self, scheduler: Scheduler, seconds: float) -> None:
-        self.scheduler, self.seconds = scheduler, seconds
+    def __init__(self, scheduler: Scheduler, seconds: float,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        # `clock` tells the database's time (a test's fake one moves only when told); without
+        # it, this machine's clock corrected by the skew measured against the database.
+        self.scheduler, self.seconds, self.clock = scheduler, seconds, clock
         self._held: dict[int, Holder] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -35,9 +38,14 @@ class LeaseKeeper:
     def until(self) -> datetime:
         """The end of a lease taken or renewed now, on the database's clock (the reconciler
         on another machine compares it with the same clock)."""
+        return self.database_time() + timedelta(seconds=self.seconds)
+
+    def database_time(self) -> datetime:
+        if self.clock is not None:
+            return self.clock()
         if self._skew is None:
             self._measure_skew()
-        return now() + (self._skew or timedelta()) + timedelta(seconds=self.seconds)
+        return now() + (self._skew or timedelta())
 
     def _measure_skew(self) -> None:
         try:
@@ -67,15 +75,20 @@ class LeaseKeeper:
     def _loop(self) -> None:
         while True:
             time.sleep(self.seconds / 4)
-            with self._lock:
-                held = list(self._held.items())
-            if held:
-                self._measure_skew()
-            for key, claim in held:
-                try:
-                    self._renew(key, claim)
-                except Exception:  # never let one bad renewal stop the thread
-                    log.exception("renewing the lease of %s failed", claim)
+            self.renew()
+
+    def renew(self) -> None:
+        """Renew every held lease once (the background thread does this a few times per
+        lease period)."""
+        with self._lock:
+            held = list(self._held.items())
+        if held and self.clock is None:
+            self._measure_skew()
+        for key, claim in held:
+            try:
+                self._renew(key, claim)
+            except Exception:  # never let one bad renewal stop the thread
+                log.exception("renewing the lease of %s failed", claim)
 
     def _renew(self, key: int, claim: Holder) -> None:
         renew: Callable[[], bool] = (
