@@ -17,11 +17,12 @@ import typer
 from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 from typer._click import exceptions as usage  # typer 0.29 vendors click; pinned
 
 from orchestrator.agent.runtime import Runtime, get_runtime
 from orchestrator.domain.constants import (
+    MAX_BUDGET,
+    MAX_LIST_LIMIT,
     TERMINAL_PROJECT_STATUSES,
     LLMKind,
     ProjectStatus,
@@ -36,7 +37,7 @@ from orchestrator.interfaces.views import (
     project_json,
     risk_line,
     risks,
-    task_table,
+    status_view,
 )
 
 cli = typer.Typer(help="Agency: one request in, one finished deliverable out.",
@@ -238,7 +239,7 @@ def run(
     plan: Annotated[Path | None, typer.Option("--plan", help="Run this plan file (skips "
                                               "decomposition).")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the id and return.")] = False,
-    budget: Annotated[int | None, typer.Option("--budget", min=1,
+    budget: Annotated[int | None, typer.Option("--budget", min=1, max=MAX_BUDGET,
                                                help="Token budget for the project.")] = None,
     approve_plan: Annotated[bool, typer.Option(
         "--approve-plan", help="Stop after planning until `agency approve ID`.")] = False,
@@ -296,18 +297,7 @@ def status(project_id: Annotated[str, typer.Argument(help="Project id (or a uniq
         print(json.dumps(project_json(project, tasks, rt.store.retries(project.id),
                                       rt.store.reviews(project.id)), indent=2))
         return
-    out.print(f"Project {project.id}: {project.request}", highlight=False, markup=False)
-    out.print(progress_line(project, tasks), highlight=False)
-    if project.deadline:
-        out.print(f"deadline {project.deadline:%Y-%m-%d %H:%M %Z}", highlight=False)
-    late = risk_line(tasks, risks(project, tasks))
-    if late:
-        out.print(f"[bold red]{escape(late)}[/]", highlight=False)
-    if project.error:
-        out.print(f"error: {project.error}", highlight=False, markup=False)
-    out.print(task_table(tasks))
-    out.print(f"tokens {project.tokens.total}  cost ${project.cost_usd:.4f}  "
-              f"output {project.output_dir}", highlight=False, markup=False)
+    out.print(status_view(project, tasks, out.width), soft_wrap=False)
 
 
 @cli.command()
@@ -326,7 +316,7 @@ def watch(project_id: Annotated[str, typer.Argument(help="Project id (or a uniqu
 @cli.command("list")
 @handle_errors
 def list_projects(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-                  limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
+                  limit: Annotated[int, typer.Option(min=1, max=MAX_LIST_LIMIT)] = 50) -> None:
     """List recent projects."""
     rt = get_runtime()
     projects = rt.store.projects(limit)
@@ -545,7 +535,7 @@ def pause(project_id: Annotated[str, typer.Argument(help="Project id (or a uniqu
 @cli.command()
 @handle_errors
 def resume(project_id: Annotated[str, typer.Argument(help="Project id (or a unique prefix).")],
-           budget: Annotated[int | None, typer.Option("--budget", min=1,
+           budget: Annotated[int | None, typer.Option("--budget", min=1, max=MAX_BUDGET,
                                                       help="A new token budget.")] = None
            ) -> None:
     """Carry on with a project from what the store holds: one that is paused, failed, ran out of

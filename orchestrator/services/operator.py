@@ -12,6 +12,7 @@ from orchestrator.domain.constants import ProjectStatus, TaskStatus
 from orchestrator.domain.errors import BadInput
 from orchestrator.domain.models import Plan, TaskRecord
 from orchestrator.services.approval import operator
+from orchestrator.services.budget import added_budget
 from orchestrator.services.dispatch import dispatch, send_plan
 from orchestrator.services.reconciler import reconcile
 
@@ -134,7 +135,8 @@ def add_tasks(rt: Runtime, app: Celery, project_id: str, path: Path) -> list[Tas
                            "waits on a failure; retry it first (agency retry)")
     added = rt.scheduler.add_tasks(project_id, plan, graph, dag.schedule(graph),
                                    len(existing), f"{len(new)} task(s) added by {operator()} "
-                                   f"from {path.name}")
+                                   f"from {path.name}",
+                                   added_budget(project.budget_tokens, plan, len(existing)))
     if added is None:
         status = rt.store.project(project_id).status.value
         raise BadInput(f"project {project_id} is {status}; tasks can be added to a running "

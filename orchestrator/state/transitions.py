@@ -254,11 +254,12 @@ class Scheduler:
         return True
 
     def add_tasks(self, project_id: str, plan: Plan, graph: Graph, sched: Schedule, first: int,
-                  detail: str) -> list[str] | None:
+                  detail: str, extra_budget: int = 0) -> list[str] | None:
         """Insert the plan's tasks from index `first` on into a running or paused project, in
         one transaction under the project's lock (a completion counting down at the same time
-        waits for it, so each new task counts exactly its unfinished dependencies); None
-        (nothing added) when the project is neither."""
+        waits for it, so each new task counts exactly its unfinished dependencies), and raise
+        its budget (if it has one) by `extra_budget`; None (nothing added) when the project is
+        neither."""
         ids: list[str] = []
         with self.store.db.transaction() as tx:
             tx.execute("lock_project", {"id": project_id, "now": now()})
@@ -284,6 +285,11 @@ class Scheduler:
                                                "depends_on": by_index[dep]})
             tx.execute("set_plan_only", {"id": project_id, "plan": plan.model_dump_json(),
                                          "now": now()})
+            if extra_budget and row["budget_tokens"] is not None:
+                tx.execute("grow_budget", {"id": project_id, "tokens": extra_budget,
+                                           "now": now()})
+                detail += (f"; budget raised by {extra_budget} to "
+                           f"{int(row['budget_tokens']) + extra_budget} tokens")
             knowledge.reindex_project(tx, project_id)
             self.store.event(tx, project_id, None, "operator", None, None, detail)
         return ids
