@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -86,14 +85,15 @@ def _task_lines(before: dict[str, str], tasks: list[TaskRecord]) -> Iterator[str
 
 
 def _snapshots(rt: Runtime, project_id: str) -> Iterator[tuple[ProjectRecord, list[TaskRecord]]]:
-    """The project as it moves, until it ends; warns once about queues nobody serves (asking
-    the workers takes a second: the progress does not wait for it)."""
-    warned = rt.settings.embedded
+    """The project as it moves, until it ends; warns about queues nobody serves."""
+    from orchestrator.interfaces.celery_app import app
+    from orchestrator.interfaces.unserved import UnservedWatch
+
+    watch = None if rt.settings.embedded else UnservedWatch(app, _warn)
     while True:
         project, tasks = _snapshot(rt, project_id)
-        if tasks and not warned:
-            warned = True
-            threading.Thread(target=_warn_unserved, args=(rt, tasks), daemon=True).start()
+        if watch:
+            watch.check(tasks)
         yield project, tasks
         if project.status in TERMINAL_PROJECT_STATUSES or project.status in (
                 ProjectStatus.AWAITING_APPROVAL, ProjectStatus.PAUSED):
@@ -101,18 +101,8 @@ def _snapshots(rt: Runtime, project_id: str) -> Iterator[tuple[ProjectRecord, li
         time.sleep(POLL_SECONDS)
 
 
-def _warn_unserved(rt: Runtime, tasks: list[TaskRecord]) -> None:
-    from orchestrator.interfaces.celery_app import app
-    from orchestrator.services.queues import unserved
-
-    waiting = [t for t in tasks if t.status is not TaskStatus.COMPLETED]
-    try:
-        missing = unserved(app, {t.agent_type.value for t in waiting})
-    except Exception:  # a warning is a courtesy: the broker may be away for a moment
-        return
-    if missing:
-        err.print(f"agency: warning: no live worker on queue(s) {', '.join(missing)}; their "
-                  "tasks will wait until one starts", highlight=False, markup=False)
+def _warn(line: str) -> None:
+    err.print(line, highlight=False, markup=False)
 
 
 def follow(rt: Runtime, project_id: str) -> ProjectRecord:

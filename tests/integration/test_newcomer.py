@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,31 @@ def test_a_worker_with_a_bad_setting_says_one_line_and_exits_2(tmp_path: Path,
 def test_an_integer_too_large_is_one_line_exit_2(tmp_path: Path, args: list[str]) -> None:
     one_line_exit_2(agency(tmp_path, *args), "Invalid value for")
     assert json.loads(agency(tmp_path, "list", "--json").stdout) == []
+
+
+# 2. no worker on the orchestrator queue ---------------------------------------------------
+
+
+def test_run_says_at_once_when_no_worker_serves_the_orchestrator_queue(
+        tmp_path: Path, redis_url: str) -> None:
+    """Nothing serves this test's Redis database: planning never happens, and the command
+    says so (how to start a worker too) before anything else would."""
+    run = subprocess.Popen([*AGENCY, "run", "Build a website for a bakery"], cwd=tmp_path,
+                           env=agency_env(tmp_path, AGENCY_BROKER_URL=redis_url),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Without the warning the command would wait for ever: end it then, so the test fails.
+    stop = threading.Timer(60, run.kill)
+    stop.start()
+    try:
+        assert run.stderr is not None
+        warning = ""
+        while "warning" not in warning:
+            warning = run.stderr.readline()
+            assert warning, "the command ended without warning"
+        assert "no live worker on queue(s) orchestrator;" in warning
+        assert "honcho start" in warning and "python -m workers -Q orchestrator" in warning
+        assert run.poll() is None  # the project waits; it does not fail
+    finally:
+        stop.cancel()
+        run.kill()
+        run.communicate()
