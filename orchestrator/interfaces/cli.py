@@ -793,9 +793,10 @@ def db_upgrade() -> None:
     from orchestrator.state.store import display_url, upgrade
 
     url = get_runtime().settings.effective_database_url
-    applied, version = upgrade(url)
-    said = (f"applied migrations {', '.join(map(str, applied))}" if applied
-            else f"already up to date at version {version}")
+    applied, version, created = upgrade(url)
+    said = ("created, " if created else "") + (
+        f"applied migrations {', '.join(map(str, applied))}" if applied
+        else f"already up to date at version {version}")
     out.print(f"Database {display_url(url)}: {said}.", highlight=False, markup=False)
 
 

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import AGENCY, REPO, agency_env
+from orchestrator.state.store import display_url
+from tests.conftest import AGENCY, PG_ADMIN_URL, REPO, agency_env
 
 CHAIN = {
     "request": "Launch a small product page with a signup form",
@@ -191,3 +193,37 @@ def test_run_says_at_once_when_no_worker_serves_the_orchestrator_queue(
         stop.cancel()
         run.kill()
         run.communicate()
+
+
+# 7. `agency db upgrade` creates the PostgreSQL database -----------------------------------
+
+
+def test_db_upgrade_creates_a_postgresql_database_that_does_not_exist(
+        tmp_path: Path, pg_admin: Any) -> None:
+    name = f"agency_test_missing_{uuid.uuid4().hex[:12]}"
+    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    try:
+        done = agency(tmp_path, "db", "upgrade", AGENCY_DATABASE_URL=url)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"Database {display_url(url)}: created, applied "
+                                      "migrations 1, "), done.stdout
+        assert pg_admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                (name,)).fetchone() is not None
+        again = agency(tmp_path, "db", "upgrade", AGENCY_DATABASE_URL=url)
+        assert "already up to date" in again.stdout and "created" not in again.stdout
+    finally:
+        pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# 9. a mistyped SQLite path ----------------------------------------------------------------
+
+
+def test_a_sqlite_path_whose_folder_does_not_exist_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'typo' / 'agency.db'}"
+    one_line_exit_2(agency(tmp_path, "list", AGENCY_DATABASE_URL=url),
+                    f"the folder {tmp_path / 'typo'} of the SQLite database does not exist")
+    assert not (tmp_path / "typo").exists()
+    # The default home is made, as before; so is a folder `db upgrade` is told to use.
+    assert agency(tmp_path, "list").returncode == 0 and (tmp_path / ".agency").is_dir()
+    assert agency(tmp_path, "db", "upgrade", AGENCY_DATABASE_URL=url).returncode == 0
+    assert agency(tmp_path, "list", AGENCY_DATABASE_URL=url).returncode == 0
