@@ -30,10 +30,12 @@ from orchestrator.domain.constants import (
 from orchestrator.domain.errors import AgencyError, BadInput
 from orchestrator.domain.intake import check_request, load_plan_file
 from orchestrator.domain.models import Plan, ProjectRecord, TaskRecord
+from orchestrator.interfaces.pipes import PipeConsole, flush_stdout, silence_stdout
 from orchestrator.interfaces.views import (
     live_view,
     progress_line,
     project_json,
+    project_seconds,
     risk_line,
     risks,
     status_view,
@@ -45,7 +47,7 @@ cli = typer.Typer(help="Agency: one request in, one finished deliverable out.",
 db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 
-out = Console(soft_wrap=True)
+out = PipeConsole(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 P = ParamSpec("P")
@@ -69,6 +71,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except AgencyError as exc:
             raise typer.Exit(_report(exc)) from None
+        except BrokenPipeError:  # `agency ... | head`: the reader has what it wanted
+            raise typer.Exit(silence_stdout()) from None
 
     return wrapper
 
@@ -166,17 +170,16 @@ def _act_and_follow(rt: Runtime, act: Callable[[], str], no_wait: bool = False) 
     """An operator action that sets a project going (`act` returns its id), with workers
     running here in embedded mode; then follow the project to its end unless `no_wait`."""
     _refuse_no_wait_embedded(rt, no_wait)
-    started = time.monotonic()
     with _workers(rt):
         project_id = act()
         if no_wait:
             return
         project = follow(rt, project_id)
-    _finish(rt, rt.store.project(project.id), started)
+    _finish(rt, rt.store.project(project.id))
 
 
-def _finish(rt: Runtime, project: ProjectRecord, started: float) -> None:
-    seconds = time.monotonic() - started
+def _finish(rt: Runtime, project: ProjectRecord) -> None:
+    seconds = project_seconds(project)
     if project.status is ProjectStatus.PAUSED:
         out.print(f"Project {project.id} is paused: no new task starts; carry on with: "
                   f"agency resume {project.id}", highlight=False, markup=False)
@@ -255,7 +258,6 @@ def run(
                   "not written by Claude.", highlight=False)
     from orchestrator.interfaces.celery_app import app
 
-    started = time.monotonic()
     project_id = str(uuid.uuid4())
     output_dir = (rt.settings.output_dir / project_id).resolve()
     stored_plan = (Plan.model_validate(plan_file.model_dump(exclude={"request", "project_type"}))
@@ -273,7 +275,7 @@ def run(
         if no_wait:
             return
         project = follow(rt, project_id)
-    _finish(rt, rt.store.project(project.id), started)
+    _finish(rt, rt.store.project(project.id))
 
 
 @cli.command()
@@ -297,10 +299,9 @@ def watch(project_id: Annotated[str, typer.Argument(help="Project id (or a uniqu
     """Attach to a project and follow it to the end."""
     rt = get_runtime()
     project_id = rt.store.resolve_project_id(project_id)
-    started = time.monotonic()
     with _workers(rt):
         project = follow(rt, project_id)
-    _finish(rt, rt.store.project(project.id), started)
+    _finish(rt, rt.store.project(project.id))
 
 
 @cli.command("list")
@@ -603,7 +604,7 @@ def plan_command(
 ) -> None:
     """Show a project's plan: its tasks, their dependencies, estimated tokens and cost."""
     from orchestrator.interfaces.plan_text import mermaid
-    from orchestrator.interfaces.views import plan_table
+    from orchestrator.interfaces.views import plan_json, plan_table
     from orchestrator.services.approval import edit as edit_plan
     from orchestrator.services.approval import estimate
 
@@ -622,15 +623,7 @@ def plan_command(
         return
     found = estimate(rt.settings, project.plan)
     if as_json:
-        print(json.dumps({
-            "id": project.id, "status": project.status.value,
-            "estimate": {"tokens": found.tokens, "cost_usd": round(found.cost_usd, 4),
-                         "model": found.model},
-            "tasks": [{"index": t.index, "id": t.id, "title": t.title,
-                       "agent_type": t.agent_type.value, "dependencies": t.dependencies,
-                       "estimated_tokens": found.per_task[t.index][0],
-                       "estimated_cost_usd": round(found.per_task[t.index][1], 4),
-                       "on_critical_path": t.on_critical_path} for t in tasks]}, indent=2))
+        print(json.dumps(plan_json(project, tasks, found), indent=2))
         return
     out.print(plan_table(project, tasks, found))
     if project.status is ProjectStatus.AWAITING_APPROVAL:
@@ -805,6 +798,7 @@ def main() -> None:
     time, say) is one line too."""
     try:
         code = cli(standalone_mode=False)
+        code = flush_stdout() or code
     except AgencyError as exc:
         raise SystemExit(_report(exc)) from None
     except usage.NoArgsIsHelpError as exc:  # `agency` alone, or a group: its help

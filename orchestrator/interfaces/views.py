@@ -89,6 +89,13 @@ def project_json(project: ProjectRecord, tasks: list[TaskRecord],
     }
 
 
+def project_seconds(project: ProjectRecord) -> float:
+    """How long a project took, from its start to its end (or now), from the store: the same
+    whichever command followed it (`run`, `watch`, `approve`, `resume`)."""
+    end = project.finished_at or datetime.now(UTC)
+    return (end - project.created_at).total_seconds()
+
+
 def counts(tasks: list[TaskRecord]) -> Counter[TaskStatus]:
     return Counter(t.status for t in tasks)
 
@@ -216,6 +223,23 @@ def log_table(project_id: str, rows: list[dict[str, Any]], index: dict[str, int]
         change = " -> ".join(x for x in (r["from_status"], r["to_status"]) if x)
         table.add_row(when, task, r["kind"], change, Text(r["detail"] or ""))
     return table
+
+
+def plan_json(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate) -> dict[str, Any]:
+    """`agency plan --json`: the plan with its estimate, and a plan file as it stands (`plan
+    --edit` and `run --plan` read it back: the ids become indices again)."""
+    return {
+        "id": project.id, "status": project.status.value, "request": project.request,
+        "project_type": project.project_type.value if project.project_type else None,
+        "estimate": {"tokens": found.tokens, "cost_usd": round(found.cost_usd, 4),
+                     "model": found.model},
+        "tasks": [{"index": t.index, "id": t.id, "title": t.title,
+                   "agent_type": t.agent_type.value, "dependencies": t.dependencies,
+                   "estimated_tokens": found.per_task[t.index][0],
+                   "estimated_cost_usd": round(found.per_task[t.index][1], 4),
+                   "on_critical_path": t.on_critical_path, "description": t.description,
+                   "deliverables": t.deliverables,
+                   "acceptance_criteria": t.acceptance_criteria} for t in tasks]}
 
 
 def plan_table(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate) -> Table:

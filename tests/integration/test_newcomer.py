@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +229,56 @@ def test_a_sqlite_path_whose_folder_does_not_exist_is_refused(tmp_path: Path) ->
     assert agency(tmp_path, "list").returncode == 0 and (tmp_path / ".agency").is_dir()
     assert agency(tmp_path, "db", "upgrade", AGENCY_DATABASE_URL=url).returncode == 0
     assert agency(tmp_path, "list", AGENCY_DATABASE_URL=url).returncode == 0
+
+
+# 9. plan --json back into plan --edit; the project's duration; a closed pipe ---------------
+
+
+def _shape(plan: dict[str, Any]) -> list[tuple[Any, ...]]:
+    index = {t["id"]: t["index"] for t in plan["tasks"]}
+    return [(t["title"], t["agent_type"], [index[d] for d in t["dependencies"]],
+             t["estimated_tokens"], t["description"], t["deliverables"],
+             t["acceptance_criteria"]) for t in plan["tasks"]]
+
+
+def test_plan_json_is_a_plan_file_for_plan_edit(tmp_path: Path) -> None:
+    project_id = run_plan(tmp_path, CHAIN, "--approve-plan")
+    shown = agency(tmp_path, "plan", project_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    before = json.loads(shown.stdout)
+    before["tasks"][2]["title"] = "Copy for the page only"
+    (tmp_path / "edited.json").write_text(json.dumps(before))
+    edited = agency(tmp_path, "plan", project_id, "--edit", "edited.json", "--json")
+    assert edited.returncode == 0, edited.stderr
+    after = json.loads(edited.stdout)
+    assert _shape(after) == _shape(before)
+    assert {t["id"] for t in after["tasks"]}.isdisjoint(t["id"] for t in before["tasks"])
+
+
+def test_completed_in_is_the_projects_duration_whichever_command_followed(
+        tmp_path: Path) -> None:
+    project_id = run_plan(tmp_path, CHAIN, "--approve-plan")
+    approved = agency(tmp_path, "approve", project_id)
+    assert approved.returncode == 0, approved.stderr
+    said = next(x for x in approved.stdout.splitlines() if " completed in " in x)
+    seconds = float(said.rsplit(" ", 1)[1].removesuffix("s."))
+    data = status(tmp_path, project_id)
+    took = (datetime.fromisoformat(data["finished_at"])
+            - datetime.fromisoformat(data["created_at"])).total_seconds()
+    # Planned by `run`, then run by another process: `approve` alone took less than this.
+    assert seconds == pytest.approx(took, abs=0.051)
+
+
+@pytest.mark.parametrize("args", [["list", "--json"], ["status", "PROJECT", "--json"],
+                                  ["status", "PROJECT"], ["log", "PROJECT"]])
+def test_a_reader_that_went_away_is_quiet_exit_141(tmp_path: Path, args: list[str]) -> None:
+    project_id = run_plan(tmp_path, CHAIN)
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written: `| head -0`
+    try:
+        done = subprocess.run([*AGENCY, *(project_id if a == "PROJECT" else a for a in args)],
+                              cwd=tmp_path, env=agency_env(tmp_path), stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
