@@ -211,13 +211,14 @@ def _finish(rt: Runtime, project: ProjectRecord) -> None:
 
 @contextmanager
 def _workers(rt: Runtime) -> Iterator[None]:
-    from orchestrator.interfaces.celery_app import app
+    from orchestrator.interfaces.celery_app import app, results_released
 
     if not rt.settings.embedded:
         from orchestrator.services.queues import check_broker
 
         check_broker(app)
-        yield
+        with results_released(app):
+            yield
         return
     from orchestrator.interfaces.embedded import embedded_workers
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from orchestrator.state.store import display_url
-from tests.conftest import AGENCY, PG_ADMIN_URL, REPO, agency_env
+from tests.conftest import AGENCY, PG_ADMIN_URL, REPO, agency_env, queue_keys
 
 CHAIN = {
     "request": "Launch a small product page with a signup form",
@@ -282,3 +282,36 @@ def test_a_reader_that_went_away_is_quiet_exit_141(tmp_path: Path, args: list[st
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+# 4. no traceback when a command that sent work ends ---------------------------------------
+
+FAN_OUT = {
+    "request": "Launch a small product page", "project_type": "website",
+    "tasks": [{"title": "Brief", "agent_type": "project_manager"},
+              *({"title": f"Part {n}", "agent_type": agent, "dependencies": [0]}
+                for n, agent in enumerate(["ux_designer", "content_writer", "marketing"])),
+              {"title": "Page", "agent_type": "frontend_developer", "dependencies": [1, 2, 3]}],
+}
+
+
+def test_a_command_that_sent_a_chord_ends_without_a_traceback(tmp_path: Path,
+                                                              redis_url: str) -> None:
+    """Planned in embedded mode, approved with a broker nobody serves: `approve` sends the
+    plan's chord and ends; the results it subscribed to must not complain at shutdown."""
+    import redis
+
+    database = f"sqlite:///{tmp_path / 'agency.db'}"
+    try:
+        for attempt in range(2):  # it was intermittent (3 of 7): more than one try
+            project_id = run_plan(tmp_path, FAN_OUT, "--approve-plan",
+                                  AGENCY_DATABASE_URL=database)
+            done = agency(tmp_path, "approve", project_id, "--no-wait",
+                          AGENCY_DATABASE_URL=database, AGENCY_BROKER_URL=redis_url)
+            assert done.returncode == 0, done.stderr
+            assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, (
+                attempt, done.stderr)
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        client.delete(*queue_keys())
+        client.close()
