@@ -97,7 +97,7 @@ def _snapshots(rt: Runtime, project_id: str) -> Iterator[tuple[ProjectRecord, li
     while True:
         project, tasks = _snapshot(rt, project_id)
         if watch:
-            watch.check(tasks)
+            watch.check(project, tasks)
         yield project, tasks
         if project.status in TERMINAL_PROJECT_STATUSES or project.status in (
                 ProjectStatus.AWAITING_APPROVAL, ProjectStatus.PAUSED):

@@ -7,8 +7,12 @@ from collections.abc import Callable
 
 from celery import Celery
 
-from orchestrator.domain.constants import ORCHESTRATOR_QUEUE, TaskStatus
-from orchestrator.domain.models import TaskRecord
+from orchestrator.domain.constants import (
+    ORCHESTRATOR_QUEUE,
+    TERMINAL_PROJECT_STATUSES,
+    TaskStatus,
+)
+from orchestrator.domain.models import ProjectRecord, TaskRecord
 from orchestrator.services.queues import unserved
 
 
@@ -23,10 +27,9 @@ def warning(missing: list[str]) -> str:
 
 def needed(tasks: list[TaskRecord]) -> set[str]:
     """The queues a project waits on: the orchestrator's until it is planned, then those of
-    its unfinished tasks' agents."""
-    if not tasks:
-        return {ORCHESTRATOR_QUEUE}
-    return {t.agent_type.value for t in tasks if t.status is not TaskStatus.COMPLETED}
+    its unfinished tasks' agents, then the orchestrator's again (integration)."""
+    agents = {t.agent_type.value for t in tasks if t.status is not TaskStatus.COMPLETED}
+    return agents or {ORCHESTRATOR_QUEUE}
 
 
 class UnservedWatch:
@@ -38,9 +41,9 @@ class UnservedWatch:
         self.app, self.say = app, say
         self.asked: set[bool] = set()
 
-    def check(self, tasks: list[TaskRecord]) -> None:
+    def check(self, project: ProjectRecord, tasks: list[TaskRecord]) -> None:
         planned = bool(tasks)
-        if planned in self.asked:
+        if planned in self.asked or project.status in TERMINAL_PROJECT_STATUSES:
             return
         self.asked.add(planned)
         threading.Thread(target=self._warn, args=(needed(tasks),), daemon=True,

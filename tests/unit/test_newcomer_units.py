@@ -70,6 +70,7 @@ def test_the_unserved_warning_names_the_queues_and_how_to_start_them() -> None:
     assert needed([]) == {"orchestrator"}
     assert needed([_task(0, "a", TaskStatus.COMPLETED), _task(1, "b", TaskStatus.PENDING)]) == {
         "frontend_developer"}
+    assert needed([_task(0, "a", TaskStatus.COMPLETED)]) == {"orchestrator"}  # integration
     assert "python -m workers -Q orchestrator -n orchestrator@%h" in warning(["orchestrator"])
     assert "python -m workers fleet --queues marketing,qa_engineer" in warning(
         ["marketing", "qa_engineer"])
