@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_ADMIN_URL = os.environ.get("AGENCY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("AGENCY_TEST_REDIS", "redis://127.0.0.1:6379/11")
+# The settings read `.env` from the current directory; never a developer's in the checkout,
+# here or in the commands tests start (agency_env keeps this too).
+os.environ["AGENCY_ENV_FILE"] = ""
 
 
 def need(service: str, reason: str) -> None:
@@ -99,7 +102,7 @@ def agency_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """An environment for running `agency` as a subprocess: no key, embedded unless told."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("AGENCY_", "ANTHROPIC_"))}
-    env.update({"AGENCY_HOME": str(tmp_path / ".agency"),
+    env.update({"AGENCY_ENV_FILE": "", "AGENCY_HOME": str(tmp_path / ".agency"),
                 "AGENCY_OUTPUT_DIR": str(tmp_path / "out"), "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env

@@ -57,6 +57,11 @@ COMPLEXITY_BUDGETS: dict[Complexity, int] = {
     Complexity.ENTERPRISE: 500_000 * BUDGET_SCALE,
 }
 DEFAULT_BUDGET = 100_000 * BUDGET_SCALE
+# The largest --budget taken: far above any real project, and far below the 2**63 a database
+# integer holds (a budget is added to and compared with sums of tokens).
+MAX_BUDGET = 10**12
+# The most rows `agency list --limit` asks for (a database takes no limit of 2**63 or more).
+MAX_LIST_LIMIT = 100_000
 
 
 class TaskPriority(StrEnum):

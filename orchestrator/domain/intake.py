@@ -84,11 +84,38 @@ def read_json_file(path: Path) -> Any:
     return data
 
 
+# What `agency plan --json` shows beside a plan file's fields: its numbers, not the plan.
+_SHOWN = frozenset({"id", "status", "estimate"})
+_SHOWN_PER_TASK = frozenset({"index", "id", "estimated_cost_usd", "on_critical_path"})
+
+
+def from_plan_json(data: dict[str, Any]) -> dict[str, Any]:
+    """A plan file from `agency plan --json` output: its task ids (dependencies) become indices
+    and what it shows besides the plan (ids, status, estimates in dollars) is left out."""
+    tasks = data.get("tasks")
+    if "estimate" not in data or not isinstance(tasks, list):
+        return data  # a plan file as written
+    index = {t.get("id"): n for n, t in enumerate(tasks) if isinstance(t, dict)}
+    plan_tasks: list[object] = []
+    for task in tasks:
+        if not isinstance(task, dict):
+            plan_tasks.append(task)  # the contract's check says what is wrong with it
+            continue
+        deps = task.get("dependencies", [])
+        if isinstance(deps, list):
+            deps = [index.get(d, d) if isinstance(d, str) else d for d in deps]
+        plan_tasks.append({**{k: v for k, v in task.items() if k not in _SHOWN_PER_TASK},
+                           "dependencies": deps})
+    return {**{k: v for k, v in data.items() if k not in _SHOWN}, "tasks": plan_tasks}
+
+
 def load_plan_file(path: Path) -> PlanFile:
-    """Read and fully validate a plan file (contract and graph rules)."""
+    """Read and fully validate a plan file (contract and graph rules); `agency plan --json`
+    output is one too."""
     data = read_json_file(path)
     if not isinstance(data, dict):
         raise PlanError(f"plan file {path} must hold a JSON object with a 'tasks' list")
+    data = from_plan_json(data)
     try:
         plan = PlanFile.model_validate(data)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -221,11 +222,25 @@ def settings_line(exc: ValidationError) -> str:
     return f"{_variable(field)}{where}: {message}" + (f" (and {more} more)" if more else "")
 
 
+def env_file() -> Path | None:
+    """The dotenv file the settings read under the environment: `AGENCY_ENV_FILE`, else `.env`
+    in the current directory (what honcho reads), so a second terminal that did not source it
+    sees the same broker and store; an empty AGENCY_ENV_FILE reads none."""
+    name = os.environ.get("AGENCY_ENV_FILE", ".env")
+    if not name:
+        return None
+    path = Path(name)
+    if "AGENCY_ENV_FILE" in os.environ and not path.is_file():
+        raise ConfigError(f"AGENCY_ENV_FILE: {name} is not a file")
+    return path
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once; an invalid environment is a ConfigError."""
+    """The process-wide settings, read once (variables win over the dotenv file); an invalid
+    environment is a ConfigError."""
     try:
-        return Settings()
+        return Settings(_env_file=env_file())
     except ValidationError as exc:
         # The input is left out on purpose: it may be a key or a password.
         raise ConfigError(settings_line(exc)) from None

@@ -4,7 +4,10 @@ name, never loads the worker side."""
 
 from __future__ import annotations
 
+import gc
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery import Celery
 from celery.app.amqp import AMQP
@@ -48,3 +51,27 @@ app = Celery("agency", amqp=AgencyAMQP, include=["workers.tasks"])
 app.config_from_object("celeryconfig")
 # Thread-pool workers and canvas callbacks must find this app, not Celery's default one.
 app.set_default()
+
+
+@contextmanager
+def results_released(client: Celery) -> Iterator[None]:
+    """Send messages in the body; at its end, let go of their results while this process can.
+
+    A process that sends tasks without waiting for them (the CLI) subscribes to each result on
+    the Redis backend. A chord's or a group's results hold each other in reference cycles, so
+    they may outlive the command; when the interpreter then collects them at shutdown, each
+    one's `AsyncResult.__del__` unsubscribes, which opens a Redis connection after imports have
+    stopped working: "Exception ignored in: AsyncResult.__del__" and a 17-line ImportError
+    traceback, now and then, after a command that succeeded. Collecting the cycles here runs
+    those unsubscribes while everything works; closing the subscription and forgetting its
+    keys leaves nothing for a result that is still referenced to do at shutdown.
+    """
+    try:
+        yield
+    finally:
+        gc.collect()
+        consumer = getattr(client.backend, "result_consumer", None)
+        subscribed = getattr(consumer, "subscribed_to", None)
+        if consumer is not None and isinstance(subscribed, set):
+            consumer.stop()
+            subscribed.clear()

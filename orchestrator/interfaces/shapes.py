@@ -33,18 +33,21 @@ def questions_json(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
              "asked_at": str(r["asked_at"])} for r in rows]
 
 
-def plan_json(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate
-              ) -> dict[str, Any]:
-    """`agency plan --json`."""
+def plan_json(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate) -> dict[str, Any]:
+    """`agency plan --json`: the plan with its estimate, and a plan file as it stands (`plan
+    --edit` and `run --plan` read it back: the ids become indices again)."""
     return {
-        "id": project.id, "status": project.status.value,
+        "id": project.id, "status": project.status.value, "request": project.request,
+        "project_type": project.project_type.value if project.project_type else None,
         "estimate": {"tokens": found.tokens, "cost_usd": round(found.cost_usd, 4),
                      "model": found.model},
         "tasks": [{"index": t.index, "id": t.id, "title": t.title,
                    "agent_type": t.agent_type.value, "dependencies": t.dependencies,
                    "estimated_tokens": found.per_task[t.index][0],
                    "estimated_cost_usd": round(found.per_task[t.index][1], 4),
-                   "on_critical_path": t.on_critical_path} for t in tasks]}
+                   "on_critical_path": t.on_critical_path, "description": t.description,
+                   "deliverables": t.deliverables,
+                   "acceptance_criteria": t.acceptance_criteria} for t in tasks]}
 
 
 def log_json(rows: Iterable[dict[str, Any]], index: dict[str, int]) -> list[dict[str, Any]]:

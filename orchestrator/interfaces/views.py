@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -86,6 +86,13 @@ def project_json(project: ProjectRecord, tasks: list[TaskRecord],
     }
 
 
+def project_seconds(project: ProjectRecord) -> float:
+    """How long a project took, from its start to its end (or now), from the store: the same
+    whichever command followed it (`run`, `watch`, `approve`, `resume`)."""
+    end = project.finished_at or datetime.now(UTC)
+    return (end - project.created_at).total_seconds()
+
+
 def counts(tasks: list[TaskRecord]) -> Counter[TaskStatus]:
     return Counter(t.status for t in tasks)
 
@@ -130,11 +137,11 @@ def task_table(tasks: list[TaskRecord]) -> Table:
     table = Table(box=None, pad_edge=False)
     for column in ("#", "id", "title", "agent", "status", "deps", "worker", "tries", "tokens",
                    "cost", "error"):
-        if column == "id":  # whole, even on a narrow console: `agency retry` takes it
-            table.add_column(column, no_wrap=True, min_width=8)
-        else:
-            table.add_column(column, overflow="fold" if column in ("title", "error")
-                             else "ellipsis")
+        if column in ("title", "error"):  # words: wrap them, never cut a figure or a status
+            table.add_column(column, overflow="fold",
+                             min_width=TITLE_MIN_WIDTH if column == "title" else None)
+        else:  # the id whole, even on a narrow console: `agency retry` takes it
+            table.add_column(column, no_wrap=True)
     index = {t.id: t.index for t in tasks}
     for t in tasks:
         deps = ",".join(str(index[d]) for d in t.dependencies if d in index)
@@ -143,6 +150,51 @@ def task_table(tasks: list[TaskRecord]) -> Table:
                       t.status.value, deps, t.worker or "", str(t.attempts),
                       str(t.tokens.total), f"${t.cost_usd:.4f}", Text(t.error or ""))
     return table
+
+
+# Below this many characters a title column reads as fragments: then one line per task.
+TITLE_MIN_WIDTH = 20
+
+
+def task_lines(tasks: list[TaskRecord], width: int) -> Group:
+    """One line per task for a narrow console: index, short id, status, agent and the title
+    (its start when it does not fit); an error on an indented line of its own."""
+    status_width = max(len(t.status.value) for t in tasks)
+    agent_width = max(len(t.agent_type.value) for t in tasks)
+    lines: list[Text] = []
+    for t in tasks:
+        head = (f"{t.index:>2} {t.id[:8]} {t.status.value:<{status_width}} "
+                f"{t.agent_type.value:<{agent_width}} ")
+        line = Text(head + t.title, no_wrap=True, overflow="ellipsis")
+        line.truncate(width, overflow="ellipsis")
+        lines.append(line)
+        if t.error:
+            lines.append(Text(f"     error: {t.error}"))
+    return Group(*lines)
+
+
+def task_view(tasks: list[TaskRecord], width: int) -> RenderableType:
+    """The task table when it fits `width` columns with readable titles, else `task_lines`."""
+    table = task_table(tasks)
+    needed = Console(width=10_000).measure(table).minimum
+    return table if tasks and needed <= width else task_lines(tasks, width) if tasks else Text()
+
+
+def status_view(project: ProjectRecord, tasks: list[TaskRecord], width: int) -> Group:
+    """`agency status` for people, fit to `width` columns (long lines wrap, never overflow)."""
+    parts: list[RenderableType] = [Text(f"Project {project.id}: {project.request}"),
+                                   Text(progress_line(project, tasks))]
+    if project.deadline:
+        parts.append(Text(f"deadline {project.deadline:%Y-%m-%d %H:%M %Z}"))
+    late = risk_line(tasks, risks(project, tasks))
+    if late:
+        parts.append(Text(late, style="bold red"))
+    if project.error:
+        parts.append(Text(f"error: {project.error}"))
+    parts += [task_view(tasks, width),
+              Text(f"tokens {project.tokens.total}  cost ${project.cost_usd:.4f}  "
+                   f"output {project.output_dir}")]
+    return Group(*parts)
 
 
 def questions_table(rows: list[dict[str, Any]]) -> Table:

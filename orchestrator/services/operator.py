@@ -26,6 +26,7 @@ from orchestrator.domain import dag
 from orchestrator.domain.constants import LLMKind, ProjectStatus, TaskStatus
 from orchestrator.domain.deadlines import task_deadlines
 from orchestrator.domain.errors import BadInput, PlanError
+from orchestrator.domain.estimates import added_budget
 from orchestrator.domain.intake import check_request, load_plan_file, pydantic_line, read_json_file
 from orchestrator.domain.lifecycle import ENDED, IN_FLIGHT
 from orchestrator.domain.models import Plan, PlanFile, TaskRecord
@@ -245,7 +246,9 @@ class Operator:
         _refuse_dead_ends(path, existing, graph, len(plan.tasks))
         added = self.rt.scheduler.add_tasks(project_id, plan, graph, dag.schedule(graph),
                                             len(existing), f"{len(new)} task(s) added by "
-                                            f"{self.user} from {path.name}")
+                                            f"{self.user} from {path.name}",
+                                            added_budget(project.budget_tokens, plan,
+                                                         len(existing)))
         if added is None:
             raise BadInput(f"project {project_id} is {self._status(project_id)}; tasks can be "
                            "added to a running or paused project")

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -75,6 +77,34 @@ def _check(conn: psycopg.Connection[Any]) -> None:
 
 def _mark_returned(conn: psycopg.Connection[Any]) -> None:
     _returned[conn] = time.monotonic()
+
+
+MAINTENANCE_DB = "postgres"  # the database `createdb` connects to in order to create one
+
+
+def create_database(url: str) -> bool:
+    """Create the URL's database when its server says it does not exist, from the server's
+    maintenance database, as `createdb` does; True when this created it."""
+    params = conninfo_to_dict(url)
+    name = str(params.get("dbname") or "")
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+        return False
+    except psycopg.OperationalError as exc:
+        if not name or f'database "{name}" does not exist' not in str(exc):
+            return False  # unreachable, refused, ...: connecting again says why, in one line
+    admin = make_conninfo(url, dbname=MAINTENANCE_DB)
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.errors.DuplicateDatabase:
+        return False  # another process created it a moment ago
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise StoreError(f'PostgreSQL database "{name}" does not exist and could not be '
+                         f"created ({reason}); create it with: createdb {name} (with the host "
+                         "and user of AGENCY_DATABASE_URL)") from exc
+    return True
 
 
 class _Session:

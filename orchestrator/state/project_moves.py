@@ -218,11 +218,12 @@ class ProjectMoves:
         return Moved(True, found)
 
     def add_tasks(self, project_id: str, plan: Plan, graph: Graph, sched: Schedule, first: int,
-                  detail: str) -> list[str] | None:
+                  detail: str, extra_budget: int = 0) -> list[str] | None:
         """Insert the plan's tasks from index `first` on into a running or paused project, in
         one transaction under the project's lock (a completion counting down at the same time
-        waits for it, so each new task counts exactly its unfinished dependencies); None
-        (nothing added) when the project is neither."""
+        waits for it, so each new task counts exactly its unfinished dependencies), and raise
+        its budget (if it has one) by `extra_budget`; None (nothing added) when the project is
+        neither."""
         ids: list[str] = []
         with self.store.db.transaction() as tx:
             row = tx.fetch_one("lock_project", {"id": project_id, "now": now()})
@@ -247,6 +248,11 @@ class ProjectMoves:
                                                "depends_on": by_index[dep]})
             tx.execute("set_plan_only", {"id": project_id, "plan": plan.model_dump_json(),
                                          "now": now()})
+            grown = tx.fetch_one("grow_budget", {"id": project_id, "tokens": extra_budget,
+                                                 "now": now()}) if extra_budget else None
+            if grown is not None:
+                detail += (f"; budget raised by {extra_budget} to {int(grown['budget_tokens'])} "
+                           "tokens")
             knowledge.reindex_project(tx, project_id)
             self.store.event(tx, project_id, None, "operator", None, None, detail)
         return ids

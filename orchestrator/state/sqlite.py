@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestrator.domain.errors import IllegalMove, StoreError, StoreUnavailable
+from orchestrator.domain.errors import ConfigError, IllegalMove, StoreError, StoreUnavailable
 from orchestrator.state.connector import Params, Row, apply_migrations, queries
 
 _ANY = re.compile(r"= ANY\(:(\w+)\)")
@@ -74,10 +74,17 @@ class _Session:
         return [dict(row) for row in self._run(query, params)[0]]
 
 
-def _open(path: str) -> sqlite3.Connection:
-    """A connection in autocommit mode, WAL journal, foreign keys on; the folder made if need be."""
+def _open(path: str, create_folder: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode, WAL journal, foreign keys on; the folder made if need be
+    and `create_folder`, else refused (a mistyped path would make folders and a database)."""
     if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(path).parent
+        if create_folder:
+            folder.mkdir(parents=True, exist_ok=True)
+        elif not folder.is_dir():
+            raise ConfigError(f"AGENCY_DATABASE_URL: the folder {folder} of the SQLite database "
+                              "does not exist; correct the path, or create it (agency db upgrade "
+                              "does)")
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
     try:
         conn.row_factory = sqlite3.Row
@@ -94,10 +101,10 @@ class SQLiteConnector:
 
     dialect = "sqlite"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, create_folder: bool = True) -> None:
         path = url.removeprefix("sqlite:///")
         try:
-            self._conn = _open(path)
+            self._conn = _open(path, create_folder)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open SQLite database {path}: {exc}") from exc
         self._lock = threading.RLock()

@@ -49,32 +49,39 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def open_connector(url: str, pool_size: int = 4) -> Connector:
+def open_connector(url: str, pool_size: int = 4, create_folder: bool = True) -> Connector:
     """An adapter for a database URL, migrated to the latest schema."""
-    connector = connect(url, pool_size)
+    connector = connect(url, pool_size, create_folder)
     connector.migrate()
     return connector
 
 
-def upgrade(url: str) -> tuple[list[int], int]:
-    """Apply the pending migrations: the versions applied, and the version the database is at."""
+def upgrade(url: str) -> tuple[list[int], int, bool]:
+    """Create the database if it does not exist, and apply the pending migrations: the
+    versions applied, the version the database is at, and whether it was created."""
+    created = False
+    if url.startswith(("postgresql://", "postgres://")):
+        from orchestrator.state.postgres import create_database
+
+        created = create_database(url)
     connector = connect(url)
     try:
         applied = connector.migrate()
         rows = connector.fetch_all("applied_migrations", {})
     finally:
         connector.close()
-    return applied, max((int(r["version"]) for r in rows), default=0)
+    return applied, max((int(r["version"]) for r in rows), default=0), created
 
 
-def connect(url: str, pool_size: int = 4) -> Connector:
+def connect(url: str, pool_size: int = 4, create_folder: bool = True) -> Connector:
     """An adapter for a database URL, as the database is (no migration); `pool_size`: the most
-    PostgreSQL connections this process opens."""
+    PostgreSQL connections this process opens; `create_folder`: make a SQLite file's folder
+    (else a missing one is refused)."""
     connector: Connector
     if url.startswith("sqlite:///"):
         from orchestrator.state.sqlite import SQLiteConnector
 
-        connector = SQLiteConnector(url)
+        connector = SQLiteConnector(url, create_folder)
     elif url.startswith(("postgresql://", "postgres://")):
         from orchestrator.state.postgres import PostgresConnector
 
@@ -355,5 +362,8 @@ def get_store(settings: Settings | None = None) -> Store:
     key = (os.getpid(), url)
     with _lock:
         if key not in _stores:
-            _stores[key] = Store(open_connector(url, settings.db_pool_size))
+            # The default home (.agency) is made; a folder named in AGENCY_DATABASE_URL must
+            # exist: a mistyped path is refused rather than made into folders and a database.
+            _stores[key] = Store(open_connector(url, settings.db_pool_size,
+                                                create_folder=settings.database_url is None))
         return _stores[key]

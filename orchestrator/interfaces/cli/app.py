@@ -11,6 +11,7 @@ from rich.console import Console
 from typer._click import exceptions as usage  # typer 0.29 vendors click; pinned
 
 from orchestrator.domain.errors import AgencyError, BadInput
+from orchestrator.interfaces.pipes import PipeConsole, flush_stdout, silence_stdout
 
 cli = typer.Typer(help="Agency: one request in, one finished deliverable out.",
                   no_args_is_help=True, pretty_exceptions_enable=False,
@@ -18,7 +19,7 @@ cli = typer.Typer(help="Agency: one request in, one finished deliverable out.",
 db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 
-out = Console(soft_wrap=True)
+out = PipeConsole(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 P = ParamSpec("P")
@@ -50,6 +51,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except AgencyError as exc:
             raise typer.Exit(report(exc)) from None
+        except BrokenPipeError:  # `agency ... | head`: the reader has what it wanted
+            raise typer.Exit(silence_stdout()) from None
 
     return wrapper
 
@@ -59,6 +62,7 @@ def main() -> None:
     time, say) is one line too."""
     try:
         code = cli(standalone_mode=False)
+        code = flush_stdout() or code
     except AgencyError as exc:
         raise SystemExit(report(exc)) from None
     except usage.NoArgsIsHelpError as exc:  # `agency` alone, or a group: its help

@@ -3,7 +3,6 @@ terminal, and one closing word (where the deliverable is, or what to do next).""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,13 +15,20 @@ from orchestrator.agent.runtime import Runtime
 from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
 from orchestrator.domain.errors import BadInput
 from orchestrator.domain.models import ProjectRecord, TaskRecord
-from orchestrator.interfaces.celery_app import app
+from orchestrator.interfaces.celery_app import app, results_released
 from orchestrator.interfaces.cli.app import out, say, warn
 from orchestrator.interfaces.embedded import embedded_workers
-from orchestrator.interfaces.views import live_view, progress_line, risk_line, risks
+from orchestrator.interfaces.unserved import UnservedWatch
+from orchestrator.interfaces.views import (
+    live_view,
+    progress_line,
+    project_seconds,
+    risk_line,
+    risks,
+)
 from orchestrator.services.deliverable import write_outputs
 from orchestrator.services.operator import Operator
-from orchestrator.services.queues import check_broker, unserved
+from orchestrator.services.queues import check_broker
 
 POLL_SECONDS = 0.2
 # Where a followed project stops being followed: it ended, or it waits for a person.
@@ -42,29 +48,16 @@ def _task_lines(before: dict[str, str], tasks: list[TaskRecord]) -> Iterator[str
 
 
 def _snapshots(rt: Runtime, project_id: str) -> Iterator[tuple[ProjectRecord, list[TaskRecord]]]:
-    """The project as it moves, until it stops; warns once about queues nobody serves (asking
-    the workers takes a second: the progress does not wait for it)."""
-    warned = rt.settings.embedded
+    """The project as it moves, until it stops; warns about queues nobody serves."""
+    watch = None if rt.settings.embedded else UnservedWatch(app, warn)
     while True:
         project, tasks = snapshot(rt, project_id)
-        if tasks and not warned:
-            warned = True
-            threading.Thread(target=_warn_unserved, args=(tasks,), daemon=True).start()
+        if watch:
+            watch.check(project, tasks)
         yield project, tasks
         if project.status in STOPS:
             return
         time.sleep(POLL_SECONDS)
-
-
-def _warn_unserved(tasks: list[TaskRecord]) -> None:
-    waiting = [t for t in tasks if t.status is not TaskStatus.COMPLETED]
-    try:
-        missing = unserved(app, {t.agent_type.value for t in waiting})
-    except Exception:  # a warning is a courtesy: the broker may be away for a moment
-        return
-    if missing:
-        warn(f"agency: warning: no live worker on queue(s) {', '.join(missing)}; their tasks "
-             "will wait until one starts")
 
 
 def follow(rt: Runtime, project_id: str) -> ProjectRecord:
@@ -124,7 +117,8 @@ def workers(rt: Runtime) -> Iterator[None]:
     """The broker checked (production), or workers running in this process (embedded)."""
     if not rt.settings.embedded:
         check_broker(app)
-        yield
+        with results_released(app):
+            yield
         return
     with embedded_workers(app, rt.settings):
         yield
@@ -134,18 +128,17 @@ def act_and_follow(rt: Runtime, act: Callable[[], str], no_wait: bool = False) -
     """An action that sets a project going (`act` returns its id), with workers running here
     in embedded mode; then follow the project to its end unless `no_wait`."""
     refuse_no_wait_embedded(rt, no_wait)
-    started = time.monotonic()
     with workers(rt):
         project_id = act()
         if no_wait:
             return
         project = follow(rt, project_id)
-    finish(rt, rt.store.project(project.id), started)
+    finish(rt, rt.store.project(project.id))
 
 
-def finish(rt: Runtime, project: ProjectRecord, started: float) -> None:
+def finish(rt: Runtime, project: ProjectRecord) -> None:
     """The closing word on a followed project; exit 1 when it did not complete."""
-    seconds = time.monotonic() - started
+    seconds = project_seconds(project)
     if project.status is ProjectStatus.PAUSED:
         say(f"Project {project.id} is paused: no new task starts; carry on with: "
             f"agency resume {project.id}")

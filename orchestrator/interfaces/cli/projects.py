@@ -4,16 +4,14 @@ plan, graph, report, log."""
 from __future__ import annotations
 
 import json
-import time
 import webbrowser
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from orchestrator.agent.runtime import get_runtime
-from orchestrator.domain.constants import ProjectStatus
+from orchestrator.domain.constants import MAX_BUDGET, MAX_LIST_LIMIT, ProjectStatus
 from orchestrator.domain.deadlines import parse_deadline
 from orchestrator.domain.errors import BadInput
 from orchestrator.domain.estimates import estimate
@@ -32,11 +30,8 @@ from orchestrator.interfaces.shapes import hits_json, log_json, plan_json, proje
 from orchestrator.interfaces.views import (
     log_table,
     plan_table,
-    progress_line,
     project_json,
-    risk_line,
-    risks,
-    task_table,
+    status_view,
 )
 from orchestrator.services.operator import Operator, submission
 from orchestrator.services.report import collect, write_report
@@ -58,7 +53,7 @@ def run(
     plan: Annotated[Path | None, typer.Option("--plan", help="Run this plan file (skips "
                                               "decomposition).")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the id and return.")] = False,
-    budget: Annotated[int | None, typer.Option("--budget", min=1,
+    budget: Annotated[int | None, typer.Option("--budget", min=1, max=MAX_BUDGET,
                                                help="Token budget for the project.")] = None,
     approve_plan: Annotated[bool, typer.Option(
         "--approve-plan", help="Stop after planning until `agency approve ID`.")] = False,
@@ -76,14 +71,13 @@ def run(
     if operator.check_model():
         err.print("Using the offline model (no ANTHROPIC_API_KEY set): answers are templated, "
                   "not written by Claude.", highlight=False)
-    started = time.monotonic()
     with workers(rt):
         project_id = operator.submit(sub)
         out.print(f"Project {project_id} submitted.", highlight=False)
         if no_wait:
             return
         project = follow(rt, project_id)
-    finish(rt, rt.store.project(project.id), started)
+    finish(rt, rt.store.project(project.id))
 
 
 @cli.command()
@@ -96,18 +90,7 @@ def status(project_id: ProjectId, as_json: AsJson = False) -> None:
         _print_json(project_json(project, tasks, rt.store.retries(project.id),
                                  rt.store.reviews(project.id)))
         return
-    say(f"Project {project.id}: {project.request}")
-    out.print(progress_line(project, tasks), highlight=False)
-    if project.deadline:
-        out.print(f"deadline {project.deadline:%Y-%m-%d %H:%M %Z}", highlight=False)
-    late = risk_line(tasks, risks(project, tasks))
-    if late:
-        out.print(f"[bold red]{escape(late)}[/]", highlight=False)
-    if project.error:
-        say(f"error: {project.error}")
-    out.print(task_table(tasks))
-    say(f"tokens {project.tokens.total}  cost ${project.cost_usd:.4f}  "
-        f"output {project.output_dir}")
+    out.print(status_view(project, tasks, out.width), soft_wrap=False)
 
 
 @cli.command()
@@ -116,16 +99,15 @@ def watch(project_id: ProjectId) -> None:
     """Attach to a project and follow it to the end."""
     rt = get_runtime()
     project_id = rt.store.resolve_project_id(project_id)
-    started = time.monotonic()
     with workers(rt):
         project = follow(rt, project_id)
-    finish(rt, rt.store.project(project.id), started)
+    finish(rt, rt.store.project(project.id))
 
 
 @cli.command("list")
 @handle_errors
 def list_projects(as_json: AsJson = False,
-                  limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
+                  limit: Annotated[int, typer.Option(min=1, max=MAX_LIST_LIMIT)] = 50) -> None:
     """List recent projects."""
     rows = projects_json(get_runtime().store.projects(limit))
     if as_json:

@@ -134,7 +134,8 @@ def flower(
 def db_upgrade() -> None:
     """Apply pending database migrations (they also apply automatically on first use)."""
     url = get_runtime().settings.effective_database_url
-    applied, version = upgrade(url)
-    said = (f"applied migrations {', '.join(map(str, applied))}" if applied
-            else f"already up to date at version {version}")
+    applied, version, created = upgrade(url)
+    said = ("created, " if created else "") + (
+        f"applied migrations {', '.join(map(str, applied))}" if applied
+        else f"already up to date at version {version}")
     say(f"Database {display_url(url)}: {said}.")

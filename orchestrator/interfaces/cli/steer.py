@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.agent.runtime import get_runtime
+from orchestrator.domain.constants import MAX_BUDGET
 from orchestrator.interfaces.celery_app import app
 from orchestrator.interfaces.cli.app import cli, handle_errors, out, say
 from orchestrator.interfaces.cli.follow import act_and_follow
@@ -66,7 +67,7 @@ def pause(project_id: ProjectId) -> None:
 @cli.command()
 @handle_errors
 def resume(project_id: ProjectId,
-           budget: Annotated[int | None, typer.Option("--budget", min=1,
+           budget: Annotated[int | None, typer.Option("--budget", min=1, max=MAX_BUDGET,
                                                       help="A new token budget.")] = None
            ) -> None:
     """Carry on with a project from what the store holds: one that is paused, failed, ran out of

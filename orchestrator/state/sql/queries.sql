@@ -371,6 +371,11 @@ WHERE id = :id AND (budget_tokens IS NULL OR tokens_used < budget_tokens)
 -- name: add_tokens_used
 UPDATE projects SET tokens_used = tokens_used + :tokens WHERE id = :id
 
+-- name: grow_budget
+UPDATE projects SET budget_tokens = budget_tokens + :tokens, updated_at = :now
+WHERE id = :id AND budget_tokens IS NOT NULL
+RETURNING budget_tokens
+
 -- name: set_budget
 UPDATE projects SET budget_tokens = :budget_tokens, updated_at = :now WHERE id = :id
 
