@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -19,7 +20,35 @@ from tests.services import PrivatePostgres, PrivateRedis, ServiceUnavailable
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_ADMIN_URL = os.environ.get("AGENCY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("AGENCY_TEST_REDIS", "redis://127.0.0.1:6379/11")
+REDIS_DATABASES = 16  # redis-server's default `databases`
+
+
+def worker_redis_url(base: str, worker: str | None) -> str:
+    """The shared Redis database of this pytest process: the base URL's number, plus the
+    xdist worker's index (gw0 -> +0, gw1 -> +1), so that parallel workers never share queues,
+    rate-limit buckets or worker names."""
+    if not worker:
+        return base
+    parts = urlsplit(base)
+    number = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    if number >= REDIS_DATABASES:
+        raise pytest.UsageError(
+            f"xdist worker {worker} would use Redis database {number} of {base}: give "
+            f"AGENCY_TEST_REDIS a lower database number or run fewer workers")
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
+REDIS_URL = worker_redis_url(os.environ.get("AGENCY_TEST_REDIS", "redis://127.0.0.1:6379/11"),
+                             os.environ.get("PYTEST_XDIST_WORKER"))
+INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration is `integration`: `-m "not integration"` leaves
+    the unit tests."""
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION):
+            item.add_marker(pytest.mark.integration)
 
 
 def need(service: str, reason: str) -> None:
