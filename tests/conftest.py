@@ -7,6 +7,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -146,11 +147,9 @@ def queue_keys() -> list[str]:
             "unacked", "unacked_index"]
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A running Redis of this test's own, to kill and restart at will."""
-    workdir = tmp_path / "redis"
-    workdir.mkdir()
+@contextmanager
+def _running_redis(workdir: Path) -> Iterator[PrivateRedis]:
+    workdir.mkdir(exist_ok=True)
     try:
         server = PrivateRedis(workdir)
     except ServiceUnavailable as exc:
@@ -160,6 +159,21 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A running Redis of this test's own, to kill and restart at will."""
+    with _running_redis(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """A running Redis of this module's own: a broker that only its workers use, and that
+    may be watched with MONITOR (the shared server carries everyone's traffic)."""
+    with _running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 @pytest.fixture
