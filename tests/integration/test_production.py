@@ -450,17 +450,18 @@ def test_an_agents_question_waits_for_the_answer(topology: Topology) -> None:
         task = next(t for t in _status(topology, project_id)["tasks"]
                     if t["id"] == question["task_id"])
         assert task["status"] == "needs_input"
-        # The rest of the project goes on meanwhile: a task that was not done when the
-        # question was asked completes, and the project is still running.
-        done = {t["id"] for t in _status(topology, project_id)["tasks"]
-                if t["status"] == "completed"}
-        wait_until(lambda: any(t["status"] == "completed" and t["id"] not in done for t in
-                               _status(topology, project_id)["tasks"]),
-                   "another task completed while the question waits", 90, every=0.3)
+        # The rest of the project goes on meanwhile: every task that does not build on the
+        # question's completes, while the question's waits and the project runs.
+        after = _downstream(_status(topology, project_id)["tasks"], task["id"])
+        wait_until(lambda: all(t["status"] == "completed" for t in
+                               _status(topology, project_id)["tasks"]
+                               if t["id"] not in after | {task["id"]}),
+                   "the tasks that do not wait on the question completed", 90, every=0.3)
         data = _status(topology, project_id)
-        assert data["status"] == "running"
-        assert next(t for t in data["tasks"] if t["id"] == task["id"])["status"] == \
-            "needs_input"
+        assert data["status"] == "running" and after
+        assert {t["id"]: t["status"] for t in data["tasks"]}[task["id"]] == "needs_input"
+        assert all(t["status"] in ("pending", "blocked") for t in data["tasks"]
+                   if t["id"] in after)
         assert topology.agency("answer", question["task_id"][:8], "  ").returncode == 2
         answered = topology.agency("answer", question["task_id"][:8],
                                    "Home, menu, online orders and contact")
@@ -480,6 +481,17 @@ def test_an_agents_question_waits_for_the_answer(topology: Topology) -> None:
         topology.fake.faults.questions = {}
 
 
+def _downstream(tasks: list[dict[str, Any]], task_id: str) -> set[str]:
+    """The ids of the tasks that build on `task_id`, directly or not."""
+    found: set[str] = set()
+    while True:
+        more = {t["id"] for t in tasks if t["id"] not in found
+                and ({task_id} | found) & set(t["dependencies"])}
+        if not more:
+            return found
+        found |= more
+
+
 def _events(topology: Topology, project_id: str) -> list[dict[str, Any]]:
     import psycopg
     from psycopg.rows import dict_row
@@ -490,9 +502,14 @@ def _events(topology: Topology, project_id: str) -> list[dict[str, Any]]:
 
 
 def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology, tmp_path: Path,
-                                                     private_redis: PrivateRedis) -> None:
-    """On a broker where only the orchestrator is served, agent tasks wait."""
-    env = {**topology.env, "AGENCY_BROKER_URL": private_redis.url}
+                                                     private_redis: PrivateRedis,
+                                                     pg_url: str) -> None:
+    """On a broker where only the orchestrator is served, agent tasks wait. (A store of its
+    own too: the topology's reconciler would otherwise send the waiting task to its fleet.)"""
+    env = {**topology.env, "AGENCY_BROKER_URL": private_redis.url, "AGENCY_DATABASE_URL": pg_url}
+    upgraded = subprocess.run([*AGENCY, "db", "upgrade"], cwd=topology.home, env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert upgraded.returncode == 0, upgraded.stderr
     log = (tmp_path / "orchestrator.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "orchestrator",
@@ -507,11 +524,17 @@ def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology, tmp_pat
         assert "no live worker on queue(s)" in warning and "frontend_developer" in warning
         assert "orchestrator" not in warning.split("queue(s)")[1]
         assert run.poll() is None  # the project waits; it does not fail
-        shown = subprocess.run([*AGENCY, "workers", "--json"], cwd=topology.home, env=env,
-                               capture_output=True, text=True, timeout=60, check=True)
-        queues = {q["queue"]: q for q in json.loads(shown.stdout)}
+        queues: dict[str, Any] = {}
+
+        def first_task_waits() -> bool:
+            shown = subprocess.run([*AGENCY, "workers", "--json"], cwd=topology.home, env=env,
+                                   capture_output=True, text=True, timeout=60, check=True)
+            queues.update({q["queue"]: q for q in json.loads(shown.stdout)})
+            return bool(queues["project_manager"]["depth"] >= 1)
+        # The warning may come before the plan's first task reached its queue: it waits there.
+        wait_until(first_task_waits, "the plan's first task queued", 60, every=0.3)
         assert queues["project_manager"]["workers"] == []
-        assert queues["project_manager"]["depth"] >= 1  # the plan's first task waits there
+        assert run.poll() is None
         assert [w["name"] for w in queues["orchestrator"]["workers"]] == [f"lonely@{HOST}"]
     finally:
         run.kill()
@@ -689,8 +712,8 @@ def test_flower_keeps_its_history_across_a_restart(topology: Topology, tmp_path:
 
     flower = start()
     try:
-        # Listening for events once it has counted one (a worker's heartbeat, every 2 s).
-        wait_until(lambda: _events_counted(port) > 0, "Flower receiving events", 60,
+        # Listening for events once a worker's heartbeat (every 2 s) showed it online.
+        wait_until(lambda: _workers_online(port) > 0, "Flower receiving events", 60,
                    alive=lambda: _exited(flower))
         result = topology.agency("run", "Write a blog series about sourdough")
         assert result.returncode == 0, result.stderr
@@ -708,8 +731,8 @@ def test_flower_keeps_its_history_across_a_restart(topology: Topology, tmp_path:
         flower.wait(timeout=30)
 
 
-def _events_counted(port: str) -> float:
-    """Flower's count of the events it received (its /metrics need no credentials)."""
+def _workers_online(port: str) -> float:
+    """The workers Flower has seen online, from their events (/metrics needs no credentials)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
@@ -718,7 +741,7 @@ def _events_counted(port: str) -> float:
     except (urllib.error.URLError, ConnectionError):  # still starting
         return 0
     return sum(s.value for family in text_string_to_metric_families(text)
-               for s in family.samples if s.name == "flower_events_total")
+               for s in family.samples if s.name == "flower_worker_online")
 
 
 def test_flower_metrics_answer_without_credentials_and_hold_no_project_data(
