@@ -266,7 +266,10 @@ def test_3_postgres_crash_mid_project(chaos: Callable[..., Chaos]) -> None:
     c.fake.faults.slow_tasks = {"Slow research": 3.0}
     c.up(*FAN_IN_QUEUES)
     project_id = c.submit(FAN_IN)
-    c.task_status(project_id, 0, "in_progress")
+    # In progress once the model has it (polling the store can miss three seconds on a
+    # loaded machine: each look is a process of its own).
+    wait_until(lambda: "Slow research" in c.fake.task_calls(), "the slow task at the model",
+               60, every=0.05)
     answers = c.fake.answered.count("Slow research")
     c.pg.stop_immediate()
     # Down until the model has answered "Slow research": its worker must keep the answer.
