@@ -391,7 +391,10 @@ def _new_task(title: str, agent: str, deps: list[Any]) -> dict[str, Any]:
 def test_tasks_added_to_a_running_project_run_in_order(topology: Topology,
                                                        tmp_path: Path) -> None:
     assert topology.fake is not None
-    topology.fake.faults.latency = 0.2
+    # The last task asks a person and waits: the project is running for as long as the test
+    # needs, however slow the machine, until the question is answered.
+    topology.fake.faults.questions = {"QA and launch readiness": ("Launch on a weekday?",
+                                                                  "yes, a Tuesday")}
     try:
         submitted = topology.agency("run", "--no-wait", "Build a website for a bakery")
         assert submitted.returncode == 0, submitted.stderr
@@ -414,9 +417,22 @@ def test_tasks_added_to_a_running_project_run_in_order(topology: Topology,
         path.write_text(json.dumps({"tasks": [
             _new_task("Press kit", "content_writer", [first["id"][:8]]),
             _new_task("Press outreach", "marketing", [n, n - 1])]}))
-        added = topology.agency("add-task", project_id, "--plan", str(path))
-        assert added.returncode == 0, added.stderr
-        assert f"Project {project_id} completed" in added.stdout
+        adding = subprocess.Popen([*AGENCY, "add-task", project_id, "--plan", str(path)],
+                                  cwd=topology.home, env=topology.env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: bool(_questions(topology, project_id)), "QA's question", 120,
+                       alive=lambda: _exited(adding), every=0.3)
+            [question] = _questions(topology, project_id)
+            answered = topology.agency("answer", question["task_id"][:8], "Tuesday it is")
+            assert answered.returncode == 0, answered.stderr
+            out, err = adding.communicate(timeout=180)
+        finally:
+            if adding.poll() is None:
+                adding.kill()
+                adding.communicate()
+        assert adding.returncode == 0, err
+        assert f"Project {project_id} completed" in out
         data = _status(topology, project_id)
         assert len(data["tasks"]) == n + 2 and all(t["status"] == "completed"
                                                    for t in data["tasks"])
@@ -426,7 +442,14 @@ def test_tasks_added_to_a_running_project_run_in_order(topology: Topology,
             [by_index[n]["id"], by_index[n - 1]["id"]])
         assert by_index[n]["dependencies"] == [first["id"]]
     finally:
-        topology.fake.faults.latency = 0.0
+        topology.fake.faults.questions = {}
+
+
+def _questions(topology: Topology, project_id: str) -> list[dict[str, Any]]:
+    listed = topology.agency("questions", project_id[:8], "--json")
+    assert listed.returncode == 0, listed.stderr
+    found: list[dict[str, Any]] = json.loads(listed.stdout)
+    return found
 
 
 def test_an_agents_question_waits_for_the_answer(topology: Topology) -> None:
