@@ -65,8 +65,8 @@ class Topology:
         wait_until(up, f"workers {sorted(names)} up", timeout, every=0.5)
 
     def in_flight(self) -> int:
-        """Messages the broker holds: waiting in a queue, or taken and not yet acknowledged.
-        None, with no task running, means the fleet has done all it was sent."""
+        """Messages the broker holds: waiting in a queue, or taken and not yet acknowledged
+        (acks_late: a running task's message stays unacked until it ends)."""
         client = redis.Redis.from_url(self.env["AGENCY_BROKER_URL"])
         try:
             lists = [k for k in queue_keys() if not k.startswith("unacked")]
