@@ -7,8 +7,10 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -19,7 +21,35 @@ from tests.services import PrivatePostgres, PrivateRedis, ServiceUnavailable
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_ADMIN_URL = os.environ.get("AGENCY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("AGENCY_TEST_REDIS", "redis://127.0.0.1:6379/11")
+REDIS_DATABASES = 16  # redis-server's default `databases`
+
+
+def worker_redis_url(base: str, worker: str | None) -> str:
+    """The shared Redis database of this pytest process: the base URL's number, plus the
+    xdist worker's index (gw0 -> +0, gw1 -> +1), so that parallel workers never share queues,
+    rate-limit buckets or worker names."""
+    if not worker:
+        return base
+    parts = urlsplit(base)
+    number = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    if number >= REDIS_DATABASES:
+        raise pytest.UsageError(
+            f"xdist worker {worker} would use Redis database {number} of {base}: give "
+            f"AGENCY_TEST_REDIS a lower database number or run fewer workers")
+    return urlunsplit(parts._replace(path=f"/{number}"))
+
+
+REDIS_URL = worker_redis_url(os.environ.get("AGENCY_TEST_REDIS", "redis://127.0.0.1:6379/11"),
+                             os.environ.get("PYTEST_XDIST_WORKER"))
+INTEGRATION = Path(__file__).resolve().parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration is `integration`: `-m "not integration"` leaves
+    the unit tests."""
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION):
+            item.add_marker(pytest.mark.integration)
 # The settings read `.env` from the current directory; never a developer's in the checkout,
 # here or in the commands tests start (agency_env keeps this too).
 os.environ["AGENCY_ENV_FILE"] = ""
@@ -120,11 +150,9 @@ def queue_keys() -> list[str]:
             "unacked", "unacked_index"]
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A running Redis of this test's own, to kill and restart at will."""
-    workdir = tmp_path / "redis"
-    workdir.mkdir()
+@contextmanager
+def _running_redis(workdir: Path) -> Iterator[PrivateRedis]:
+    workdir.mkdir(exist_ok=True)
     try:
         server = PrivateRedis(workdir)
     except ServiceUnavailable as exc:
@@ -134,6 +162,21 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A running Redis of this test's own, to kill and restart at will."""
+    with _running_redis(tmp_path / "redis") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """A running Redis of this module's own: a broker that only its workers use, and that
+    may be watched with MONITOR (the shared server carries everyone's traffic)."""
+    with _running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -221,6 +221,7 @@ class FakeAnthropic:
     limited: int = 0  # requests refused with 429 by the rate limits
     port: int = 0  # 0: any free port
     in_flight: int = 0  # answers being prepared right now (their latency included)
+    answered: list[str] = field(default_factory=list)  # each 200 answer's task title, in order
     peak_in_flight: int = 0
 
     def __post_init__(self) -> None:
@@ -355,6 +356,8 @@ class FakeAnthropic:
                    "model": body["model"], "content": content,
                    "stop_reason": stop, "stop_sequence": None,
                    "usage": self._usage(body, content)}
+        with self._lock:
+            self.answered.append(task)
         return 200, message, {}
 
     def _limits(self, model: str, now: float) -> dict[str, Bucket]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import glob
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,16 +37,50 @@ def free_port() -> int:
 
 
 def wait_until(ready: Callable[[], bool], what: str, timeout: float = READY_TIMEOUT,
-               alive: Callable[[], str | None] = lambda: None) -> None:
-    """Poll `ready` until it is true; fail early when `alive` reports the server died."""
+               alive: Callable[[], str | None] = lambda: None, every: float = 0.05) -> None:
+    """Poll `ready` until it is true; fail early when `alive` reports the process died."""
     deadline = time.monotonic() + timeout
     while not ready():
         died = alive()
         if died is not None:
-            raise RuntimeError(f"{what} exited while starting: {died}")
+            raise RuntimeError(f"{what}: the process exited: {died}")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} was not ready after {timeout:.0f}s")
-        time.sleep(0.05)
+            raise TimeoutError(f"{what}: not so after {timeout:.0f}s")
+        time.sleep(every)
+
+
+class Lines:
+    """A child's text stream, read on a thread: waiting for a line keeps its deadline even
+    when the child says nothing (a `readline()` would block past it)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        try:
+            for line in stream:
+                self._lines.put(line)
+        except (OSError, ValueError):  # closed under us by communicate() or kill()
+            pass
+        self._lines.put(None)
+
+    def wait_for(self, match: Callable[[str], bool], what: str,
+                 timeout: float = READY_TIMEOUT) -> str:
+        """The first line that matches; TimeoutError past `timeout`, EOFError at the end."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no line {what} after {timeout:.0f}s")
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise EOFError(f"the stream ended without a line {what}")
+            if match(line):
+                return line
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AGENCY, agency_env
+from tests.services import Lines
 
 
 def agency(tmp_path: Path, *args: str, timeout: float = 120,
@@ -143,19 +145,13 @@ def test_cancel_an_ended_project_is_refused(tmp_path: Path) -> None:
 
 
 def test_interrupt_stops_an_embedded_project_and_resume_carries_on(tmp_path: Path) -> None:
-    import signal
-    import time
-
-    from tests.conftest import AGENCY, agency_env
-
     env = agency_env(tmp_path, AGENCY_OFFLINE_LATENCY="0.5")
     run = subprocess.Popen([*AGENCY, "run", "Build a website for a bakery"], cwd=tmp_path,
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert run.stdout is not None
-    for line in run.stdout:
-        if "completed (" in line and not line.startswith("running: 0/"):
-            break  # some work is done: interrupt now
-    time.sleep(0.3)
+    Lines(run.stdout).wait_for(
+        lambda line: "completed (" in line and not line.startswith("running: 0/"),
+        "saying some work is done", 120)  # then interrupt at once
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=60)
     assert run.returncode == 130

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 import pytest
 
 from orchestrator.domain.constants import ALL_QUEUES
-from tests.conftest import AGENCY, PG_ADMIN_URL, REDIS_URL, REPO, agency_env, need, queue_keys
+from tests.conftest import AGENCY, PG_ADMIN_URL, REPO, agency_env
+from tests.services import PrivateRedis, wait_until
 
 HOST = socket.gethostname()
 
@@ -39,16 +39,12 @@ class Fleet:
         return {w["name"]: w.get("pid", 0) for q in json.loads(result.stdout)
                 for w in q["workers"]}
 
-    def wait_for(self, names: set[str], timeout: float = 90) -> dict[str, int]:
-        deadline = time.monotonic() + timeout
-        while True:
-            live = self.live()
-            if names <= set(live):
-                return live
-            if time.monotonic() > deadline:
-                pytest.fail(f"pools never came up: missing {sorted(names - set(live))}\n"
-                            f"{self.log.read_text()[-3000:]}")
-            time.sleep(1)
+    def wait_for(self, names: set[str], timeout: float = 90) -> None:
+        try:
+            wait_until(lambda: names <= set(self.live()), "pools up", timeout, every=0.5)
+        except TimeoutError:
+            pytest.fail(f"pools never came up: missing {sorted(names - set(self.live()))}\n"
+                        f"{self.log.read_text()[-3000:]}")
 
     def children(self) -> dict[str, int]:
         """Queue -> pid of its worker, as the fleet last reported them."""
@@ -64,18 +60,13 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterator[Fleet]:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except redis.RedisError as exc:
-        need("Redis", str(exc))
-    redis.Redis.from_url(REDIS_URL).delete(*queue_keys())
+def fleet(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any,
+          module_redis: PrivateRedis) -> Iterator[Fleet]:
+    """The fleet on a broker of the module's own: its pools' names are nobody else's."""
     home = tmp_path_factory.mktemp("fleet")
     name = f"agency_test_{uuid.uuid4().hex[:12]}"
     pg_admin.execute(f'CREATE DATABASE "{name}"')
-    env = agency_env(home, AGENCY_BROKER_URL=REDIS_URL,
+    env = agency_env(home, AGENCY_BROKER_URL=module_redis.url,
                      AGENCY_DATABASE_URL=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
     log = home / "fleet.log"
     out = log.open("wb")
@@ -109,10 +100,8 @@ def test_the_fleet_runs_a_project_on_its_pools(fleet: Fleet) -> None:
 def test_a_killed_pool_is_started_again(fleet: Fleet) -> None:
     before = fleet.children()["frontend_developer"]
     os.kill(before, signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while fleet.children()["frontend_developer"] == before:
-        assert time.monotonic() < deadline, fleet.log.read_text()[-3000:]
-        time.sleep(0.5)
+    wait_until(lambda: fleet.children()["frontend_developer"] != before,
+               "the fleet restarting the killed pool", 60, every=0.2)
     fleet.wait_for({f"frontend_developer@{HOST}"})
     result = fleet.agency("run", "Build a website for a bakery", timeout=180)
     assert result.returncode == 0 and "completed" in result.stdout, result.stderr
@@ -138,20 +127,25 @@ def test_a_bad_worker_option_stops_the_fleet_with_exit_2(fleet: Fleet) -> None:
 def test_pools_stop_when_the_fleet_is_killed(fleet: Fleet) -> None:
     proc, log = _start(fleet, "--queues", "marketing", "-n", "x@%h")
     assert proc.wait(timeout=30) == 2  # the fleet names its pools itself
-    proc, log = _start(fleet, "--queues", "marketing")
-    deadline = time.monotonic() + 60
-    while "worker pools started" not in log.read_text():
-        assert time.monotonic() < deadline and proc.poll() is None, log.read_text()[-2000:]
-        time.sleep(0.2)
+    proc, log = _start(fleet, "--queues", "marketing", "-l", "INFO")
+
+    def exited() -> str | None:
+        return None if proc.poll() is None else log.read_text()[-2000:]
+    # Past its start-up: the child is a worker that has said it is ready.
+    wait_until(lambda: "worker pools started" in log.read_text()
+               and re.search(r"marketing@\S+ ready", log.read_text()) is not None,
+               "the fleet's marketing pool ready", 60, alive=exited, every=0.2)
     child = int(re.findall(r"marketing=(\d+)", log.read_text())[0])
-    time.sleep(2)  # the child is past its start-up
     proc.kill()  # SIGKILL: no chance to pass anything on
     proc.wait(timeout=10)
-    deadline = time.monotonic() + 30
-    while Path(f"/proc/{child}").exists() and "zombie" not in Path(
-            f"/proc/{child}/status").read_text().lower():
-        assert time.monotonic() < deadline, "the pool outlived its fleet"
-        time.sleep(0.2)
+    wait_until(lambda: _gone(child), "the pool gone with its fleet", 30, every=0.2)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return True
 
 
 def test_sigterm_stops_every_pool(fleet: Fleet) -> None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,34 +18,27 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 from orchestrator.domain.constants import ALL_QUEUES
 from orchestrator.domain.settings import DEFAULT_CONCURRENCY
 from tests.conftest import (
     AGENCY,
     PG_ADMIN_URL,
-    REDIS_URL,
     REPO,
     agency_env,
     chromium,
-    need,
     queue_keys,
 )
 from tests.fake_anthropic import FakeAnthropic
 from tests.integration.test_embedded_cli import assert_exact_order, project_id_of
+from tests.services import Lines, PrivateRedis, free_port, wait_until
 
 HOST = socket.gethostname()
 AUTH = "admin:s3cret"
 SECRET_KEY = "sk-test-NEVER-LOG-ME-91c2"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Topology:
@@ -67,16 +59,20 @@ class Topology:
         data: list[dict[str, Any]] = json.loads(result.stdout)
         return data
 
-    def wait_for(self, names: set[str], timeout: float = 90) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            queues = self.workers()
-            live = {w["name"] for q in queues for w in q["workers"]}
-            if names <= live:
-                return queues
-            if time.monotonic() > deadline:
-                pytest.fail(f"workers never came up: missing {sorted(names - live)}")
-            time.sleep(1)
+    def wait_for(self, names: set[str], timeout: float = 90) -> None:
+        def up() -> bool:
+            return names <= {w["name"] for q in self.workers() for w in q["workers"]}
+        wait_until(up, f"workers {sorted(names)} up", timeout, every=0.5)
+
+    def in_flight(self) -> int:
+        """Messages the broker holds: waiting in a queue, or taken and not yet acknowledged
+        (acks_late: a running task's message stays unacked until it ends)."""
+        client = redis.Redis.from_url(self.env["AGENCY_BROKER_URL"])
+        try:
+            lists = [k for k in queue_keys() if not k.startswith("unacked")]
+            return sum(int(client.llen(k)) for k in lists) + int(client.hlen("unacked"))
+        finally:
+            client.close()
 
     def start_worker(self, queue: str, name: str, concurrency: int) -> None:
         log = (self.home / f"{name}.log").open("wb")
@@ -99,23 +95,18 @@ class Topology:
 
 
 @pytest.fixture(scope="module")
-def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterator[Topology]:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except redis.RedisError as exc:
-        need("Redis", str(exc))
-    client = redis.Redis.from_url(REDIS_URL)
-    client.delete(*queue_keys())
+def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any,
+             module_redis: PrivateRedis) -> Iterator[Topology]:
+    """honcho on the Procfile, on a broker of the module's own (its queues, worker names and
+    MONITOR are nobody else's, so the module runs beside others under `pytest -n`)."""
     home = tmp_path_factory.mktemp("production")
     fake = FakeAnthropic(api_key=SECRET_KEY).__enter__()
     name = f"agency_test_{uuid.uuid4().hex[:12]}"
     pg_admin.execute(f'CREATE DATABASE "{name}"')
-    env = agency_env(home, AGENCY_BROKER_URL=REDIS_URL,
+    env = agency_env(home, AGENCY_BROKER_URL=module_redis.url,
                      AGENCY_DATABASE_URL=f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}",
                      FLOWER_BASIC_AUTH=AUTH,
-                     FLOWER_PORT=str(_free_port()), ANTHROPIC_API_KEY=SECRET_KEY,
+                     FLOWER_PORT=str(free_port()), ANTHROPIC_API_KEY=SECRET_KEY,
                      ANTHROPIC_BASE_URL=fake.url, AGENCY_MODEL_BACKOFF="0.05")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     top = Topology(home, env)
@@ -145,43 +136,8 @@ def topology(tmp_path_factory: pytest.TempPathFactory, pg_admin: Any) -> Iterato
                 proc.kill()
         for handle in top.logs:
             handle.close()
-        client.delete(*queue_keys())
-        client.close()
         fake.__exit__()
         pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[str]:
-    """A Redis server of the test's own: a broker where only the test's workers run. (The
-    shared Redis is used at AGENCY_TEST_REDIS's database number only.)"""
-    import redis
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        need("redis-server", "not on PATH")
-    port = _free_port()
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(tmp_path)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail(f"redis-server on port {port} did not start")
-            time.sleep(0.05)
-    client.close()
-    try:
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_honcho_runs_a_project_on_per_agent_workers(topology: Topology) -> None:
@@ -238,14 +194,14 @@ def test_flower_lists_project_tasks_only_with_credentials(topology: Topology) ->
     project_id = project_id_of(result.stdout)
     status, _ = topology.flower("/api/tasks", None)
     assert status == 401
-    deadline = time.monotonic() + 30
-    while True:
+    ours: list[dict[str, Any]] = []
+
+    def listed() -> bool:
         status, tasks = topology.flower("/api/tasks", AUTH)
         assert status == 200
-        ours = [t for t in tasks.values() if project_id in str(t.get("kwargs"))]
-        if len(ours) >= 9 or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+        ours[:] = [t for t in tasks.values() if project_id in str(t.get("kwargs"))]
+        return len(ours) >= 9
+    wait_until(listed, "Flower listing the project's agent tasks", 30, every=0.5)
     names = {t["name"] for t in ours}
     assert "agency.agent.content_writer" in names and "agency.orchestrator.integrate" in names
     assert all("title" in str(t["kwargs"]) for t in ours if t["name"].startswith("agency.agent"))
@@ -261,13 +217,14 @@ def test_a_duplicate_message_shows_as_ignored_in_flower(topology: Topology) -> N
     client = celery.Celery(broker=topology.env["AGENCY_BROKER_URL"])
     duplicate = client.send_task("agency.orchestrator.plan", kwargs={"project_id": project_id},
                                  queue="orchestrator").id
-    deadline = time.monotonic() + 30
-    state = None
-    while state != "IGNORED" and time.monotonic() < deadline:
-        time.sleep(0.5)
+    states: list[str | None] = []
+
+    def ended() -> bool:
         _, task = topology.flower(f"/api/task/info/{duplicate}", AUTH)
-        state = (task or {}).get("state")
-    assert state == "IGNORED"  # not FAILURE with a traceback
+        states.append((task or {}).get("state"))
+        return states[-1] in ("IGNORED", "FAILURE", "SUCCESS")
+    wait_until(ended, "Flower showing the duplicate's outcome", 30, every=0.2)
+    assert states[-1] == "IGNORED"  # not FAILURE with a traceback
     status = json.loads(topology.agency("status", project_id, "--json").stdout)
     assert status["status"] == "completed" and status["error"] is None
 
@@ -296,6 +253,20 @@ def _status(topology: Topology, project_id: str) -> dict[str, Any]:
     return data
 
 
+def quiet(topology: Topology, timeout: float = 60) -> None:
+    """Wait until the fleet has done all it was sent: no message on the broker, no task
+    running. What has not started by then was not going to."""
+    assert topology.fake is not None
+    fake, seen = topology.fake, [False]
+
+    def idle() -> bool:
+        # Twice in a row: a message a worker just popped is in neither place for a moment.
+        now = topology.in_flight() == 0 and fake.in_flight == 0
+        twice, seen[0] = now and seen[0], now
+        return twice
+    wait_until(idle, "the fleet idle", timeout, every=0.2)
+
+
 def _waiting_for_approval(topology: Topology, request: str) -> str:
     """Submit with --approve-plan and return the id once it is planned and waiting."""
     submitted = topology.agency("run", "--approve-plan", request)
@@ -304,6 +275,7 @@ def _waiting_for_approval(topology: Topology, request: str) -> str:
     project_id = project_id_of(submitted.stdout)
     data = _status(topology, project_id)
     assert data["status"] == "awaiting_approval"
+    quiet(topology)
     # Planned, and nothing started: no agent took a task, no task spent a token.
     assert data["tasks"] and all(t["status"] in ("pending", "blocked") for t in data["tasks"])
     assert all(t["attempts"] == 0 and t["model_calls"] == 0 for t in data["tasks"])
@@ -317,7 +289,7 @@ def test_a_plan_waits_for_approval_then_runs(topology: Topology) -> None:
     shown = json.loads(plan.stdout)
     assert shown["estimate"]["tokens"] == sum(t["estimated_tokens"] for t in shown["tasks"]) > 0
     assert shown["estimate"]["cost_usd"] > 0
-    time.sleep(2)  # still nothing runs while it waits
+    quiet(topology)  # still nothing runs while it waits
     assert all(t["attempts"] == 0 for t in _status(topology, project_id)["tasks"])
     approved = topology.agency("approve", project_id[:8])
     assert approved.returncode == 0, approved.stderr
@@ -340,7 +312,7 @@ def test_a_rejected_plan_runs_nothing(topology: Topology) -> None:
     assert refused.returncode == 2 and "--reason" in refused.stderr
     rejected = topology.agency("reject", project_id, "--reason", "over budget this month")
     assert rejected.returncode == 0, rejected.stderr
-    time.sleep(1)
+    quiet(topology)
     data = _status(topology, project_id)
     assert data["status"] == "cancelled" and "over budget this month" in data["error"]
     assert all(t["attempts"] == 0 and t["status"] == "cancelled" for t in data["tasks"])
@@ -386,15 +358,13 @@ def test_a_paused_project_starts_nothing_new_and_resumes_to_completion(
         submitted = topology.agency("run", "--no-wait", "Build a website for a bakery")
         assert submitted.returncode == 0, submitted.stderr
         project_id = project_id_of(submitted.stdout)
-        deadline = time.monotonic() + 60
-        while not any(t["status"] == "in_progress" for t in
-                      _status(topology, project_id).get("tasks", [])):
-            assert time.monotonic() < deadline, "no task started"
-            time.sleep(0.2)
+        wait_until(lambda: any(t["status"] == "in_progress" for t in
+                               _status(topology, project_id).get("tasks", [])),
+                   "a task of the project in progress", 60, every=0.2)
         paused = topology.agency("pause", project_id)
         assert paused.returncode == 0, paused.stderr
         since = datetime.now(UTC)
-        time.sleep(5)  # what was running finishes; what became ready waits
+        quiet(topology)  # what was running finished; what became ready was not sent
         data = _status(topology, project_id)
         assert data["status"] == "paused"
         started = [datetime.fromisoformat(t["started_at"]) for t in data["tasks"]
@@ -421,15 +391,16 @@ def _new_task(title: str, agent: str, deps: list[Any]) -> dict[str, Any]:
 def test_tasks_added_to_a_running_project_run_in_order(topology: Topology,
                                                        tmp_path: Path) -> None:
     assert topology.fake is not None
-    topology.fake.faults.latency = 0.2
+    # The last task asks a person and waits: the project is running for as long as the test
+    # needs, however slow the machine, until the question is answered.
+    topology.fake.faults.questions = {"QA and launch readiness": ("Launch on a weekday?",
+                                                                  "yes, a Tuesday")}
     try:
         submitted = topology.agency("run", "--no-wait", "Build a website for a bakery")
         assert submitted.returncode == 0, submitted.stderr
         project_id = project_id_of(submitted.stdout)
-        deadline = time.monotonic() + 60
-        while _status(topology, project_id)["status"] != "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_until(lambda: _status(topology, project_id)["status"] == "running",
+                   "the project running", 60, every=0.2)
         tasks = _status(topology, project_id)["tasks"]
         n, first = len(tasks), next(t for t in tasks if t["index"] == 0)
         bad = {"cycle": [_new_task("A", "marketing", [n + 1]), _new_task("B", "marketing", [n])],
@@ -446,9 +417,22 @@ def test_tasks_added_to_a_running_project_run_in_order(topology: Topology,
         path.write_text(json.dumps({"tasks": [
             _new_task("Press kit", "content_writer", [first["id"][:8]]),
             _new_task("Press outreach", "marketing", [n, n - 1])]}))
-        added = topology.agency("add-task", project_id, "--plan", str(path))
-        assert added.returncode == 0, added.stderr
-        assert f"Project {project_id} completed" in added.stdout
+        adding = subprocess.Popen([*AGENCY, "add-task", project_id, "--plan", str(path)],
+                                  cwd=topology.home, env=topology.env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: bool(_questions(topology, project_id)), "QA's question", 120,
+                       alive=lambda: _exited(adding), every=0.3)
+            [question] = _questions(topology, project_id)
+            answered = topology.agency("answer", question["task_id"][:8], "Tuesday it is")
+            assert answered.returncode == 0, answered.stderr
+            out, err = adding.communicate(timeout=180)
+        finally:
+            if adding.poll() is None:
+                adding.kill()
+                adding.communicate()
+        assert adding.returncode == 0, err
+        assert f"Project {project_id} completed" in out
         data = _status(topology, project_id)
         assert len(data["tasks"]) == n + 2 and all(t["status"] == "completed"
                                                    for t in data["tasks"])
@@ -458,7 +442,14 @@ def test_tasks_added_to_a_running_project_run_in_order(topology: Topology,
             [by_index[n]["id"], by_index[n - 1]["id"]])
         assert by_index[n]["dependencies"] == [first["id"]]
     finally:
-        topology.fake.faults.latency = 0.0
+        topology.fake.faults.questions = {}
+
+
+def _questions(topology: Topology, project_id: str) -> list[dict[str, Any]]:
+    listed = topology.agency("questions", project_id[:8], "--json")
+    assert listed.returncode == 0, listed.stderr
+    found: list[dict[str, Any]] = json.loads(listed.stdout)
+    return found
 
 
 def test_an_agents_question_waits_for_the_answer(topology: Topology) -> None:
@@ -469,24 +460,31 @@ def test_an_agents_question_waits_for_the_answer(topology: Topology) -> None:
         submitted = topology.agency("run", "--no-wait", "Build a website for a bakery")
         assert submitted.returncode == 0, submitted.stderr
         project_id = project_id_of(submitted.stdout)
-        deadline = time.monotonic() + 90
-        while True:
+        open_: list[dict[str, Any]] = []
+
+        def asked_() -> bool:
             listed = topology.agency("questions", project_id[:8], "--json")
             assert listed.returncode == 0, listed.stderr
-            open_ = json.loads(listed.stdout)
-            if open_:
-                break
-            assert time.monotonic() < deadline, "no question was asked"
-            time.sleep(0.3)
+            open_[:] = json.loads(listed.stdout)
+            return bool(open_)
+        wait_until(asked_, "a question asked", 90, every=0.3)
         [question] = open_
         assert question["question"] == asked[0] and question["assumption"] == asked[1]
         task = next(t for t in _status(topology, project_id)["tasks"]
                     if t["id"] == question["task_id"])
         assert task["status"] == "needs_input"
-        time.sleep(3)  # the rest of the project goes on meanwhile
+        # The rest of the project goes on meanwhile: every task that does not build on the
+        # question's completes, while the question's waits and the project runs.
+        after = _downstream(_status(topology, project_id)["tasks"], task["id"])
+        wait_until(lambda: all(t["status"] == "completed" for t in
+                               _status(topology, project_id)["tasks"]
+                               if t["id"] not in after | {task["id"]}),
+                   "the tasks that do not wait on the question completed", 90, every=0.3)
         data = _status(topology, project_id)
-        assert data["status"] == "running"
-        assert any(t["status"] == "completed" for t in data["tasks"])
+        assert data["status"] == "running" and after
+        assert {t["id"]: t["status"] for t in data["tasks"]}[task["id"]] == "needs_input"
+        assert all(t["status"] in ("pending", "blocked") for t in data["tasks"]
+                   if t["id"] in after)
         assert topology.agency("answer", question["task_id"][:8], "  ").returncode == 2
         answered = topology.agency("answer", question["task_id"][:8],
                                    "Home, menu, online orders and contact")
@@ -506,6 +504,17 @@ def test_an_agents_question_waits_for_the_answer(topology: Topology) -> None:
         topology.fake.faults.questions = {}
 
 
+def _downstream(tasks: list[dict[str, Any]], task_id: str) -> set[str]:
+    """The ids of the tasks that build on `task_id`, directly or not."""
+    found: set[str] = set()
+    while True:
+        more = {t["id"] for t in tasks if t["id"] not in found
+                and ({task_id} | found) & set(t["dependencies"])}
+        if not more:
+            return found
+        found |= more
+
+
 def _events(topology: Topology, project_id: str) -> list[dict[str, Any]]:
     import psycopg
     from psycopg.rows import dict_row
@@ -516,9 +525,14 @@ def _events(topology: Topology, project_id: str) -> list[dict[str, Any]]:
 
 
 def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology, tmp_path: Path,
-                                                     own_redis: str) -> None:
-    """On a broker where only the orchestrator is served, agent tasks wait."""
-    env = {**topology.env, "AGENCY_BROKER_URL": own_redis}
+                                                     private_redis: PrivateRedis,
+                                                     pg_url: str) -> None:
+    """On a broker where only the orchestrator is served, agent tasks wait. (A store of its
+    own too: the topology's reconciler would otherwise send the waiting task to its fleet.)"""
+    env = {**topology.env, "AGENCY_BROKER_URL": private_redis.url, "AGENCY_DATABASE_URL": pg_url}
+    upgraded = subprocess.run([*AGENCY, "db", "upgrade"], cwd=topology.home, env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert upgraded.returncode == 0, upgraded.stderr
     log = (tmp_path / "orchestrator.log").open("wb")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "orchestrator",
@@ -528,19 +542,23 @@ def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology, tmp_pat
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert run.stderr is not None
-        deadline = time.monotonic() + 60
-        warning = ""
         # The orchestrator's worker may still be starting: a first warning may name its queue.
-        while time.monotonic() < deadline and "frontend_developer" not in warning:
-            warning = run.stderr.readline()
+        warning = Lines(run.stderr).wait_for(lambda line: "frontend_developer" in line,
+                                             "with a warning naming frontend_developer", 60)
         assert "no live worker on queue(s)" in warning and "frontend_developer" in warning
         assert "orchestrator" not in warning.split("queue(s)")[1]
         assert run.poll() is None  # the project waits; it does not fail
-        shown = subprocess.run([*AGENCY, "workers", "--json"], cwd=topology.home, env=env,
-                               capture_output=True, text=True, timeout=60, check=True)
-        queues = {q["queue"]: q for q in json.loads(shown.stdout)}
+        queues: dict[str, Any] = {}
+
+        def first_task_waits() -> bool:
+            shown = subprocess.run([*AGENCY, "workers", "--json"], cwd=topology.home, env=env,
+                                   capture_output=True, text=True, timeout=60, check=True)
+            queues.update({q["queue"]: q for q in json.loads(shown.stdout)})
+            return bool(queues["project_manager"]["depth"] >= 1)
+        # The warning may come before the plan's first task reached its queue: it waits there.
+        wait_until(first_task_waits, "the plan's first task queued", 60, every=0.3)
         assert queues["project_manager"]["workers"] == []
-        assert queues["project_manager"]["depth"] >= 1  # the plan's first task waits there
+        assert run.poll() is None
         assert [w["name"] for w in queues["orchestrator"]["workers"]] == [f"lonely@{HOST}"]
     finally:
         run.kill()
@@ -548,6 +566,10 @@ def test_run_warns_when_a_needed_queue_has_no_worker(topology: Topology, tmp_pat
         worker.terminate()
         worker.wait(timeout=30)
         log.close()
+
+
+def _exited(proc: subprocess.Popen[Any]) -> str | None:
+    return None if proc.poll() is None else f"exit code {proc.returncode}"
 
 
 def _published_messages(monitor_log: str) -> list[str]:
@@ -571,13 +593,12 @@ def test_no_key_url_or_prompt_in_messages_flower_or_logs(topology: Topology,
                                                          tmp_path: Path) -> None:
     assert topology.fake is not None
     capture = (tmp_path / "monitor.log").open("wb")
-    server = urlsplit(REDIS_URL)
-    monitor = subprocess.Popen(["redis-cli", "-h", server.hostname or "127.0.0.1",
-                                "-p", str(server.port or 6379), "monitor"],
-                               env={**os.environ, "REDISCLI_AUTH": server.password or ""},
-                               stdout=capture, stderr=subprocess.STDOUT)
+    monitor = subprocess.Popen(["redis-cli", "-u", topology.env["AGENCY_BROKER_URL"],
+                                "monitor"], stdout=capture, stderr=subprocess.STDOUT)
     try:
-        time.sleep(0.5)
+        # MONITOR answers OK once it is attached: from then on it sees every command.
+        wait_until(lambda: b"OK" in (tmp_path / "monitor.log").read_bytes(),
+                   "redis-cli monitor attached", 30, alive=lambda: _exited(monitor))
         result = topology.agency("run", "Run a social media campaign for our new sneakers")
         assert result.returncode == 0, result.stderr
     finally:
@@ -605,17 +626,22 @@ def test_agent_tasks_send_progress_events(topology: Topology, tmp_path: Path) ->
     dumper = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "events",
                                "--dump"], cwd=REPO, env=topology.env, stdout=capture,
                               stderr=subprocess.STDOUT)
+    events = tmp_path / "events.log"
     try:
-        time.sleep(3)  # the dumper must be listening before the project starts
+        # Listening once it shows an event: the workers' heartbeats come every two seconds.
+        wait_until(lambda: "heartbeat" in events.read_text(errors="replace"),
+                   "celery events --dump receiving", 60, alive=lambda: _exited(dumper))
         result = topology.agency("run", "Build a website for a bakery")
         assert result.returncode == 0, result.stderr
-        time.sleep(1)
+        project_id = project_id_of(result.stdout)
+        wait_until(lambda: any("saving output" in line and project_id in line
+                               for line in events.read_text(errors="replace").splitlines()),
+                   "the project's progress events dumped", 30)
     finally:
         dumper.terminate()
         dumper.wait(timeout=10)
         capture.close()
-    project_id = project_id_of(result.stdout)
-    dump = (tmp_path / "events.log").read_text(errors="replace")
+    dump = events.read_text(errors="replace")
     progress = [line for line in dump.splitlines()
                 if "agency progress" in line and project_id in line]
     assert any("calling model" in line for line in progress), dump[-2000:]
@@ -625,17 +651,21 @@ def test_agent_tasks_send_progress_events(topology: Topology, tmp_path: Path) ->
 def _flower_tasks(topology: Topology, project_id: str, port: str | None = None,
                   at_least: int = 1, timeout: float = 30) -> dict[str, Any]:
     """Flower's tasks of a project (by root id), once it has at least `at_least`."""
-    deadline = time.monotonic() + timeout
     env = topology.env if port is None else {**topology.env, "FLOWER_PORT": port}
-    while True:
+    ours: dict[str, Any] = {}
+
+    def enough() -> bool:
         try:
             status, tasks = Topology(topology.home, env).flower("/api/tasks", AUTH)
         except (urllib.error.URLError, ConnectionError):  # still starting
             status, tasks = 0, None
-        ours = {k: t for k, t in (tasks or {}).items() if t.get("root_id") == project_id}
-        if (status == 200 and len(ours) >= at_least) or time.monotonic() > deadline:
-            return ours
-        time.sleep(0.5)
+        ours.clear()
+        ours.update({k: t for k, t in (tasks or {}).items() if t.get("root_id") == project_id})
+        return status == 200 and len(ours) >= at_least
+    with contextlib.suppress(TimeoutError):  # the caller's assertions say what was missing
+        wait_until(enough, f"Flower listing {at_least} tasks of the project", timeout,
+                   every=0.5)
+    return ours
 
 
 def _page(url: str, png: Path | None = None) -> str:
@@ -661,14 +691,14 @@ def test_flower_shows_projects_their_progress_and_running_tasks(topology: Topolo
         assert result.returncode == 0, result.stderr
         project_id = project_id_of(result.stdout)
         running: list[str] = []
-        deadline = time.monotonic() + 60
-        while not running and time.monotonic() < deadline:
-            tasks = _flower_tasks(topology, project_id)
-            running = [t["state"] for t in tasks.values()
-                       if "Frontend implementation" in str(t.get("kwargs"))
-                       and t["state"] not in ("RECEIVED", "PENDING")]
-            time.sleep(0.3)
-        assert running and running[0] == "STARTED"  # not PROGRESS: progress is not a task event
+
+        def started() -> bool:
+            running[:] = [t["state"] for t in _flower_tasks(topology, project_id).values()
+                          if "Frontend implementation" in str(t.get("kwargs"))
+                          and t["state"] not in ("RECEIVED", "PENDING")]
+            return bool(running)
+        wait_until(started, "Flower showing the slow task taken", 60, every=0.3)
+        assert running[0] == "STARTED"  # not PROGRESS: progress is not a task event
         assert topology.agency("watch", project_id).returncode == 0
     finally:
         topology.fake.faults.slow_tasks = {}
@@ -697,7 +727,7 @@ def test_flower_shows_projects_their_progress_and_running_tasks(topology: Topolo
 
 def test_flower_keeps_its_history_across_a_restart(topology: Topology, tmp_path: Path) -> None:
     """A Flower of its own (the Procfile's one lives and dies with honcho) on the same broker."""
-    port = str(_free_port())
+    port = str(free_port())
     env = {**topology.env, "FLOWER_PORT": port, "AGENCY_HOME": str(tmp_path / "home")}
 
     def start() -> subprocess.Popen[bytes]:
@@ -706,7 +736,9 @@ def test_flower_keeps_its_history_across_a_restart(topology: Topology, tmp_path:
 
     flower = start()
     try:
-        time.sleep(3)  # listening for events before the project starts
+        # Listening for events once a worker's heartbeat (every 2 s) showed it online.
+        wait_until(lambda: _workers_online(port) > 0, "Flower receiving events", 60,
+                   alive=lambda: _exited(flower))
         result = topology.agency("run", "Write a blog series about sourdough")
         assert result.returncode == 0, result.stderr
         project_id = project_id_of(result.stdout)
@@ -721,6 +753,19 @@ def test_flower_keeps_its_history_across_a_restart(topology: Topology, tmp_path:
     finally:
         flower.terminate()
         flower.wait(timeout=30)
+
+
+def _workers_online(port: str) -> float:
+    """The workers Flower has seen online, from their events (/metrics needs no credentials)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, ConnectionError):  # still starting
+        return 0
+    return sum(s.value for family in text_string_to_metric_families(text)
+               for s in family.samples if s.name == "flower_worker_online")
 
 
 def test_flower_metrics_answer_without_credentials_and_hold_no_project_data(
@@ -746,7 +791,7 @@ def test_metrics_show_every_queue_with_its_depth_and_live_workers(topology: Topo
 
     from tests.integration.test_stats import scrape
 
-    port = _free_port()
+    port = free_port()
     exporter = subprocess.Popen([*AGENCY, "metrics", "--port", str(port)], cwd=topology.home,
                                 env=topology.env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)

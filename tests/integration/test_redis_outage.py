@@ -30,7 +30,7 @@ from orchestrator.domain.constants import (
 )
 from orchestrator.state.store import Store, open_connector
 from tests.conftest import REPO, agency_env, make_plan
-from tests.services import PrivateRedis
+from tests.services import PrivateRedis, wait_until
 
 LATENCY = 3  # seconds per offline model call, so a task is still running when Redis dies
 HOST = socket.gethostname()
@@ -115,7 +115,7 @@ class Fleet:
         for worker in watching:
             wait_for(lambda w=worker: "Connection to broker lost" in w.log(),  # type: ignore[misc]
                      f"{worker.name} to notice the lost broker", worker)
-        time.sleep(seconds)
+        time.sleep(seconds)  # the outage's length is the scenario under test
         self.redis.start()
 
     def dispatched(self) -> int:
@@ -134,14 +134,12 @@ class Fleet:
 
 
 def wait_for(ready: Callable[[], bool], what: str, worker: Worker, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if not worker.alive:
-            pytest.fail(f"{worker.name} exited with code {worker.proc.returncode} while waiting "
-                        f"for {what}\n{worker.tail()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; alive={worker.alive}\n{worker.tail()}")
-        time.sleep(0.2)
+    def died() -> str | None:
+        return None if worker.alive else f"{worker.name}, code {worker.proc.returncode}"
+    try:
+        wait_until(ready, what, timeout, alive=died, every=0.2)
+    except (TimeoutError, RuntimeError) as exc:
+        pytest.fail(f"waiting for {exc}\n{worker.tail()}")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -27,6 +26,7 @@ from tests.conftest import AGENCY, agency_env
 from tests.integration.test_agents import ODD
 from tests.integration.test_embedded_cli import PLAN, agency, project_id_of, status
 from tests.integration.test_store import OUT, _project, start
+from tests.services import free_port, wait_until
 
 KEYS = {"scope", "window", "utilisation", "tokens_by_agent_type", "tokens_by_model",
         "tokens_by_role", "retry_rate", "review_rejection_rate", "slowest_queues",
@@ -151,29 +151,26 @@ def test_status_shows_short_ids_to_retry_with(clean_run: tuple[Path, dict[str, A
         assert any(f" {task['id'][:8]} " in row and task["title"] in row for row in rows)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def scrape(url: str, process: subprocess.Popen[str], timeout: float = 30) -> str:
     """The metrics text, once the exporter answers."""
-    deadline = time.monotonic() + timeout
-    while True:
+    text: list[str] = []
+
+    def answered() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=10) as response:
-                return str(response.read().decode())
+                text.append(response.read().decode())
+                return True
         except (urllib.error.URLError, ConnectionError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+            return False
+    wait_until(answered, f"the exporter answering at {url}", timeout, every=0.1,
+               alive=lambda: None if process.poll() is None else f"code {process.returncode}")
+    return text[0]
 
 
 @pytest.fixture
 def exporter(clean_run: tuple[Path, dict[str, Any]]) -> Iterator[str]:
     tmp_path, _ = clean_run
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([*AGENCY, "metrics", "--port", str(port)], cwd=tmp_path,
                                env=agency_env(tmp_path), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
