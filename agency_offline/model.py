@@ -140,9 +140,14 @@ def _json(answer: BaseModel) -> list[Content]:
 
 def respond(request: CompletionRequest) -> list[Content]:
     """The offline model's next message for this request, by the answer its schema asks for;
-    UnreadablePrompt for a schema it does not answer or a prompt it cannot read."""
+    UnreadablePrompt for a schema it does not answer or a prompt it cannot read. A request
+    that asks for no schema gets a line of text, as the Messages API answers any prompt
+    (Agency always asks for one; tests of the transport do not)."""
     t = Transcript(request)
     title = reading.schema_title(request)
+    if not title:
+        return [TextBlock(text="The offline model answers structured requests; this one "
+                               "asked for no output schema.")]
     if title == Analysis.__name__:
         return _json(offline.analyze(reading.analysis_request(request)))
     if title == Plan.__name__:
