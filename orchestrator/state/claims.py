@@ -39,9 +39,9 @@ class Completion:
 
 @dataclass(frozen=True)
 class Moved:
-    """A project's compare-and-set: whether it moved, and the status the statement found it in
-    (None: no such project), so a refusal can say why without reading the project again.
-    True exactly when it moved."""
+    """A project's compare-and-set: whether it moved, and its status now (on a refusal, the one
+    that refused it; None: no such project), so a refusal can say why. True exactly when it
+    moved."""
 
     done: bool
     found: ProjectStatus | None

@@ -72,15 +72,17 @@ class ProjectMoves:
     def _transition(self, tx: Session, project_id: str, to: ProjectStatus,
                     allowed: frozenset[ProjectStatus], error: str | None,
                     clear_error: bool) -> Moved:
-        """The compare-and-set of a project's status, judged against the status the row lock
-        returned (so a refusal names the status that refused it)."""
-        locked = tx.fetch_one("project_status_locked", {"id": project_id})
-        found = P(locked["status"]) if locked else None
+        """The compare-and-set of a project's status. Only a refusal reads the row, in the same
+        transaction, to name the status that refused it: the moves that succeed (nearly all, on
+        the hot path) stay one statement."""
         row = tx.fetch_one("transition_project", {
             "id": project_id, "to_status": to.value, "allowed": values(allowed),
             "error": error, "clear_error": clear_error, "now": now(),
             "finished_at": _finished_at(to)})
-        return Moved(row is not None, found)
+        if row is not None:
+            return Moved(True, to)
+        locked = tx.fetch_one("project_status_locked", {"id": project_id})
+        return Moved(False, P(locked["status"]) if locked else None)
 
     def move_project(self, project_id: str, to: ProjectStatus, error: str | None = None,
                      tx: Session | None = None) -> Moved:
