@@ -40,6 +40,7 @@ from orchestrator.domain.models import (
 )
 from orchestrator.llm.base import (
     CompletionRequest,
+    Progress,
     CompletionResponse,
     Content,
     TextBlock,
@@ -178,7 +179,13 @@ class OfflineProvider:
         """Seconds this call takes (agency_offline/latency.py)."""
         return self.latency.of(reading.task_title(request))
 
-    def complete(self, request: CompletionRequest) -> CompletionResponse:
+    def count_tokens(self, request: CompletionRequest) -> int:
+        """The prompt's tokens as this model counts them (what its cache accounting counts)."""
+        body = request_json(request.model_copy(update={"model": MODEL_NAME}))
+        return self.cache.account(body, 0, record=False).input_total
+
+    def complete(self, request: CompletionRequest,
+                 progress: Progress | None = None) -> CompletionResponse:
         started = time.monotonic()
         delay = self.delay(request)
         if delay:

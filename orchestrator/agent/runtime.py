@@ -132,6 +132,12 @@ class ProjectMeter:
             self.project_id, claim, request.role.value, response.model, response.tokens,
             cost, response.latency_ms, attempt))
 
+    def lost(self, request: CompletionRequest, attempt: int, reason: str,
+             request_id: str | None) -> None:
+        """A possibly billed attempt without an answer (TODO: its ledger row)."""
+        self._note("lost_call", f"model call attempt {attempt} gave no answer ({reason}); "
+                   f"it may have been billed (request {request_id or 'unknown'})")
+
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         self._note("retry", f"model call attempt {attempt} failed ({reason}); "
                    f"retrying in {delay:.1f}s")

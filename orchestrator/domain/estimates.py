@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from orchestrator.domain.constants import MAX_BUDGET
 from orchestrator.domain.models import Plan, ProjectRecord
-from orchestrator.domain.pricing import longest_prefix
+from orchestrator.domain.pricing import price_for
 from orchestrator.domain.settings import Settings
 
 # How a task's estimated tokens split between input and output, for the estimate: agents read
@@ -30,11 +30,10 @@ class Estimate:
 def price_per_token(settings: Settings, model: str) -> float:
     """Dollars per token of the model (longest model-id prefix of the price table), input and
     output mixed as INPUT_SHARE says."""
-    name = longest_prefix(settings.prices, model)
-    if name is None:
+    price = price_for(settings.prices, model)
+    if price is None:
         return 0.0
-    price = settings.prices[name]
-    return (INPUT_SHARE * price[0] + (1 - INPUT_SHARE) * price[1]) / 1_000_000
+    return (INPUT_SHARE * price.input + (1 - INPUT_SHARE) * price.output) / 1_000_000
 
 
 def estimate(settings: Settings, plan: Plan) -> Estimate:

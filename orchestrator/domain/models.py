@@ -158,13 +158,20 @@ class Tokens(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     input: int = 0
-    output: int = 0
+    output: int = 0  # thinking included
     cache_read: int = 0
-    cache_write: int = 0
+    cache_write: int = 0  # both lives
+    cache_write_1h: int = 0  # the part of cache_write written for an hour
+    thinking: int = 0  # the part of output the model spent thinking
 
     @property
     def total(self) -> int:
         return self.input + self.output + self.cache_read + self.cache_write
+
+    @property
+    def input_total(self) -> int:
+        """The whole prompt: uncached input, cache reads and cache writes."""
+        return self.input + self.cache_read + self.cache_write
 
     @property
     def budgeted(self) -> int:

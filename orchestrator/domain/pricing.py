@@ -1,24 +1,34 @@
-"""Model-id tables and prices: the longest model-id prefix picks a model's row; a call's cost."""
+"""A call's cost: its model's row of the price table, at the tier its prompt falls in."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from orchestrator.domain.catalog import Price, longest_prefix
 from orchestrator.domain.models import Tokens
-from orchestrator.domain.settings import Price
+
+__all__ = ["cost_usd", "longest_prefix", "price_for"]
 
 
-def longest_prefix(table: Mapping[str, object], model: str) -> str | None:
-    """The key of `table` that is the longest prefix of the model id; None when none is."""
-    names = [n for n in table if model.startswith(n)]
-    return max(names, key=len) if names else None
+def price_for(prices: Mapping[str, Price], model: str) -> Price | None:
+    """The model's row (the longest model-id prefix), or None when the table has none."""
+    name = longest_prefix(prices, model)
+    return None if name is None else prices[name]
 
 
 def cost_usd(prices: Mapping[str, Price], model: str, tokens: Tokens) -> float:
-    """Price a call from a table of USD per million tokens; a model it does not name is free."""
-    name = longest_prefix(prices, model)
-    if name is None:
+    """Price a call from a table of USD per million tokens. A prompt (input, cache reads and
+    writes) above the row's long-context threshold prices every token of the call at the long
+    tier. A model the table does not name costs nothing here: settings refuse such a model
+    before any call is made (`Settings` checks both models)."""
+    price = price_for(prices, model)
+    if price is None:
         return 0.0
-    price = prices[name]
-    return (tokens.input * price[0] + tokens.output * price[1] + tokens.cache_read * price[2]
-            + tokens.cache_write * price[3]) / 1_000_000
+    prompt = tokens.input + tokens.cache_read + tokens.cache_write
+    factor = (price.long_factor if price.long_context is not None and prompt > price.long_context
+              else 1.0)
+    short_write = max(tokens.cache_write - tokens.cache_write_1h, 0)
+    usd = (tokens.input * price.input + tokens.output * price.output
+           + tokens.cache_read * price.cache_read + short_write * price.cache_write
+           + tokens.cache_write_1h * price.cache_write_1h)
+    return usd * factor / 1_000_000

@@ -6,23 +6,22 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from orchestrator.domain.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE, AgentType, LLMKind
+from orchestrator.domain.catalog import DEFAULT_PRICES, Price, longest_prefix
+from orchestrator.domain.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE, AgentType, LLMKind, Role
 from orchestrator.domain.errors import ConfigError
-
-# USD per million tokens: input, output, cache read, cache write.
-DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
-    "claude-opus-4-6": (5.0, 25.0, 0.5, 6.25),
-    "claude-opus-4-5": (5.0, 25.0, 0.5, 6.25),
-    "claude-sonnet-4-6": (3.0, 15.0, 0.3, 3.75),
-    "claude-sonnet-4-5": (3.0, 15.0, 0.3, 3.75),
-    "claude-haiku-4-5": (1.0, 5.0, 0.1, 1.25),
-    "offline": (0.0, 0.0, 0.0, 0.0),
-}
 
 # Threads per worker process for each queue; one place, read by `agency worker` and the Procfile.
 # Agents wait on the network, so a thread is cheap (its stack is touched only as deep as it
@@ -30,7 +29,6 @@ DEFAULT_PRICES: dict[str, tuple[float, float, float, float]] = {
 # AGENCY_CONCURRENCY (docs/scaling.md: a hundred per queue, a thousand calls in flight).
 DEFAULT_CONCURRENCY: dict[str, int] = {ORCHESTRATOR_QUEUE: 4, **{a.value: 16 for a in AgentType}}
 
-Price = tuple[float, float, float, float]
 # JSON tables are decoded by `_json_object`, so that a bad one is a validation error naming its
 # variable rather than a parse error deep inside the settings source.
 PriceTable = Annotated[dict[str, Price], NoDecode]
@@ -38,6 +36,14 @@ ConcurrencyTable = Annotated[dict[str, Annotated[int, Field(ge=1)]], NoDecode]
 
 
 ReviewedAgents = Annotated[tuple[AgentType, ...], NoDecode]
+
+Effort = Literal["off", "low", "medium", "high", "xhigh", "max"]
+EffortTable = Annotated[dict[Role, Effort], NoDecode]
+# Planning, reviews and integration think; an agent's own work and the analysis do not (the
+# reviewer checks the agent). AGENCY_EFFORT overrides the roles it names.
+DEFAULT_EFFORT: dict[Role, Effort] = {
+    Role.ANALYZE: "off", Role.DECOMPOSE: "medium", Role.AGENT: "off", Role.REVIEW: "low",
+    Role.INTEGRATE: "medium", Role.OPTIMIZE: "off"}
 
 
 class RateLimit(BaseModel):
@@ -62,8 +68,16 @@ class Settings(BaseSettings):
     result_backend: str | None = None
     database_url: str | None = None
     llm: LLMKind = LLMKind.AUTO
-    orchestrator_model: str = "claude-sonnet-4-6"
-    agent_model: str = "claude-haiku-4-5"
+    orchestrator_model: str = "claude-sonnet-5-5"
+    agent_model: str = "claude-haiku-5-5"
+    # Adaptive thinking per role, where it pays: an effort (low, medium, high, xhigh, max) or
+    # "off". A model that always thinks thinks at "low" where this says off.
+    effort: EffortTable = Field(default_factory=lambda: dict(DEFAULT_EFFORT))
+    # The prompt cache's life for the project prefix: "auto" (an hour when the project's work
+    # is estimated to span more than five minutes), "5m" or "1h".
+    cache_ttl: Literal["auto", "5m", "1h"] = "auto"
+    # Warm the project prefix with one short call before a fan-out of agents, so they read it.
+    cache_warmup: bool = True
     offline_latency: float = Field(default=0.0, ge=0.0)
     offline_latency_spread: float = Field(default=0.0, ge=0.0, lt=1.0)
     output_dir: Path = Path("agency-output")
@@ -102,7 +116,10 @@ class Settings(BaseSettings):
 
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+    # Seconds to wait for a non-streamed answer, or between two events of a streamed one;
+    # connecting gives up sooner.
     anthropic_timeout: float = Field(default=300.0, gt=0)
+    anthropic_connect_timeout: float = Field(default=10.0, gt=0)
     model_attempts: int = Field(default=8, ge=1, le=20)
     model_backoff: float = Field(default=1.0, ge=0)
     model_max_backoff: float = Field(default=60.0, ge=0)
@@ -118,7 +135,7 @@ class Settings(BaseSettings):
     flower_port: int = Field(default=5555, validation_alias="FLOWER_PORT")
     flower_address: str = Field(default="127.0.0.1", validation_alias="FLOWER_ADDRESS")
 
-    @field_validator("prices", "concurrency", "rate_limits", mode="before")
+    @field_validator("prices", "concurrency", "rate_limits", "effort", mode="before")
     @classmethod
     def _json_object(cls, value: object) -> object:
         """A table from the environment is JSON text; the defaults are already dicts."""
@@ -153,6 +170,23 @@ class Settings(BaseSettings):
     def _merge_prices(cls, value: dict[str, Price]) -> dict[str, Price]:
         """AGENCY_PRICES adds or replaces models; the others keep their default prices."""
         return {**DEFAULT_PRICES, **value}
+
+    @field_validator("effort")
+    @classmethod
+    def _merge_effort(cls, value: dict[Role, Effort]) -> dict[Role, Effort]:
+        return {**DEFAULT_EFFORT, **value}
+
+    @model_validator(mode="after")
+    def _priced(self) -> Settings:
+        """Both models must have a price, or the ledger would call their work free and no
+        budget or approval threshold would ever stop it."""
+        for field in ("orchestrator_model", "agent_model"):
+            model = getattr(self, field)
+            if longest_prefix(self.prices, model) is None:
+                raise ValueError(f"{_variable(field)}: model {model!r} has no price; use a "
+                                 "model the price table knows (docs/claude.md) or give its "
+                                 "price in AGENCY_PRICES")
+        return self
 
     @field_validator("concurrency")
     @classmethod

@@ -7,6 +7,7 @@ prompts and tool results Claude reads): there is no side channel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,7 +50,24 @@ class ToolResultBlock(Block):
     cache: bool = False
 
 
-Content = Annotated[TextBlock | ToolUseBlock | ToolResultBlock, Field(discriminator="type")]
+class ThinkingBlock(Block):
+    """The model's reasoning, signed: passed back exactly as returned (a tool loop's last
+    assistant turn must carry it), never shown or edited."""
+
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(Block):
+    """Reasoning the API returned encrypted: passed back as it came."""
+
+    type: Literal["redacted_thinking"] = "redacted_thinking"
+    data: str
+
+
+Content = Annotated[TextBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock
+                    | RedactedThinkingBlock, Field(discriminator="type")]
 
 
 class Message(Block):
@@ -84,6 +102,13 @@ class CompletionRequest(BaseModel):
     schema_name: str | None = None
     json_schema: dict[str, Any] | None = None
     max_tokens: int = 8000
+    # Adaptive thinking at this effort ("low" ... "max"), where the model can think; a model
+    # that always thinks thinks at its default effort when this is None.
+    effort: str | None = None
+    # Stream the answer (long calls): the SDK assembles the final message from the events.
+    stream: bool = False
+    # The prompt cache's life for this request's breakpoints: "5m" or "1h" (priced higher).
+    cache_ttl: Literal["5m", "1h"] = "5m"
 
     @property
     def system_text(self) -> str:
@@ -101,6 +126,8 @@ class CompletionResponse(BaseModel):
     latency_ms: int
     stop_reason: str | None = None
     limits: ServerLimits | None = None  # what the server said of its rate limits
+    request_id: str | None = None  # the API's `request-id` header: what support asks for
+    message_id: str | None = None
 
     @property
     def text(self) -> str:
@@ -111,9 +138,17 @@ class CompletionResponse(BaseModel):
         return [b for b in self.content if isinstance(b, ToolUseBlock)]
 
 
+# Output tokens generated so far by a streamed call (its progress).
+Progress = Callable[[int], None]
+
+
 class Provider(Protocol):
     """A model backend: the Anthropic API or the offline stand-in."""
 
     name: str
 
-    def complete(self, request: CompletionRequest) -> CompletionResponse: ...
+    def complete(self, request: CompletionRequest,
+                 progress: Progress | None = None) -> CompletionResponse: ...
+
+    def count_tokens(self, request: CompletionRequest) -> int:
+        """The prompt's input tokens as the model counts them (no call is paid)."""

@@ -50,6 +50,11 @@ class Meter(Protocol):
                attempt: int) -> None:
         """One ledger row per answered call."""
 
+    def lost(self, request: CompletionRequest, attempt: int, reason: str,
+             request_id: str | None) -> None:
+        """A call that gave no answer but may have been billed (it timed out, or the
+        connection broke, while the model generated): a ledger row without tokens."""
+
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         """A call failed transiently and will be retried after `delay` seconds."""
 
