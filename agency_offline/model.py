@@ -40,9 +40,9 @@ from orchestrator.domain.models import (
 )
 from orchestrator.llm.base import (
     CompletionRequest,
-    Progress,
     CompletionResponse,
     Content,
+    Progress,
     TextBlock,
     ToolUseBlock,
 )

@@ -423,6 +423,11 @@ class Tally:
                              cache_write=t.cache_write + r.cache_write)
         self.cost_usd += pricing.cost_usd(self.settings.prices, response.model, response.tokens)
 
+    def lost(self, request: CompletionRequest, attempt: int, reason: str,
+             request_id: str | None) -> None:
+        """A call without an answer: counted, at no known cost."""
+        self.calls += 1
+
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         """Retried in place; nothing to note."""
 
