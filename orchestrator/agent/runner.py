@@ -93,7 +93,8 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         prompt=[TextBlock(text=task_prompt(task, deps))], schema=AgentOutput,
         schema_name="agent_output", meter=rt.meter(project.id, claim), policy=rt.policy,
         tools=tools, limits=Limits(turns=settings.agent_max_turns,
-                                   tokens=settings.agent_max_tokens))
+                                   tokens=settings.agent_max_tokens),
+        cache_ttl=rt.cache_ttl(project))
     progress("calling model")
     output = tools.with_assumptions(tools.with_artifacts(conversation.answer()))
     if task.agent_type not in settings.reviewed_agents and not tools.review_notes:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from orchestrator.domain.constants import ProjectStatus, Role
 from orchestrator.domain.errors import (
@@ -20,6 +20,7 @@ from orchestrator.domain.errors import (
     NotRunnable,
     StoreUnavailable,
 )
+from orchestrator.domain.models import ProjectRecord
 from orchestrator.domain.pricing import cost_usd
 from orchestrator.domain.settings import Settings, get_settings
 from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, make_provider
@@ -92,6 +93,11 @@ class Runtime:
         if role is Role.AGENT:
             return self.settings.agent_model
         return self.settings.orchestrator_model
+
+    def cache_ttl(self, project: ProjectRecord) -> Literal["5m", "1h"]:
+        """The life of the project prefix's cache entry for this project's agents."""
+        ttl = self.settings.cache_ttl
+        return "5m" if ttl == "auto" else ttl
 
     @property
     def policy(self) -> RetryPolicy:

@@ -14,7 +14,13 @@ from orchestrator.domain.constants import Dimension
 from orchestrator.domain.errors import ModelRefused, TransientModelError
 from orchestrator.domain.models import Tokens
 from orchestrator.domain.settings import Settings
-from orchestrator.llm.base import CompletionRequest, CompletionResponse, ServerLimits, Window
+from orchestrator.llm.base import (
+    CompletionRequest,
+    CompletionResponse,
+    Progress,
+    ServerLimits,
+    Window,
+)
 from orchestrator.llm.wire import content_from_json, request_json
 
 
@@ -110,7 +116,21 @@ class AnthropicProvider:
                   if request.json_schema is not None else None)
         return request_json(request, schema)
 
-    def complete(self, request: CompletionRequest) -> CompletionResponse:
+    def count_tokens(self, request: CompletionRequest) -> int:
+        """`POST /v1/messages/count_tokens`: the prompt's input tokens (free, not cached)."""
+        params = self._params(request)
+        params.pop("max_tokens", None)
+        try:
+            counted = self.client.messages.count_tokens(**params)
+        except anthropic.AnthropicError as exc:
+            retryable, reason, requested = classify(exc)
+            if retryable:
+                raise _transient(exc, reason, requested) from exc
+            raise ModelRefused(f"Anthropic API refused the request: {reason}") from exc
+        return int(counted.input_tokens)
+
+    def complete(self, request: CompletionRequest,
+                 progress: Progress | None = None) -> CompletionResponse:
         """One attempt; retries are the caller's policy (`orchestrator.llm.structured.call`)."""
         started = time.monotonic()
         try:

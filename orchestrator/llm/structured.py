@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -177,8 +177,10 @@ class Conversation(Generic[T]):
                  system: list[TextBlock], prompt: list[Content], schema: type[T],
                  schema_name: str, check: Check | None = None, meter: Meter | None = None,
                  policy: RetryPolicy | None = None, max_tokens: int = 8000,
-                 tools: ToolBox | None = None, limits: Limits = Limits()) -> None:
+                 tools: ToolBox | None = None, limits: Limits = Limits(),
+                 effort: str | None = None, cache_ttl: Literal["5m", "1h"] = "5m") -> None:
         self.provider, self.role, self.model = provider, role, model
+        self.effort, self.cache_ttl = effort, cache_ttl
         self.system, self.schema, self.schema_name = system, schema, schema_name
         self.check, self.meter, self.policy = check, meter, policy or RetryPolicy()
         self.max_tokens, self.tools, self.limits = max_tokens, tools, limits
@@ -235,7 +237,7 @@ class Conversation(Generic[T]):
             role=self.role, model=self.model, system=self.system, messages=self._marked(),
             tools=self.tools.tools if self.tools else [],
             schema_name=self.schema_name, json_schema=self.schema.model_json_schema(),
-            max_tokens=self.max_tokens)
+            max_tokens=self.max_tokens, effort=self.effort, cache_ttl=self.cache_ttl)
         response = call(self.provider, request, self.policy, self.meter)
         self.turns += 1
         self.tokens += response.tokens.budgeted
