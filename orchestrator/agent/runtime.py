@@ -94,6 +94,12 @@ class Runtime:
             return self.settings.agent_model
         return self.settings.orchestrator_model
 
+    def effort_for(self, role: Role) -> str | None:
+        """The thinking effort of a role's calls (AGENCY_EFFORT); None: no thinking where the
+        model allows it."""
+        effort = self.settings.effort.get(role, "off")
+        return None if effort == "off" else effort
+
     def cache_ttl(self, project: ProjectRecord) -> Literal["5m", "1h"]:
         """The life of the project prefix's cache entry for this project's agents."""
         ttl = self.settings.cache_ttl

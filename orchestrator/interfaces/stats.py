@@ -442,7 +442,8 @@ def optimize(rt: Runtime, metrics: dict[str, Any]) -> dict[str, Any]:
     advice = ask_structured(
         rt.provider, role=Role.OPTIMIZE, model=rt.model_for(Role.OPTIMIZE),
         system=ORCHESTRATOR_SYSTEM, prompt=optimization_prompt(metrics), schema=Optimization,
-        schema_name="optimization", meter=tally, policy=rt.policy, max_tokens=4000)
+        schema_name="optimization", meter=tally, policy=rt.policy, max_tokens=4000,
+        effort=rt.effort_for(Role.OPTIMIZE))
     return {**advice.model_dump(), "usage": {
         "model": tally.model, "calls": tally.calls, "tokens": tally.tokens.model_dump(),
         "cost_usd": round(tally.cost_usd, 6)}}
