@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from orchestrator.domain import dag
@@ -202,7 +204,7 @@ def _grows(requests: list[CompletionRequest]) -> bool:
         return [m.model_copy(update={"content": [b.model_copy(update={"cache": False})
                                                  if hasattr(b, "cache") else b
                                                  for b in m.content]}) for m in r.messages]
-    return all(plain(b)[:len(plain(a))] == plain(a) for a, b in zip(requests, requests[1:]))
+    return all(plain(b)[:len(plain(a))] == plain(a) for a, b in itertools.pairwise(requests))
 
 
 def test_an_answer_cut_at_max_tokens_is_asked_again_with_more_room() -> None:
