@@ -29,6 +29,7 @@ from agency_offline.writer import (
     artifacts_for,
     draft,
 )
+from orchestrator.domain import prompt_labels as L
 from orchestrator.domain.models import (
     AgentOutput,
     Analysis,
@@ -139,11 +140,19 @@ def _json(answer: BaseModel) -> list[Content]:
     return [TextBlock(text=answer.model_dump_json())]
 
 
+def is_warmup(request: CompletionRequest) -> bool:
+    """A warm-up of the agents' cached prefix (its only message says so)."""
+    first = request.messages[0].content if request.messages else []
+    return bool(first) and isinstance(first[0], TextBlock) and first[0].text == L.WARMUP
+
+
 def respond(request: CompletionRequest) -> list[Content]:
     """The offline model's next message for this request, by the answer its schema asks for;
     UnreadablePrompt for a schema it does not answer or a prompt it cannot read. A request
     that asks for no schema gets a line of text, as the Messages API answers any prompt
     (Agency always asks for one; tests of the transport do not)."""
+    if is_warmup(request):
+        return [TextBlock(text="{")]  # cut at its one token: a warm-up's answer is not read
     t = Transcript(request)
     title = reading.schema_title(request)
     if not title:
@@ -192,9 +201,11 @@ class OfflineProvider:
             time.sleep(delay)
         content = respond(request)
         body = request_json(request.model_copy(update={"model": MODEL_NAME}))
-        tokens = self.cache.account(body, count_tokens(
-            [json.dumps(b.model_dump()) for b in content]))
+        output = count_tokens([json.dumps(b.model_dump()) for b in content])
         stop = "tool_use" if any(isinstance(b, ToolUseBlock) for b in content) else "end_turn"
+        if is_warmup(request):
+            output, stop = min(output, request.max_tokens), "max_tokens"
+        tokens = self.cache.account(body, output)
         return CompletionResponse(content=content, model=MODEL_NAME, tokens=tokens,
                                   latency_ms=int((time.monotonic() - started) * 1000),
                                   stop_reason=stop)

@@ -101,9 +101,12 @@ class Runtime:
         return None if effort == "off" else effort
 
     def cache_ttl(self, project: ProjectRecord) -> Literal["5m", "1h"]:
-        """The life of the project prefix's cache entry for this project's agents."""
-        ttl = self.settings.cache_ttl
-        return "5m" if ttl == "auto" else ttl
+        """The life of the project prefix's cache entry for this project's agents: as
+        AGENCY_CACHE_TTL says, or (auto) an hour when its plan's work spans more than five
+        minutes (domain/caching.py)."""
+        from orchestrator.domain.caching import prefix_life  # (the method's own import)
+
+        return prefix_life(self.settings.cache_ttl, project.plan)
 
     @property
     def policy(self) -> RetryPolicy:

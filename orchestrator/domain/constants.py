@@ -80,6 +80,9 @@ class Role(StrEnum):
     REVIEW = "review"
     INTEGRATE = "integrate"
     OPTIMIZE = "optimize"  # `agency stats --llm`: advice on the fleet, no project's ledger
+    # One short call with the agents' shared prefix before several of them start at once, so
+    # that they read it from the cache instead of each writing it (the agent model's).
+    WARMUP = "warmup"
 
 
 class LLMKind(StrEnum):

@@ -62,3 +62,7 @@ INTEGRATION_END = "\n\nCreate an integrated deliverable with:"
 SUCCESS_CRITERIA = "Success criteria:\n"
 METRICS = "Current Metrics:\n"
 METRICS_END = "\n\nProvide recommendations for:"
+
+# A warm-up of the agents' shared prefix (orchestrator/agent/prefix.py): its only message; the
+# answer is cut at one token and never read.
+WARMUP = "Warm-up of the project's cached brief: no task yet."

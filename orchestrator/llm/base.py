@@ -107,7 +107,8 @@ class CompletionRequest(BaseModel):
     effort: str | None = None
     # Stream the answer (long calls): the SDK assembles the final message from the events.
     stream: bool = False
-    # The prompt cache's life for this request's breakpoints: "5m" or "1h" (priced higher).
+    # The prompt cache's life for the system prompt's breakpoints (the prefix a project's
+    # calls share): "5m" or "1h" (priced higher). A conversation's own breakpoints live 5m.
     cache_ttl: Literal["5m", "1h"] = "5m"
 
     @property

@@ -74,12 +74,16 @@ def thinking_json(request: CompletionRequest) -> tuple[dict[str, Any] | None, st
 def request_json(request: CompletionRequest,
                  schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """The request's parameters for `messages.create` (`schema`: the format's schema as sent,
-    when the caller transformed it)."""
-    ttl = request.cache_ttl
+    when the caller transformed it).
+
+    The request's cache life marks the system prompt's breakpoints: the prefix a project's
+    calls share, read across the whole project. A conversation's own breakpoints are read by
+    its next turn, seconds later, and keep the cheaper five-minute life (the API takes
+    1-hour entries before 5-minute ones, as here)."""
     params: dict[str, Any] = {
         "model": request.model, "max_tokens": request.max_tokens,
-        "system": [block_json(b, ttl) for b in request.system],
-        "messages": [{"role": m.role, "content": [block_json(b, ttl) for b in m.content]}
+        "system": [block_json(b, request.cache_ttl) for b in request.system],
+        "messages": [{"role": m.role, "content": [block_json(b) for b in m.content]}
                      for m in request.messages],
     }
     if request.tools:

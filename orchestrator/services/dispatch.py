@@ -24,6 +24,7 @@ from orchestrator.domain import dag
 from orchestrator.domain.constants import PLAN_PRIORITY, ProjectStatus, TaskStatus
 from orchestrator.domain.lifecycle import NOT_STARTED
 from orchestrator.domain.models import TaskRecord
+from orchestrator.services import warmup
 from orchestrator.services.canvas import (
     integration_signature,
     native_joins,
@@ -132,6 +133,10 @@ def dispatch(rt: Runtime, app: Celery, project_id: str,
                            [todo[m].id for m in u.members] for u in found if u.members})
     if len(found) > 1:
         log.info("project %s: %d launch units", project_id, len(found))
+    roots = [todo[m] for u in found if u.head is None for m in u.members]
+    starting = sum(1 for t in roots if not inside.intersection(t.dependencies))
+    warmup.before_start(rt, project_id, tasks, starting,
+                        first=scope is None and all(t.started_at is None for t in tasks))
     for unit in found:
         if unit.head is None and unit.members:
             launch(rt, app, project_id, [todo[m] for m in unit.members])
@@ -150,12 +155,13 @@ def launch(rt: Runtime, app: Celery, project_id: str, members: list[TaskRecord])
 def release(rt: Runtime, app: Celery, project_id: str, completion: Completion) -> None:
     """After a completion: send the units whose head it made ready, or integration."""
     heads = rt.store.unit_heads(completion.ready)  # one query, whatever was released
-    tasks: list[TaskRecord] | None = None
-    for task_id in completion.ready:
-        if task_id in heads:
-            if tasks is None:
-                tasks = rt.store.tasks(project_id)
-            members = [t for t in tasks if t.unit == task_id and t.status in _UNDONE]
+    ready = [task_id for task_id in completion.ready if task_id in heads]
+    if ready:
+        tasks = rt.store.tasks(project_id)
+        units = [[t for t in tasks if t.unit == head and t.status in _UNDONE] for head in ready]
+        # Each unit starts with its head: as many agents start at once as units go.
+        warmup.before_start(rt, project_id, tasks, sum(1 for m in units if m), first=False)
+        for members in units:
             launch(rt, app, project_id, members)
     if completion.project_done:
         send_integration(rt, app, project_id)

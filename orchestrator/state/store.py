@@ -327,6 +327,10 @@ class Store:
         with self.db.transaction() as tx:
             self.event(tx, project_id, task_id, kind, None, None, detail)
 
+    def notes(self, project_id: str, kinds: list[str]) -> list[Row]:
+        """The project's events of these kinds (task_id, kind, detail, at), oldest first."""
+        return self.db.fetch_all("task_events", {"project_id": project_id, "kinds": kinds})
+
     def reviews(self, project_id: str) -> dict[str, list[ReviewRecord]]:
         """Every verdict on the project's tasks, oldest first, per task id."""
         found: dict[str, list[ReviewRecord]] = {}
