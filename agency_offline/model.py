@@ -205,7 +205,10 @@ class OfflineProvider:
         stop = "tool_use" if any(isinstance(b, ToolUseBlock) for b in content) else "end_turn"
         if is_warmup(request):
             output, stop = min(output, request.max_tokens), "max_tokens"
-        tokens = self.cache.account(body, output)
+        # As the API does: the request is matched against the cache when it arrives, and
+        # the entries it writes are readable once its answer begins (siblings that arrive
+        # together each write the prefix).
+        tokens = self.cache.account(body, output, now=started, begins=started + delay)
         return CompletionResponse(content=content, model=MODEL_NAME, tokens=tokens,
                                   latency_ms=int((time.monotonic() - started) * 1000),
                                   stop_reason=stop)

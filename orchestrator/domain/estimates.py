@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator.domain.catalog import tokens_for
 from orchestrator.domain.constants import MAX_BUDGET
 from orchestrator.domain.models import Plan, ProjectRecord
 from orchestrator.domain.pricing import price_for
@@ -37,10 +38,13 @@ def price_per_token(settings: Settings, model: str) -> float:
 
 
 def estimate(settings: Settings, plan: Plan) -> Estimate:
-    """What the plan's tasks are expected to cost: their estimated tokens at the agent model's
-    prices (planning, reviews and integration come on top)."""
-    rate = price_per_token(settings, settings.agent_model)
-    per_task = [(t.estimated_tokens, t.estimated_tokens * rate) for t in plan.tasks]
+    """What the plan's tasks are expected to cost: their estimated tokens, as the agent model
+    counts them (the newer tokenizer counts the same text about 30% higher), at its prices
+    (planning, reviews and integration come on top)."""
+    model = settings.agent_model
+    rate = price_per_token(settings, model)
+    counted = [tokens_for(model, t.estimated_tokens) for t in plan.tasks]
+    per_task = [(tokens, tokens * rate) for tokens in counted]
     return Estimate(tokens=sum(t for t, _ in per_task), cost_usd=sum(c for _, c in per_task),
                     per_task=per_task, model=settings.agent_model)
 
