@@ -134,12 +134,13 @@ def dispatch(rt: Runtime, app: Celery, project_id: str,
     if len(found) > 1:
         log.info("project %s: %d launch units", project_id, len(found))
     roots = [todo[m] for u in found if u.head is None for m in u.members]
-    starting = sum(1 for t in roots if not inside.intersection(t.dependencies))
-    warmup.before_start(rt, project_id, tasks, starting,
-                        first=scope is None and all(t.started_at is None for t in tasks))
+    warmup.before_start(rt, project_id, tasks, [
+        t.id for t in roots if not inside.intersection(t.dependencies)])
     for unit in found:
         if unit.head is None and unit.members:
             launch(rt, app, project_id, [todo[m] for m in unit.members])
+    if scope is None and all(t.started_at is None for t in tasks):  # the project's first
+        warmup.check_prefix(rt, project_id)
 
 
 def launch(rt: Runtime, app: Celery, project_id: str, members: list[TaskRecord]) -> None:
@@ -160,7 +161,8 @@ def release(rt: Runtime, app: Celery, project_id: str, completion: Completion) -
         tasks = rt.store.tasks(project_id)
         units = [[t for t in tasks if t.unit == head and t.status in _UNDONE] for head in ready]
         # Each unit starts with its head: as many agents start at once as units go.
-        warmup.before_start(rt, project_id, tasks, sum(1 for m in units if m), first=False)
+        warmup.before_start(rt, project_id, tasks, [
+            head for head, members in zip(ready, units, strict=True) if members])
         for members in units:
             launch(rt, app, project_id, members)
     if completion.project_done:

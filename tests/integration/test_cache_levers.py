@@ -20,7 +20,7 @@ PLAN = {"request": "Build a website for a bakery", "project_type": "website", "t
      "deliverables": ["launch plan"], "acceptance_criteria": ["the launch has a date"]}]}
 
 
-def _run(tmp_path: Path, **env: str) -> tuple[dict[str, Any], list[sqlite3.Row]]:
+def _run(tmp_path: Path, **env: str) -> tuple[dict[str, Any], list[sqlite3.Row], list[str]]:
     tmp_path.mkdir()
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps(PLAN))
@@ -32,7 +32,8 @@ def _run(tmp_path: Path, **env: str) -> tuple[dict[str, Any], list[sqlite3.Row]]
     with sqlite3.connect(tmp_path / ".agency" / "agency.db") as db:
         db.row_factory = sqlite3.Row
         rows = db.execute("SELECT * FROM usage ORDER BY id").fetchall()
-    return data, rows
+        kinds = [r["kind"] for r in db.execute("SELECT kind FROM events ORDER BY id")]
+    return data, rows, kinds
 
 
 def _first_calls(data: dict[str, Any], rows: list[sqlite3.Row]) -> list[sqlite3.Row]:
@@ -47,8 +48,10 @@ def _first_calls(data: dict[str, Any], rows: list[sqlite3.Row]) -> list[sqlite3.
 
 
 def test_a_fan_out_is_warmed_once_and_its_first_wave_reads_the_prefix(tmp_path: Path) -> None:
-    data, rows = _run(tmp_path / "warm")
+    data, rows, kinds = _run(tmp_path / "warm")
     assert data["status"] == "completed"
+    # One warm-up in the history; the prefix was counted and is long enough to be cached.
+    assert kinds.count("warmup") == 1 and "prompt_prefix" not in kinds
     [warm] = [r for r in rows if r["role"] == "warmup"]
     assert warm["task_id"] is None and warm["output_tokens"] <= 1
     assert warm["cache_write_tokens"] > 4096  # the offline model's minimum: it was cached
@@ -58,8 +61,8 @@ def test_a_fan_out_is_warmed_once_and_its_first_wave_reads_the_prefix(tmp_path: 
     assert sum(1 for r in rows if r["role"] == "warmup") == 1
 
     # The same project without the warm-up: the three start together and each writes it.
-    data, rows = _run(tmp_path / "cold", AGENCY_CACHE_WARMUP="false")
+    data, rows, kinds = _run(tmp_path / "cold", AGENCY_CACHE_WARMUP="false")
     assert data["status"] == "completed"
-    assert not [r for r in rows if r["role"] == "warmup"]
+    assert not [r for r in rows if r["role"] == "warmup"] and "warmup" not in kinds
     for call in _first_calls(data, rows):
         assert call["cache_read_tokens"] == 0 and call["cache_write_tokens"] > 4096, dict(call)

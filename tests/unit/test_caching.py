@@ -131,21 +131,33 @@ def _kinds(store: Store) -> list[str]:
     return [e["kind"] for e in store.events("p1")]
 
 
+def _roots(store: Store) -> list[str]:
+    return [t.id for t in store.tasks("p1") if not t.dependencies]
+
+
 def test_a_prefix_below_the_minimum_is_noted_and_not_warmed(sqlite_store: Store) -> None:
     stub = Stub(count=1000)
     rt, pid = _runtime(sqlite_store, stub)
-    warmup.before_start(rt, pid, sqlite_store.tasks(pid), starting=3, first=True)
-    assert len(stub.counted) == 1 and stub.calls == []
+    warmup.check_prefix(rt, pid)
+    assert len(stub.counted) == 1
     [note] = [e["detail"] for e in sqlite_store.events(pid) if e["kind"] == warmup.PREFIX_NOTE]
     assert "1,000 tokens, below claude-haiku-5-5's minimum cacheable length of 4,096" in note
+    warmup.before_start(rt, pid, sqlite_store.tasks(pid), _roots(sqlite_store))
+    assert stub.calls == []  # a prefix the cache does not take is not warmed
+
+
+def test_a_prefix_at_the_minimum_is_not_noted(sqlite_store: Store) -> None:
+    rt, pid = _runtime(sqlite_store, Stub(count=4096))
+    warmup.check_prefix(rt, pid)
+    assert warmup.PREFIX_NOTE not in _kinds(sqlite_store)
 
 
 def test_a_fan_out_is_warmed_once_with_exactly_the_agents_prefix(sqlite_store: Store) -> None:
     stub = Stub(count=9000)
     rt, pid = _runtime(sqlite_store, stub, agent_model="claude-sonnet-5-5")
-    tasks = sqlite_store.tasks(pid)
-    warmup.before_start(rt, pid, tasks, starting=3, first=True)
-    assert len(stub.counted) == 1 and len(stub.calls) == 1
+    tasks, roots = sqlite_store.tasks(pid), _roots(sqlite_store)
+    warmup.before_start(rt, pid, tasks, roots)
+    assert len(stub.calls) == 1
     [call] = stub.calls
     project = sqlite_store.project(pid, usage=False)
     agent = agent_system(project, AgentType.BACKEND_DEVELOPER)
@@ -155,27 +167,27 @@ def test_a_fan_out_is_warmed_once_with_exactly_the_agents_prefix(sqlite_store: S
     assert call.json_schema == AgentOutput.model_json_schema()
     assert call.effort == rt.effort_for(Role.AGENT)
     assert call.cache_ttl == rt.cache_ttl(project)
-    # The ledger has it, and the project's history says what it wrote.
+    # The ledger has it, and the project's history says so.
     assert sqlite_store.project(pid).tokens.cache_write == 9000
     assert _kinds(sqlite_store).count(warmup.WARMUP_NOTE) == 1
     # Once per project: a later fan-out within the prefix's life is not warmed again, one
     # agent alone never is, and neither is anything with AGENCY_CACHE_WARMUP=false.
-    warmup.before_start(rt, pid, tasks, starting=2, first=False)
-    warmup.before_start(rt, pid, tasks, starting=1, first=True)
-    assert len(stub.calls) == 1
+    warmup.before_start(rt, pid, tasks, roots[:2])
+    warmup.before_start(rt, pid, tasks, roots[:1])
     off = Runtime(Settings(cache_warmup=False))
     off.__dict__.update(store=sqlite_store, provider=stub)
-    warmup.before_start(off, pid, tasks, starting=3, first=False)
+    warmup.before_start(off, pid, tasks, roots)
     assert len(stub.calls) == 1
 
 
 def test_a_failed_warm_up_is_a_note_and_never_a_failure(sqlite_store: Store) -> None:
     stub = Stub(count=9000, fail=True)
     rt, pid = _runtime(sqlite_store, stub)
-    warmup.before_start(rt, pid, sqlite_store.tasks(pid), starting=3, first=True)
+    warmup.before_start(rt, pid, sqlite_store.tasks(pid), _roots(sqlite_store))
     assert len(stub.calls) == 1
-    [note] = [e["detail"] for e in sqlite_store.events(pid) if e["kind"] == warmup.WARMUP_NOTE]
-    assert note.startswith("no warm-up of the agents' prompt prefix") and "too small" in note
+    notes = [e["detail"] for e in sqlite_store.events(pid) if e["kind"] == warmup.WARMUP_NOTE]
+    assert notes[-1].startswith("no warm-up of the agents' prompt prefix")
+    assert "too small" in notes[-1]
 
 
 def _record(plan: Plan) -> ProjectRecord:
