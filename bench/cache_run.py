@@ -65,6 +65,15 @@ def make_plan(size: int, seed: int) -> dict[str, Any]:
             "tasks": tasks}
 
 
+def make_chain(size: int, tokens: int) -> dict[str, Any]:
+    """Tasks one after another, each estimated at `tokens`: a project whose prefix waits
+    between reads (AGENCY_CACHE_TTL=auto gives it an hour when it spans over five minutes)."""
+    plan = make_plan(size, 0)
+    for i, task in enumerate(plan["tasks"]):
+        task.update(dependencies=[i - 1] if i else [], estimated_tokens=tokens)
+    return plan
+
+
 def run(fake: FakeAnthropic, plan_file: Path, home: Path, code: Path,
         extra: dict[str, str]) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENCY_", "ANTHROPIC_"))}
@@ -152,6 +161,7 @@ def fit(rows: list[dict[str, Any]]) -> tuple[float, float, float]:
 
 
 def summary(config: Config, data: dict[str, Any]) -> dict[str, Any]:
+    """One configuration's figures (tokens per task over the plan's tasks)."""
     tok = data["tokens"]
     every = tok["input"] + tok["cache_read"] + tok["cache_write"]
     rows = per_task(data)
@@ -159,6 +169,7 @@ def summary(config: Config, data: dict[str, Any]) -> dict[str, Any]:
     agents = [r for r in data["ledger"] if r["role"] == "agent"]
     agent_in = sum(r["input"] + r["cache_read"] + r["cache_write"] for r in agents)
     return {"name": config.name, "env": config.env, "cache_lives_s": config.lives,
+            "plan": "chain" if config.chain else "dag",
             "status": data["status"], "tasks": len(rows), "tokens": tok,
             "cache_read_share": tok["cache_read"] / every if every else 0.0,
             "cost_usd": data["cost_usd"], "cost_per_task_usd": data["cost_usd"] / len(rows),
@@ -209,15 +220,20 @@ class Config:
     name: str
     env: dict[str, str]
     lives: tuple[float, float] | None = None  # the server's cache lives (5m, 1h), in seconds
+    chain: bool = False  # the chain of slow tasks instead of the 30-task plan
 
 
 DEFAULTS = {"AGENCY_ORCHESTRATOR_MODEL": "claude-sonnet-5-5",
             "AGENCY_AGENT_MODEL": "claude-haiku-5-5"}
 LEGACY = {"AGENCY_ORCHESTRATOR_MODEL": "claude-sonnet-4-6",
           "AGENCY_AGENT_MODEL": "claude-haiku-4-5"}
-# Lives compressed 100 times (5 minutes -> 3 s, an hour -> 36 s): with answers of 0.3 s, the
-# run has the gaps between reads of the prefix that a project of 30-second answers has.
+# Lives compressed 100 times (5 minutes -> 3 s, an hour -> 36 s), so that a run of short
+# answers meets the gaps between reads of the prefix that a project of real answers meets.
 COMPRESSED = (3.0, 36.0)
+# The chain: 8 tasks estimated at 8,000 tokens (about 6.4 minutes of work by the plan's
+# estimate, so auto gives it the hour), each first turn taking CHAIN_SLOW seconds: longer than
+# the compressed 5-minute life, so the prefix waits past it between tasks.
+CHAIN_TASKS, CHAIN_TOKENS, CHAIN_SLOW = 8, 8000, 4.0
 CONFIGS = [
     Config("defaults", DEFAULTS),
     Config("defaults, AGENCY_CACHE_WARMUP=false", {**DEFAULTS, "AGENCY_CACHE_WARMUP": "false"}),
@@ -226,6 +242,9 @@ CONFIGS = [
     Config("legacy, AGENCY_CACHE_WARMUP=false", {**LEGACY, "AGENCY_CACHE_WARMUP": "false"}),
     Config("defaults, 5m, lives /100", {**DEFAULTS, "AGENCY_CACHE_TTL": "5m"}, COMPRESSED),
     Config("defaults, 1h, lives /100", {**DEFAULTS, "AGENCY_CACHE_TTL": "1h"}, COMPRESSED),
+    Config("chain, auto (1h), lives /100", DEFAULTS, COMPRESSED, chain=True),
+    Config("chain, 5m, lives /100", {**DEFAULTS, "AGENCY_CACHE_TTL": "5m"}, COMPRESSED,
+           chain=True),
 ]
 
 
@@ -242,13 +261,16 @@ def main() -> None:
                or any(c.name.startswith(o) for o in args.only)]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        plan_file = Path(tmp) / "plan.json"
-        plan_file.write_text(json.dumps(make_plan(args.tasks, args.seed)))
+        plans = {False: Path(tmp) / "plan.json", True: Path(tmp) / "chain.json"}
+        plans[False].write_text(json.dumps(make_plan(args.tasks, args.seed)))
+        plans[True].write_text(json.dumps(make_chain(CHAIN_TASKS, CHAIN_TOKENS)))
         for n, config in enumerate(configs):
-            with FakeAnthropic(api_key=KEY, faults=Faults(latency=args.latency)) as fake:
+            slow = {"Step": CHAIN_SLOW} if config.chain else {}
+            faults = Faults(latency=args.latency, slow_tasks=slow)
+            with FakeAnthropic(api_key=KEY, faults=faults) as fake:
                 if config.lives is not None:
                     fake.cache = PromptCache(ttl=config.lives[0], ttl_1h=config.lives[1])
-                data = run(fake, plan_file, Path(tmp) / f"run{n}", ROOT, config.env)
+                data = run(fake, plans[config.chain], Path(tmp) / f"run{n}", ROOT, config.env)
             results.append(summary(config, data))
             print(row(results[-1]) if n else f"{HEAD}\n{row(results[-1])}", flush=True)
     for result in results:

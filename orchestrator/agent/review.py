@@ -82,7 +82,7 @@ def review(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         policy=rt.policy, max_tokens=4000,
         tools=ProjectTools(rt.store, project.id, task.id, list(READ_ONLY_TOOLS)),
         limits=Limits(turns=REVIEW_TURNS, tokens=rt.settings.agent_max_tokens),
-        effort=rt.effort_for(Role.REVIEW))
+        effort=rt.effort_for(Role.REVIEW), cache_ttl=rt.cache_ttl(project))
     verdict = conversation.answer()
     rt.durably("verdict", lambda: rt.scheduler.record_review(claim, round_, reviewer, verdict))
     return verdict
