@@ -29,6 +29,7 @@ class Meter:
     def __init__(self) -> None:
         self.recorded: list[CompletionResponse] = []
         self.retries: list[tuple[int, str, float]] = []
+        self.lost_calls: list[tuple[int, str]] = []
 
     def admit(self) -> None:
         pass
@@ -36,6 +37,10 @@ class Meter:
     def record(self, request: CompletionRequest, response: CompletionResponse,
                attempt: int) -> None:
         self.recorded.append(response)
+
+    def lost(self, request: CompletionRequest, attempt: int, reason: str,
+             request_id: str | None) -> None:
+        self.lost_calls.append((attempt, reason))
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         self.retries.append((attempt, reason, delay))
@@ -137,6 +142,8 @@ def test_slow_answer_times_out_and_is_retried(fake: FakeAnthropic) -> None:
     meter = Meter()
     assert _analyze(fake, meter, timeout=0.5).project_type.value == "website"
     assert meter.retries[0][1] == "timeout"
+    # The timed-out generation may have been billed: it is on record as a lost call.
+    assert meter.lost_calls == [(1, "timeout")]
 
 
 def test_persistent_outage_gives_up_with_a_transient_error(fake: FakeAnthropic) -> None:
