@@ -179,14 +179,16 @@ def test_project_through_anthropic_ledger_matches_server(fake: FakeAnthropic,
     data = status(tmp_path, project_id_of(result.stdout), **_env(fake))
     assert data["status"] == "completed"
     server = fake.totals()
-    assert data["tokens"] == {"input": server["input_tokens"], "output": server["output_tokens"],
-                              "cache_read": server["cache_read_input_tokens"],
-                              "cache_write": server["cache_creation_input_tokens"]}
+    tokens = data["tokens"]
+    assert {k: tokens[k] for k in ("input", "output", "cache_read", "cache_write")} == {
+        "input": server["input_tokens"], "output": server["output_tokens"],
+        "cache_read": server["cache_read_input_tokens"],
+        "cache_write": server["cache_creation_input_tokens"]}
     assert data["tokens"]["cache_read"] > 0
     assert sum(sum(t["tokens"].values()) for t in data["tasks"]) < sum(server.values())
     assert data["cost_usd"] > 0
     models = {r["body"]["model"] for r in fake.requests}
-    assert models == {"claude-sonnet-4-6", "claude-haiku-4-5"}
+    assert models == {"claude-sonnet-5-5", "claude-haiku-5-5"}  # the current defaults
 
 
 def test_projects_complete_through_rate_limits_and_broken_json(tmp_path: Path) -> None:
