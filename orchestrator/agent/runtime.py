@@ -94,6 +94,28 @@ class Runtime:
             return self.settings.agent_model
         return self.settings.orchestrator_model
 
+    def activity(self, project_id: str, task_id: str | None,
+                 forward: Callable[[str], None] | None = None) -> Callable[[str], None]:
+        """A progress callback for a model call: every step goes to `forward` (Flower's
+        progress events); a streamed call's output so far also goes to the store (what
+        `status` and `watch` show), at most every ACTIVITY_EVERY seconds. A courtesy: a
+        store that is away costs nothing but the line."""
+        last = [0.0]
+
+        def report(step: str) -> None:
+            if forward is not None:
+                forward(step)
+            now = time.monotonic()
+            if now - last[0] < ACTIVITY_EVERY:
+                return
+            last[0] = now
+            try:
+                self.store.set_activity(project_id, task_id, step)
+            except AgencyError as exc:
+                log.debug("activity not saved: %s", exc)
+
+        return report
+
     def effort_for(self, role: Role) -> str | None:
         """The thinking effort of a role's calls (AGENCY_EFFORT); None: no thinking where the
         model allows it."""
@@ -168,6 +190,8 @@ class ProjectMeter:
         except AgencyError as exc:  # a note is not worth failing a call for
             log.warning("could not note %s: %s", kind, exc)
 
+
+ACTIVITY_EVERY = 5.0
 
 _lock = threading.Lock()
 _runtimes: dict[int, Runtime] = {}

@@ -207,6 +207,7 @@ class TaskRecord(BaseModel):
     finished_at: datetime | None
     unit: str | None = None
     deadline: datetime | None = None
+    activity: str | None = None  # a streamed call's output so far, while it runs
     lease_until: datetime | None = None
     model_calls: int = 0
     dependencies: list[str] = Field(default_factory=list)
@@ -238,6 +239,7 @@ class ProjectRecord(BaseModel):
     lease_until: datetime | None = None
     needs_approval: bool = False
     deadline: datetime | None = None
+    activity: str | None = None  # planning's or integration's streamed call, while it runs
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float = 0.0
 

@@ -49,7 +49,8 @@ def decompose(rt: Runtime, context: ProjectContext) -> Plan:
         rt.provider, role=Role.DECOMPOSE, model=rt.model_for(Role.DECOMPOSE),
         system=ORCHESTRATOR_SYSTEM, prompt=prompt, schema=Plan, schema_name="plan",
         check=dag.validate_plan, meter=rt.meter(context.project_id, None), policy=rt.policy,
-        max_tokens=16000, effort=rt.effort_for(Role.DECOMPOSE))
+        max_tokens=16000, effort=rt.effort_for(Role.DECOMPOSE),
+        progress=rt.activity(context.project_id, None))
 
 
 def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:

@@ -322,6 +322,13 @@ class Store:
     def set_budget(self, project_id: str, budget: int) -> None:
         self.db.execute("set_budget", {"id": project_id, "budget_tokens": budget, "now": now()})
 
+    def set_activity(self, project_id: str, task_id: str | None, activity: str | None) -> None:
+        """What the task (or, without one, the project's own step) is doing right now."""
+        if task_id is None:
+            self.db.execute("set_project_activity", {"id": project_id, "activity": activity})
+        else:
+            self.db.execute("set_task_activity", {"id": task_id, "activity": activity})
+
     def note(self, project_id: str, task_id: str | None, kind: str, detail: str) -> None:
         """An event that changes no status: a retry, a warning."""
         with self.db.transaction() as tx:

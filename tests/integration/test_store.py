@@ -421,3 +421,14 @@ def test_the_database_refuses_an_illegal_move_the_scheduler_was_not_asked(store:
     # A legal move, and a write onto the status a row is already in, pass.
     assert sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "paused")
     assert store.db.fetch_one("project_status_locked", {"id": "p1"}) == {"status": "paused"}
+
+
+def test_activity_is_kept_per_task_and_per_project(store: Store) -> None:
+    """A streamed call's output so far: what `status` and `watch` show while it runs."""
+    pid, ids = _project(store, {0: []}, 1)
+    store.set_activity(pid, ids[0], "calling model: 1,200 tokens so far")
+    store.set_activity(pid, None, "calling model: 300 tokens so far")
+    assert store.task(ids[0]).activity == "calling model: 1,200 tokens so far"
+    assert store.project(pid).activity == "calling model: 300 tokens so far"
+    store.set_activity(pid, ids[0], None)
+    assert store.task(ids[0]).activity is None

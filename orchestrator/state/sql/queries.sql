@@ -50,6 +50,12 @@ RETURNING id
 -- name: set_project_deadline
 UPDATE projects SET deadline = :deadline WHERE id = :id
 
+-- name: set_task_activity
+UPDATE tasks SET activity = :activity WHERE id = :id
+
+-- name: set_project_activity
+UPDATE projects SET activity = :activity WHERE id = :id
+
 -- name: set_task_deadline
 UPDATE tasks SET deadline = :deadline WHERE id = :id
 
