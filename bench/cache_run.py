@@ -8,8 +8,9 @@ once per configuration, each against a fresh server: the current default models
 (claude-sonnet-5-5 / claude-haiku-5-5) as they are, without the warm-up of the shared prefix,
 and with its 1-hour cache life; the legacy models (claude-sonnet-4-6 / claude-haiku-4-5) with
 and without the warm-up; and the 5-minute against the 1-hour life with the server's cache
-lives compressed 100 times, so that a run of 0.3-second answers meets the gaps a project of
-30-second answers meets. The server applies each model's minimum cacheable prefix and
+lives compressed 100 times (5 minutes -> 3 s), so that a run of short answers meets the gaps
+a project of real answers meets: on the same plan, and on a chain of 8 tasks whose first turns
+take 4 s (the prefix waits between reads longer than the compressed 5 minutes). The server applies each model's minimum cacheable prefix and
 tokenizer, makes an entry readable only once the answer that writes it begins, and answers
 each call after `--latency` seconds, so that siblings overlap as real calls do.
 

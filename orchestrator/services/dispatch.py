@@ -154,16 +154,16 @@ def launch(rt: Runtime, app: Celery, project_id: str, members: list[TaskRecord])
 
 
 def release(rt: Runtime, app: Celery, project_id: str, completion: Completion) -> None:
-    """After a completion: send the units whose head it made ready, or integration."""
+    """After a completion: send the units whose head it made ready, or integration. What it
+    released starts at once (the heads sent here, the rest by the canvas as this task
+    returns): a fan-out, warmed first when its prefix may have expired."""
     heads = rt.store.unit_heads(completion.ready)  # one query, whatever was released
     ready = [task_id for task_id in completion.ready if task_id in heads]
-    if ready:
-        tasks = rt.store.tasks(project_id)
-        units = [[t for t in tasks if t.unit == head and t.status in _UNDONE] for head in ready]
-        # Each unit starts with its head: as many agents start at once as units go.
-        warmup.before_start(rt, project_id, tasks, [
-            head for head, members in zip(ready, units, strict=True) if members])
-        for members in units:
-            launch(rt, app, project_id, members)
+    fan_out = len(completion.ready) > 1 and rt.settings.cache_warmup
+    tasks = rt.store.tasks(project_id) if ready or fan_out else []
+    if fan_out:
+        warmup.before_start(rt, project_id, tasks, list(completion.ready))
+    for head in ready:
+        launch(rt, app, project_id, [t for t in tasks if t.unit == head and t.status in _UNDONE])
     if completion.project_done:
         send_integration(rt, app, project_id)
