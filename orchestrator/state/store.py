@@ -297,7 +297,7 @@ class Store:
         return claim is None or fresh
 
     def calls(self, project_id: str) -> list[CallRecord]:
-        """The project's ledger, one row per model call, in the order they were made."""
+        """The project's ledger, one row per model call, oldest first."""
         return [_call(r) for r in self.db.fetch_all("project_calls",
                                                    {"project_id": project_id})]
 

@@ -352,13 +352,14 @@ spent AS (
 SELECT stale FROM ledger
 
 -- name: project_calls
--- A project's ledger rows in the order they were written, each with the task it served.
+-- A project's ledger rows in time order (the time each call was recorded), each with the
+-- task it served.
 SELECT u.at, u.task_id, t.idx AS task_index, t.title AS task_title, u.role, u.model,
        u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
        u.thinking_tokens, u.cache_write_1h_tokens, u.cost_usd, u.latency_ms, u.attempt,
        u.request_id, u.message_id, u.stop_reason, u.outcome, u.stale
 FROM usage u LEFT JOIN tasks t ON t.id = u.task_id
-WHERE u.project_id = :project_id ORDER BY u.id
+WHERE u.project_id = :project_id ORDER BY u.at, u.id
 
 -- name: try_reconciler_lock
 -- PostgreSQL only: one reconciler pass at a time across every machine.
