@@ -254,7 +254,8 @@ def settings_line(exc: ValidationError) -> str:
     tail = f" (and {more} more)" if more else ""
     if not first["loc"]:  # a check of the whole (`_priced`): its message names the variable
         return message + tail
-    field, *inner = [str(part) for part in first["loc"]]
+    # A bad key of a table is located at ("table", "key", "[key]"): the key is enough.
+    field, *inner = [str(part) for part in first["loc"] if part != "[key]"]
     where = f" ({'.'.join(inner)})" if inner else ""
     return f"{_variable(field)}{where}: {message}{tail}"
 

@@ -91,7 +91,7 @@ def test_agency_calls_lists_the_ledger_in_order(tmp_path: Path) -> None:
         assert call["stop_reason"] in ("end_turn", "tool_use")
         if call["task"] is not None:
             assert call["title"] == by_task[call["task"]]["title"]
-    for key in ("input", "output", "cache_read", "cache_write"):
+    for key in ("input", "output", "cache_read", "cache_write", "cache_write_1h", "thinking"):
         assert sum(c["tokens"][key] for c in calls) == data["tokens"][key], key
     assert {c["task"] for c in calls} >= set(by_task)
     table = agency(tmp_path, "calls", project_id, COLUMNS="250")
