@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from orchestrator.domain.pricing import cost_usd
 from orchestrator.domain.settings import Settings
 from orchestrator.llm.base import CompletionRequest, CompletionResponse, Message, TextBlock
 from tests.conftest import REPO, agency_env, make_plan
-from tests.fake_anthropic import FakeAnthropic
+from tests.fake_anthropic import FakeAnthropic, Faults
 from tests.integration.test_embedded_cli import agency, project_id_of, status
 
 UNPRICED = "claude-unknown-9"
@@ -106,6 +107,37 @@ def test_calls_of_an_unknown_project_is_one_line(tmp_path: Path) -> None:
     result = agency(tmp_path, "calls", "nope")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == ["agency: error: no project with id 'nope'"]
+
+
+def test_a_timed_out_call_is_a_lost_row_of_the_ledger(tmp_path: Path) -> None:
+    """The server generates (and would bill) an answer the client gave up waiting for."""
+    faults = Faults(slow_seconds=4.0, task_modes={"Frontend": deque(["slow"])})
+    with FakeAnthropic(api_key="sk-test-fake", faults=faults) as fake:
+        env = {"AGENCY_LLM": "anthropic", "ANTHROPIC_API_KEY": "sk-test-fake",
+               "ANTHROPIC_BASE_URL": fake.url, "AGENCY_MODEL_BACKOFF": "0.05",
+               "AGENCY_ANTHROPIC_TIMEOUT": "2"}
+        result = agency(tmp_path, "run", "Build a website for a bakery", **env)
+        assert result.returncode == 0, result.stderr
+        project_id = project_id_of(result.stdout)
+        listed = agency(tmp_path, "calls", project_id, "--json", **env)
+        assert listed.returncode == 0, listed.stderr
+        issued = {r["request_id"] for r in fake.requests}
+    calls = json.loads(listed.stdout)
+    assert len(calls) == len(issued)  # every request the server took is one row
+    lost = [c for c in calls if c["outcome"] == "lost"]
+    assert [c["title"] for c in lost] == ["Frontend implementation"], lost
+    # No answer, no headers: the request id of a call that timed out is unknown.
+    assert lost[0]["request_id"] is None and lost[0]["message_id"] is None
+    assert lost[0]["cost_usd"] == 0 and set(lost[0]["tokens"].values()) == {0}
+    assert lost[0]["stop_reason"] is None and lost[0]["role"] == "agent"
+    log = json.loads(agency(tmp_path, "log", project_id, "--json").stdout)
+    assert [e["detail"] for e in log if e["kind"] == "lost_call"] == [
+        "model call attempt 1 gave no answer (timeout); it may have been billed (request "
+        "unknown)"]
+    answered = [c for c in calls if c["outcome"] == "answered"]
+    # The server's id of the timed-out request is the one no answered row names.
+    assert len({c["request_id"] for c in answered} & issued) == len(issued) - 1
+    assert all(c["message_id"] for c in answered)
 
 
 def _refusal(stderr: str) -> None:
