@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal, TypeVar
 
-from orchestrator.domain.constants import ProjectStatus, Role
+from orchestrator.domain.constants import CallOutcome, ProjectStatus, Role
 from orchestrator.domain.errors import (
     AgencyError,
     AttemptFailed,
@@ -20,7 +20,7 @@ from orchestrator.domain.errors import (
     NotRunnable,
     StoreUnavailable,
 )
-from orchestrator.domain.models import ProjectRecord
+from orchestrator.domain.models import LedgerEntry, ProjectRecord
 from orchestrator.domain.pricing import cost_usd
 from orchestrator.domain.settings import Settings, get_settings
 from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, make_provider
@@ -163,17 +163,25 @@ class ProjectMeter:
     def record(self, request: CompletionRequest, response: CompletionResponse,
                attempt: int) -> None:
         """The ledger row of a paid call; kept through a database outage (see `durably`)."""
-        cost = cost_usd(self.rt.settings.prices, response.model, response.tokens)
-        claim = self.claim
-        self.rt.durably("usage", lambda: self.rt.store.record_usage(
-            self.project_id, claim, request.role.value, response.model, response.tokens,
-            cost, response.latency_ms, attempt))
+        self._ledger(LedgerEntry(
+            role=request.role, model=response.model, tokens=response.tokens,
+            cost_usd=cost_usd(self.rt.settings.prices, response.model, response.tokens),
+            latency_ms=response.latency_ms, attempt=attempt, request_id=response.request_id,
+            message_id=response.message_id, stop_reason=response.stop_reason))
 
     def lost(self, request: CompletionRequest, attempt: int, reason: str,
              request_id: str | None) -> None:
-        """A possibly billed attempt without an answer (TODO: its ledger row)."""
+        """A possibly billed attempt without an answer: a ledger row of no known tokens or
+        cost, and a note saying why."""
+        self._ledger(LedgerEntry(role=request.role, model=request.model, attempt=attempt,
+                                 request_id=request_id, outcome=CallOutcome.LOST))
         self._note("lost_call", f"model call attempt {attempt} gave no answer ({reason}); "
                    f"it may have been billed (request {request_id or 'unknown'})")
+
+    def _ledger(self, entry: LedgerEntry) -> None:
+        claim = self.claim
+        self.rt.durably("usage", lambda: self.rt.store.record_usage(
+            self.project_id, claim, entry))
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         self._note("retry", f"model call attempt {attempt} failed ({reason}); "

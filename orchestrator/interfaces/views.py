@@ -13,7 +13,7 @@ from rich.text import Text
 from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
 from orchestrator.domain.deadlines import at_risk
 from orchestrator.domain.estimates import Estimate
-from orchestrator.domain.models import ProjectRecord, ReviewRecord, TaskRecord
+from orchestrator.domain.models import CallRecord, ProjectRecord, ReviewRecord, TaskRecord
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -243,6 +243,24 @@ def log_table(project_id: str, rows: list[dict[str, Any]], index: dict[str, int]
         task = f"#{index[r['task_id']]}" if r["task_id"] in index else ""
         change = " -> ".join(x for x in (r["from_status"], r["to_status"]) if x)
         table.add_row(when, task, r["kind"], change, Text(r["detail"] or ""))
+    return table
+
+
+def calls_table(project_id: str, calls: list[CallRecord]) -> Table:
+    """`agency calls`: one line per model call, oldest first, with its tokens, cost and the
+    request id support asks for."""
+    cost = sum(c.entry.cost_usd for c in calls)
+    table = _table(f"Project {project_id[:8]}: {len(calls)} model calls, ${cost:.4f}", (
+        "at", "task", "role", "model", "stop", "outcome", "request id", "input", "output",
+        "thinking", "cache read", "cache write", "cost"), text=7)
+    for c in calls:
+        e, t = c.entry, c.entry.tokens
+        task = f"#{c.task_index} {c.task_title}" if c.task_index is not None else e.role.value
+        outcome = f"{e.outcome.value}, stale" if c.stale else e.outcome.value
+        table.add_row(c.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), Text(task),
+                      e.role.value, e.model, e.stop_reason or "", outcome, e.request_id or "",
+                      f"{t.input:,}", f"{t.output:,}", f"{t.thinking:,}", f"{t.cache_read:,}",
+                      f"{t.cache_write:,}", f"${e.cost_usd:.4f}")
     return table
 
 
