@@ -10,9 +10,10 @@ and with its 1-hour cache life; the legacy models (claude-sonnet-4-6 / claude-ha
 and without the warm-up; and the 5-minute against the 1-hour life with the server's cache
 lives compressed 100 times (5 minutes -> 3 s), so that a run of short answers meets the gaps
 a project of real answers meets: on the same plan, and on a chain of 8 tasks whose first turns
-take 4 s (the prefix waits between reads longer than the compressed 5 minutes). The server applies each model's minimum cacheable prefix and
-tokenizer, makes an entry readable only once the answer that writes it begins, and answers
-each call after `--latency` seconds, so that siblings overlap as real calls do.
+take 4 s (the prefix waits between reads longer than the compressed 5 minutes). The server
+applies each model's minimum cacheable prefix and tokenizer, makes an entry readable only once
+the answer that writes it begins, and answers each call after `--latency` seconds, so that
+siblings overlap as real calls do.
 
 Per configuration: cost per project and per task, the share of input tokens read from the
 cache, input and output tokens per task, cache writes by life (as the server reported them),
