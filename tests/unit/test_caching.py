@@ -180,6 +180,21 @@ def test_a_fan_out_is_warmed_once_with_exactly_the_agents_prefix(sqlite_store: S
     assert len(stub.calls) == 1
 
 
+@pytest.mark.parametrize(("life", "again"), [("5m", True), ("1h", False)])
+def test_a_later_fan_out_is_warmed_again_once_the_prefix_may_have_expired(
+        sqlite_store: Store, monkeypatch: pytest.MonkeyPatch, life: str, again: bool) -> None:
+    stub = Stub(count=9000)
+    rt, pid = _runtime(sqlite_store, stub, cache_ttl=life)
+    roots = _roots(sqlite_store)
+    warmup.before_start(rt, pid, sqlite_store.tasks(pid), roots)
+    assert Scheduler(sqlite_store).start_task(roots[0], "w", NOW + timedelta(days=1))
+    # Six minutes on, nothing has read the prefix since that task started.
+    later = sqlite_store.clock() + timedelta(minutes=6)
+    monkeypatch.setattr(sqlite_store, "clock", lambda: later)
+    warmup.before_start(rt, pid, sqlite_store.tasks(pid), roots[1:])
+    assert len(stub.calls) == (2 if again else 1)
+
+
 def test_a_failed_warm_up_is_a_note_and_never_a_failure(sqlite_store: Store) -> None:
     stub = Stub(count=9000, fail=True)
     rt, pid = _runtime(sqlite_store, stub)
