@@ -22,10 +22,11 @@ INPUT_SHARE = 0.75
 
 @dataclass(frozen=True)
 class Estimate:
-    tokens: int
+    tokens: int  # the plan's own estimates (what a plan file holds)
     cost_usd: float
     per_task: list[tuple[int, float]]  # (tokens, cost) by task index
     model: str
+    counted: int = 0  # the same tokens as the agent model counts them: what the cost is of
 
 
 def price_per_token(settings: Settings, model: str) -> float:
@@ -44,9 +45,9 @@ def estimate(settings: Settings, plan: Plan) -> Estimate:
     model = settings.agent_model
     rate = price_per_token(settings, model)
     counted = [tokens_for(model, t.estimated_tokens) for t in plan.tasks]
-    per_task = [(tokens, tokens * rate) for tokens in counted]
+    per_task = [(t.estimated_tokens, n * rate) for t, n in zip(plan.tasks, counted, strict=True)]
     return Estimate(tokens=sum(t for t, _ in per_task), cost_usd=sum(c for _, c in per_task),
-                    per_task=per_task, model=settings.agent_model)
+                    per_task=per_task, model=model, counted=sum(counted))
 
 
 def needs_approval(settings: Settings, project: ProjectRecord, plan: Plan) -> bool:

@@ -39,7 +39,8 @@ def plan_json(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate) 
     return {
         "id": project.id, "status": project.status.value, "request": project.request,
         "project_type": project.project_type.value if project.project_type else None,
-        "estimate": {"tokens": found.tokens, "cost_usd": round(found.cost_usd, 4),
+        "estimate": {"tokens": found.tokens, "counted_tokens": found.counted,
+                     "cost_usd": round(found.cost_usd, 4),
                      "model": found.model},
         "tasks": [{"index": t.index, "id": t.id, "title": t.title,
                    "agent_type": t.agent_type.value, "dependencies": t.dependencies,

@@ -266,9 +266,11 @@ def calls_table(project_id: str, calls: list[CallRecord]) -> Table:
 
 def plan_table(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate) -> Table:
     """A plan for a person to approve: tasks, dependencies, estimated tokens and cost."""
+    counted = (f" ({found.counted:,} as {found.model} counts them)"
+               if found.counted != found.tokens else "")
     title = (f"Project {project.id[:8]} ({project.status.value}): {len(tasks)} tasks, "
-             f"{found.tokens:,} estimated tokens, about ${found.cost_usd:.2f} at {found.model} "
-             "prices (planning, reviews and integration come on top)")
+             f"{found.tokens:,} estimated tokens{counted}, about ${found.cost_usd:.2f} at "
+             f"{found.model} prices (planning, reviews and integration come on top)")
     table = _table(title, ("#", "title", "agent", "deps", "critical", "est. tokens",
                            "est. cost"), text=5)
     index = {t.id: t.index for t in tasks}

@@ -82,9 +82,11 @@ def test_plan_estimates_count_as_the_agent_model_counts() -> None:
     plan = make_plan({1: [0]}, 2)
     old = estimate(Settings(agent_model="claude-haiku-4-5"), plan)
     new = estimate(Settings(agent_model="claude-haiku-5-5"), plan)
-    assert old.tokens == 1000 + 1100
-    assert new.per_task == [(1300, pytest.approx(1300 * new.cost_usd / new.tokens)),
-                            (1430, pytest.approx(1430 * new.cost_usd / new.tokens))]
+    assert old.tokens == old.counted == new.tokens == 1000 + 1100  # the plan's own figures
+    assert new.counted == 1300 + 1430  # as Haiku 5.5 counts them: what its cost is of
+    rate = new.cost_usd / new.counted
+    assert new.per_task == [(1000, pytest.approx(1300 * rate)), (1100, pytest.approx(1430 * rate))]
+    assert old.cost_usd / old.counted == pytest.approx(10 * rate)  # $1 against $0.10 input
 
 
 # The warm-up and the prefix check, on a store with a fan-out plan -------------------------
