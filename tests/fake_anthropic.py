@@ -119,7 +119,7 @@ def request_from_json(body: dict[str, Any], role: Role = Role.AGENT) -> Completi
                   for m in body.get("messages", [])],
         tools=[Tool(name=t["name"], description=t.get("description", ""),
                     input_schema=t["input_schema"]) for t in body.get("tools") or []],
-        tool_choice=(body.get("tool_choice") or {}).get("type", "auto"),
+        tool_choice="none" if (body.get("tool_choice") or {}).get("type") == "none" else "auto",
         json_schema=fmt.get("schema"))
 
 
@@ -728,7 +728,9 @@ class FakeAnthropic:
         self.secret = secrets.token_bytes(32)
         self.cache = PromptCache()
         self._server = _Server(("127.0.0.1", self.port), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # (a short poll: a test's server stops at once)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
 
     @property
     def url(self) -> str:

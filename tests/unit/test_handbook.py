@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from importlib.resources import files
 
+from orchestrator.domain.catalog import MODELS, OFFLINE
 from orchestrator.domain.constants import AgentType
 from orchestrator.domain.settings import Settings
-from orchestrator.domain.catalog import MODELS, OFFLINE
 from orchestrator.llm.cache import minimum_for, model_tokens
 
 
