@@ -38,6 +38,7 @@ import hashlib
 import hmac
 import json
 import math
+import os
 import random
 import re
 import secrets
@@ -698,6 +699,7 @@ class Reply:
     delay: float = 0.0
     stream: bool = False
     stall: float = 0.0  # streamed: seconds before the first byte (a slow answer)
+    task: str | None = None  # an answer's task title ("" for none); None: not an answer
 
 
 @dataclass
@@ -908,10 +910,7 @@ class FakeAnthropic:
                        "ephemeral_5m_input_tokens": tokens.cache_write - tokens.cache_write_1h,
                        "ephemeral_1h_input_tokens": tokens.cache_write_1h},
                        "output_tokens_details": {"thinking_tokens": thinking}}}
-        with self._lock:
-            self.answered.append(task)
-            self.messages.append(message)
-        return Reply(200, message, {}, delay, stream, stall)
+        return Reply(200, message, {}, delay, stream, stall, task)
 
     def _limits(self, model: str, now: float) -> dict[str, Bucket]:
         """The model's buckets (under the lock), made full on first use."""
@@ -976,6 +975,11 @@ class FakeAnthropic:
     def _refuse(self, exc: Refused) -> Reply:
         with self._lock:
             self.refused.append(exc.message)
+            log = os.environ.get("AGENCY_FAKE_REFUSALS")  # a file to list refusals in
+            if log:
+                test = os.environ.get("PYTEST_CURRENT_TEST", "")
+                with open(log, "a", encoding="utf-8") as out:
+                    out.write(json.dumps({"test": test, "message": exc.message}) + "\n")
         return Reply(exc.status, {"type": "error", "error": {"type": exc.kind,
                                                              "message": exc.message}})
 
@@ -1007,7 +1011,15 @@ class FakeAnthropic:
         """The reply as (status, body, headers), its latency waited out."""
         reply = self.reply(body)
         self._wait(reply.delay)
+        self.sent(reply)
         return reply.status, reply.payload, reply.headers
+
+    def sent(self, reply: Reply) -> None:
+        """An answer goes out (once its latency is over): it counts as answered."""
+        if reply.task is not None:
+            with self._lock:
+                self.answered.append(reply.task)
+                self.messages.append(reply.payload)
 
     def count(self, body: dict[str, Any]) -> Reply:
         """`POST /v1/messages/count_tokens`: the same checks, no cache, no rate limit."""
@@ -1055,6 +1067,7 @@ class FakeAnthropic:
                 data = json.dumps(payload).encode()
                 if reply.delay:
                     fake._wait(reply.delay)
+                fake.sent(reply)
                 self._head(reply.status, reply.headers, "application/json", len(data),
                            request_id)
                 # The client may have given up (a timeout), as a real server would see it.
@@ -1072,6 +1085,7 @@ class FakeAnthropic:
                     gap = reply.delay / len(events)
                     if reply.stall:
                         time.sleep(reply.stall)
+                    fake.sent(reply)
                     self._head(200, reply.headers, "text/event-stream; charset=utf-8", None,
                                request_id)
                     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
