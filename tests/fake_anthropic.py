@@ -7,7 +7,8 @@ and 1-hour lives, an entry readable once the answer that wrote it begins:
 orchestrator/llm/cache.py), and injects faults: 429 with retry-after, 529, 500, broken
 JSON, schema violations, answers slower than the client's timeout, refusals, hostile artifact
 paths, scripted "revise" verdicts, answers longer than `max_tokens`.
-Modes come from `script` first, then at random with the configured rates.
+Modes come from `script` first, then at random with the configured rates; a streamed answer
+may also stall after its first event ("stall") or end in an `error` event ("stream_error").
 
 It is as strict as the API (every per-model fact from orchestrator/domain/catalog.py): it
 refuses with 400 `invalid_request_error` (404 for an unknown model) what the API refuses --
@@ -700,6 +701,9 @@ class Reply:
     stream: bool = False
     stall: float = 0.0  # streamed: seconds before the first byte (a slow answer)
     task: str | None = None  # an answer's task title ("" for none); None: not an answer
+    # Streamed: "stall" stops `slow_seconds` after message_start, "stream_error" sends an
+    # overloaded_error event after the first block starts (as the API may, after a 200).
+    mode: str = "ok"
 
 
 @dataclass
@@ -850,6 +854,9 @@ class FakeAnthropic:
                   "bad_request": (400, "invalid_request_error", "messages: invalid request"),
                   "overloaded": (529, "overloaded_error", "Overloaded"),
                   "server_error": (500, "api_error", "Internal server error")}
+        stream = bool(body.get("stream"))
+        if mode == "stream_error" and not stream:  # (an error event in a stream; else 529)
+            mode = "overloaded"
         if mode in errors:
             status, kind, said = errors[mode]
             headers = {"retry-after": str(self.faults.retry_after)} if status == 429 else {}
@@ -857,14 +864,14 @@ class FakeAnthropic:
                          headers)
         task = task_title(body)
         model = body["model"]
-        stream = bool(body.get("stream"))
         # A slow task is slow once per attempt, on its first turn.
         extra = max((v for k, v in self.faults.slow_tasks.items()
                      if task and task.startswith(k) and _first_turn(body)), default=0.0)
         fmt = (body.get("output_config") or {}).get("format") or {}
         title = (fmt.get("schema") or {}).get("title", "")
         extra += self.faults.slow_schemas.get(title, 0.0)
-        delay = self.faults.slow_seconds if mode == "slow" else self.faults.latency + extra
+        slow = mode == "slow" or (mode == "stall" and not stream)
+        delay = self.faults.slow_seconds if slow else self.faults.latency + extra
         try:
             content, stop, details = self._content(body, mode, title)
         except reading.UnreadablePrompt as exc:  # as the API rejects a request it cannot take
@@ -888,7 +895,7 @@ class FakeAnthropic:
         # entries this request writes are readable from then.
         stall = 0.0
         if stream:  # the latency spread over the events; a slow answer stalls instead
-            stall, delay = (delay, 0.0) if mode == "slow" else (0.0, delay)
+            stall, delay = (delay, 0.0) if slow else (0.0, delay)
             dummy = dict.fromkeys(("input_tokens", "cache_creation_input_tokens",
                                    "cache_read_input_tokens", "cache_creation",
                                    "output_tokens", "output_tokens_details"), 0)
@@ -910,7 +917,7 @@ class FakeAnthropic:
                        "ephemeral_5m_input_tokens": tokens.cache_write - tokens.cache_write_1h,
                        "ephemeral_1h_input_tokens": tokens.cache_write_1h},
                        "output_tokens_details": {"thinking_tokens": thinking}}}
-        return Reply(200, message, {}, delay, stream, stall, task)
+        return Reply(200, message, {}, delay, stream, stall, task, mode)
 
     def _limits(self, model: str, now: float) -> dict[str, Bucket]:
         """The model's buckets (under the lock), made full on first use."""
@@ -1092,9 +1099,16 @@ class FakeAnthropic:
                         for name, data in events:
                             if gap and name != "ping":
                                 time.sleep(gap)
+                            if reply.mode == "stream_error" and name == "content_block_delta":
+                                name, data = "error", {"type": "error", "error": {
+                                    "type": "overloaded_error", "message": "Overloaded"}}
                             self.wfile.write(
                                 f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
                             self.wfile.flush()
+                            if name == "error":
+                                return
+                            if reply.mode == "stall" and name == "message_start":
+                                time.sleep(fake.faults.slow_seconds)
                 finally:
                     with fake._lock:
                         fake.in_flight -= 1

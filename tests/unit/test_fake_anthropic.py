@@ -411,8 +411,9 @@ def test_a_stream_sends_the_apis_events_in_order(fake: FakeAnthropic) -> None:
 
 
 def test_a_streamed_tool_call_sends_its_input_in_json_chunks() -> None:
-    message = {"content": [{"type": "tool_use", "id": "toolu_1", "name": "search",
-                            "input": {"q": "a long query " * 5}}],
+    call = {"type": "tool_use", "id": "toolu_1", "name": "search",
+            "input": {"q": "a long query " * 5}}
+    message: dict[str, Any] = {"content": [call],
                "stop_reason": "tool_use",
                "usage": dict.fromkeys(("input_tokens", "cache_creation_input_tokens",
                                        "cache_read_input_tokens", "cache_creation",
@@ -421,7 +422,7 @@ def test_a_streamed_tool_call_sends_its_input_in_json_chunks() -> None:
     partial = "".join(e["delta"]["partial_json"] for n, e in events
                       if n == "content_block_delta")
     assert sum(n == "content_block_delta" for n, _ in events) > 2
-    assert json.loads(partial) == message["content"][0]["input"]
+    assert json.loads(partial) == call["input"]
 
 
 @pytest.mark.parametrize("payload", [
@@ -465,3 +466,24 @@ def test_latency_is_spread_over_the_streamed_events() -> None:
         assert len(sse(fake.messages[-1], fake.chunk)) > 10
         with pytest.raises(anthropic.APITimeoutError):
             client.messages.create(**body(OLD))
+
+
+def test_a_stream_may_end_in_an_error_event(fake: FakeAnthropic) -> None:
+    fake.script = deque(["stream_error"])
+    client = anthropic.Anthropic(api_key=KEY, base_url=fake.url, max_retries=0)
+    with pytest.raises(anthropic.APIStatusError, match="Overloaded"), \
+            client.messages.stream(**body(OLD)) as stream:
+        stream.get_final_message()
+    fake.script = deque(["stream_error"])
+    assert post(fake, body(OLD)).status_code == 529  # not streamed: a plain 529
+
+
+def test_a_stream_that_stalls_times_out_on_its_read_timeout() -> None:
+    with FakeAnthropic(api_key=KEY, faults=Faults(slow_seconds=1.5)) as fake:
+        fake.script = deque(["stall"])
+        client = anthropic.Anthropic(api_key=KEY, base_url=fake.url, max_retries=0,
+                                     timeout=httpx.Timeout(0.5, connect=5.0))
+        with pytest.raises((anthropic.APITimeoutError, httpx.ReadTimeout)), \
+                client.messages.stream(**body(OLD)) as stream:
+            stream.get_final_message()
+        assert fake.messages  # it had begun: a possibly billed answer
