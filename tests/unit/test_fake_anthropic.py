@@ -487,3 +487,35 @@ def test_a_stream_that_stalls_times_out_on_its_read_timeout() -> None:
                 client.messages.stream(**body(OLD)) as stream:
             stream.get_final_message()
         assert fake.messages  # it had begun: a possibly billed answer
+
+
+def test_the_sdk_reassembles_streamed_tool_calls_whole_or_cut() -> None:
+    """The SDK's own accumulation over the events gives the message as sent unstreamed: a
+    thinking block, a text, a whole tool call and one cut mid-input."""
+    from anthropic.lib.streaming._messages import accumulate_event
+    from anthropic.types import Message
+
+    thought = "Search, then write."
+    blocks = [{"type": "thinking", "thinking": thought, "signature": "sig_x"},
+              {"type": "text", "text": "Writing the files."},
+              {"type": "tool_use", "id": "toolu_1", "name": "search", "input": {"q": "x y"}},
+              {"type": "tool_use", "id": "toolu_2", "name": "write_artifact",
+               "input": {"path": "docs/a.md", "content": "words " * 200}}]
+    content, output, _, was_cut = cut(OLD, blocks, 60, b"k")
+    assert was_cut and content[-1]["input"] not in ({}, blocks[-1]["input"])
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": OLD,
+               "content": content, "stop_reason": "max_tokens", "stop_sequence": None,
+               "stop_details": None,
+               "usage": {"input_tokens": 10, "output_tokens": output,
+                         "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+                         "cache_creation": {"ephemeral_5m_input_tokens": 0,
+                                            "ephemeral_1h_input_tokens": 0},
+                         "output_tokens_details": {"thinking_tokens": 5}}}
+    snapshot = None
+    json_bufs: dict[int, bytes] = {}
+    for _, event in sse(message, chunk=7):
+        if event["type"] != "ping":
+            snapshot = accumulate_event(event=event, current_snapshot=snapshot,  # type: ignore[arg-type]
+                                        json_bufs=json_bufs)
+    assert snapshot is not None
+    assert snapshot.model_dump() == Message.model_validate(message).model_dump()
