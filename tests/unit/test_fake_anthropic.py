@@ -519,3 +519,28 @@ def test_the_sdk_reassembles_streamed_tool_calls_whole_or_cut() -> None:
                                         json_bufs=json_bufs)
     assert snapshot is not None
     assert snapshot.model_dump() == Message.model_validate(message).model_dump()
+
+
+def test_siblings_that_arrive_together_all_write_and_a_later_request_reads() -> None:
+    """A cache entry is readable once the answer that wrote it begins (arrival + latency)."""
+    import threading
+
+    system = [{"type": "text", "text": "Shared prefix. " * 1600,
+               "cache_control": {"type": "ephemeral"}}]
+    with FakeAnthropic(api_key=KEY, faults=Faults(latency=1.0)) as fake:
+        found: list[dict[str, Any]] = []
+        barrier = threading.Barrier(2)
+
+        def sibling() -> None:
+            barrier.wait()
+            found.append(post(fake, body(OLD, system=system)).json()["usage"])
+
+        threads = [threading.Thread(target=sibling) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        later = post(fake, body(OLD, system=system)).json()["usage"]
+    assert [u["cache_read_input_tokens"] for u in found] == [0, 0]
+    assert found[0]["cache_creation_input_tokens"] == found[1]["cache_creation_input_tokens"]
+    assert later["cache_read_input_tokens"] == found[0]["cache_creation_input_tokens"] > 4096
