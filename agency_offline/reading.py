@@ -149,9 +149,12 @@ class Transcript:
     @property
     def may_call(self) -> bool:
         """Tools are offered, and the last message does not say the turns are up."""
-        last = self.request.messages[-1].text if self.request.messages else ""
-        return (bool(self.request.tools) and self.request.tool_choice == "auto"
-                and L.LAST_TURN not in last)
+        said = False
+        if self.request.messages:  # the note travels in the last tool result, or as text
+            said = any(L.LAST_TURN in (b.text if isinstance(b, TextBlock) else b.content)
+                       for b in self.request.messages[-1].content
+                       if isinstance(b, TextBlock | ToolResultBlock))
+        return bool(self.request.tools) and self.request.tool_choice == "auto" and not said
 
     def called(self, name: str) -> bool:
         return any(call.name == name for call, _ in self.results)

@@ -214,7 +214,7 @@ class Asking:
         self.ask = {"question": question, "assumption": assumption}
         self.replies: set[str] = set()  # what the tool call that asked a person returned
 
-    def complete(self, request: CompletionRequest) -> CompletionResponse:
+    def complete(self, request: CompletionRequest, progress: object = None) -> CompletionResponse:
         first = request.messages[0].text if request.messages else ""
         mine = request.role is Role.AGENT and f"Your task: {self.title}\n" in first
         if mine and len(request.messages) > 1:

@@ -22,20 +22,7 @@ from __future__ import annotations
 import os
 import sys
 
-from orchestrator.domain.errors import ConfigError
-from orchestrator.domain.settings import get_settings
-
-USAGE_ERROR = 2  # what a bad option exits with; the fleet does not restart such a pool
-
-
-def check_settings() -> None:
-    """A bad setting is one line and exit 2, before anything imports the settings (Celery's
-    configuration does, in every worker under honcho: a traceback each)."""
-    try:
-        get_settings()
-    except ConfigError as exc:
-        print(f"agency: error: {exc.message}", file=sys.stderr)
-        sys.exit(USAGE_ERROR)
+from workers import check_settings
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -81,7 +81,8 @@ def review(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         schema_name="verdict", check=consistent, meter=rt.meter(project.id, claim),
         policy=rt.policy, max_tokens=4000,
         tools=ProjectTools(rt.store, project.id, task.id, list(READ_ONLY_TOOLS)),
-        limits=Limits(turns=REVIEW_TURNS, tokens=rt.settings.agent_max_tokens))
+        limits=Limits(turns=REVIEW_TURNS, tokens=rt.settings.agent_max_tokens),
+        effort=rt.effort_for(Role.REVIEW))
     verdict = conversation.answer()
     rt.durably("verdict", lambda: rt.scheduler.record_review(claim, round_, reviewer, verdict))
     return verdict

@@ -94,7 +94,8 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         schema_name="agent_output", meter=rt.meter(project.id, claim), policy=rt.policy,
         tools=tools, limits=Limits(turns=settings.agent_max_turns,
                                    tokens=settings.agent_max_tokens),
-        cache_ttl=rt.cache_ttl(project))
+        effort=rt.effort_for(Role.AGENT), cache_ttl=rt.cache_ttl(project),
+        progress=rt.activity(project.id, task.id, progress))
     progress("calling model")
     output = tools.with_assumptions(tools.with_artifacts(conversation.answer()))
     if task.agent_type not in settings.reviewed_agents and not tools.review_notes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal, TypeVar
 
-from orchestrator.domain.constants import ProjectStatus, Role
+from orchestrator.domain.constants import CallOutcome, ProjectStatus, Role
 from orchestrator.domain.errors import (
     AgencyError,
     AttemptFailed,
@@ -20,7 +20,7 @@ from orchestrator.domain.errors import (
     NotRunnable,
     StoreUnavailable,
 )
-from orchestrator.domain.models import ProjectRecord
+from orchestrator.domain.models import LedgerEntry, ProjectRecord
 from orchestrator.domain.pricing import cost_usd
 from orchestrator.domain.settings import Settings, get_settings
 from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, make_provider
@@ -94,6 +94,34 @@ class Runtime:
             return self.settings.agent_model
         return self.settings.orchestrator_model
 
+    def activity(self, project_id: str, task_id: str | None,
+                 forward: Callable[[str], None] | None = None) -> Callable[[str], None]:
+        """A progress callback for a model call: every step goes to `forward` (Flower's
+        progress events); a streamed call's output so far also goes to the store (what
+        `status` and `watch` show), at most every ACTIVITY_EVERY seconds. A courtesy: a
+        store that is away costs nothing but the line."""
+        last = [0.0]
+
+        def report(step: str) -> None:
+            if forward is not None:
+                forward(step)
+            now = time.monotonic()
+            if now - last[0] < ACTIVITY_EVERY:
+                return
+            last[0] = now
+            try:
+                self.store.set_activity(project_id, task_id, step)
+            except AgencyError as exc:
+                log.debug("activity not saved: %s", exc)
+
+        return report
+
+    def effort_for(self, role: Role) -> str | None:
+        """The thinking effort of a role's calls (AGENCY_EFFORT); None: no thinking where the
+        model allows it."""
+        effort = self.settings.effort.get(role, "off")
+        return None if effort == "off" else effort
+
     def cache_ttl(self, project: ProjectRecord) -> Literal["5m", "1h"]:
         """The life of the project prefix's cache entry for this project's agents."""
         ttl = self.settings.cache_ttl
@@ -132,17 +160,25 @@ class ProjectMeter:
     def record(self, request: CompletionRequest, response: CompletionResponse,
                attempt: int) -> None:
         """The ledger row of a paid call; kept through a database outage (see `durably`)."""
-        cost = cost_usd(self.rt.settings.prices, response.model, response.tokens)
-        claim = self.claim
-        self.rt.durably("usage", lambda: self.rt.store.record_usage(
-            self.project_id, claim, request.role.value, response.model, response.tokens,
-            cost, response.latency_ms, attempt))
+        self._ledger(LedgerEntry(
+            role=request.role, model=response.model, tokens=response.tokens,
+            cost_usd=cost_usd(self.rt.settings.prices, response.model, response.tokens),
+            latency_ms=response.latency_ms, attempt=attempt, request_id=response.request_id,
+            message_id=response.message_id, stop_reason=response.stop_reason))
 
     def lost(self, request: CompletionRequest, attempt: int, reason: str,
              request_id: str | None) -> None:
-        """A possibly billed attempt without an answer (TODO: its ledger row)."""
+        """A possibly billed attempt without an answer: a ledger row of no known tokens or
+        cost, and a note saying why."""
+        self._ledger(LedgerEntry(role=request.role, model=request.model, attempt=attempt,
+                                 request_id=request_id, outcome=CallOutcome.LOST))
         self._note("lost_call", f"model call attempt {attempt} gave no answer ({reason}); "
                    f"it may have been billed (request {request_id or 'unknown'})")
+
+    def _ledger(self, entry: LedgerEntry) -> None:
+        claim = self.claim
+        self.rt.durably("usage", lambda: self.rt.store.record_usage(
+            self.project_id, claim, entry))
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         self._note("retry", f"model call attempt {attempt} failed ({reason}); "
@@ -159,6 +195,8 @@ class ProjectMeter:
         except AgencyError as exc:  # a note is not worth failing a call for
             log.warning("could not note %s: %s", kind, exc)
 
+
+ACTIVITY_EVERY = 5.0
 
 _lock = threading.Lock()
 _runtimes: dict[int, Runtime] = {}

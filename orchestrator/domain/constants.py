@@ -82,6 +82,15 @@ class Role(StrEnum):
     OPTIMIZE = "optimize"  # `agency stats --llm`: advice on the fleet, no project's ledger
 
 
+class CallOutcome(StrEnum):
+    """How a model call ended, as its ledger row says."""
+
+    ANSWERED = "answered"
+    # Timed out or lost its connection while the model may have been generating: possibly
+    # billed, tokens unknown.
+    LOST = "lost"
+
+
 class LLMKind(StrEnum):
     ANTHROPIC = "anthropic"
     OFFLINE = "offline"

@@ -58,6 +58,15 @@ class ModelError(AgencyError):
 class ModelRefused(ModelError):
     """The model refused or the API rejected the request; retrying will not help."""
 
+    def __init__(self, message: str | None = None, *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class ContextOverflow(ModelRefused):
+    """The prompt is over the model's context window (the API's 400 "prompt is too long"):
+    the conversation must shrink before it is sent again."""
+
 
 class InvalidAnswer(ModelError):
     """The model's answer was not valid, even after repair rounds; the work fails for good."""
@@ -71,11 +80,16 @@ class TransientModelError(ModelError):
     """The model API is temporarily unavailable; retry later."""
 
     def __init__(self, message: str | None = None, retry_after: float | None = None, *,
-                 rate_limited: bool = False, limits: ServerLimits | None = None) -> None:
+                 rate_limited: bool = False, limits: ServerLimits | None = None,
+                 lost: bool = False, request_id: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.rate_limited = rate_limited  # a 429: the organisation's rate limit, not an outage
         self.limits = limits
+        # It reached the API and gave no answer (a timeout, a broken stream): the model may
+        # have generated, and billed, part of one.
+        self.lost = lost
+        self.request_id = request_id
 
 
 class BudgetExhausted(AgencyError):

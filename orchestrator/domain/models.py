@@ -9,10 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.domain.constants import (
     AgentType,
+    CallOutcome,
     Complexity,
     Dimension,
     ProjectStatus,
     ProjectType,
+    Role,
     TaskPriority,
     TaskStatus,
 )
@@ -179,6 +181,41 @@ class Tokens(BaseModel):
         so it counts a tenth; everything else counts fully."""
         return self.input + self.output + self.cache_write + -(-self.cache_read // 10)
 
+    def __add__(self, other: Tokens) -> Tokens:
+        return Tokens(input=self.input + other.input, output=self.output + other.output,
+                      cache_read=self.cache_read + other.cache_read,
+                      cache_write=self.cache_write + other.cache_write,
+                      cache_write_1h=self.cache_write_1h + other.cache_write_1h,
+                      thinking=self.thinking + other.thinking)
+
+
+class LedgerEntry(Frozen):
+    """One model call's ledger row: who made it, on which model, what it used and cost, and
+    which call it was (the API's request and message ids), why it stopped and how it ended."""
+
+    role: Role
+    model: str
+    tokens: Tokens = Field(default_factory=Tokens)
+    cost_usd: float = Field(default=0.0, ge=0)
+    latency_ms: int = Field(default=0, ge=0)
+    attempt: int = Field(default=1, ge=1)
+    request_id: str | None = None
+    message_id: str | None = None
+    stop_reason: str | None = None
+    outcome: CallOutcome = CallOutcome.ANSWERED
+
+
+class CallRecord(Frozen):
+    """A ledger row as `agency calls` shows it: the entry, when, and the task it served (none
+    for the project's own calls: analysis, decomposition, integration)."""
+
+    at: datetime
+    entry: LedgerEntry
+    task_id: str | None = None
+    task_index: int | None = None
+    task_title: str | None = None
+    stale: bool = False
+
 
 class TaskRecord(BaseModel):
     """A task as the store holds it."""
@@ -207,6 +244,7 @@ class TaskRecord(BaseModel):
     finished_at: datetime | None
     unit: str | None = None
     deadline: datetime | None = None
+    activity: str | None = None  # a streamed call's output so far, while it runs
     lease_until: datetime | None = None
     model_calls: int = 0
     dependencies: list[str] = Field(default_factory=list)
@@ -238,6 +276,7 @@ class ProjectRecord(BaseModel):
     lease_until: datetime | None = None
     needs_approval: bool = False
     deadline: datetime | None = None
+    activity: str | None = None  # planning's or integration's streamed call, while it runs
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float = 0.0
 

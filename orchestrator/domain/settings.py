@@ -249,11 +249,15 @@ def _variable(field: str) -> str:
 def settings_line(exc: ValidationError) -> str:
     """A settings validation error as one line: the variable, what is wrong, how many more."""
     first = exc.errors()[0]
-    field, *inner = [str(part) for part in first["loc"]] or ["(settings)"]
-    where = f" ({'.'.join(inner)})" if inner else ""
     message = str(first["msg"]).removeprefix("Value error, ")
     more = exc.error_count() - 1
-    return f"{_variable(field)}{where}: {message}" + (f" (and {more} more)" if more else "")
+    tail = f" (and {more} more)" if more else ""
+    if not first["loc"]:  # a check of the whole (`_priced`): its message names the variable
+        return message + tail
+    # A bad key of a table is located at ("table", "key", "[key]"): the key is enough.
+    field, *inner = [str(part) for part in first["loc"] if part != "[key]"]
+    where = f" ({'.'.join(inner)})" if inner else ""
+    return f"{_variable(field)}{where}: {message}{tail}"
 
 
 def env_file() -> Path | None:

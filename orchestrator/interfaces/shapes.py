@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.domain.estimates import Estimate
-from orchestrator.domain.models import ProjectRecord, TaskRecord
+from orchestrator.domain.models import CallRecord, ProjectRecord, TaskRecord
 from orchestrator.services.queues import QueueInfo
 from orchestrator.state.knowledge import Hit
 
@@ -63,3 +63,17 @@ def queues_json(queues: Iterable[QueueInfo]) -> list[dict[str, Any]]:
     return [{"queue": q.name, "depth": q.depth, "workers": [
         {"name": w.name, "concurrency": w.concurrency, "active": w.active}
         for w in q.workers]} for q in queues]
+
+
+def calls_json(calls: Iterable[CallRecord]) -> list[dict[str, Any]]:
+    """`agency calls --json`: the project's ledger, one object per model call, in order. `task`
+    is the task's index (null for the project's own calls); a `lost` call gave no answer and
+    may have been billed for tokens nobody knows; a `stale` one was made by an attempt that no
+    longer held its task (paid, but not the task's usage)."""
+    return [{"at": c.at.isoformat(), "task": c.task_index, "task_id": c.task_id,
+             "title": c.task_title, "role": c.entry.role.value, "model": c.entry.model,
+             "attempt": c.entry.attempt, "stop_reason": c.entry.stop_reason,
+             "outcome": c.entry.outcome.value, "stale": c.stale,
+             "tokens": c.entry.tokens.model_dump(), "cost_usd": round(c.entry.cost_usd, 6),
+             "latency_ms": c.entry.latency_ms, "request_id": c.entry.request_id,
+             "message_id": c.entry.message_id} for c in calls]

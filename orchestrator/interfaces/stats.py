@@ -23,7 +23,7 @@ from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, optimization_prompt
 from orchestrator.domain.settings import Settings
 from orchestrator.llm.base import CompletionRequest, CompletionResponse
 from orchestrator.llm.structured import ask_structured
-from orchestrator.state.store import Row, Store
+from orchestrator.state.store import Row, Store, ledger_sums
 
 # Suggestion thresholds. A queue wants more workers when its tasks wait at least this share of
 # their run time (and at least MIN_WAIT_SECONDS: a fraction of a second is dispatch, not want).
@@ -174,11 +174,8 @@ class Usage:
 
     def plus(self, row: Row) -> Usage:
         t = self.tokens
-        return Usage(self.name, self.calls + int(row["calls"]), Tokens(
-            input=t.input + int(row["input"] or 0), output=t.output + int(row["output"] or 0),
-            cache_read=t.cache_read + int(row["cache_read"] or 0),
-            cache_write=t.cache_write + int(row["cache_write"] or 0)),
-            self.cost_usd + float(row["cost_usd"] or 0.0), self.tasks)
+        return Usage(self.name, self.calls + int(row["calls"]), t + ledger_sums(row),
+                     self.cost_usd + float(row["cost_usd"] or 0.0), self.tasks)
 
     @property
     def cost_per_task(self) -> float:
@@ -410,23 +407,22 @@ class Tally:
     model: str = ""
     tokens: Tokens = field(default_factory=Tokens)
     cost_usd: float = 0.0
+    lost_calls: int = 0  # calls (counted in `calls`) that gave no answer: tokens unknown
 
     def admit(self) -> None:
         """No project, no budget."""
 
     def record(self, request: CompletionRequest, response: CompletionResponse,
                attempt: int) -> None:
-        t, r = self.tokens, response.tokens
         self.calls, self.model = self.calls + 1, response.model
-        self.tokens = Tokens(input=t.input + r.input, output=t.output + r.output,
-                             cache_read=t.cache_read + r.cache_read,
-                             cache_write=t.cache_write + r.cache_write)
+        self.tokens += response.tokens
         self.cost_usd += pricing.cost_usd(self.settings.prices, response.model, response.tokens)
 
     def lost(self, request: CompletionRequest, attempt: int, reason: str,
              request_id: str | None) -> None:
         """A call without an answer: counted, at no known cost."""
         self.calls += 1
+        self.lost_calls += 1
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         """Retried in place; nothing to note."""
@@ -442,7 +438,9 @@ def optimize(rt: Runtime, metrics: dict[str, Any]) -> dict[str, Any]:
     advice = ask_structured(
         rt.provider, role=Role.OPTIMIZE, model=rt.model_for(Role.OPTIMIZE),
         system=ORCHESTRATOR_SYSTEM, prompt=optimization_prompt(metrics), schema=Optimization,
-        schema_name="optimization", meter=tally, policy=rt.policy, max_tokens=4000)
+        schema_name="optimization", meter=tally, policy=rt.policy, max_tokens=4000,
+        effort=rt.effort_for(Role.OPTIMIZE))
     return {**advice.model_dump(), "usage": {
-        "model": tally.model, "calls": tally.calls, "tokens": tally.tokens.model_dump(),
+        "model": tally.model, "calls": tally.calls, "lost_calls": tally.lost_calls,
+        "tokens": tally.tokens.model_dump(),
         "cost_usd": round(tally.cost_usd, 6)}}

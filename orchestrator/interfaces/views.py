@@ -10,10 +10,10 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, TaskStatus
+from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
 from orchestrator.domain.deadlines import at_risk
 from orchestrator.domain.estimates import Estimate
-from orchestrator.domain.models import ProjectRecord, ReviewRecord, TaskRecord
+from orchestrator.domain.models import CallRecord, ProjectRecord, ReviewRecord, TaskRecord
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -62,6 +62,7 @@ def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None,
         "model_calls": task.model_calls, "retries": _retries(retries or []),
         "reviews": [review_json(r) for r in reviews or []],
         "deadline": _iso(task.deadline), "at_risk": task.id in (risk or {}),
+        "activity": task.activity if task.status in RUNNING else None,
     }
 
 
@@ -80,10 +81,31 @@ def project_json(project: ProjectRecord, tasks: list[TaskRecord],
         "cost_usd": round(project.cost_usd, 6), "output_dir": project.output_dir,
         "error": project.error, "created_at": _iso(project.created_at),
         "finished_at": _iso(project.finished_at), "deadline": _iso(project.deadline),
+        "activity": project_activity(project),
         "retries": _retries(retries.get(None, [])),
         "tasks": [task_json(t, retries.get(t.id), (reviews or {}).get(t.id), risk)
                   for t in tasks],
     }
+
+
+# Where a task's or a project's own activity is worth showing: while it runs.
+RUNNING = frozenset({TaskStatus.IN_PROGRESS, TaskStatus.REVIEW})
+PROJECT_STEPS = frozenset({ProjectStatus.PLANNING, ProjectStatus.INTEGRATING})
+
+
+def project_activity(project: ProjectRecord) -> str | None:
+    return project.activity if project.status in PROJECT_STEPS else None
+
+
+def activity_lines(project: ProjectRecord, tasks: list[TaskRecord]) -> list[Text]:
+    """What a streamed call is writing right now: the project's own step, and each running
+    task's."""
+    lines = []
+    if project_activity(project):
+        lines.append(Text(f"{project.status.value}: {project.activity}"))
+    lines += [Text(f"#{t.index} {t.title}: {t.activity}") for t in tasks
+              if t.activity and t.status in RUNNING]
+    return lines
 
 
 def project_seconds(project: ProjectRecord) -> float:
@@ -127,9 +149,10 @@ def live_view(project: ProjectRecord, tasks: list[TaskRecord]) -> Group:
                       str(c[TaskStatus.FAILED]))
     header = Text(f"Project {project.id[:8]}  {progress_line(project, tasks)}", style="bold")
     late = risk_line(tasks, risks(project, tasks))
+    lines: list[RenderableType] = [header]
     if late:  # `watch` highlights what may miss the deadline
-        return Group(header, Text(late, style="bold red"), table)
-    return Group(header, table)
+        lines.append(Text(late, style="bold red"))
+    return Group(*lines, *activity_lines(project, tasks), table)
 
 
 def task_table(tasks: list[TaskRecord]) -> Table:
@@ -191,6 +214,7 @@ def status_view(project: ProjectRecord, tasks: list[TaskRecord], width: int) -> 
         parts.append(Text(late, style="bold red"))
     if project.error:
         parts.append(Text(f"error: {project.error}"))
+    parts += activity_lines(project, tasks)
     parts += [task_view(tasks, width),
               Text(f"tokens {project.tokens.total}  cost ${project.cost_usd:.4f}  "
                    f"output {project.output_dir}")]
@@ -219,6 +243,24 @@ def log_table(project_id: str, rows: list[dict[str, Any]], index: dict[str, int]
         task = f"#{index[r['task_id']]}" if r["task_id"] in index else ""
         change = " -> ".join(x for x in (r["from_status"], r["to_status"]) if x)
         table.add_row(when, task, r["kind"], change, Text(r["detail"] or ""))
+    return table
+
+
+def calls_table(project_id: str, calls: list[CallRecord]) -> Table:
+    """`agency calls`: one line per model call, oldest first, with its tokens, cost and the
+    request id support asks for."""
+    cost = sum(c.entry.cost_usd for c in calls)
+    table = _table(f"Project {project_id[:8]}: {len(calls)} model calls, ${cost:.4f}", (
+        "at", "task", "role", "model", "stop", "outcome", "request id", "input", "output",
+        "thinking", "cache read", "cache write", "cost"), text=7)
+    for c in calls:
+        e, t = c.entry, c.entry.tokens
+        task = f"#{c.task_index} {c.task_title}" if c.task_index is not None else e.role.value
+        outcome = f"{e.outcome.value}, stale" if c.stale else e.outcome.value
+        table.add_row(c.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), Text(task),
+                      e.role.value, e.model, e.stop_reason or "", outcome, e.request_id or "",
+                      f"{t.input:,}", f"{t.output:,}", f"{t.thinking:,}", f"{t.cache_read:,}",
+                      f"{t.cache_write:,}", f"${e.cost_usd:.4f}")
     return table
 
 

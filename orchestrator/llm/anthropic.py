@@ -1,4 +1,12 @@
-"""Claude through the official `anthropic` SDK: structured outputs, tools, prompt caching."""
+"""Claude through the official `anthropic` SDK: structured outputs, tools, thinking, prompt
+caching, streaming.
+
+A long call (`request.stream`) is streamed and the SDK assembles the final message from the
+events; the output so far feeds the caller's progress. Every answer keeps its `request-id`
+and message id, and every error a person sees names the request id. A call that timed out or
+lost its connection after it was sent may have been billed: its error says so
+(`TransientModelError.lost`), and the caller records it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,10 @@ from datetime import datetime
 from typing import Any
 
 import anthropic
+import httpx2
 
 from orchestrator.domain.constants import Dimension
-from orchestrator.domain.errors import ModelRefused, TransientModelError
+from orchestrator.domain.errors import ContextOverflow, ModelRefused, TransientModelError
 from orchestrator.domain.models import Tokens
 from orchestrator.domain.settings import Settings
 from orchestrator.llm.base import (
@@ -23,14 +32,20 @@ from orchestrator.llm.base import (
 )
 from orchestrator.llm.wire import content_from_json, request_json
 
+# How often a streamed call reports its output so far, in seconds.
+PROGRESS_EVERY = 1.0
 
-def retry_after(exc: anthropic.APIStatusError) -> float | None:
-    """The server's `retry-after` (seconds), when it sent one."""
-    value = exc.response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The server's `retry-after-ms` or `retry-after` (seconds), when it sent one."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        try:
+            if value is not None and float(value) >= 0:
+                return float(value) / scale
+        except ValueError:
+            continue
+    return None
 
 
 def server_limits(headers: Mapping[str, str]) -> ServerLimits | None:
@@ -56,27 +71,42 @@ def _timestamp(value: str | None) -> datetime | None:
         return None
 
 
+def _request_id(exc: Exception) -> str | None:
+    if isinstance(exc, anthropic.APIStatusError):
+        return exc.request_id or exc.response.headers.get("request-id")
+    return None
+
+
+def _named(reason: str, request_id: str | None) -> str:
+    return f"{reason} (request {request_id})" if request_id else reason
+
+
+def _sent(exc: BaseException) -> bool:
+    """Whether a failed call reached the API (so the model may have generated, and billed):
+    everything but a failure to connect."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, httpx2.ConnectError | httpx2.ConnectTimeout):
+            return False
+        cause = cause.__cause__
+    return True
+
+
 def classify(exc: Exception) -> tuple[bool, str, float | None]:
-    """(retryable, reason, server-requested delay) for an SDK error."""
+    """(retryable, reason, server-requested delay) for an SDK error. `x-should-retry` from the
+    server wins over the status code, as the SDK's own retries read it."""
     if isinstance(exc, anthropic.APITimeoutError):
         return True, "timeout", None
     if isinstance(exc, anthropic.APIConnectionError):
         return True, "connection error", None
     if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        reason = f"HTTP {status}: {_api_message(exc)}"
-        if status in (408, 409, 429) or status >= 500:
-            return True, reason, retry_after(exc)
-        return False, reason, None
+        status, headers = exc.status_code, exc.response.headers
+        reason = _named(f"HTTP {status}: {_api_message(exc)}", _request_id(exc))
+        should = headers.get("x-should-retry")
+        retryable = (should == "true" if should in ("true", "false")
+                     else status in (408, 409, 429) or status >= 500)
+        return retryable, reason, retry_after(headers) if retryable else None
     return False, f"{type(exc).__name__}: {exc}", None
-
-
-def _transient(exc: Exception, reason: str, requested: float | None) -> TransientModelError:
-    """A retryable failure, with what a status response said of the rate limits."""
-    if not isinstance(exc, anthropic.APIStatusError):
-        return TransientModelError(reason, requested)
-    return TransientModelError(reason, requested, rate_limited=exc.status_code == 429,
-                               limits=server_limits(exc.response.headers))
 
 
 def _api_message(exc: anthropic.APIStatusError) -> str:
@@ -86,6 +116,28 @@ def _api_message(exc: anthropic.APIStatusError) -> str:
         if isinstance(error, dict) and error.get("message"):
             return str(error["message"])
     return exc.message
+
+
+def _too_long(exc: Exception) -> bool:
+    """The API's 400 for a prompt over the model's context window."""
+    return (isinstance(exc, anthropic.BadRequestError)
+            and "prompt is too long" in _api_message(exc).lower())
+
+
+def failure(exc: Exception) -> Exception:
+    """What the rest of Agency sees of an SDK error."""
+    retryable, reason, requested = classify(exc)
+    request_id = _request_id(exc)
+    if _too_long(exc):
+        return ContextOverflow(reason, request_id=request_id)
+    if not retryable:
+        return ModelRefused(f"Anthropic API refused the request: {reason}",
+                            request_id=request_id)
+    if not isinstance(exc, anthropic.APIStatusError):
+        return TransientModelError(reason, requested, lost=_sent(exc))
+    return TransientModelError(reason, requested, rate_limited=exc.status_code == 429,
+                               limits=server_limits(exc.response.headers),
+                               request_id=request_id)
 
 
 class AnthropicProvider:
@@ -103,10 +155,13 @@ class AnthropicProvider:
         with self._lock:
             if self._client is None:
                 key = self.settings.anthropic_api_key
+                s = self.settings
                 self._client = anthropic.Anthropic(
                     api_key=key.get_secret_value() if key else None,
-                    base_url=self.settings.anthropic_base_url,
-                    timeout=self.settings.anthropic_timeout,
+                    base_url=s.anthropic_base_url,
+                    # read: a non-streamed answer's wait, or the gap between two events
+                    timeout=anthropic.Timeout(s.anthropic_timeout,
+                                              connect=s.anthropic_connect_timeout),
                     max_retries=0,  # retries are ours: bounded, recorded, honour retry-after
                 )
             return self._client
@@ -123,38 +178,69 @@ class AnthropicProvider:
         try:
             counted = self.client.messages.count_tokens(**params)
         except anthropic.AnthropicError as exc:
-            retryable, reason, requested = classify(exc)
-            if retryable:
-                raise _transient(exc, reason, requested) from exc
-            raise ModelRefused(f"Anthropic API refused the request: {reason}") from exc
+            raise failure(exc) from exc
         return int(counted.input_tokens)
 
     def complete(self, request: CompletionRequest,
                  progress: Progress | None = None) -> CompletionResponse:
         """One attempt; retries are the caller's policy (`orchestrator.llm.structured.call`)."""
         started = time.monotonic()
+        params = self._params(request)
         try:
-            raw = self.client.messages.with_raw_response.create(**self._params(request))
-            message = raw.parse()
+            if request.stream:
+                message, headers = self._stream(params, progress)
+            else:
+                raw = self.client.messages.with_raw_response.create(**params)
+                message, headers = raw.parse(), raw.headers
         except anthropic.AnthropicError as exc:
-            retryable, reason, requested = classify(exc)
-            if retryable:
-                raise _transient(exc, reason, requested) from exc
-            raise ModelRefused(f"Anthropic API refused the request: {reason}") from exc
-        return self._response(message, started, server_limits(raw.headers))
+            raise failure(exc) from exc
+        except httpx2.TransportError as exc:  # a stream broken mid-answer
+            raise TransientModelError(f"the stream broke: {type(exc).__name__}",
+                                      lost=True) from exc
+        return self._response(message, started, headers)
+
+    def _stream(self, params: dict[str, Any], progress: Progress | None
+                ) -> tuple[Any, Mapping[str, str]]:
+        """The answer streamed; the SDK assembles the message. `progress` hears the output
+        tokens so far (about four characters a token) at most every PROGRESS_EVERY s."""
+        with self.client.messages.stream(**params) as stream:
+            headers = stream.response.headers
+            chars, reported = 0, time.monotonic()
+            for event in stream:
+                if event.type == "content_block_delta":
+                    delta = event.delta
+                    chars += len(getattr(delta, "text", "") or getattr(delta, "thinking", "")
+                                 or getattr(delta, "partial_json", "") or "")
+                    if progress is not None and time.monotonic() - reported >= PROGRESS_EVERY:
+                        reported = time.monotonic()
+                        progress(chars // 4)
+            return stream.get_final_message(), headers
 
     def _response(self, message: Any, started: float,
-                  limits: ServerLimits | None) -> CompletionResponse:
+                  headers: Mapping[str, str]) -> CompletionResponse:
+        request_id = headers.get("request-id") or getattr(message, "_request_id", None)
         if message.stop_reason == "refusal":
-            raise ModelRefused("the model refused to answer")
+            details = message.stop_details
+            why = ""
+            if details is not None:
+                why = ": " + ", ".join(str(v) for v in (details.category, details.explanation)
+                                       if v)
+            raise ModelRefused(_named(f"the model refused to answer{why}", request_id),
+                               request_id=request_id)
         content = content_from_json([b.model_dump() for b in message.content])
         usage = message.usage
+        creation = getattr(usage, "cache_creation", None)
+        details_out = getattr(usage, "output_tokens_details", None)
         tokens = Tokens(input=usage.input_tokens, output=usage.output_tokens,
                         cache_read=usage.cache_read_input_tokens or 0,
-                        cache_write=usage.cache_creation_input_tokens or 0)
+                        cache_write=usage.cache_creation_input_tokens or 0,
+                        cache_write_1h=creation.ephemeral_1h_input_tokens if creation else 0,
+                        thinking=details_out.thinking_tokens if details_out else 0)
         return CompletionResponse(content=content, model=message.model, tokens=tokens,
                                   latency_ms=int((time.monotonic() - started) * 1000),
-                                  stop_reason=message.stop_reason, limits=limits)
+                                  stop_reason=message.stop_reason,
+                                  limits=server_limits(headers), request_id=request_id,
+                                  message_id=message.id)
 
 
 def make_provider(settings: Settings) -> AnthropicProvider:

@@ -15,14 +15,22 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.domain import catalog
 from orchestrator.domain.constants import Role
-from orchestrator.domain.errors import InvalidAnswer, PlanError, TransientModelError
+from orchestrator.domain.errors import (
+    ContextOverflow,
+    InvalidAnswer,
+    PlanError,
+    TransientModelError,
+)
 from orchestrator.domain.prompt_labels import LAST_TURN
+from orchestrator.llm import wire
 from orchestrator.llm.base import (
     CompletionRequest,
     CompletionResponse,
     Content,
     Message,
+    Progress,
     Provider,
     TextBlock,
     Tool,
@@ -80,19 +88,22 @@ class RetryPolicy:
 
 
 def call(provider: Provider, request: CompletionRequest, policy: RetryPolicy,
-         meter: Meter | None) -> CompletionResponse:
+         meter: Meter | None, progress: Progress | None = None) -> CompletionResponse:
     """One answered call: admitted by the budget and the shared rate limit, transient failures
-    retried with backoff."""
+    retried with backoff. An attempt that reached the API and gave no answer (a timeout, a
+    broken stream) is recorded as possibly billed before it is retried."""
     for attempt in range(1, policy.attempts + 1):
         if meter is not None:
             meter.admit()
         try:
-            return _attempt(provider, request, policy.throttle, meter)
+            return _attempt(provider, request, policy.throttle, meter, progress)
         except TransientModelError as exc:
+            if exc.lost and meter is not None:
+                meter.lost(request, attempt, exc.message, exc.request_id)
             if attempt == policy.attempts:
                 raise TransientModelError(
                     f"model API unavailable after {attempt} attempts: {exc.message}",
-                    exc.retry_after) from exc
+                    exc.retry_after, request_id=exc.request_id) from exc
             delay = policy.delay(attempt, exc.retry_after)
             if meter is not None:
                 meter.retrying(attempt, exc.message, delay)
@@ -101,15 +112,15 @@ def call(provider: Provider, request: CompletionRequest, policy: RetryPolicy,
 
 
 def _attempt(provider: Provider, request: CompletionRequest, throttle: Throttle | None,
-             meter: Meter | None) -> CompletionResponse:
+             meter: Meter | None, progress: Progress | None) -> CompletionResponse:
     """One try, once the rate limit admits it; what it used (or the 429) settles the limit."""
     if throttle is None:
-        return provider.complete(request)
+        return provider.complete(request, progress)
     admission = throttle.admit(request)
     if admission.waited > 0 and meter is not None:
         meter.throttled(admission.waited)
     try:
-        response = provider.complete(request)
+        response = provider.complete(request, progress)
     except BaseException as exc:
         throttle.failed(admission, exc)
         raise
@@ -158,10 +169,26 @@ class ToolBox(Protocol):
 class Limits:
     """How far one conversation may go per answer: model turns (tool calls, answers and
     repair rounds) and tokens (as budgets count them, summed over the whole conversation).
-    The last turn must answer."""
+    The last turn must answer. Whatever these say, a conversation also answers before its
+    prompt would outgrow the model's context window."""
 
     turns: int = 1
     tokens: int | None = None
+
+
+# Room for thinking on top of the answer's own cap, by effort (the API counts thinking in
+# max_tokens); capped at the model's output limit.
+THINKING_ROOM = {"low": 4000, "medium": 8000, "high": 16000, "xhigh": 32000, "max": 64000}
+# A call whose cap is above this streams (the SDK's guard and the API advise streaming for
+# long generations); so do planning and integration, whatever their cap.
+STREAM_ABOVE = 8000
+STREAMED_ROLES = frozenset({Role.DECOMPOSE, Role.INTEGRATE})
+# An answer cut at max_tokens is asked again with a larger cap at most this many times.
+CUT_RETRIES = 2
+# Empty answers in a row taken as "go on" before they count as invalid.
+EMPTY_RETRIES = 2
+# What a trimmed conversation keeps of each earlier tool result.
+TRIMMED_CHARS = 600
 
 
 class Conversation(Generic[T]):
@@ -171,6 +198,14 @@ class Conversation(Generic[T]):
     turn or token limit, then must answer; an answer that does not validate gets
     `REPAIR_ROUNDS` rounds that show it its error. `follow_up` continues the same
     conversation (a reviewer's notes), so its cached prefix keeps being read.
+
+    What was sent is never edited: the conversation only grows (thinking models bind their
+    signed thinking to it), and assistant turns go back exactly as they came, thinking
+    blocks included. The note that the turns are up travels inside the last tool result, as
+    the API reads text after tool results as the end of the turn. An answer cut at
+    `max_tokens` is asked again with a larger cap (a cut tool call is never run); an empty
+    answer is asked to go on; a conversation about to outgrow the model's context window, or
+    refused as too long, answers from a trimmed copy.
     """
 
     def __init__(self, provider: Provider, *, role: Role, model: str,
@@ -178,15 +213,29 @@ class Conversation(Generic[T]):
                  schema_name: str, check: Check | None = None, meter: Meter | None = None,
                  policy: RetryPolicy | None = None, max_tokens: int = 8000,
                  tools: ToolBox | None = None, limits: Limits = Limits(),
-                 effort: str | None = None, cache_ttl: Literal["5m", "1h"] = "5m") -> None:
+                 effort: str | None = None, cache_ttl: Literal["5m", "1h"] = "5m",
+                 progress: Callable[[str], None] | None = None) -> None:
         self.provider, self.role, self.model = provider, role, model
-        self.effort, self.cache_ttl = effort, cache_ttl
+        self.effort, self.cache_ttl, self.progress = effort, cache_ttl, progress
         self.system, self.schema, self.schema_name = system, schema, schema_name
         self.check, self.meter, self.policy = check, meter, policy or RetryPolicy()
         self.max_tokens, self.tools, self.limits = max_tokens, tools, limits
+        self.spec = catalog.spec(model)
         self.messages: list[Message] = [Message(role="user", content=prompt)]
+        self.sent = 0  # messages[:sent] went to the API: never edited again
         self.turns = 0
         self.tokens = 0
+        self.context = 0  # the last prompt and its answer: what the next prompt starts from
+        self.trimmed = False
+        self.cap = self._cap(max_tokens)
+
+    def _cap(self, answer: int) -> int:
+        """max_tokens for an answer of `answer` tokens, with room to think when the model
+        thinks, within the model's output limit."""
+        probe = CompletionRequest(role=self.role, model=self.model, system=[], messages=[],
+                                  effort=self.effort)
+        room = THINKING_ROOM.get(self.effort or "low", 0) if wire.thinks(probe) else 0
+        return min(answer + room, self.spec.max_output)
 
     def follow_up(self, text: str) -> T:
         """Say more (after the last answer) and get a new answer."""
@@ -194,26 +243,54 @@ class Conversation(Generic[T]):
         return self.answer()
 
     def answer(self) -> T:
-        repairs = 0
+        repairs = cuts = empties = 0
         budget = self.turns + self.limits.turns
         while True:
-            final = (self.tools is None or self.turns + 1 >= budget
-                     or (self.limits.tokens is not None and self.tokens >= self.limits.tokens))
-            if final and self.tools is not None:
-                self._say_last_turn()
-            response = self._turn()
-            uses = response.tool_uses
-            if uses and not final and self.tools is not None:
-                self.messages.append(Message(role="user", content=[
-                    self.tools.run(u) for u in uses]))
-                repairs = 0  # a usable turn: repair rounds count invalid answers in a row
+            final = self._final(budget)
+            if final:
+                self._note_last_turn()
+            try:
+                response = self._turn()
+            except ContextOverflow:
+                self._trim()
                 continue
-            if uses:  # tool calls where an answer was due: not run
+            stop = response.stop_reason
+            if stop == "model_context_window_exceeded":
+                self._trim()
+                continue
+            if stop == "max_tokens":  # cut: never kept, never run; asked again with room
+                cuts += 1
+                if cuts > CUT_RETRIES or self.cap >= self.spec.max_output:
+                    raise InvalidAnswer(
+                        f"the model's {self.schema_name} was cut at max_tokens ({self.cap}, "
+                        f"the most this model gives is {self.spec.max_output}) "
+                        f"{cuts} times{_named(response)}")
+                self.cap = min(self.cap * 2, self.spec.max_output)
+                continue
+            cuts = 0
+            uses = response.tool_uses
+            if not uses and not response.text.strip():  # an empty end_turn: go on
+                empties += 1
+                if empties <= EMPTY_RETRIES:
+                    self._keep(response)
+                    self.messages.append(Message(role="user", content=[
+                        TextBlock(text=CONTINUE)]))
+                    continue
+                error = "the answer was empty"
+            elif uses and not final and self.tools is not None:
+                self._keep(response)
+                results = [self.tools.run(u) for u in uses]
+                self.messages.append(Message(role="user", content=results))
+                repairs = empties = 0  # a usable turn: repairs count invalid answers in a row
+                continue
+            elif uses:  # tool calls where an answer was due: not run
+                self._keep(response)
                 self.messages.append(Message(role="user", content=[
                     ToolResultBlock(tool_use_id=u.id, content="not run: the turn limit is "
                                     "reached; answer now", is_error=True) for u in uses]))
                 error = "tools called after the turn limit"
             else:
+                self._keep(response)  # a follow-up continues after it
                 try:
                     return _parse(response.text, self.schema, self.check)
                 except (ValidationError, ValueError, PlanError) as exc:
@@ -223,32 +300,84 @@ class Conversation(Generic[T]):
             repairs += 1
             if repairs > REPAIR_ROUNDS:
                 raise InvalidAnswer(f"the model's {self.schema_name} was not valid after "
-                                    f"{repairs} attempts: {error}")
+                                    f"{repairs} attempts: {error}{_named(response)}")
 
-    def _say_last_turn(self) -> None:
-        """Add the last-turn note to the user's message (once)."""
+    def _final(self, budget: int) -> bool:
+        """Whether this turn must answer: no tools, no turns left, the token limit spent, or
+        the next prompt and its answer would not fit the model's context window."""
+        if self.tools is None or self.trimmed or self.turns + 1 >= budget:
+            return True
+        if self.limits.tokens is not None and self.tokens >= self.limits.tokens:
+            return True
+        return self.context + 2 * self.cap > self.spec.context_window
+
+    def _note_last_turn(self) -> None:
+        """Tell the model its turns are up, in the message not sent yet: inside its last tool
+        result (text after tool results ends the model's turn unanswered), else as its last
+        text. A message already sent is left as it was."""
+        if self.tools is None or len(self.messages) <= self.sent:
+            return
         last = self.messages[-1]
-        if last.role == "user" and LAST_TURN not in last.text:
-            self.messages[-1] = last.model_copy(update={
-                "content": [*last.content, TextBlock(text=LAST_TURN)]})
+        if last.role != "user" or _says_last_turn(last):
+            return
+        *before, end = last.content
+        if isinstance(end, ToolResultBlock):
+            content = [*before, end.model_copy(update={"content": f"{end.content}\n\n{LAST_TURN}"})]
+        else:
+            content = [*last.content, TextBlock(text=LAST_TURN)]
+        self.messages[-1] = last.model_copy(update={"content": content})
+
+    def _keep(self, response: CompletionResponse) -> None:
+        """The answer joins the conversation as it came (an empty text block, which the API
+        refuses in a request, left out)."""
+        content = [b for b in response.content
+                   if not (isinstance(b, TextBlock) and not b.text.strip())]
+        self.messages.append(Message(role="assistant", content=content or [
+            TextBlock(text="(no answer)")]))
 
     def _turn(self) -> CompletionResponse:
         request = CompletionRequest(
             role=self.role, model=self.model, system=self.system, messages=self._marked(),
             tools=self.tools.tools if self.tools else [],
             schema_name=self.schema_name, json_schema=self.schema.model_json_schema(),
-            max_tokens=self.max_tokens, effort=self.effort, cache_ttl=self.cache_ttl)
-        response = call(self.provider, request, self.policy, self.meter)
+            max_tokens=self.cap, effort=self.effort, cache_ttl=self.cache_ttl,
+            stream=self.cap > STREAM_ABOVE or self.role in STREAMED_ROLES)
+        self.sent = len(self.messages)
+        response = call(self.provider, request, self.policy, self.meter, self._streamed)
         self.turns += 1
         self.tokens += response.tokens.budgeted
+        self.context = response.tokens.input_total + response.tokens.output
         if self.meter is not None:
             self.meter.record(request, response, self.turns)
-        # The API refuses an empty text block in a request: drop any the answer held.
-        content = [b for b in response.content
-                   if not (isinstance(b, TextBlock) and not b.text.strip())]
-        content = content or [TextBlock(text="(empty answer)")]
-        self.messages.append(Message(role="assistant", content=content))
         return response
+
+    def _streamed(self, tokens: int) -> None:
+        if self.progress is not None:
+            self.progress(f"calling model: {tokens:,} tokens so far")
+
+    def _trim(self) -> None:
+        """The conversation no longer fits the context window: start a new one that holds
+        the first prompt and, cut short, what each tool call returned, and must answer."""
+        if len(self.messages) <= 1 or self.tools is None:
+            raise InvalidAnswer(f"the prompt of the {self.schema_name} is over "
+                                f"{self.model}'s context window "
+                                f"({self.spec.context_window:,} tokens)")
+        first, *rest = self.messages
+        results = [b for m in rest for b in m.content if isinstance(b, ToolResultBlock)]
+        calls = {b.id: b for m in rest for b in m.content if isinstance(b, ToolUseBlock)}
+        lines = []
+        for result in results:
+            use = calls.get(result.tool_use_id)
+            name = use.name if use else "tool"
+            lines.append(f"- {name}: {result.content[:TRIMMED_CHARS]}"
+                         + (" [...]" if len(result.content) > TRIMMED_CHARS else ""))
+        summary = ("Your conversation grew past the context window and was trimmed. What "
+                   "your tool calls returned, cut short:\n" + "\n".join(lines or ["- nothing"]))
+        self.messages = [first.model_copy(update={"content": [
+            *first.content, TextBlock(text=summary), TextBlock(text=LAST_TURN)]})]
+        self.sent = 0
+        self.context = 0
+        self.trimmed = True  # the next turn answers
 
     def _marked(self) -> list[Message]:
         """With tools, the conversation grows turn by turn: the end of the last two user
@@ -259,6 +388,18 @@ class Conversation(Generic[T]):
             return self.messages
         users = [i for i, m in enumerate(self.messages) if m.role == "user"][-2:]
         return [_mark_end(m) if i in users else m for i, m in enumerate(self.messages)]
+
+
+CONTINUE = "Go on: answer with the JSON object."
+
+
+def _says_last_turn(message: Message) -> bool:
+    return any(LAST_TURN in (b.text if isinstance(b, TextBlock) else b.content)
+               for b in message.content if isinstance(b, TextBlock | ToolResultBlock))
+
+
+def _named(response: CompletionResponse) -> str:
+    return f" (request {response.request_id})" if response.request_id else ""
 
 
 def _mark_end(message: Message) -> Message:
@@ -272,12 +413,14 @@ def _mark_end(message: Message) -> Message:
 def ask_structured(provider: Provider, *, role: Role, model: str, system: str, prompt: str,
                    schema: type[T], schema_name: str, check: Check | None = None,
                    meter: Meter | None = None, policy: RetryPolicy | None = None,
-                   max_tokens: int = 8000) -> T:
+                   max_tokens: int = 8000, effort: str | None = None,
+                   progress: Callable[[str], None] | None = None) -> T:
     """One structured answer validated by `schema` (and `check`), with bounded repair rounds."""
     return Conversation(
         provider, role=role, model=model, system=[TextBlock(text=system)],
         prompt=[TextBlock(text=prompt)], schema=schema, schema_name=schema_name, check=check,
-        meter=meter, policy=policy, max_tokens=max_tokens).answer()
+        meter=meter, policy=policy, max_tokens=max_tokens, effort=effort,
+        progress=progress).answer()
 
 
 def repair_prompt(error: str) -> str:

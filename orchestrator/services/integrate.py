@@ -55,7 +55,8 @@ def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
         prompt=[TextBlock(text=integration_request(project, tasks, reviews))], schema=Deliverable,
         schema_name="deliverable", meter=rt.meter(project.id), policy=rt.policy,
         max_tokens=16000, tools=ProjectTools(rt.store, project.id, None, list(READ_ONLY_TOOLS)),
-        limits=Limits(turns=INTEGRATION_TURNS, tokens=rt.settings.agent_max_tokens)).answer()
+        limits=Limits(turns=INTEGRATION_TURNS, tokens=rt.settings.agent_max_tokens),
+        effort=rt.effort_for(Role.INTEGRATE), progress=rt.activity(project.id, None)).answer()
     # Saved (fenced) before the files are written: a stale attempt writes nothing.
     rt.durably("deliverable", lambda: rt.scheduler.save_deliverable(claim, deliverable))
     write_outputs(project, deliverable, tasks, reviews)

@@ -29,7 +29,8 @@ def analyze(rt: Runtime, project: ProjectRecord) -> Analysis:
         rt.provider, role=Role.ANALYZE, model=rt.model_for(Role.ANALYZE),
         system=ORCHESTRATOR_SYSTEM, prompt=analysis_prompt(project.request), schema=Analysis,
         schema_name="analysis",
-        meter=rt.meter(project.id, None), policy=rt.policy, max_tokens=4000)
+        meter=rt.meter(project.id, None), policy=rt.policy, max_tokens=4000,
+        effort=rt.effort_for(Role.ANALYZE))
 
 
 def project_context(project: ProjectRecord, analysis: Analysis) -> ProjectContext:
@@ -48,7 +49,8 @@ def decompose(rt: Runtime, context: ProjectContext) -> Plan:
         rt.provider, role=Role.DECOMPOSE, model=rt.model_for(Role.DECOMPOSE),
         system=ORCHESTRATOR_SYSTEM, prompt=prompt, schema=Plan, schema_name="plan",
         check=dag.validate_plan, meter=rt.meter(context.project_id, None), policy=rt.policy,
-        max_tokens=16000)
+        max_tokens=16000, effort=rt.effort_for(Role.DECOMPOSE),
+        progress=rt.activity(context.project_id, None))
 
 
 def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:

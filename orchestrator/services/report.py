@@ -122,17 +122,19 @@ def _table(table_id: str, head: Iterable[str], rows: Iterable[Iterable[str]],
 
 
 def _token_cells(tokens: Tokens, cost: float) -> list[str]:
-    return [f"{tokens.input:,}", f"{tokens.output:,}", f"{tokens.cache_read:,}",
-            f"{tokens.cache_write:,}", f"{tokens.total:,}", f"${cost:.4f}"]
+    return [f"{tokens.input:,}", f"{tokens.output:,}", f"{tokens.thinking:,}",
+            f"{tokens.cache_read:,}", f"{tokens.cache_write:,}", f"{tokens.total:,}",
+            f"${cost:.4f}"]
 
 
-_TOKEN_HEAD = ["input", "output", "cache read", "cache write", "total", "cost"]
+# Thinking is part of output, as the API counts it; shown apart, not added twice to the total.
+_TOKEN_HEAD = ["input", "output", "of it thinking", "cache read", "cache write", "total",
+               "cost"]
 
 
 def _add(a: Tokens, b: Tokens, sign: int = 1) -> Tokens:
-    return Tokens(input=a.input + sign * b.input, output=a.output + sign * b.output,
-                  cache_read=a.cache_read + sign * b.cache_read,
-                  cache_write=a.cache_write + sign * b.cache_write)
+    return Tokens(**{name: getattr(a, name) + sign * getattr(b, name)
+                     for name in Tokens.model_fields})
 
 
 def cost_by_agent(data: ReportData) -> str:

@@ -17,7 +17,9 @@ from orchestrator.domain.intake import is_utf8
 from orchestrator.domain.models import (
     AgentOutput,
     Analysis,
+    CallRecord,
     Deliverable,
+    LedgerEntry,
     Plan,
     ProjectRecord,
     ReviewRecord,
@@ -30,8 +32,8 @@ if TYPE_CHECKING:
     from orchestrator.state.transitions import Claim
 from orchestrator.state.connector import Connector, Row, Session
 
-__all__ = ["Connector", "Row", "Session", "Store", "connect", "display_url", "get_store", "now",
-           "open_connector", "progress_text", "upgrade"]
+__all__ = ["Connector", "Row", "Session", "Store", "connect", "display_url", "get_store",
+           "ledger_sums", "now", "open_connector", "progress_text", "upgrade"]
 
 
 def now() -> datetime:
@@ -103,10 +105,28 @@ def _like_prefix(prefix: str) -> str:
 def _tokens(row: Row | None) -> tuple[Tokens, float]:
     if not row:
         return Tokens(), 0.0
-    tokens = Tokens(input=int(row["input"] or 0), output=int(row["output"] or 0),
-                    cache_read=int(row["cache_read"] or 0),
-                    cache_write=int(row["cache_write"] or 0))
-    return tokens, float(row["cost_usd"] or 0.0)
+    return ledger_sums(row), float(row["cost_usd"] or 0.0)
+
+
+def ledger_sums(row: Row) -> Tokens:
+    """Tokens from a row of ledger sums (`input`, `output`, ... as the usage queries name
+    them; a sum over no rows is NULL)."""
+    return Tokens(**{name: int(row[name] or 0) for name in (
+        "input", "output", "cache_read", "cache_write", "cache_write_1h", "thinking")})
+
+
+def _call(row: Row) -> CallRecord:
+    tokens = Tokens(input=row["input_tokens"], output=row["output_tokens"],
+                    cache_read=row["cache_read_tokens"], cache_write=row["cache_write_tokens"],
+                    cache_write_1h=row["cache_write_1h_tokens"],
+                    thinking=row["thinking_tokens"])
+    entry = LedgerEntry(
+        role=row["role"], model=row["model"], tokens=tokens, cost_usd=row["cost_usd"],
+        latency_ms=row["latency_ms"], attempt=row["attempt"], request_id=row["request_id"],
+        message_id=row["message_id"], stop_reason=row["stop_reason"], outcome=row["outcome"])
+    return CallRecord(at=row["at"], entry=entry, task_id=row["task_id"],
+                      task_index=row["task_index"], task_title=row["task_title"],
+                      stale=bool(row["stale"]))
 
 
 def _project(row: Row, usage: Row | None) -> ProjectRecord:
@@ -243,18 +263,22 @@ class Store:
     def events(self, project_id: str) -> list[Row]:
         return self.db.fetch_all("project_events", {"project_id": project_id})
 
-    def record_usage(self, project_id: str, claim: Claim | None, role: str, model: str,
-                     tokens: Tokens, cost_usd: float, latency_ms: int, attempt: int) -> bool:
+    def record_usage(self, project_id: str, claim: Claim | None, entry: LedgerEntry) -> bool:
         """One ledger row, and the project's running total, in one transaction.
 
         A task attempt's row is fenced: when the attempt no longer holds its task, the row is
         kept as `stale` (the money was spent) but is not the task's usage; returns False then.
         """
+        tokens = entry.tokens
         params = {"project_id": project_id, "task_id": claim.task_id if claim else None,
-                  "role": role, "model": model, "input_tokens": tokens.input,
+                  "role": entry.role.value, "model": entry.model, "input_tokens": tokens.input,
                   "output_tokens": tokens.output, "cache_read_tokens": tokens.cache_read,
-                  "cache_write_tokens": tokens.cache_write, "cost_usd": cost_usd,
-                  "latency_ms": latency_ms, "attempt": attempt, "now": now()}
+                  "cache_write_tokens": tokens.cache_write, "thinking_tokens": tokens.thinking,
+                  "cache_write_1h_tokens": tokens.cache_write_1h, "cost_usd": entry.cost_usd,
+                  "latency_ms": entry.latency_ms, "attempt": entry.attempt,
+                  "request_id": entry.request_id, "message_id": entry.message_id,
+                  "stop_reason": entry.stop_reason, "outcome": entry.outcome.value,
+                  "now": now()}
         held = HELD_STATUSES
         if claim is not None and self.db.dialect == "postgresql":  # one statement, same effect
             row = self.db.fetch_one("record_attempt_usage", {
@@ -271,6 +295,11 @@ class Store:
             # Spent is spent: the project's total (and so its budget) counts every paid call.
             tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.budgeted})
         return claim is None or fresh
+
+    def calls(self, project_id: str) -> list[CallRecord]:
+        """The project's ledger, one row per model call, oldest first."""
+        return [_call(r) for r in self.db.fetch_all("project_calls",
+                                                   {"project_id": project_id})]
 
     def lost_tasks(self, epoch: str, settled: datetime) -> list[Row]:
         """Ready tasks of running projects (since before `settled`) that no message of the
@@ -321,6 +350,13 @@ class Store:
 
     def set_budget(self, project_id: str, budget: int) -> None:
         self.db.execute("set_budget", {"id": project_id, "budget_tokens": budget, "now": now()})
+
+    def set_activity(self, project_id: str, task_id: str | None, activity: str | None) -> None:
+        """What the task (or, without one, the project's own step) is doing right now."""
+        if task_id is None:
+            self.db.execute("set_project_activity", {"id": project_id, "activity": activity})
+        else:
+            self.db.execute("set_task_activity", {"id": task_id, "activity": activity})
 
     def note(self, project_id: str, task_id: str | None, kind: str, detail: str) -> None:
         """An event that changes no status: a retry, a warning."""

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from orchestrator.agent.prompts import handbook
+from orchestrator.domain.catalog import DEFAULT_PRICES
 from orchestrator.domain.constants import Role
 from orchestrator.domain.errors import InvalidAnswer, ModelRefused, TransientModelError
-from orchestrator.domain.models import Analysis
+from orchestrator.domain.models import Analysis, Tokens
+from orchestrator.domain.pricing import cost_usd
 from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, analysis_prompt
 from orchestrator.domain.settings import Settings
 from orchestrator.llm.anthropic import AnthropicProvider
@@ -29,6 +31,7 @@ class Meter:
     def __init__(self) -> None:
         self.recorded: list[CompletionResponse] = []
         self.retries: list[tuple[int, str, float]] = []
+        self.lost_calls: list[tuple[int, str]] = []
 
     def admit(self) -> None:
         pass
@@ -36,6 +39,10 @@ class Meter:
     def record(self, request: CompletionRequest, response: CompletionResponse,
                attempt: int) -> None:
         self.recorded.append(response)
+
+    def lost(self, request: CompletionRequest, attempt: int, reason: str,
+             request_id: str | None) -> None:
+        self.lost_calls.append((attempt, reason))
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         self.retries.append((attempt, reason, delay))
@@ -137,6 +144,8 @@ def test_slow_answer_times_out_and_is_retried(fake: FakeAnthropic) -> None:
     meter = Meter()
     assert _analyze(fake, meter, timeout=0.5).project_type.value == "website"
     assert meter.retries[0][1] == "timeout"
+    # The timed-out generation may have been billed: it is on record as a lost call.
+    assert meter.lost_calls == [(1, "timeout")]
 
 
 def test_persistent_outage_gives_up_with_a_transient_error(fake: FakeAnthropic) -> None:
@@ -172,14 +181,41 @@ def test_project_through_anthropic_ledger_matches_server(fake: FakeAnthropic,
     data = status(tmp_path, project_id_of(result.stdout), **_env(fake))
     assert data["status"] == "completed"
     server = fake.totals()
-    assert data["tokens"] == {"input": server["input_tokens"], "output": server["output_tokens"],
-                              "cache_read": server["cache_read_input_tokens"],
-                              "cache_write": server["cache_creation_input_tokens"]}
+    tokens = {"input": server["input_tokens"], "output": server["output_tokens"],
+              "cache_read": server["cache_read_input_tokens"],
+              "cache_write": server["cache_creation_input_tokens"]}
+    assert {k: data["tokens"][k] for k in tokens} == tokens
     assert data["tokens"]["cache_read"] > 0
-    assert sum(sum(t["tokens"].values()) for t in data["tasks"]) < sum(server.values())
-    assert data["cost_usd"] > 0
+    assert sum(t["tokens"]["input"] + t["tokens"]["output"] for t in data["tasks"]) < (
+        tokens["input"] + tokens["output"])
     models = {r["body"]["model"] for r in fake.requests}
-    assert models == {"claude-sonnet-4-6", "claude-haiku-4-5"}
+    assert models == {"claude-sonnet-5-5", "claude-haiku-5-5"}
+    # Every answer the server gave is one ledger row, with its request and message ids, its
+    # stop reason, and the published price of what the server said it used.
+    listed = agency(tmp_path, "calls", data["id"], "--json", **_env(fake))
+    assert listed.returncode == 0, listed.stderr
+    calls = json.loads(listed.stdout)
+    answered = {m["id"]: m for m in fake.messages}
+    assert sorted(c["message_id"] for c in calls) == sorted(answered)
+    issued = {r["request_id"] for r in fake.requests}
+    assert all(c["request_id"] in issued for c in calls)
+    assert len({c["request_id"] for c in calls}) == len(calls)
+    published = 0.0
+    for call in calls:
+        message = answered[call["message_id"]]
+        usage = message["usage"]
+        assert call["stop_reason"] == message["stop_reason"] and call["outcome"] == "answered"
+        assert call["model"] == message["model"]
+        assert call["tokens"]["thinking"] == usage["output_tokens_details"]["thinking_tokens"]
+        assert call["tokens"]["cache_write_1h"] == (
+            usage["cache_creation"]["ephemeral_1h_input_tokens"])
+        published += cost_usd(DEFAULT_PRICES, message["model"], Tokens(
+            input=usage["input_tokens"], output=usage["output_tokens"],
+            cache_read=usage["cache_read_input_tokens"],
+            cache_write=usage["cache_creation_input_tokens"],
+            cache_write_1h=usage["cache_creation"]["ephemeral_1h_input_tokens"]))
+    assert data["tokens"]["thinking"] == sum(c["tokens"]["thinking"] for c in calls) > 0
+    assert data["cost_usd"] == pytest.approx(published, abs=5e-7) and published > 0  # 6 places
 
 
 def test_projects_complete_through_rate_limits_and_broken_json(tmp_path: Path) -> None:

@@ -606,7 +606,7 @@ def test_no_key_url_or_prompt_in_messages_flower_or_logs(topology: Topology,
         monitor.wait(timeout=10)
         capture.close()
     project_id = project_id_of(result.stdout)
-    assert any(r["body"]["model"] == "claude-haiku-4-5" for r in topology.fake.requests)
+    assert any(r["body"]["model"] == "claude-haiku-5-5" for r in topology.fake.requests)
     messages = _published_messages((tmp_path / "monitor.log").read_text(errors="replace"))
     ours = [m for m in messages if project_id in m]
     assert len(ours) >= 9, "every agent task's message was captured"

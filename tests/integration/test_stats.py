@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.domain.constants import AgentType, ProjectStatus, TaskStatus
-from orchestrator.domain.models import Tokens
+from orchestrator.domain.constants import AgentType, ProjectStatus, Role, TaskStatus
+from orchestrator.domain.models import LedgerEntry, Tokens
 from orchestrator.domain.settings import Settings
 from orchestrator.interfaces.metrics import AgencyCollector
 from orchestrator.interfaces.stats import collect
@@ -228,10 +228,12 @@ def test_statistics_and_metrics_read_both_databases(store: Store) -> None:
     pid, ids = _project(store, {1: [0]}, 3)
     sched = Scheduler(store)
     first = start(sched, ids[0])
-    store.record_usage(pid, first, "agent", "m", Tokens(input=10, output=5), 0.5, 100, 1)
+    store.record_usage(pid, first, LedgerEntry(role=Role.AGENT, model="m", tokens=Tokens(
+        input=10, output=5, thinking=2), cost_usd=0.5, latency_ms=100))
     store.note(pid, ids[0], "retry", "model call attempt 1 failed (529)")
     sched.complete_task(first, OUT)
-    store.record_usage(pid, None, "analyze", "m", Tokens(input=7), 0.25, 100, 1)
+    store.record_usage(pid, None, LedgerEntry(role=Role.ANALYZE, model="m",
+                                             tokens=Tokens(input=7), cost_usd=0.25))
     for scope in (None, pid):
         data = collect(store, scope, {"ux_designer": 2}).to_json()
         assert data["scope"]["tasks"] == 3 and data["scope"]["projects"] == 1
@@ -239,6 +241,7 @@ def test_statistics_and_metrics_read_both_databases(store: Store) -> None:
         assert queues["ux_designer"]["tasks"] == 1 and queues["ux_designer"]["concurrency"] == 2
         agents = {a["agent_type"]: a for a in data["tokens_by_agent_type"]}
         assert agents["ux_designer"]["tokens"]["input"] == 10
+        assert agents["ux_designer"]["tokens"]["thinking"] == 2
         assert agents["ux_designer"]["cost_per_task"] == 0.5
         assert agents["orchestrator"]["tokens"]["input"] == 7
         retried = {r["agent_type"]: r for r in data["retry_rate"]["by_agent_type"]}

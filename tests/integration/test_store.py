@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from orchestrator.domain import dag
-from orchestrator.domain.constants import ProjectStatus, TaskStatus
+from orchestrator.domain.constants import CallOutcome, ProjectStatus, Role, TaskStatus
 from orchestrator.domain.errors import BadInput, NotFound, Stale
-from orchestrator.domain.models import AgentOutput, Tokens
+from orchestrator.domain.models import AgentOutput, LedgerEntry, Tokens
 from orchestrator.state.store import Store, now
 from orchestrator.state.transitions import Claim, ProjectClaim, Scheduler
 from tests.conftest import make_plan
@@ -160,8 +160,8 @@ def test_a_stale_attempt_can_never_overwrite_a_newer_one(store: Store) -> None:
                   lambda: sched.count_call(old, 5)):
         with pytest.raises(Stale):
             write()
-    assert not store.record_usage(pid, old, "agent", "m", Tokens(input=5), 0.1, 10, 1)
-    assert store.record_usage(pid, new, "agent", "m", Tokens(input=7), 0.1, 10, 1)
+    assert not store.record_usage(pid, old, _entry(Tokens(input=5), 0.1))
+    assert store.record_usage(pid, new, _entry(Tokens(input=7), 0.1))
     sched.complete_task(new, OUT)
     assert store.tasks(pid)[0].tokens == Tokens(input=7)  # the stale attempt's is not the task's
     project = store.project(pid)
@@ -251,17 +251,50 @@ def test_cancel_stops_unstarted_tasks(store: Store) -> None:
     assert not sched.cancel_project(pid)
 
 
+def _entry(tokens: Tokens, cost: float, role: Role = Role.AGENT, attempt: int = 1,
+           **more: str) -> LedgerEntry:
+    return LedgerEntry(role=role, model="m", tokens=tokens, cost_usd=cost, latency_ms=100,
+                       attempt=attempt, **more)
+
+
 def test_usage_ledger_sums_per_task_and_project(store: Store) -> None:
     pid, ids = _project(store, {}, 2)
     claim = start(Scheduler(store), ids[0])
-    store.record_usage(pid, claim, "agent", "m", Tokens(input=10, output=5, cache_read=2),
-                       0.5, 100, 1)
-    store.record_usage(pid, claim, "agent", "m", Tokens(input=1, output=1), 0.25, 100, 2)
-    store.record_usage(pid, None, "analyze", "m", Tokens(input=7), 0.0, 100, 1)
+    store.record_usage(pid, claim, _entry(
+        Tokens(input=10, output=5, cache_read=2, cache_write=4, cache_write_1h=3, thinking=2),
+        0.5))
+    store.record_usage(pid, claim, _entry(Tokens(input=1, output=1), 0.25, attempt=2))
+    store.record_usage(pid, None, _entry(Tokens(input=7), 0.0, Role.ANALYZE))
     tasks = store.tasks(pid)
-    assert tasks[0].tokens == Tokens(input=11, output=6, cache_read=2)
+    assert tasks[0].tokens == Tokens(input=11, output=6, cache_read=2, cache_write=4,
+                                     cache_write_1h=3, thinking=2)
     assert tasks[0].cost_usd == pytest.approx(0.75)
-    assert store.project(pid).tokens == Tokens(input=18, output=6, cache_read=2)
+    assert store.project(pid).tokens == Tokens(input=18, output=6, cache_read=2, cache_write=4,
+                                               cache_write_1h=3, thinking=2)
+
+
+def test_every_call_is_in_the_ledger_with_its_ids_and_outcome(store: Store) -> None:
+    pid, ids = _project(store, {}, 1)
+    claim = start(Scheduler(store), ids[0])
+    answered = _entry(Tokens(input=9, output=4, thinking=3, cache_write=2, cache_write_1h=2),
+                      0.5, request_id="req_01", message_id="msg_01", stop_reason="max_tokens")
+    lost = LedgerEntry(role=Role.AGENT, model="m", attempt=2, request_id="req_02",
+                       outcome=CallOutcome.LOST)
+    store.record_usage(pid, None, _entry(Tokens(input=7), 0.1, Role.ANALYZE,
+                                         request_id="req_00", stop_reason="end_turn"))
+    store.record_usage(pid, claim, answered)
+    store.record_usage(pid, claim, lost)
+    calls = store.calls(pid)
+    assert [c.entry for c in calls] == [
+        _entry(Tokens(input=7), 0.1, Role.ANALYZE, request_id="req_00", stop_reason="end_turn"),
+        answered, lost]
+    assert [(c.task_id, c.task_index) for c in calls] == [(None, None), (ids[0], 0), (ids[0], 0)]
+    assert calls[1].task_title == store.task(ids[0]).title and not calls[1].stale
+    assert calls[0].at <= calls[1].at <= calls[2].at
+    # A lost call is a row of its own, at no known tokens or cost.
+    assert store.project(pid).tokens == Tokens(input=16, output=4, thinking=3, cache_write=2,
+                                               cache_write_1h=2)
+    assert store.project(pid).tokens_used == 7 + 15
 
 
 def test_unknown_ids(store: Store) -> None:
@@ -421,3 +454,14 @@ def test_the_database_refuses_an_illegal_move_the_scheduler_was_not_asked(store:
     # A legal move, and a write onto the status a row is already in, pass.
     assert sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "paused")
     assert store.db.fetch_one("project_status_locked", {"id": "p1"}) == {"status": "paused"}
+
+
+def test_activity_is_kept_per_task_and_per_project(store: Store) -> None:
+    """A streamed call's output so far: what `status` and `watch` show while it runs."""
+    pid, ids = _project(store, {0: []}, 1)
+    store.set_activity(pid, ids[0], "calling model: 1,200 tokens so far")
+    store.set_activity(pid, None, "calling model: 300 tokens so far")
+    assert store.task(ids[0]).activity == "calling model: 1,200 tokens so far"
+    assert store.project(pid).activity == "calling model: 300 tokens so far"
+    store.set_activity(pid, ids[0], None)
+    assert store.task(ids[0]).activity is None

@@ -101,7 +101,7 @@ class Answers:
     def __init__(self, *outcomes: Tokens | Exception) -> None:
         self.outcomes = list(outcomes)
 
-    def complete(self, request: CompletionRequest) -> CompletionResponse:
+    def complete(self, request: CompletionRequest, progress: object = None) -> CompletionResponse:
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome

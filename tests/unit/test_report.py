@@ -31,6 +31,7 @@ from orchestrator.services.report import (
     ReportData,
     Retry,
     collect,
+    cost_by_agent,
     phases,
     render_report,
     write_report,
@@ -250,3 +251,15 @@ def test_collect_reads_retries_and_phases_from_the_store(sqlite_store: Store,
     assert data.retries[0].at is not None and data.tasks == [] and data.phases == []
     page = render_report(data)
     assert "project (orchestrator calls)" in page and "rate limited; again in 2 s" in page
+
+
+def test_the_cost_tables_show_thinking_as_part_of_output() -> None:
+    thinking = Tokens(input=10, output=5, thinking=3)
+    tasks = [task(0, [], 0, 1, tokens=thinking), task(1, [0], 1, 2, tokens=thinking)]
+    data = ReportData(project=project(tokens=Tokens(input=30, output=12, thinking=7)),
+                      tasks=tasks)
+    agents = cost_by_agent(data)
+    assert "<th class=num>output</th><th class=num>of it thinking</th>" in agents
+    rows = [r for r in agents.split("<tr>") if r.startswith("<td>orchestrator")]
+    # The orchestrator's own calls are the rest: 10 input, 2 output of which 1 thinking.
+    assert rows and "<td class=num>10</td><td class=num>2</td><td class=num>1</td>" in rows[0]

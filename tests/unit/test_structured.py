@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from orchestrator.domain import dag
 from orchestrator.domain.constants import Role
-from orchestrator.domain.errors import InvalidAnswer
+from orchestrator.domain.errors import ContextOverflow, InvalidAnswer
 from orchestrator.domain.models import AgentOutput, Artifact, Plan, Tokens
 from orchestrator.domain.prompt_labels import LAST_TURN
 from orchestrator.llm.base import (
     CompletionRequest,
     CompletionResponse,
     Content,
+    Message,
     TextBlock,
+    ThinkingBlock,
     Tool,
     ToolResultBlock,
     ToolUseBlock,
@@ -30,7 +34,7 @@ class Scripted:
         self.answers = list(answers)
         self.requests: list[CompletionRequest] = []
 
-    def complete(self, request: CompletionRequest) -> CompletionResponse:
+    def complete(self, request: CompletionRequest, progress: object = None) -> CompletionResponse:
         self.requests.append(request)
         answer = self.answers.pop(0)
         content = [TextBlock(text=answer)] if isinstance(answer, str) else answer
@@ -141,8 +145,12 @@ def test_the_last_turn_must_answer() -> None:
     # conversation); the last turn is told to answer.
     assert [r.tool_choice for r in provider.requests] == ["auto", "auto"]
     assert provider.requests[-1].tools == tools.tools
-    assert provider.requests[-1].messages[-1].content[-1] == TextBlock(text=LAST_TURN,
-                                                                       cache=True)
+    # The note travels inside the last tool result: text after tool results reads, to the
+    # API, as the end of the turn (an empty answer).
+    last = provider.requests[-1].messages[-1]
+    assert [type(b).__name__ for b in last.content] == ["ToolResultBlock"]
+    assert isinstance(last.content[0], ToolResultBlock)
+    assert last.content[0].content.endswith(LAST_TURN)
     assert LAST_TURN not in provider.requests[0].messages[-1].text
 
 
@@ -168,3 +176,89 @@ def test_empty_text_blocks_are_not_sent_back() -> None:
     _converse(provider, Echo(), 5).answer()
     sent = provider.requests[-1].messages[1].content
     assert [type(b).__name__ for b in sent] == ["ToolUseBlock"]
+
+
+class Stopping(Scripted):
+    """Answers (content, stop reason) pairs; an exception in the script is raised."""
+
+    def __init__(self, *answers: tuple[str | list[Content], str] | Exception) -> None:
+        super().__init__()
+        self.script = list(answers)
+
+    def complete(self, request: CompletionRequest, progress: object = None) -> CompletionResponse:
+        self.requests.append(request)
+        answer = self.script.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        content, stop = answer
+        blocks = [TextBlock(text=content)] if isinstance(content, str) else content
+        return CompletionResponse(content=blocks, model="scripted", stop_reason=stop,
+                                  tokens=Tokens(input=10, output=5), latency_ms=1,
+                                  request_id=f"req_{len(self.requests)}")
+
+
+def _grows(requests: list[CompletionRequest]) -> bool:
+    """Every request's messages start with everything the one before sent, unchanged (cache
+    markers aside): the conversation is append-only."""
+    def plain(r: CompletionRequest) -> list[Message]:
+        return [m.model_copy(update={"content": [b.model_copy(update={"cache": False})
+                                                 if hasattr(b, "cache") else b
+                                                 for b in m.content]}) for m in r.messages]
+    return all(plain(b)[:len(plain(a))] == plain(a) for a, b in itertools.pairwise(requests))
+
+
+def test_an_answer_cut_at_max_tokens_is_asked_again_with_more_room() -> None:
+    half = GOOD[: len(GOOD) // 2]
+    provider = Stopping((half, "max_tokens"), (GOOD, "end_turn"))
+    conversation = _converse(provider, Echo(), 3)
+    assert conversation.answer().summary == "s"
+    first, second = provider.requests
+    assert second.max_tokens == 2 * first.max_tokens
+    assert second.messages == first.messages  # the cut answer is not kept
+    assert len(provider.requests) == 2
+
+
+def test_a_tool_call_cut_at_max_tokens_is_never_run() -> None:
+    provider, tools = Stopping((_use(1), "max_tokens"), (GOOD, "end_turn")), Echo()
+    _converse(provider, tools, 3).answer()
+    assert tools.calls == []
+
+
+def test_an_answer_cut_again_and_again_fails_clearly_after_two_more_calls() -> None:
+    provider = Stopping(*[("{", "max_tokens")] * 5)
+    with pytest.raises(InvalidAnswer, match=r"cut at max_tokens .* 3 times \(request req_3\)"):
+        _converse(provider, Echo(), 5).answer()
+    assert len(provider.requests) == 3
+
+
+def test_an_empty_end_turn_is_asked_to_go_on_not_repaired() -> None:
+    provider = Stopping(([], "end_turn"), (GOOD, "end_turn"))
+    assert _converse(provider, Echo(), 3).answer().summary == "s"
+    last = provider.requests[-1].messages
+    assert last[-1].role == "user" and "not valid" not in last[-1].text
+    assert _grows(provider.requests)
+
+
+def test_thinking_blocks_go_back_exactly_as_they_came() -> None:
+    thought = ThinkingBlock(thinking="I should echo first.", signature="sig-1")
+    provider = Stopping(([thought, *_use(1)], "tool_use"), (GOOD, "end_turn"))
+    _converse(provider, Echo(), 3).answer()
+    assistant = provider.requests[-1].messages[1]
+    assert assistant.role == "assistant" and assistant.content[0] == thought
+    assert _grows(provider.requests)
+
+
+def test_a_conversation_over_the_context_window_answers_trimmed() -> None:
+    provider = Stopping((_use(1), "tool_use"), ContextOverflow("prompt is too long"),
+                        (GOOD, "end_turn"))
+    assert _converse(provider, Echo(), 5).answer().summary == "s"
+    trimmed = provider.requests[-1]
+    assert len(trimmed.messages) == 1 and LAST_TURN in trimmed.messages[0].text
+    assert "echo {'n': 1}" in trimmed.messages[0].text
+
+
+def test_the_whole_tool_loop_is_append_only() -> None:
+    provider = Stopping((_use(1), "tool_use"), ("nope", "end_turn"), (_use(2), "tool_use"),
+                        (GOOD, "end_turn"))
+    _converse(provider, Echo(), 4).answer()
+    assert _grows(provider.requests)

@@ -1,5 +1,5 @@
 """Commands that submit a project and look at projects: run, status, watch, list, search,
-plan, graph, report, log."""
+plan, graph, report, log, calls."""
 
 from __future__ import annotations
 
@@ -26,8 +26,15 @@ from orchestrator.interfaces.cli.follow import (
     workers,
 )
 from orchestrator.interfaces.plan_text import canvas_text, mermaid
-from orchestrator.interfaces.shapes import hits_json, log_json, plan_json, projects_json
+from orchestrator.interfaces.shapes import (
+    calls_json,
+    hits_json,
+    log_json,
+    plan_json,
+    projects_json,
+)
 from orchestrator.interfaces.views import (
+    calls_table,
     log_table,
     plan_table,
     project_json,
@@ -206,6 +213,20 @@ def log(
         _print_json(log_json(rows, index))
         return
     out.print(log_table(found, rows, index))
+
+
+@cli.command()
+@handle_errors
+def calls(project_id: ProjectId, as_json: AsJson = False) -> None:
+    """A project's model calls, oldest first: task, role, model, stop reason, outcome, tokens,
+    cost and the request id to give support."""
+    rt = get_runtime()
+    found = rt.store.resolve_project_id(project_id)
+    ledger = rt.store.calls(found)
+    if as_json:
+        _print_json(calls_json(ledger))
+        return
+    out.print(calls_table(found, ledger))
 
 
 @cli.command()

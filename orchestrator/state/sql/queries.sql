@@ -50,6 +50,12 @@ RETURNING id
 -- name: set_project_deadline
 UPDATE projects SET deadline = :deadline WHERE id = :id
 
+-- name: set_task_activity
+UPDATE tasks SET activity = :activity WHERE id = :id
+
+-- name: set_project_activity
+UPDATE projects SET activity = :activity WHERE id = :id
+
 -- name: set_task_deadline
 UPDATE tasks SET deadline = :deadline WHERE id = :id
 
@@ -312,19 +318,25 @@ SELECT * FROM events WHERE project_id = :project_id ORDER BY id
 
 -- name: insert_usage
 INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens,
-                   cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, attempt, at)
+                   cache_read_tokens, cache_write_tokens, thinking_tokens,
+                   cache_write_1h_tokens, cost_usd, latency_ms, attempt, at, request_id,
+                   message_id, stop_reason, outcome)
 VALUES (:project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
-        :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now)
+        :cache_read_tokens, :cache_write_tokens, :thinking_tokens, :cache_write_1h_tokens,
+        :cost_usd, :latency_ms, :attempt, :now, :request_id, :message_id, :stop_reason,
+        :outcome)
 
 -- name: insert_attempt_usage
 -- A ledger row of a task's attempt. The money was spent either way, so the row is kept, but
 -- the row of an attempt that no longer holds its task is `stale`: not the task's usage.
 INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens,
-                   cache_read_tokens, cache_write_tokens, cost_usd, latency_ms, attempt, at,
-                   stale)
+                   cache_read_tokens, cache_write_tokens, thinking_tokens,
+                   cache_write_1h_tokens, cost_usd, latency_ms, attempt, at, request_id,
+                   message_id, stop_reason, outcome, stale)
 SELECT :project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
-       :cache_read_tokens, :cache_write_tokens, :cost_usd, :latency_ms, :attempt, :now,
-       NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
+       :cache_read_tokens, :cache_write_tokens, :thinking_tokens, :cache_write_1h_tokens,
+       :cost_usd, :latency_ms, :attempt, :now, :request_id, :message_id, :stop_reason,
+       :outcome, NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
                                          AND status = ANY(:held))
 RETURNING stale
 
@@ -339,6 +351,16 @@ spent AS (
 )
 SELECT stale FROM ledger
 
+-- name: project_calls
+-- A project's ledger rows in time order (the time each call was recorded), each with the
+-- task it served.
+SELECT u.at, u.task_id, t.idx AS task_index, t.title AS task_title, u.role, u.model,
+       u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
+       u.thinking_tokens, u.cache_write_1h_tokens, u.cost_usd, u.latency_ms, u.attempt,
+       u.request_id, u.message_id, u.stop_reason, u.outcome, u.stale
+FROM usage u LEFT JOIN tasks t ON t.id = u.task_id
+WHERE u.project_id = :project_id ORDER BY u.at, u.id
+
 -- name: try_reconciler_lock
 -- PostgreSQL only: one reconciler pass at a time across every machine.
 SELECT pg_try_advisory_lock(:key) AS locked
@@ -349,12 +371,14 @@ SELECT pg_advisory_unlock(:key) AS unlocked
 -- name: usage_by_task
 SELECT task_id, SUM(input_tokens) AS input, SUM(output_tokens) AS output,
        SUM(cache_read_tokens) AS cache_read, SUM(cache_write_tokens) AS cache_write,
+       SUM(thinking_tokens) AS thinking, SUM(cache_write_1h_tokens) AS cache_write_1h,
        SUM(cost_usd) AS cost_usd
 FROM usage WHERE project_id = :project_id AND NOT stale GROUP BY task_id
 
 -- name: usage_by_project
 SELECT project_id, SUM(input_tokens) AS input, SUM(output_tokens) AS output,
        SUM(cache_read_tokens) AS cache_read, SUM(cache_write_tokens) AS cache_write,
+       SUM(thinking_tokens) AS thinking, SUM(cache_write_1h_tokens) AS cache_write_1h,
        SUM(cost_usd) AS cost_usd
 FROM usage WHERE project_id = ANY(:ids) GROUP BY project_id
 
@@ -473,7 +497,8 @@ WHERE CAST(:project_id AS text) IS NULL OR t.project_id = :project_id
 -- (analysis, decomposition, integration) have no agent type.
 SELECT t.agent_type, u.role, u.model, COUNT(*) AS calls, SUM(u.input_tokens) AS input,
        SUM(u.output_tokens) AS output, SUM(u.cache_read_tokens) AS cache_read,
-       SUM(u.cache_write_tokens) AS cache_write, SUM(u.cost_usd) AS cost_usd
+       SUM(u.cache_write_tokens) AS cache_write, SUM(u.thinking_tokens) AS thinking,
+       SUM(u.cache_write_1h_tokens) AS cache_write_1h, SUM(u.cost_usd) AS cost_usd
 FROM usage u LEFT JOIN tasks t ON t.id = u.task_id
 WHERE CAST(:project_id AS text) IS NULL OR u.project_id = :project_id
 GROUP BY t.agent_type, u.role, u.model
