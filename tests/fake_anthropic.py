@@ -17,7 +17,8 @@ assistant on a model that takes no prefill, a `tool_use` not answered by its `to
 at the start of the next message, empty text, more than 4 cache breakpoints or a 1-hour one
 after a 5-minute one, sampling parameters on 5.x models or with thinking, a thinking
 parameter or effort the model does not take, a forced `tool_choice` with thinking, a tool turn
-of a thinking request passed back without its signed thinking block (or with a block changed),
+of a thinking request passed back without the signed thinking block returned with those very
+tool calls (or with a block changed),
 `max_tokens` above the model's cap, a prompt over its context window -- and keeps each
 refusal's message in `refused`. A request that thinks is answered with a signed thinking block
 first (longer with more effort); an answer is cut at `max_tokens` (stop reason `max_tokens`);
@@ -365,7 +366,7 @@ def _check_cache_markers(body: dict[str, Any]) -> None:
 
 
 def _check_messages(messages: list[dict[str, Any]], model: str, plan: Plan,
-                    secret: bytes) -> None:
+                    secret: bytes, issued: Issued | None) -> None:
     five = generation(model) >= 5
     if not messages:
         raise Refused("messages: at least one message is required")
@@ -433,14 +434,29 @@ def _check_messages(messages: list[dict[str, Any]], model: str, plan: Plan,
         turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"
                  and any(b.get("type") == "tool_use" for b in _blocks_of(m))]
         if turns:
-            first = _blocks_of(messages[turns[-1]])[0]
-            if first.get("type") not in ("thinking", "redacted_thinking"):
-                raise Refused(THINKING_FIRST.format(i=turns[-1], found=first.get("type")))
+            blocks = _blocks_of(messages[turns[-1]])
+            if blocks[0].get("type") not in ("thinking", "redacted_thinking"):
+                raise Refused(THINKING_FIRST.format(i=turns[-1], found=blocks[0].get("type")))
+            # ... the thinking this server returned with these very tool calls
+            calls = frozenset(b.get("id") for b in blocks if b.get("type") == "tool_use")
+            signatures = [b.get("signature") for b in blocks if b.get("type") == "thinking"]
+            if issued is not None and not any(calls <= ids for sig in signatures
+                                              for ids in issued.get(str(sig), ())):
+                raise Refused(f"messages.{turns[-1]}.content.0: The block is bound to a "
+                              "different conversation: the thinking does not belong to this "
+                              "turn's tool use")
 
 
-def validate(body: dict[str, Any], secret: bytes, *, counting: bool = False) -> Plan:
+# A thinking block's signature -> the sets of tool-call ids it was returned with.
+Issued = dict[str, list[frozenset[str]]]
+
+
+def validate(body: dict[str, Any], secret: bytes, *, counting: bool = False,
+             issued: Issued | None = None) -> Plan:
     """The request as the API checks it; Refused when it would not take it (`counting`: for
-    count_tokens, which takes no `max_tokens` and counts a prompt of any length)."""
+    count_tokens, which takes no `max_tokens` and counts a prompt of any length; `issued`:
+    what thinking the server returned with which tool calls, to hold a tool turn to its own
+    thinking)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise Refused("model: Field required")
@@ -474,7 +490,7 @@ def validate(body: dict[str, Any], secret: bytes, *, counting: bool = False) -> 
         for block in system:
             _check_text("system", block)
     _check_cache_markers(body)
-    _check_messages(body.get("messages") or [], model, plan, secret)
+    _check_messages(body.get("messages") or [], model, plan, secret, issued)
     if not counting:
         tokens = prompt_tokens(body)
         if tokens > model_spec.context_window:
@@ -732,6 +748,7 @@ class FakeAnthropic:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self.secret = secrets.token_bytes(32)
+        self._issued: Issued = {}
         self.cache = PromptCache()
         self._server = _Server(("127.0.0.1", self.port), self._handler())
         # (a short poll: a test's server stops at once)
@@ -886,6 +903,12 @@ class FakeAnthropic:
                         "signature": self.sign(model, thought)}, *content]
         content, output, thinking, was_cut = cut(model, content, body["max_tokens"],
                                                  self.secret)
+        calls = frozenset(b["id"] for b in content if b["type"] == "tool_use")
+        if calls:
+            with self._lock:
+                for block in content:
+                    if block["type"] == "thinking":
+                        self._issued.setdefault(block["signature"], []).append(calls)
         if was_cut:
             stop, details = "max_tokens", None
         if not any(b["type"] != "thinking" for b in content) and not was_cut \
@@ -995,7 +1018,9 @@ class FakeAnthropic:
         reply."""
         arrival = time.monotonic()
         try:
-            plan = validate(body, self.secret)
+            with self._lock:
+                issued = {k: list(v) for k, v in self._issued.items()}
+            plan = validate(body, self.secret, issued=issued)
         except Refused as exc:
             return self._refuse(exc)
         need = self._need(body)
@@ -1031,7 +1056,9 @@ class FakeAnthropic:
     def count(self, body: dict[str, Any]) -> Reply:
         """`POST /v1/messages/count_tokens`: the same checks, no cache, no rate limit."""
         try:
-            validate(body, self.secret, counting=True)
+            with self._lock:
+                issued = {k: list(v) for k, v in self._issued.items()}
+            validate(body, self.secret, counting=True, issued=issued)
         except Refused as exc:
             return self._refuse(exc)
         with self._lock:

@@ -75,7 +75,8 @@ def tool_turn(thinking: list[dict[str, Any]] | None = None) -> list[dict[str, An
                                           "content": "found"}]}]
 
 
-TOOLS = [{"name": "search", "description": "search", "input_schema": {"type": "object"}}]
+TOOLS = [{"name": n, "description": n, "input_schema": {"type": "object"}}
+         for n in ("search", "ask_person")]
 
 
 # --- refusals --------------------------------------------------------------------------------
@@ -207,12 +208,32 @@ def test_a_thinking_tool_turn_must_come_back_with_its_thinking(fake: FakeAnthrop
             "`tool_use`")
 
 
-def test_a_thinking_tool_turn_with_its_signed_thinking_is_taken(fake: FakeAnthropic) -> None:
-    thought = {"type": "thinking", "thinking": "Search first.",
-               "signature": fake.sign(OPUS, "Search first.")}
-    assert ok(fake, body(OPUS, *tool_turn([thought]), tools=TOOLS))["content"]
+def asked(fake: FakeAnthropic, model: str = OPUS) -> list[dict[str, Any]]:
+    """A conversation in which the server called a tool (ask_person), its result sent back."""
+    fake.faults.questions = {"Write": ("Which pages?", "three pages")}
+    prompt = user(f"{TASK_TITLE}Write the docs\nMore.")
+    answer = ok(fake, body(model, prompt, tools=TOOLS))
+    assert answer["stop_reason"] == "tool_use"
+    call = next(b for b in answer["content"] if b["type"] == "tool_use")
+    return [prompt, {"role": "assistant", "content": answer["content"]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"],
+                                          "content": "no answer yet"}]}]
+
+
+def test_a_thinking_tool_turn_passed_back_as_returned_is_taken(fake: FakeAnthropic) -> None:
+    messages = asked(fake)
+    assert messages[1]["content"][0]["type"] == "thinking"
+    ok(fake, body(OPUS, *messages, tools=TOOLS))
     # not thinking (a model that may think, told not to): no thinking block is needed
     ok(fake, body(HAIKU, *tool_turn(), tools=TOOLS, thinking=OFF))
+
+
+def test_a_tool_turn_with_thinking_signed_for_another_turn_is_refused(fake: FakeAnthropic
+                                                                      ) -> None:
+    thought = {"type": "thinking", "thinking": "Search first.",
+               "signature": fake.sign(OPUS, "Search first.")}
+    refused(fake, body(OPUS, *tool_turn([thought]), tools=TOOLS),
+            "messages.1.content.0: The block is bound to a different conversation")
 
 
 @pytest.mark.parametrize("change", ["text", "model"])
@@ -251,13 +272,10 @@ def test_count_tokens_checks_as_messages_do_and_counts_per_model(fake: FakeAnthr
 
 
 def test_a_well_behaved_conversation_is_never_refused(fake: FakeAnthropic) -> None:
-    first = ok(fake, body(OPUS, user(), tools=TOOLS))
-    thought = first["content"][0]
-    assert thought["type"] == "thinking"
-    call = {"type": "tool_use", "id": "toolu_1", "name": "search", "input": {}}
-    messages = [user(), {"role": "assistant", "content": [thought, call]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
-                                              "content": "found"}]}]
+    messages = asked(fake)
+    answer = ok(fake, body(OPUS, *messages, tools=TOOLS))
+    messages += [{"role": "assistant", "content": answer["content"]},
+                 user("Thanks. Now the summary, please.")]
     ok(fake, body(OPUS, *messages, tools=TOOLS))
     assert fake.refused == [] and not fake.refusals
 
