@@ -14,7 +14,8 @@ import pytest
 
 from orchestrator.domain.catalog import spec
 from orchestrator.domain.prompt_labels import TASK_TITLE
-from tests.fake_anthropic import FakeAnthropic, Faults, cut, sse
+from tests.fake_anthropic import FakeAnthropic, Faults
+from tests.fake_anthropic_answers import cut, sse
 
 KEY = "sk-test-strict"
 OLD = "claude-haiku-4-5"  # no thinking unless asked, prefill allowed, the older tokenizer
@@ -514,11 +515,12 @@ def test_the_sdk_reassembles_streamed_tool_calls_whole_or_cut() -> None:
     from anthropic.types import Message
 
     thought = "Search, then write."
-    blocks = [{"type": "thinking", "thinking": thought, "signature": "sig_x"},
-              {"type": "text", "text": "Writing the files."},
-              {"type": "tool_use", "id": "toolu_1", "name": "search", "input": {"q": "x y"}},
-              {"type": "tool_use", "id": "toolu_2", "name": "write_artifact",
-               "input": {"path": "docs/a.md", "content": "words " * 200}}]
+    blocks: list[dict[str, Any]] = [
+        {"type": "thinking", "thinking": thought, "signature": "sig_x"},
+        {"type": "text", "text": "Writing the files."},
+        {"type": "tool_use", "id": "toolu_1", "name": "search", "input": {"q": "x y"}},
+        {"type": "tool_use", "id": "toolu_2", "name": "write_artifact",
+         "input": {"path": "docs/a.md", "content": "words " * 200}}]
     content, output, _, was_cut = cut(OLD, blocks, 60, b"k")
     assert was_cut and content[-1]["input"] not in ({}, blocks[-1]["input"])
     message = {"id": "msg_1", "type": "message", "role": "assistant", "model": OLD,
