@@ -66,6 +66,10 @@ def sign(secret: bytes, model: str, thinking: str) -> str:
     return f"sig_{mac}"
 
 
+# A thinking block's signature -> the sets of tool-call ids it was returned with.
+Issued = dict[str, list[frozenset[str]]]
+
+
 @dataclass(frozen=True)
 class Plan:
     """What validation found out about a request: whether it thinks, and how hard."""
@@ -151,10 +155,10 @@ def _check_cache_markers(body: dict[str, Any]) -> None:
                 if block.get("type") in ("thinking", "redacted_thinking"):
                     raise Refused("cache_control cannot be set for thinking blocks")
                 markers.append(block["cache_control"])
-            for inner in block.get("content") or [] if block.get("type") == "tool_result" \
-                    else []:
-                if isinstance(inner, dict) and "cache_control" in inner:
-                    markers.append(inner["cache_control"])
+            inner = block.get("content") if block.get("type") == "tool_result" else None
+            for part in inner if isinstance(inner, list) else []:
+                if isinstance(part, dict) and "cache_control" in part:
+                    markers.append(part["cache_control"])
     if body.get("cache_control"):
         markers.append(body["cache_control"])
     if len(markers) > 4:
@@ -174,9 +178,9 @@ def _check_cache_markers(body: dict[str, Any]) -> None:
         seen_5m = seen_5m or ttl == "5m"
 
 
-def _check_messages(messages: list[dict[str, Any]], model: str, plan: Plan,
-                    secret: bytes, issued: Issued | None) -> None:
-    five = generation(model) >= 5
+def _check_roles(messages: list[dict[str, Any]], model: str, plan: Plan) -> None:
+    """A user first, then turns that alternate, each with content; on a model that takes no
+    prefill (5.x, or thinking) the user last."""
     if not messages:
         raise Refused("messages: at least one message is required")
     for i, message in enumerate(messages):
@@ -185,79 +189,92 @@ def _check_messages(messages: list[dict[str, Any]], model: str, plan: Plan,
         if i and message["role"] == messages[i - 1]["role"]:
             raise Refused('messages: roles must alternate between "user" and "assistant", '
                           f'but found multiple "{message["role"]}" roles in a row')
-        if not blocks_of(message) and not (i == len(messages) - 1
-                                            and message["role"] == "assistant"):
+        last = i == len(messages) - 1 and message["role"] == "assistant"
+        if not blocks_of(message) and not last:
             raise Refused(f"messages.{i}: all messages must have non-empty content except "
                           "for the optional final assistant message")
     if messages[0]["role"] != "user":
         raise Refused('messages: first message must use the "user" role')
-    if messages[-1]["role"] == "assistant" and (five or plan.thinks):
+    if messages[-1]["role"] == "assistant" and (generation(model) >= 5 or plan.thinks):
         raise Refused(PREFILL)
+
+
+def _check_blocks(messages: list[dict[str, Any]], model: str, secret: bytes) -> None:
+    """No empty text; thinking only from the assistant, each block signed by this server for
+    this model (a redacted block is never this server's)."""
     for i, message in enumerate(messages):
-        blocks = blocks_of(message)
-        for j, block in enumerate(blocks):
-            kind = block.get("type")
+        for j, block in enumerate(blocks_of(message)):
+            kind, where = block.get("type"), f"messages.{i}.content.{j}"
             if kind == "text":
                 _check_text("messages", block)
             elif kind == "thinking":
                 if message["role"] != "assistant":
-                    raise Refused(f"messages.{i}.content.{j}: thinking blocks may only be in "
-                                  "assistant messages")
+                    raise Refused(f"{where}: thinking blocks may only be in assistant messages")
                 signature = block.get("signature")
                 expected = sign(secret, model, str(block.get("thinking", "")))
-                if not isinstance(signature, str) or not hmac.compare_digest(signature,
-                                                                             expected):
-                    raise Refused(f"messages.{i}.content.{j}: Invalid `signature` in "
-                                  "`thinking` block")
+                if not (isinstance(signature, str)
+                        and hmac.compare_digest(signature, expected)):
+                    raise Refused(f"{where}: Invalid `signature` in `thinking` block")
             elif kind == "redacted_thinking":
-                raise Refused(f"messages.{i}.content.{j}: Invalid `data` in "
-                              "`redacted_thinking` block")
+                raise Refused(f"{where}: Invalid `data` in `redacted_thinking` block")
+
+
+def _tool_ids(message: dict[str, Any]) -> list[str]:
+    return [str(b.get("id")) for b in blocks_of(message) if b.get("type") == "tool_use"]
+
+
+def _check_tool_pairs(messages: list[dict[str, Any]]) -> None:
+    """Every tool call answered at the start of the next message; every result answering a
+    call of the message before."""
+    for i, message in enumerate(messages):
         if message["role"] == "assistant":
-            ids = [b.get("id") for b in blocks if b.get("type") == "tool_use"]
-            if ids and i + 1 < len(messages):
-                following = blocks_of(messages[i + 1])
-                leading = []
-                for b in following:
-                    if b.get("type") != "tool_result":
-                        break
-                    leading.append(b.get("tool_use_id"))
-                missing = [t for t in ids if t not in leading]
-                if missing:
-                    raise Refused(f"messages.{i + 1}: `tool_use` ids were found without "
-                                  f"`tool_result` blocks immediately after: "
-                                  f"{', '.join(map(str, missing))}. Each `tool_use` block "
-                                  "must have a corresponding `tool_result` block in the next "
-                                  "message.")
-        else:
-            asked = set()
-            if i:
-                asked = {b.get("id") for b in blocks_of(messages[i - 1])
-                         if b.get("type") == "tool_use"}
-            for j, block in enumerate(blocks):
-                if block.get("type") == "tool_result" and block.get("tool_use_id") not in asked:
-                    raise Refused(f"messages.{i}.content.{j}: unexpected `tool_use_id` found "
-                                  f"in `tool_result` blocks: {block.get('tool_use_id')}. Each "
-                                  "`tool_result` block must have a corresponding `tool_use` "
-                                  "block in the previous message.")
-    if plan.thinks:  # the last tool turn must come back with its signed thinking first
-        turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"
-                 and any(b.get("type") == "tool_use" for b in blocks_of(m))]
-        if turns:
-            blocks = blocks_of(messages[turns[-1]])
-            if blocks[0].get("type") not in ("thinking", "redacted_thinking"):
-                raise Refused(THINKING_FIRST.format(i=turns[-1], found=blocks[0].get("type")))
-            # ... the thinking this server returned with these very tool calls
-            calls = frozenset(b.get("id") for b in blocks if b.get("type") == "tool_use")
-            signatures = [b.get("signature") for b in blocks if b.get("type") == "thinking"]
-            if issued is not None and not any(calls <= ids for sig in signatures
-                                              for ids in issued.get(str(sig), ())):
-                raise Refused(f"messages.{turns[-1]}.content.0: The block is bound to a "
-                              "different conversation: the thinking does not belong to this "
-                              "turn's tool use")
+            if i + 1 == len(messages):
+                continue
+            leading = []
+            for block in blocks_of(messages[i + 1]):
+                if block.get("type") != "tool_result":
+                    break
+                leading.append(block.get("tool_use_id"))
+            missing = [t for t in _tool_ids(message) if t not in leading]
+            if missing:
+                raise Refused(f"messages.{i + 1}: `tool_use` ids were found without "
+                              f"`tool_result` blocks immediately after: {', '.join(missing)}. "
+                              "Each `tool_use` block must have a corresponding `tool_result` "
+                              "block in the next message.")
+            continue
+        asked = set(_tool_ids(messages[i - 1])) if i else set()
+        for j, block in enumerate(blocks_of(message)):
+            if block.get("type") == "tool_result" and block.get("tool_use_id") not in asked:
+                raise Refused(f"messages.{i}.content.{j}: unexpected `tool_use_id` found in "
+                              f"`tool_result` blocks: {block.get('tool_use_id')}. Each "
+                              "`tool_result` block must have a corresponding `tool_use` block "
+                              "in the previous message.")
 
 
-# A thinking block's signature -> the sets of tool-call ids it was returned with.
-Issued = dict[str, list[frozenset[str]]]
+def _check_thinking_turn(messages: list[dict[str, Any]], issued: Issued | None) -> None:
+    """A thinking request's last tool turn starts with the thinking this server returned
+    with those very tool calls."""
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant" and _tool_ids(m)]
+    if not turns:
+        return
+    blocks = blocks_of(messages[turns[-1]])
+    if blocks[0].get("type") not in ("thinking", "redacted_thinking"):
+        raise Refused(THINKING_FIRST.format(i=turns[-1], found=blocks[0].get("type")))
+    calls = frozenset(_tool_ids(messages[turns[-1]]))
+    signatures = [str(b.get("signature")) for b in blocks if b.get("type") == "thinking"]
+    if issued is not None and not any(calls <= ids for sig in signatures
+                                      for ids in issued.get(sig, ())):
+        raise Refused(f"messages.{turns[-1]}.content.0: The block is bound to a different "
+                      "conversation: the thinking does not belong to this turn's tool use")
+
+
+def _check_messages(messages: list[dict[str, Any]], model: str, plan: Plan,
+                    secret: bytes, issued: Issued | None) -> None:
+    _check_roles(messages, model, plan)
+    _check_blocks(messages, model, secret)
+    _check_tool_pairs(messages)
+    if plan.thinks:
+        _check_thinking_turn(messages, issued)
 
 
 def validate(body: dict[str, Any], secret: bytes, *, counting: bool = False,
