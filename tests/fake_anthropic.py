@@ -22,9 +22,9 @@ returned with those very tool calls (or with a block changed), `max_tokens` abov
 cap, a prompt over its context window -- and keeps each refusal's message in `refused`. It
 answers as the API does (tests/fake_anthropic_answers.py): a request that thinks gets a signed
 thinking block first (longer with more effort); an answer is cut at `max_tokens` (stop reason
-`max_tokens`); text after tool results gets an empty `end_turn`; `"stream": true` gets
-server-sent events as the API sends them, the latency spread over them; and
-`/v1/messages/count_tokens` counts.
+`max_tokens`) or where it fills the context window (`model_context_window_exceeded`); text
+after tool results gets an empty `end_turn`; `"stream": true` gets server-sent events as the
+API sends them, the latency spread over them; and `/v1/messages/count_tokens` counts.
 
 With `Faults.rate_limits` it also enforces an organisation's rate limits as the API does: a
 token bucket per model and dimension, refilled continuously (limit per `rate_window`, a
@@ -53,6 +53,7 @@ from typing import Any
 
 from agency_offline import model as offline_model
 from agency_offline import reading
+from orchestrator.domain.catalog import spec
 from orchestrator.domain.constants import Role
 from orchestrator.llm.base import (
     CompletionRequest,
@@ -434,8 +435,10 @@ class FakeAnthropic:
                 thought = "The tool results are in."
             content = [{"type": "thinking", "thinking": thought,
                         "signature": self.sign(model, thought)}, *content]
-        content, output, thinking, was_cut = cut(model, content, body["max_tokens"],
-                                                 self.secret)
+        # The answer ends at max_tokens, or where the context window is full.
+        room = spec(model).context_window - prompt_tokens(body)
+        limit = min(body["max_tokens"], room)
+        content, output, thinking, was_cut = cut(model, content, limit, self.secret)
         calls = frozenset(b["id"] for b in content if b["type"] == "tool_use")
         if calls:
             with self._lock:
@@ -443,7 +446,8 @@ class FakeAnthropic:
                     if block["type"] == "thinking":
                         self._issued.setdefault(block["signature"], []).append(calls)
         if was_cut:
-            stop, details = "max_tokens", None
+            stop = "max_tokens" if limit == body["max_tokens"] else "model_context_window_exceeded"
+            details = None
         if not any(b["type"] != "thinking" for b in content) and not was_cut \
                 and stop == "end_turn":
             output = thinking + 3  # an empty answer: a few tokens, no text

@@ -564,3 +564,14 @@ def test_siblings_that_arrive_together_all_write_and_a_later_request_reads() -> 
     assert [u["cache_read_input_tokens"] for u in found] == [0, 0]
     assert found[0]["cache_creation_input_tokens"] == found[1]["cache_creation_input_tokens"]
     assert later["cache_read_input_tokens"] == found[0]["cache_creation_input_tokens"] > 4096
+
+
+def test_an_answer_that_fills_the_context_window_stops_there(fake: FakeAnthropic) -> None:
+    window = spec(OLD).context_window
+    # ~4 characters a token: a prompt that leaves about a dozen tokens of the window
+    counted = post(fake, {"model": OLD, "messages": [user("word " * 159_980)]},
+                   "/v1/messages/count_tokens").json()["input_tokens"]
+    assert window - 40 < counted < window
+    answer = ok(fake, body(OLD, user("word " * 159_980), max_tokens=1000))
+    assert answer["stop_reason"] == "model_context_window_exceeded"
+    assert answer["usage"]["output_tokens"] == window - counted
