@@ -21,6 +21,15 @@ from orchestrator.llm.cache import prompt_tokens, ttl_of
 TEST_MODELS = ("claude-test-",)
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 SAMPLING = ("temperature", "top_p", "top_k")
+# The request fields the API takes (the installed SDK's create and count_tokens parameters),
+# the sampling ones refused with a message of their own.
+COUNT_FIELDS = frozenset({
+    "cache_control", "message", "messages", "model", "output_config", "prefill", "speed",
+    "system", "thinking", "tool_choice", "tools", "user_profile_id", "workspace_id",
+    *SAMPLING})
+MESSAGE_FIELDS = COUNT_FIELDS | {"container", "diagnostics", "inference_geo", "max_tokens",
+                                 "metadata", "service_tier", "stop_sequences", "stream"}
+OUTPUT_FIELDS = frozenset({"effort", "format"})
 PREFILL = ("This model does not support assistant message prefill. The conversation must "
            "end with a user message.")
 THINKING_FIRST = (
@@ -289,6 +298,12 @@ def validate(body: dict[str, Any], secret: bytes, *, counting: bool = False,
     if not known_model(model):
         raise Refused(f"model: {model}", 404, "not_found_error")
     model_spec = spec(model)
+    for key in body:
+        if key not in (COUNT_FIELDS if counting else MESSAGE_FIELDS):
+            raise Refused(f"{key}: Extra inputs are not permitted")
+    for key in body.get("output_config") or {}:
+        if key not in OUTPUT_FIELDS:
+            raise Refused(f"output_config.{key}: Extra inputs are not permitted")
     if not counting:
         max_tokens = body.get("max_tokens")
         if not isinstance(max_tokens, int):

@@ -575,3 +575,12 @@ def test_an_answer_that_fills_the_context_window_stops_there(fake: FakeAnthropic
     answer = ok(fake, body(OLD, user("word " * 159_980), max_tokens=1000))
     assert answer["stop_reason"] == "model_context_window_exceeded"
     assert answer["usage"]["output_tokens"] == window - counted
+
+
+def test_a_field_the_api_does_not_take(fake: FakeAnthropic) -> None:
+    refused(fake, body(OLD, effort="high"), "effort: Extra inputs are not permitted")
+
+
+def test_count_tokens_takes_no_max_tokens(fake: FakeAnthropic) -> None:
+    refused(fake, body(OLD), "max_tokens: Extra inputs are not permitted",
+            path="/v1/messages/count_tokens")
