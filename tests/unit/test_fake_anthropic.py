@@ -584,3 +584,14 @@ def test_a_field_the_api_does_not_take(fake: FakeAnthropic) -> None:
 def test_count_tokens_takes_no_max_tokens(fake: FakeAnthropic) -> None:
     refused(fake, body(OLD), "max_tokens: Extra inputs are not permitted",
             path="/v1/messages/count_tokens")
+
+
+def test_long_artifacts_lengthen_the_first_file_a_turn_writes() -> None:
+    from tests.fake_anthropic_answers import lengthen
+
+    calls = [{"type": "tool_use", "id": f"toolu_{n}", "name": "write_artifact",
+              "input": {"path": f"docs/{n}.md", "content": "# Title\n"}} for n in range(2)]
+    longer = lengthen(calls, OLD, 0, 500)
+    first, second = (c["input"]["content"] for c in longer)
+    assert first.startswith("# Title\n") and len(first) > 1500
+    assert second == "# Title\n"
