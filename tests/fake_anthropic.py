@@ -7,21 +7,24 @@ and 1-hour lives, an entry readable once the answer that wrote it begins:
 orchestrator/llm/cache.py), and injects faults: 429 with retry-after, 529, 500, broken
 JSON, schema violations, answers slower than the client's timeout, refusals, hostile artifact
 paths, scripted "revise" verdicts, answers longer than `max_tokens`.
-Modes come from `script` first, then at random with the configured rates.
+Modes come from `script` first, then at random with the configured rates; a streamed answer
+may also stall after its first event ("stall") or end in an `error` event ("stream_error").
 
-It is as strict as the API (every per-model fact from orchestrator/domain/catalog.py): it
-refuses with 400 `invalid_request_error` (404 for an unknown model) what the API refuses --
-roles that do not alternate, a conversation that does not start with the user or ends on the
-assistant on a model that takes no prefill, a `tool_use` not answered by its `tool_result`
-at the start of the next message, empty text, more than 4 cache breakpoints or a 1-hour one
-after a 5-minute one, sampling parameters on 5.x models or with thinking, a thinking
-parameter or effort the model does not take, a forced `tool_choice` with thinking, a tool turn
-of a thinking request passed back without its signed thinking block (or with a block changed),
-`max_tokens` above the model's cap, a prompt over its context window -- and keeps each
-refusal's message in `refused`. A request that thinks is answered with a signed thinking block
-first (longer with more effort); an answer is cut at `max_tokens` (stop reason `max_tokens`);
-text after tool results gets an empty `end_turn`; `"stream": true` gets server-sent events as
-the API sends them; `/v1/messages/count_tokens` counts.
+It is as strict as the API (every per-model fact from orchestrator/domain/catalog.py; the
+checks in tests/fake_anthropic_rules.py): it refuses with 400 `invalid_request_error` (404 for
+an unknown model) what the API refuses -- roles that do not alternate, a conversation that does
+not start with the user or ends on the assistant on a model that takes no prefill, a `tool_use`
+not answered by its `tool_result` at the start of the next message, empty text, more than 4
+cache breakpoints or a 1-hour one after a 5-minute one, sampling parameters on 5.x models or
+with thinking, a thinking parameter or effort the model does not take, a forced `tool_choice`
+with thinking, a tool turn of a thinking request passed back without the signed thinking block
+returned with those very tool calls (or with a block changed), `max_tokens` above the model's
+cap, a prompt over its context window -- and keeps each refusal's message in `refused`. It
+answers as the API does (tests/fake_anthropic_answers.py): a request that thinks gets a signed
+thinking block first (longer with more effort); an answer is cut at `max_tokens` (stop reason
+`max_tokens`) or where it fills the context window (`model_context_window_exceeded`); text
+after tool results gets an empty `end_turn`; `"stream": true` gets server-sent events as the
+API sends them, the latency spread over them; and `/v1/messages/count_tokens` counts.
 
 With `Faults.rate_limits` it also enforces an organisation's rate limits as the API does: a
 token bucket per model and dimension, refilled continuously (limit per `rate_window`, a
@@ -34,12 +37,10 @@ its `max_tokens` and then settles with what it used; a request that does not fit
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import math
+import os
 import random
-import re
 import secrets
 import threading
 import time
@@ -50,11 +51,9 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import jiter
-
 from agency_offline import model as offline_model
 from agency_offline import reading
-from orchestrator.domain.catalog import MODELS, ModelSpec, Thinking, longest_prefix, spec
+from orchestrator.domain.catalog import spec
 from orchestrator.domain.constants import Role
 from orchestrator.llm.base import (
     CompletionRequest,
@@ -65,26 +64,12 @@ from orchestrator.llm.base import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from orchestrator.llm.cache import PromptCache, model_tokens, prompt_tokens, ttl_of
+from orchestrator.llm.cache import PromptCache, prompt_tokens
 from orchestrator.llm.wire import block_json
+from tests.fake_anthropic_answers import cut, lengthen, reasoning, sse, text_after_tool_results
+from tests.fake_anthropic_rules import Issued, Plan, Refused, sign, validate
 
-# Model ids the tests use beyond the catalog's: the rate-limit tests' own ("claude-test-…", a
-# 4.x-like model as catalog.UNKNOWN describes it) and the offline model's.
-TEST_MODELS = ("claude-test-",)
-EFFORTS = ("low", "medium", "high", "xhigh", "max")
-# About how many tokens a request thinks for, by effort.
-THINKING_TOKENS = {"low": 40, "medium": 150, "high": 400, "xhigh": 800, "max": 1600}
-SAMPLING = ("temperature", "top_p", "top_k")
-PREFILL = ("This model does not support assistant message prefill. The conversation must "
-           "end with a user message.")
-THINKING_FIRST = (
-    "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
-    "`{found}`. When `thinking` is enabled, a final `assistant` message must start with a "
-    "thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We "
-    "recommend you include thinking blocks from previous turns. To avoid this requirement, "
-    "disable `thinking`. Please consult our documentation at "
-    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking")
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+__all__ = ["FakeAnthropic", "Faults", "Refused", "cut", "sse", "task_title"]
 
 
 def _content(value: str | list[dict[str, Any]]) -> list[Content]:
@@ -119,7 +104,7 @@ def request_from_json(body: dict[str, Any], role: Role = Role.AGENT) -> Completi
                   for m in body.get("messages", [])],
         tools=[Tool(name=t["name"], description=t.get("description", ""),
                     input_schema=t["input_schema"]) for t in body.get("tools") or []],
-        tool_choice=(body.get("tool_choice") or {}).get("type", "auto"),
+        tool_choice="none" if (body.get("tool_choice") or {}).get("type") == "none" else "auto",
         json_schema=fmt.get("schema"))
 
 
@@ -218,388 +203,6 @@ def answer(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     return [block_json(b) for b in content], stop
 
 
-# --- what the API refuses --------------------------------------------------------------------
-
-
-class Refused(Exception):
-    """A request the API would not take: its status, error type and message."""
-
-    def __init__(self, message: str, status: int = 400,
-                 kind: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.message, self.status, self.kind = message, status, kind
-
-
-def known_model(model: str) -> bool:
-    return (longest_prefix(MODELS, model) is not None
-            or any(model.startswith(p) for p in TEST_MODELS))
-
-
-def generation(model: str) -> int:
-    """The model's major version by its catalog row (0 for a model outside the catalog)."""
-    name = longest_prefix(MODELS, model)
-    found = re.match(r"claude-[a-z]+-(\d+)", name or "")
-    return int(found.group(1)) if found else 0
-
-
-def _blocks_of(message: dict[str, Any]) -> list[dict[str, Any]]:
-    content = message.get("content")
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return list(content or [])
-
-
-def _sign(secret: bytes, model: str, thinking: str) -> str:
-    mac = hmac.new(secret, f"{model}\n{thinking}".encode(), hashlib.sha256).hexdigest()
-    return f"sig_{mac}"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What validation found out about a request: whether it thinks, and how hard."""
-
-    thinks: bool
-    effort: str
-
-
-def _thinking_plan(body: dict[str, Any], model: str, model_spec: ModelSpec,
-                   counting: bool) -> Plan:
-    mode = model_spec.thinking
-    five = generation(model) >= 5
-    thinking = body.get("thinking")
-    kind = thinking.get("type") if isinstance(thinking, dict) else None
-    output = body.get("output_config") or {}
-    effort = output.get("effort")
-    if effort is not None:
-        if mode in (Thinking.EXTENDED, Thinking.NONE):
-            raise Refused("output_config.effort: This model does not support the effort "
-                          "parameter.")
-        if effort not in EFFORTS:
-            raise Refused(f"output_config.effort: Input should be {', '.join(map(repr, EFFORTS))}")
-    if thinking is not None and kind is None:
-        raise Refused("thinking: Field required: type")
-    thinks: bool
-    if kind == "disabled":
-        if mode is Thinking.ALWAYS:
-            raise Refused("thinking.type.disabled is not supported for this model: it always "
-                          "thinks. Use thinking.type.adaptive and output_config.effort to "
-                          "control thinking behavior.")
-        thinks = False
-    elif kind == "enabled":
-        if five or mode is Thinking.ALWAYS:
-            raise Refused("thinking.type.enabled is not supported for this model. Use "
-                          "thinking.type.adaptive and output_config.effort to control "
-                          "thinking behavior.")
-        if mode is Thinking.NONE:
-            raise Refused("thinking: This model does not support thinking.")
-        budget = (thinking or {}).get("budget_tokens")
-        if not isinstance(budget, int) or budget < 1024:
-            raise Refused("thinking.enabled.budget_tokens: Input should be greater than or "
-                          "equal to 1024")
-        if not counting and budget >= body.get("max_tokens", 0):
-            raise Refused("`max_tokens` must be greater than `thinking.budget_tokens`. Please "
-                          "consult our documentation at https://docs.claude.com/en/docs/"
-                          "build-with-claude/extended-thinking#max-tokens-and-context-window-"
-                          "size")
-        thinks = True
-    elif kind in ("adaptive", "between_tools"):
-        if mode in (Thinking.EXTENDED, Thinking.NONE):
-            raise Refused(f"thinking.type.{kind} is not supported for this model.")
-        thinks = True
-    elif kind is not None:
-        raise Refused(f"thinking: Input tag '{kind}' found using 'type' does not match any of "
-                      "the expected tags: 'adaptive', 'disabled', 'enabled'")
-    else:  # omitted: a model that always thinks, or a 5.x model that may, thinks adaptively
-        thinks = mode is Thinking.ALWAYS or (mode is Thinking.ADAPTIVE and five)
-    return Plan(thinks=thinks, effort=effort or model_spec.default_effort or "high")
-
-
-def _check_text(where: str, block: dict[str, Any]) -> None:
-    text = block.get("text")
-    if not isinstance(text, str) or not text:
-        raise Refused(f"{where}: text content blocks must be non-empty")
-    if not text.strip():
-        raise Refused(f"{where}: text content blocks must contain non-whitespace text")
-
-
-def _check_cache_markers(body: dict[str, Any]) -> None:
-    """At most 4 breakpoints, and no 1-hour one after a 5-minute one (tools, system, then
-    messages)."""
-    markers: list[Any] = []
-    for tool in body.get("tools") or []:
-        if "cache_control" in tool:
-            markers.append(tool["cache_control"])
-    system = body.get("system")
-    for block in system if isinstance(system, list) else []:
-        if "cache_control" in block:
-            markers.append(block["cache_control"])
-    for message in body.get("messages") or []:
-        for block in _blocks_of(message):
-            if "cache_control" in block:
-                if block.get("type") in ("thinking", "redacted_thinking"):
-                    raise Refused("cache_control cannot be set for thinking blocks")
-                markers.append(block["cache_control"])
-            for inner in block.get("content") or [] if block.get("type") == "tool_result" \
-                    else []:
-                if isinstance(inner, dict) and "cache_control" in inner:
-                    markers.append(inner["cache_control"])
-    if body.get("cache_control"):
-        markers.append(body["cache_control"])
-    if len(markers) > 4:
-        raise Refused(f"A maximum of 4 blocks with cache_control may be provided. "
-                      f"Found {len(markers)}.")
-    seen_5m = False
-    for marker in markers:
-        if not isinstance(marker, dict) or marker.get("type") != "ephemeral":
-            raise Refused("cache_control.type: Input should be 'ephemeral'")
-        ttl = ttl_of(marker)
-        if ttl not in ("5m", "1h"):
-            raise Refused("cache_control.ttl: Input should be '5m' or '1h'")
-        if ttl == "1h" and seen_5m:
-            raise Refused("A ttl='1h' cache_control block must not come after a ttl='5m' "
-                          "cache_control block. Note that blocks are processed in the "
-                          "following order: `tools`, `system`, `messages`.")
-        seen_5m = seen_5m or ttl == "5m"
-
-
-def _check_messages(messages: list[dict[str, Any]], model: str, plan: Plan,
-                    secret: bytes) -> None:
-    five = generation(model) >= 5
-    if not messages:
-        raise Refused("messages: at least one message is required")
-    for i, message in enumerate(messages):
-        if message.get("role") not in ("user", "assistant"):
-            raise Refused(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        if i and message["role"] == messages[i - 1]["role"]:
-            raise Refused('messages: roles must alternate between "user" and "assistant", '
-                          f'but found multiple "{message["role"]}" roles in a row')
-        if not _blocks_of(message) and not (i == len(messages) - 1
-                                            and message["role"] == "assistant"):
-            raise Refused(f"messages.{i}: all messages must have non-empty content except "
-                          "for the optional final assistant message")
-    if messages[0]["role"] != "user":
-        raise Refused('messages: first message must use the "user" role')
-    if messages[-1]["role"] == "assistant" and (five or plan.thinks):
-        raise Refused(PREFILL)
-    for i, message in enumerate(messages):
-        blocks = _blocks_of(message)
-        for j, block in enumerate(blocks):
-            kind = block.get("type")
-            if kind == "text":
-                _check_text("messages", block)
-            elif kind == "thinking":
-                if message["role"] != "assistant":
-                    raise Refused(f"messages.{i}.content.{j}: thinking blocks may only be in "
-                                  "assistant messages")
-                signature = block.get("signature")
-                expected = _sign(secret, model, str(block.get("thinking", "")))
-                if not isinstance(signature, str) or not hmac.compare_digest(signature,
-                                                                             expected):
-                    raise Refused(f"messages.{i}.content.{j}: Invalid `signature` in "
-                                  "`thinking` block")
-            elif kind == "redacted_thinking":
-                raise Refused(f"messages.{i}.content.{j}: Invalid `data` in "
-                              "`redacted_thinking` block")
-        if message["role"] == "assistant":
-            ids = [b.get("id") for b in blocks if b.get("type") == "tool_use"]
-            if ids and i + 1 < len(messages):
-                following = _blocks_of(messages[i + 1])
-                leading = []
-                for b in following:
-                    if b.get("type") != "tool_result":
-                        break
-                    leading.append(b.get("tool_use_id"))
-                missing = [t for t in ids if t not in leading]
-                if missing:
-                    raise Refused(f"messages.{i + 1}: `tool_use` ids were found without "
-                                  f"`tool_result` blocks immediately after: "
-                                  f"{', '.join(map(str, missing))}. Each `tool_use` block "
-                                  "must have a corresponding `tool_result` block in the next "
-                                  "message.")
-        else:
-            asked = set()
-            if i:
-                asked = {b.get("id") for b in _blocks_of(messages[i - 1])
-                         if b.get("type") == "tool_use"}
-            for j, block in enumerate(blocks):
-                if block.get("type") == "tool_result" and block.get("tool_use_id") not in asked:
-                    raise Refused(f"messages.{i}.content.{j}: unexpected `tool_use_id` found "
-                                  f"in `tool_result` blocks: {block.get('tool_use_id')}. Each "
-                                  "`tool_result` block must have a corresponding `tool_use` "
-                                  "block in the previous message.")
-    if plan.thinks:  # the last tool turn must come back with its signed thinking first
-        turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"
-                 and any(b.get("type") == "tool_use" for b in _blocks_of(m))]
-        if turns:
-            first = _blocks_of(messages[turns[-1]])[0]
-            if first.get("type") not in ("thinking", "redacted_thinking"):
-                raise Refused(THINKING_FIRST.format(i=turns[-1], found=first.get("type")))
-
-
-def validate(body: dict[str, Any], secret: bytes, *, counting: bool = False) -> Plan:
-    """The request as the API checks it; Refused when it would not take it (`counting`: for
-    count_tokens, which takes no `max_tokens` and counts a prompt of any length)."""
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise Refused("model: Field required")
-    if not known_model(model):
-        raise Refused(f"model: {model}", 404, "not_found_error")
-    model_spec = spec(model)
-    if not counting:
-        max_tokens = body.get("max_tokens")
-        if not isinstance(max_tokens, int):
-            raise Refused("max_tokens: Field required")
-        if max_tokens < 1:
-            raise Refused("max_tokens: Input should be greater than or equal to 1")
-        if max_tokens > model_spec.max_output:
-            raise Refused(f"max_tokens: {max_tokens} > {model_spec.max_output}, which is the "
-                          f"maximum allowed number of output tokens for {model}")
-    plan = _thinking_plan(body, model, model_spec, counting)
-    for key in SAMPLING:
-        if key in body and generation(model) >= 5:
-            raise Refused(f"`{key}` is not supported on this model.")
-        if key in body and plan.thinks:
-            raise Refused(f"`{key}` may not be set when thinking is enabled.")
-    choice = (body.get("tool_choice") or {}).get("type")
-    if plan.thinks and choice in ("any", "tool"):
-        raise Refused("Thinking may not be enabled when tool_choice forces tool use.")
-    for n, tool in enumerate(body.get("tools") or []):
-        if not _TOOL_NAME.match(str(tool.get("name", ""))):
-            raise Refused(f"tools.{n}.custom.name: String should match pattern "
-                          "'^[a-zA-Z0-9_-]{1,64}$'")
-    system = body.get("system")
-    if isinstance(system, list):
-        for block in system:
-            _check_text("system", block)
-    _check_cache_markers(body)
-    _check_messages(body.get("messages") or [], model, plan, secret)
-    if not counting:
-        tokens = prompt_tokens(body)
-        if tokens > model_spec.context_window:
-            raise Refused(f"prompt is too long: {tokens} tokens > "
-                          f"{model_spec.context_window} maximum")
-    return plan
-
-
-# --- how the API answers ---------------------------------------------------------------------
-
-
-def _fits(model: str, tokens: int) -> int:
-    """About how many characters make `tokens` of the model's tokens."""
-    raw = tokens if not spec(model).new_tokenizer else int(tokens / 1.3)
-    return max(0, raw - 1) * 4
-
-
-def _cost(model: str, block: dict[str, Any]) -> int:
-    """A block's output tokens as the model counts them."""
-    if block["type"] == "thinking":
-        return model_tokens(model, block["thinking"])
-    if block["type"] == "text":
-        return model_tokens(model, block["text"])
-    return model_tokens(model, json.dumps(block["input"]))
-
-
-_REASONING = (
-    "I should read what the request asks for and what it already holds.",
-    "The schema names the fields the answer must have; each one needs its own evidence.",
-    "The tool results so far narrow the work to what is still missing.",
-    "Weighing the alternatives, the plainest answer that meets every criterion is best.",
-    "Before answering I check each acceptance criterion against the draft once more.",
-)
-
-
-def reasoning(model: str, effort: str, subject: str) -> str:
-    """The thinking a request of this effort gets: about THINKING_TOKENS[effort] tokens."""
-    target = THINKING_TOKENS.get(effort, THINKING_TOKENS["high"])
-    parts = [f"The request is about {subject}." if subject else "Let me think this through."]
-    n = 0
-    while model_tokens(model, " ".join(parts)) < target:
-        parts.append(_REASONING[n % len(_REASONING)])
-        n += 1
-    return " ".join(parts)
-
-
-def _padding(model: str, tokens: int) -> str:
-    chars = _fits(model, tokens)
-    paragraph = ("\n\nThis section goes into further detail on the same work, with the "
-                 "reasoning behind each choice and the evidence for it.")
-    return (paragraph * (chars // len(paragraph) + 1))[:chars]
-
-
-def _lengthen(content: list[dict[str, Any]], model: str, answers: int,
-              artifacts: int) -> list[dict[str, Any]]:
-    """The answer's Markdown (or text) `answers` tokens longer; the first file a
-    write_artifact turn writes `artifacts` tokens longer."""
-    out, padded = [], False
-    for block in content:
-        if answers and block["type"] == "text":
-            text = block["text"]
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = None
-            if isinstance(data, dict) and isinstance(data.get("content"), str):
-                data["content"] += _padding(model, answers)
-                text = json.dumps(data)
-            else:
-                text += _padding(model, answers)
-            block = {**block, "text": text}
-        elif (artifacts and not padded and block["type"] == "tool_use"
-              and block["name"] == "write_artifact"):
-            data = dict(block["input"])
-            data["content"] = str(data.get("content", "")) + _padding(model, artifacts)
-            block, padded = {**block, "input": data}, True
-        out.append(block)
-    return out
-
-
-def text_after_tool_results(body: dict[str, Any]) -> bool:
-    """The last user message puts text after its tool results (the API then tends to answer
-    with an empty end_turn)."""
-    messages = body.get("messages") or []
-    if not messages or messages[-1].get("role") != "user":
-        return False
-    seen_result = False
-    for block in _blocks_of(messages[-1]):
-        if block.get("type") == "tool_result":
-            seen_result = True
-        elif block.get("type") == "text" and seen_result:
-            return True
-    return False
-
-
-def cut(model: str, content: list[dict[str, Any]], limit: int, secret: bytes
-        ) -> tuple[list[dict[str, Any]], int, int, bool]:
-    """The answer as `max_tokens` leaves it: (content, output tokens, thinking tokens, cut).
-    Thinking comes first; a text is cut at the limit; a tool call cut mid-input keeps what of
-    its input had been written (parsed as the SDK parses a partial stream)."""
-    out: list[dict[str, Any]] = []
-    used = thinking = 0
-    for block in content:
-        cost = _cost(model, block)
-        if used + cost <= limit:
-            out.append(block)
-            used += cost
-            thinking += cost if block["type"] == "thinking" else 0
-            continue
-        room = limit - used
-        chars = _fits(model, room)
-        if block["type"] == "thinking":
-            text = block["thinking"][:chars]
-            out.append({"type": "thinking", "thinking": text,
-                        "signature": _sign(secret, model, text)})
-            thinking += room
-        elif block["type"] == "text":
-            if block["text"][:chars].strip():
-                out.append({**block, "text": block["text"][:chars]})
-        else:
-            written = json.dumps(block["input"])[:chars]
-            partial = jiter.from_json(written.encode(), partial_mode=True) if written else {}
-            out.append({**block, "input": partial if isinstance(partial, dict) else {}})
-        return out, limit, thinking, True
-    return out, used, thinking, False
-
-
 # Faults.rate_limits keys and the header family each one is reported in.
 DIMENSIONS = {"rpm": "requests", "itpm": "input-tokens", "otpm": "output-tokens"}
 
@@ -636,57 +239,6 @@ def itpm_cost(usage: dict[str, int]) -> int:
     return usage["input_tokens"] + usage["cache_creation_input_tokens"]
 
 
-def _chunks(text: str, size: int) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
-
-
-def sse(message: dict[str, Any], chunk: int = 48) -> list[tuple[str, dict[str, Any]]]:
-    """The events the API streams for this message, in order."""
-    usage = message["usage"]
-    start_usage = {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens",
-                                         "cache_read_input_tokens", "cache_creation")}
-    events: list[tuple[str, dict[str, Any]]] = [("message_start", {
-        "type": "message_start",
-        "message": {**message, "content": [], "stop_reason": None, "stop_sequence": None,
-                    "stop_details": None,
-                    "usage": {**start_usage, "output_tokens": 1}}})]
-    for index, block in enumerate(message["content"]):
-        def delta(d: dict[str, Any], i: int = index) -> tuple[str, dict[str, Any]]:
-            return "content_block_delta", {"type": "content_block_delta", "index": i,
-                                           "delta": d}
-        if block["type"] == "text":
-            start: dict[str, Any] = {"type": "text", "text": ""}
-            deltas = [delta({"type": "text_delta", "text": c})
-                      for c in _chunks(block["text"], chunk)]
-        elif block["type"] == "thinking":
-            start = {"type": "thinking", "thinking": "", "signature": ""}
-            deltas = [delta({"type": "thinking_delta", "thinking": c})
-                      for c in _chunks(block["thinking"], chunk)]
-            deltas.append(delta({"type": "signature_delta", "signature": block["signature"]}))
-        else:
-            start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            written = json.dumps(block["input"]) if block["input"] else ""
-            deltas = [delta({"type": "input_json_delta", "partial_json": c})
-                      for c in _chunks(written, chunk)]
-        events.append(("content_block_start", {"type": "content_block_start",
-                                               "index": index, "content_block": start}))
-        if index == 0:
-            events.append(("ping", {"type": "ping"}))
-        events += deltas
-        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
-    if not message["content"]:
-        events.append(("ping", {"type": "ping"}))
-    events.append(("message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None,
-                  "stop_details": message.get("stop_details")},
-        "usage": {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens",
-                                        "cache_read_input_tokens", "output_tokens",
-                                        "output_tokens_details")}}))
-    events.append(("message_stop", {"type": "message_stop"}))
-    return events
-
-
 @dataclass
 class Reply:
     """What the server sends: a status, a JSON body (or a stream of events), headers, and how
@@ -698,6 +250,10 @@ class Reply:
     delay: float = 0.0
     stream: bool = False
     stall: float = 0.0  # streamed: seconds before the first byte (a slow answer)
+    task: str | None = None  # an answer's task title ("" for none); None: not an answer
+    # Streamed: "stall" stops `slow_seconds` after message_start, "stream_error" sends an
+    # overloaded_error event after the first block starts (as the API may, after a 200).
+    mode: str = "ok"
 
 
 @dataclass
@@ -726,9 +282,12 @@ class FakeAnthropic:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self.secret = secrets.token_bytes(32)
+        self._issued: Issued = {}
         self.cache = PromptCache()
         self._server = _Server(("127.0.0.1", self.port), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # (a short poll: a test's server stops at once)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
 
     @property
     def url(self) -> str:
@@ -756,7 +315,7 @@ class FakeAnthropic:
 
     def sign(self, model: str, thinking: str) -> str:
         """The signature this server gives a thinking block of `model`."""
-        return _sign(self.secret, model, thinking)
+        return sign(self.secret, model, thinking)
 
     def _mode(self, body: dict[str, Any]) -> str:
         task = task_title(body)
@@ -827,7 +386,7 @@ class FakeAnthropic:
         files = next((v for k, v in self.faults.long_artifacts.items()
                       if task and task.startswith(k)), 0)
         if longer or files:
-            content = _lengthen(content, model, longer, files)
+            content = lengthen(content, model, longer, files)
         text = "".join(b.get("text", "") for b in content if b["type"] == "text")
         details = None
         if mode == "broken_json":
@@ -846,6 +405,9 @@ class FakeAnthropic:
                   "bad_request": (400, "invalid_request_error", "messages: invalid request"),
                   "overloaded": (529, "overloaded_error", "Overloaded"),
                   "server_error": (500, "api_error", "Internal server error")}
+        stream = bool(body.get("stream"))
+        if mode == "stream_error" and not stream:  # (an error event in a stream; else 529)
+            mode = "overloaded"
         if mode in errors:
             status, kind, said = errors[mode]
             headers = {"retry-after": str(self.faults.retry_after)} if status == 429 else {}
@@ -853,14 +415,14 @@ class FakeAnthropic:
                          headers)
         task = task_title(body)
         model = body["model"]
-        stream = bool(body.get("stream"))
         # A slow task is slow once per attempt, on its first turn.
         extra = max((v for k, v in self.faults.slow_tasks.items()
                      if task and task.startswith(k) and _first_turn(body)), default=0.0)
         fmt = (body.get("output_config") or {}).get("format") or {}
         title = (fmt.get("schema") or {}).get("title", "")
         extra += self.faults.slow_schemas.get(title, 0.0)
-        delay = self.faults.slow_seconds if mode == "slow" else self.faults.latency + extra
+        slow = mode == "slow" or (mode == "stall" and not stream)
+        delay = self.faults.slow_seconds if slow else self.faults.latency + extra
         try:
             content, stop, details = self._content(body, mode, title)
         except reading.UnreadablePrompt as exc:  # as the API rejects a request it cannot take
@@ -873,10 +435,19 @@ class FakeAnthropic:
                 thought = "The tool results are in."
             content = [{"type": "thinking", "thinking": thought,
                         "signature": self.sign(model, thought)}, *content]
-        content, output, thinking, was_cut = cut(model, content, body["max_tokens"],
-                                                 self.secret)
+        # The answer ends at max_tokens, or where the context window is full.
+        room = spec(model).context_window - prompt_tokens(body)
+        limit = min(body["max_tokens"], room)
+        content, output, thinking, was_cut = cut(model, content, limit, self.secret)
+        calls = frozenset(b["id"] for b in content if b["type"] == "tool_use")
+        if calls:
+            with self._lock:
+                for block in content:
+                    if block["type"] == "thinking":
+                        self._issued.setdefault(block["signature"], []).append(calls)
         if was_cut:
-            stop, details = "max_tokens", None
+            stop = "max_tokens" if limit == body["max_tokens"] else "model_context_window_exceeded"
+            details = None
         if not any(b["type"] != "thinking" for b in content) and not was_cut \
                 and stop == "end_turn":
             output = thinking + 3  # an empty answer: a few tokens, no text
@@ -884,7 +455,7 @@ class FakeAnthropic:
         # entries this request writes are readable from then.
         stall = 0.0
         if stream:  # the latency spread over the events; a slow answer stalls instead
-            stall, delay = (delay, 0.0) if mode == "slow" else (0.0, delay)
+            stall, delay = (delay, 0.0) if slow else (0.0, delay)
             dummy = dict.fromkeys(("input_tokens", "cache_creation_input_tokens",
                                    "cache_read_input_tokens", "cache_creation",
                                    "output_tokens", "output_tokens_details"), 0)
@@ -906,10 +477,7 @@ class FakeAnthropic:
                        "ephemeral_5m_input_tokens": tokens.cache_write - tokens.cache_write_1h,
                        "ephemeral_1h_input_tokens": tokens.cache_write_1h},
                        "output_tokens_details": {"thinking_tokens": thinking}}}
-        with self._lock:
-            self.answered.append(task)
-            self.messages.append(message)
-        return Reply(200, message, {}, delay, stream, stall)
+        return Reply(200, message, {}, delay, stream, stall, task, mode)
 
     def _limits(self, model: str, now: float) -> dict[str, Bucket]:
         """The model's buckets (under the lock), made full on first use."""
@@ -974,6 +542,11 @@ class FakeAnthropic:
     def _refuse(self, exc: Refused) -> Reply:
         with self._lock:
             self.refused.append(exc.message)
+            log = os.environ.get("AGENCY_FAKE_REFUSALS")  # a file to list refusals in
+            if log:
+                test = os.environ.get("PYTEST_CURRENT_TEST", "")
+                with open(log, "a", encoding="utf-8") as out:
+                    out.write(json.dumps({"test": test, "message": exc.message}) + "\n")
         return Reply(exc.status, {"type": "error", "error": {"type": exc.kind,
                                                              "message": exc.message}})
 
@@ -982,7 +555,9 @@ class FakeAnthropic:
         reply."""
         arrival = time.monotonic()
         try:
-            plan = validate(body, self.secret)
+            with self._lock:
+                issued = {k: list(v) for k, v in self._issued.items()}
+            plan = validate(body, self.secret, issued=issued)
         except Refused as exc:
             return self._refuse(exc)
         need = self._need(body)
@@ -1005,12 +580,22 @@ class FakeAnthropic:
         """The reply as (status, body, headers), its latency waited out."""
         reply = self.reply(body)
         self._wait(reply.delay)
+        self.sent(reply)
         return reply.status, reply.payload, reply.headers
+
+    def sent(self, reply: Reply) -> None:
+        """An answer goes out (once its latency is over): it counts as answered."""
+        if reply.task is not None:
+            with self._lock:
+                self.answered.append(reply.task)
+                self.messages.append(reply.payload)
 
     def count(self, body: dict[str, Any]) -> Reply:
         """`POST /v1/messages/count_tokens`: the same checks, no cache, no rate limit."""
         try:
-            validate(body, self.secret, counting=True)
+            with self._lock:
+                issued = {k: list(v) for k, v in self._issued.items()}
+            validate(body, self.secret, counting=True, issued=issued)
         except Refused as exc:
             return self._refuse(exc)
         with self._lock:
@@ -1053,6 +638,7 @@ class FakeAnthropic:
                 data = json.dumps(payload).encode()
                 if reply.delay:
                     fake._wait(reply.delay)
+                fake.sent(reply)
                 self._head(reply.status, reply.headers, "application/json", len(data),
                            request_id)
                 # The client may have given up (a timeout), as a real server would see it.
@@ -1070,15 +656,23 @@ class FakeAnthropic:
                     gap = reply.delay / len(events)
                     if reply.stall:
                         time.sleep(reply.stall)
+                    fake.sent(reply)
                     self._head(200, reply.headers, "text/event-stream; charset=utf-8", None,
                                request_id)
                     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                         for name, data in events:
                             if gap and name != "ping":
                                 time.sleep(gap)
+                            if reply.mode == "stream_error" and name == "content_block_delta":
+                                name, data = "error", {"type": "error", "error": {
+                                    "type": "overloaded_error", "message": "Overloaded"}}
                             self.wfile.write(
                                 f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
                             self.wfile.flush()
+                            if name == "error":
+                                return
+                            if reply.mode == "stall" and name == "message_start":
+                                time.sleep(fake.faults.slow_seconds)
                 finally:
                     with fake._lock:
                         fake.in_flight -= 1

@@ -79,3 +79,34 @@ def test_changing_tool_choice_misses_the_messages_but_not_the_system() -> None:
                               choice="none"), 1)
     assert auto.cache_write > 5000
     assert 5000 < none.cache_read < auto.cache_write
+
+
+def test_an_entry_is_readable_once_the_answer_that_wrote_it_begins() -> None:
+    """Siblings that arrive before the first answer begins all write; a later one reads."""
+    cache = PromptCache()
+    prompt = body("claude-haiku-4-5", 5000 * 4, "task")
+    first = cache.account(prompt, 1, now=100.0, begins=102.0)
+    sibling = cache.account(prompt, 1, now=101.0, begins=103.0)
+    later = cache.account(prompt, 1, now=102.5)
+    assert first.cache_write == sibling.cache_write > 5000
+    assert sibling.cache_read == 0
+    assert later.cache_read == first.cache_write and later.cache_write == 0
+
+
+def test_one_hour_writes_are_counted_apart_and_live_an_hour() -> None:
+    cache = PromptCache()
+    prompt = body("claude-haiku-4-5", 5000 * 4, "task " * 400, mark_last=True)
+    prompt["system"][0]["cache_control"] = {"type": "ephemeral", "ttl": "1h"}
+    first = cache.account(prompt, 1, now=0.0)
+    assert first.cache_write > first.cache_write_1h > 5000  # the system for an hour
+    after = cache.account(prompt, 1, now=1800.0)  # the 5-minute turn is gone, the hour not
+    assert after.cache_read == first.cache_write_1h
+    assert after.cache_write == first.cache_write - first.cache_write_1h
+    assert after.cache_write_1h == 0
+
+
+def test_tokens_are_counted_as_the_model_counts_them() -> None:
+    old = PromptCache().account(body("claude-haiku-4-5", 5000 * 4, "task"), 1)
+    new = PromptCache().account(body("claude-haiku-5-5", 5000 * 4, "task"), 1)
+    assert new.input_total == pytest.approx(1.3 * old.input_total, rel=0.01)
+    assert minimum_for("claude-sonnet-5-5") == 512 and minimum_for("offline") == 4096
