@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal, TypeVar
 
+from orchestrator.domain.caching import prefix_life
 from orchestrator.domain.constants import CallOutcome, ProjectStatus, Role
 from orchestrator.domain.errors import (
     AgencyError,
@@ -90,7 +91,7 @@ class Runtime:
                 delay = min(delay * 2, 1.0)
 
     def model_for(self, role: Role) -> str:
-        if role is Role.AGENT:
+        if role in (Role.AGENT, Role.WARMUP):  # a warm-up writes the agents' prefix
             return self.settings.agent_model
         return self.settings.orchestrator_model
 
@@ -126,7 +127,6 @@ class Runtime:
         """The life of the project prefix's cache entry for this project's agents: as
         AGENCY_CACHE_TTL says, or (auto) an hour when its plan's work spans more than five
         minutes (domain/caching.py)."""
-        from orchestrator.domain.caching import prefix_life  # (the method's own import)
 
         return prefix_life(self.settings.cache_ttl, project.plan)
 
