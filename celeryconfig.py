@@ -26,9 +26,12 @@ task_default_queue = ORCHESTRATOR_QUEUE
 
 def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None,
                **kw: Any) -> dict[str, str]:
-    """`agency.agent.<type>` goes to queue `<type>`; everything else to `orchestrator`."""
-    prefix = "agency.agent."
-    queue = name[len(prefix):] if name.startswith(prefix) else ORCHESTRATOR_QUEUE
+    """`agency.agent.<type>` goes to queue `<type>`, a review `agency.review.<reviewer>` to
+    the reviewer's queue; everything else to `orchestrator`."""
+    queue = ORCHESTRATOR_QUEUE
+    for prefix in ("agency.agent.", "agency.review."):
+        if name.startswith(prefix):
+            queue = name[len(prefix):]
     return {"queue": queue, "routing_key": queue}
 
 

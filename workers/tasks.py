@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Task
 
+from orchestrator.agent.review import REVIEWERS, run_review
 from orchestrator.agent.runner import run_agent_task
 from orchestrator.agent.runtime import Runtime, get_runtime
 from orchestrator.domain.constants import (
@@ -14,10 +15,11 @@ from orchestrator.domain.constants import (
     PLAN_TASK,
     AgentType,
     agent_task_name,
+    review_task_name,
 )
-from orchestrator.domain.errors import AgencyError
+from orchestrator.domain.errors import AgencyError, Parked
 from orchestrator.interfaces.celery_app import app
-from orchestrator.services.dispatch import release
+from orchestrator.services.dispatch import release, send_resume, send_review
 from orchestrator.services.integrate import integrate_project
 from orchestrator.services.planner import plan_project
 from orchestrator.state.store import progress_text
@@ -53,6 +55,8 @@ def integrate(self: Task, project_id: str) -> str:  # type: ignore[type-arg]
 
 def _agent_task(agent: AgentType) -> Any:
     def run(self: Task, project_id: str, task_id: str, title: str) -> str:  # type: ignore[type-arg]
+        agent_type = agent
+
         def progress(step: str) -> None:
             # Not a `task-*` event: Flower (and Celery's event state) would make every running
             # task's state PROGRESS; as `agency-progress` the task stays STARTED.
@@ -62,7 +66,17 @@ def _agent_task(agent: AgentType) -> Any:
                 log.debug("progress event not sent: %s", exc)
 
         rt = get_runtime()
-        completion = run_agent_task(rt, task_id, worker=node_name(self), progress=progress)
+        outcome = run_agent_task(rt, task_id, worker=node_name(self), progress=progress)
+        if isinstance(outcome, Parked):
+            # Its wait is in the store; the canvas goes no further (what the task releases
+            # once it completes is sent by the store). A review is its reviewer's message.
+            round_ = outcome.review_round
+            if round_ is not None:
+                rt.durably("review", lambda: send_review(
+                    rt, self.app, project_id, task_id, round_, agent_type))
+            assert isinstance(self, AgencyTask)
+            self.ignore(f"parked: waits for {outcome.waits_for}")
+        completion = outcome
         if completion is not None:
             # The completion is committed: what it released must be sent even if the
             # database blinks now (a retry of this message would find the task done).
@@ -78,3 +92,24 @@ def _agent_task(agent: AgentType) -> Any:
 
 for _agent in AgentType:  # registered with the app as they are made
     _agent_task(_agent)
+
+
+def _review_task(reviewer: str) -> Any:
+    def run(self: Task, project_id: str, task_id: str, round: int) -> str:  # type: ignore[type-arg]
+        rt = get_runtime()
+        reviewed = run_review(rt, task_id, round, worker=node_name(self))
+        if reviewed.completion is not None:
+            completion = reviewed.completion
+            rt.durably("release", lambda: release(rt, self.app, project_id, completion))
+            return f"{_progress(rt, project_id)}, task {task_id[:8]} passed review round {round}"
+        if reviewed.revise:
+            rt.durably("revision", lambda: send_resume(rt, self.app, project_id, task_id))
+        return f"{_progress(rt, project_id)}, task {task_id[:8]} sent back after round {round}"
+
+    run.__name__ = f"review_by_{reviewer}"
+    run.__doc__ = f"Review one task's output (on the {reviewer} queue)."
+    return app.task(name=review_task_name(reviewer), base=AgencyTask, bind=True)(run)
+
+
+for _reviewer in REVIEWERS:
+    _review_task(_reviewer)

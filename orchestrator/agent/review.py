@@ -6,24 +6,37 @@ for a review with `request_review`. The verdict is structured: pass, or revise w
 acceptance criterion. "Revise" sends the work back to its agent with the notes, at most
 `AGENCY_REVIEW_ROUNDS` times; when the last revised output is still not passed, the task
 completes with it, and its open notes stay on record (status, the deliverable).
+
+A review is its own message on the reviewer's queue (`qa_engineer` for work products,
+`orchestrator` otherwise), so review load reaches the reviewer's pool: the agent's task parks
+in `review` while it runs, under the reviewer's lease, and the review's own conversation is
+journaled like any other.
 """
 
 from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
 
 from orchestrator.agent.prompts import reviewer_system
 from orchestrator.agent.runtime import Runtime
 from orchestrator.agent.tools import READ_ONLY_TOOLS, ProjectTools
 from orchestrator.domain import prompt_labels as L
-from orchestrator.domain.constants import AgentType, Role, TaskStatus
+from orchestrator.domain.constants import AgentType, Role
+from orchestrator.domain.errors import AttemptFailed, CallCapReached, NotRunnable
 from orchestrator.domain.models import AgentOutput, ProjectRecord, TaskRecord, Verdict
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
-from orchestrator.state.transitions import Claim
+from orchestrator.state.transitions import Claim, Completion
+
+log = logging.getLogger(__name__)
 
 WORK_PRODUCTS = frozenset({
     AgentType.FRONTEND_DEVELOPER, AgentType.BACKEND_DEVELOPER, AgentType.MOBILE_DEVELOPER,
     AgentType.DEVOPS_ENGINEER, AgentType.DATA_ANALYST, AgentType.CONTENT_WRITER})
 ORCHESTRATOR = "orchestrator"
+REVIEWERS = (AgentType.QA_ENGINEER.value, ORCHESTRATOR)  # the queues reviews run on
 REVIEW_TURNS = 3
 ARTIFACT_EXCERPT = 1500
 
@@ -68,11 +81,10 @@ def revise_prompt(round_: int, verdict: Verdict) -> str:
 
 
 def review(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
-           output: AgentOutput, round_: int, notes: list[str]) -> Verdict:
-    """One review round, recorded (fenced) with the task in `review`."""
+           output: AgentOutput, round_: int, notes: list[str], worker: str | None = None
+           ) -> Verdict:
+    """One review round, journaled, its verdict recorded (fenced) by the worker that ran it."""
     reviewer = reviewer_for(task.agent_type)
-    rt.durably("review", lambda: rt.scheduler.hold_as(claim, TaskStatus.REVIEW,
-                                                      f"round {round_} by {reviewer}"))
     role = Role.AGENT if reviewer != ORCHESTRATOR else Role.INTEGRATE  # picks the model
     conversation = Conversation(
         rt.provider, role=Role.REVIEW, model=rt.model_for(role),
@@ -82,7 +94,56 @@ def review(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         policy=rt.policy, max_tokens=4000,
         tools=ProjectTools(rt.store, project.id, task.id, list(READ_ONLY_TOOLS)),
         limits=Limits(turns=REVIEW_TURNS, tokens=rt.settings.agent_max_tokens),
-        effort=rt.effort_for(Role.REVIEW), cache_ttl=rt.cache_ttl(project))
+        effort=rt.effort_for(Role.REVIEW), cache_ttl=rt.cache_ttl(project),
+        journal=rt.journal(project.id, claim,
+                           f"t/{task.id}/{task.conversation_from}/review/{round_}"))
     verdict = conversation.answer()
-    rt.durably("verdict", lambda: rt.scheduler.record_review(claim, round_, reviewer, verdict))
+    rt.durably("verdict", lambda: rt.scheduler.record_review(claim, round_, reviewer, verdict,
+                                                             worker))
     return verdict
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """What a review message did: completed the task (`completion`), or sent it back to its
+    agent (`revise`); neither when the task was not waiting for this review."""
+
+    completion: Completion | None = None
+    revise: bool = False
+
+
+def run_review(rt: Runtime, task_id: str, round_: int, worker: str) -> Reviewed:
+    """A review message: take the task's review round under this worker's lease, review the
+    draft, record the verdict; a pass (or the last round) completes the task, a "revise"
+    wakes its agent. Raises NotRunnable for a review nobody waits for, and AttemptFailed (with
+    the cause) when the review fails."""
+    taken = rt.scheduler.take_review(task_id, round_, rt.leases.until())
+    if taken is None:
+        task = rt.store.task(task_id)
+        raise NotRunnable(f"task {task_id} ({task.status.value}) does not wait for review "
+                          f"round {round_}")
+    claim, draft, _ = taken
+    task = rt.store.task(task_id)
+    project = rt.store.project(task.project_id, usage=False)
+    saved = json.loads(draft or "{}")
+    output = AgentOutput.model_validate(saved["output"])
+    notes = [str(n) for n in saved.get("notes", [])]
+    last = round_ > rt.settings.review_rounds
+    try:
+        with rt.leases.hold(claim):
+            try:
+                verdict: Verdict | None = review(rt, claim, project, task, output, round_,
+                                                 notes, worker)
+            except CallCapReached as exc:  # the work stands; no calls are left to check it
+                log.warning("task %s: %s; its output goes on unreviewed", task.id, exc)
+                rt.store.note(project.id, task.id, "review", f"round {round_} not held: {exc}")
+                verdict = None
+            if verdict is None or verdict.verdict == "pass" or last:
+                return Reviewed(completion=rt.durably(
+                    "completion", lambda: rt.scheduler.complete_task(claim, output)))
+    except Exception as exc:
+        raise AttemptFailed(claim.project_id, claim, exc) from exc
+    # Woken after the lease is let go, so no renewal races the wake.
+    rt.durably("revision", lambda: rt.scheduler.wake(
+        claim, f"review round {round_}: revise ({worker})"))
+    return Reviewed(revise=True)

@@ -1,34 +1,39 @@
-"""One task's attempt: claim it, let its agent work through its tools, review, complete.
+"""One task's attempt: claim it, let its agent work through its tools, have it reviewed, complete.
 
 The agent works in one conversation: its prompt (the cached project prefix, its persona, its
 task with its dependencies' outputs), then tool calls until it answers, bounded by
-AGENCY_AGENT_MAX_TURNS and AGENCY_AGENT_MAX_TOKENS. A reviewed task then goes to `review`; a
-"revise" verdict continues the same conversation with the notes. Every turn is a ledger row.
+AGENCY_AGENT_MAX_TURNS and AGENCY_AGENT_MAX_TOKENS. Every turn is journaled with its ledger
+row, so any new attempt of the task replays the conversation and pays only for what was never
+answered. A task that waits (for a person's answer, or for its review on the reviewer's own
+queue) parks: it holds no thread; the event that ends the wait sends it again, and it replays
+its journal and carries on. A "revise" verdict continues the same conversation with the notes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import time
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 
 from orchestrator.agent.prompts import agent_system, task_prompt
-from orchestrator.agent.review import review, revise_prompt
+from orchestrator.agent.review import revise_prompt
 from orchestrator.agent.runtime import Runtime
 from orchestrator.agent.tools import AGENT_TOOLS, ProjectTools
 from orchestrator.domain.constants import ProjectStatus, Role, TaskStatus
 from orchestrator.domain.errors import (
     AttemptFailed,
-    CallCapReached,
     HeldElsewhere,
     NotRunnable,
+    Parked,
     TaskNotReady,
 )
 from orchestrator.domain.lifecycle import HELD
 from orchestrator.domain.models import AgentOutput, ProjectRecord, TaskRecord
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
+from orchestrator.state.parking import review_wait
 from orchestrator.state.transitions import Claim, Completion
 
 log = logging.getLogger(__name__)
@@ -36,16 +41,25 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
+def conversation_key(task: TaskRecord, part: str) -> str:
+    """The journal's name for one of a task's conversations (`agent`, `review/<round>`) in
+    its current run (a retry of a task that failed for good starts a new one)."""
+    return f"t/{task.id}/{task.conversation_from}/{part}"
+
+
 def claim_task(rt: Runtime, task_id: str, worker: str
                ) -> tuple[Claim, TaskRecord, ProjectRecord] | None:
-    """Claim the task for an attempt, with what the work needs (title, inputs and deps do not
-    change once planned), or say why not: None when it already completed (a completed task is
-    never executed again, whatever the broker redelivers)."""
+    """Claim the task for an attempt (a ready task starts a new one; a woken one resumes its
+    own), with what the work needs (title, inputs and deps do not change once planned), or
+    say why not: None when it already completed (a completed task is never executed again,
+    whatever the broker redelivers)."""
     task = rt.store.task(task_id)
     project = rt.store.project(task.project_id, usage=False)  # the project brief shows no figures
     if project.status is not ProjectStatus.RUNNING:
         raise NotRunnable(f"project {project.id} is {project.status.value}")
-    claim = rt.scheduler.start_task(task_id, worker, rt.leases.until())
+    until = rt.leases.until()
+    claim = (rt.scheduler.resume_task(task_id, worker, until) if task.status in HELD
+             else rt.scheduler.start_task(task_id, worker, until))
     if claim is not None:
         return claim, task, project
     task = rt.store.task(task_id)
@@ -53,14 +67,17 @@ def claim_task(rt: Runtime, task_id: str, worker: str
         return None
     if task.status is TaskStatus.BLOCKED:
         raise TaskNotReady(f"task {task_id} still waits for {task.pending_deps} dependencies")
+    if task.status in HELD and task.parked is not None:
+        raise NotRunnable(f"task {task_id} is parked: it waits for {task.parked}")
     if task.status in HELD:
         raise HeldElsewhere(f"task {task_id} is {task.status.value} on {task.worker}")
     raise NotRunnable(f"task {task_id} is {task.status.value}")
 
 
 def run_agent_task(rt: Runtime, task_id: str, worker: str,
-                   progress: Progress | None = None) -> Completion | None:
-    """Load the task and its inputs from the store, do the work, save it, complete the task.
+                   progress: Progress | None = None) -> Completion | Parked | None:
+    """Load the task and its inputs from the store, do the work, save it, complete the task;
+    or park it (Parked, returned: its wait is written in the store).
 
     Raises NotRunnable or TaskNotReady for a message that must not run, and AttemptFailed
     (with the cause) when a claimed attempt fails; workers/base.py decides what follows.
@@ -73,7 +90,11 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
     try:
         with rt.leases.hold(claim):
             report = progress or (lambda _: None)
-            output = work(rt, claim, project, task, report)
+            try:
+                output = work(rt, claim, project, task, report)
+            except Parked as parked:
+                report(f"parked: waiting for {parked.waits_for}")
+                return parked
             report("saving output")
             return rt.durably("completion", lambda: rt.scheduler.complete_task(claim, output))
     except Exception as exc:
@@ -82,11 +103,14 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
 
 def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
          progress: Progress) -> AgentOutput:
-    """The agent's answer, reviewed (and revised) when its type is reviewed or it asked."""
+    """The agent's answer, reviewed (and revised) when its type is reviewed or it asked.
+
+    Replayed from the journal as far as it goes; a review round with no verdict yet parks
+    the task for its reviewer (Parked)."""
     settings = rt.settings
     deps = rt.store.dependencies(task)
     tools = ProjectTools(rt.store, project.id, task.id, list(AGENT_TOOLS))
-    tools.asker = partial(ask_person, rt, claim, tools, progress)
+    tools.asker = partial(ask_person, rt, claim, tools)
     conversation = Conversation(
         rt.provider, role=Role.AGENT, model=rt.model_for(Role.AGENT),
         system=agent_system(project, task.agent_type),
@@ -95,54 +119,47 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         tools=tools, limits=Limits(turns=settings.agent_max_turns,
                                    tokens=settings.agent_max_tokens),
         effort=rt.effort_for(Role.AGENT), cache_ttl=rt.cache_ttl(project),
-        progress=rt.activity(project.id, task.id, progress))
+        progress=rt.activity(project.id, task.id, progress),
+        journal=rt.journal(project.id, claim, conversation_key(task, "agent")))
     progress("calling model")
     output = tools.with_assumptions(tools.with_artifacts(conversation.answer()))
     if task.agent_type not in settings.reviewed_agents and not tools.review_notes:
         return output
+    verdicts = rt.store.verdicts(task.id, task.conversation_from)
     for round_ in range(1, settings.review_rounds + 2):
-        progress(f"review round {round_}")
-        try:
-            verdict = review(rt, claim, project, task, output, round_, tools.review_notes)
-        except CallCapReached as exc:  # the work stands; no calls are left to check it
-            log.warning("task %s: %s; its output goes on unreviewed", task.id, exc)
-            rt.store.note(project.id, task.id, "review", f"round {round_} not held: {exc}")
-            break
+        verdict = verdicts.get(round_)
+        if verdict is None:  # its reviewer's turn: the task parks until the verdict
+            draft = json.dumps({"output": output.model_dump(mode="json"),
+                                "notes": tools.review_notes, "round": round_})
+            rt.durably("review", partial(rt.scheduler.park, claim, TaskStatus.REVIEW,
+                                         review_wait(round_), f"waits for review round "
+                                         f"{round_}", draft))
+            raise Parked(f"review round {round_}", review_round=round_)
         if verdict.verdict == "pass" or round_ > settings.review_rounds:
             break
-        step = f"revising after review round {round_}"
-        rt.durably("revision", partial(rt.scheduler.hold_as, claim, TaskStatus.IN_PROGRESS, step))
-        progress(step)
+        progress(f"revising after review round {round_}")
         output = tools.with_assumptions(
             tools.with_artifacts(conversation.follow_up(revise_prompt(round_, verdict))))
     return output
 
 
-POLL_SECONDS = 1.0
-
-
-def ask_person(rt: Runtime, claim: Claim, tools: ProjectTools, progress: Progress,
-               question: str, assumption: str) -> str:
-    """The agent's question: its task waits in needs_input (its lease still renewed, no
-    database connection held) until `agency answer` or AGENCY_QUESTION_TIMEOUT; then the
-    attempt takes its task back and the agent reads the answer, or goes on on its
-    assumption (kept in its output)."""
-    asked = rt.durably("question", lambda: rt.scheduler.ask(claim, question, assumption))
-    progress("waiting for an answer")
-    deadline = time.monotonic() + rt.settings.question_timeout
-    while True:
-        row = rt.durably("question", partial(rt.store.question, asked))
-        if row["status"] == "answered":
-            result = f"The person answered: {row['answer']}"
-            step = "question answered"
-            break
-        if time.monotonic() >= deadline and rt.scheduler.expire_question(asked):
-            tools.assumptions.append((question, assumption))
-            result = (f"No answer came within {rt.settings.question_timeout:.0f} s. Go on with "
-                      f"your assumption ({assumption}) and say so in your output.")
-            step = "no answer: going on with the assumption"
-            break
-        time.sleep(POLL_SECONDS)
-    rt.durably("resume", partial(rt.scheduler.hold_as, claim, TaskStatus.IN_PROGRESS, step))
-    progress("calling model")
-    return result
+def ask_person(rt: Runtime, claim: Claim, tools: ProjectTools, question: str,
+               assumption: str, tool_use_id: str) -> str:
+    """The agent's question. Asked once per tool call: its task parks in needs_input (no
+    thread, no lease) until `agency answer` or AGENCY_QUESTION_TIMEOUT wakes it; replayed,
+    the same call reads the answer, or goes on on its assumption (kept in its output)."""
+    store = rt.store
+    row = rt.durably("question", partial(store.question_for_use, claim.task_id, tool_use_id))
+    if row is None:
+        expires = store.clock() + timedelta(seconds=rt.settings.question_timeout)
+        rt.durably("question", partial(rt.scheduler.ask_parked, claim, question, assumption,
+                                       tool_use_id, expires))
+        raise Parked("an answer to its question")
+    if row["status"] == "open":
+        rt.durably("question", partial(rt.scheduler.repark_question, claim, int(row["id"])))
+        raise Parked("an answer to its question")
+    if row["status"] == "answered":
+        return f"The person answered: {row['answer']}"
+    tools.assumptions.append((question, assumption))
+    return (f"No answer came within {rt.settings.question_timeout:.0f} s. Go on with "
+            f"your assumption ({assumption}) and say so in your output.")

@@ -21,7 +21,7 @@ from orchestrator.domain.errors import (
     NotRunnable,
     StoreUnavailable,
 )
-from orchestrator.domain.models import LedgerEntry, ProjectRecord
+from orchestrator.domain.models import JournalEntry, JournalTurn, LedgerEntry, ProjectRecord
 from orchestrator.domain.pricing import cost_usd
 from orchestrator.domain.settings import Settings, get_settings
 from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, make_provider
@@ -136,6 +136,10 @@ class Runtime:
         return RetryPolicy(attempts=s.model_attempts, backoff=s.model_backoff,
                            max_backoff=s.model_max_backoff, throttle=self.throttle)
 
+    def journal(self, project_id: str, claim: Claim | None, conv: str) -> StoreJournal:
+        """The journal of one conversation of a project (or of a task attempt's)."""
+        return StoreJournal(self, project_id, claim, conv)
+
     def meter(self, project_id: str, claim: Claim | None = None) -> ProjectMeter:
         """Budget admission, the call cap, ledger and retry notes for one project's (or one
         task attempt's) calls."""
@@ -161,13 +165,14 @@ class ProjectMeter:
                                  "(AGENCY_MAX_MODEL_CALLS) without a usable answer")
 
     def record(self, request: CompletionRequest, response: CompletionResponse,
-               attempt: int) -> None:
-        """The ledger row of a paid call; kept through a database outage (see `durably`)."""
+               attempt: int, turn: JournalTurn | None = None) -> None:
+        """The ledger row of a paid call, with its turn's journal row; kept through a database
+        outage (see `durably`)."""
         self._ledger(LedgerEntry(
             role=request.role, model=response.model, tokens=response.tokens,
             cost_usd=cost_usd(self.rt.settings.prices, response.model, response.tokens),
             latency_ms=response.latency_ms, attempt=attempt, request_id=response.request_id,
-            message_id=response.message_id, stop_reason=response.stop_reason))
+            message_id=response.message_id, stop_reason=response.stop_reason), turn)
 
     def lost(self, request: CompletionRequest, attempt: int, reason: str,
              request_id: str | None) -> None:
@@ -178,10 +183,10 @@ class ProjectMeter:
         self._note("lost_call", f"model call attempt {attempt} gave no answer ({reason}); "
                    f"it may have been billed (request {request_id or 'unknown'})")
 
-    def _ledger(self, entry: LedgerEntry) -> None:
+    def _ledger(self, entry: LedgerEntry, turn: JournalTurn | None = None) -> None:
         claim = self.claim
         self.rt.durably("usage", lambda: self.rt.store.record_usage(
-            self.project_id, claim, entry))
+            self.project_id, claim, entry, turn))
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:
         self._note("retry", f"model call attempt {attempt} failed ({reason}); "
@@ -197,6 +202,26 @@ class ProjectMeter:
                                kind, detail)
         except AgencyError as exc:  # a note is not worth failing a call for
             log.warning("could not note %s: %s", kind, exc)
+
+
+@dataclass(frozen=True)
+class StoreJournal:
+    """A conversation's journal in the store (see `llm.structured.Journal`)."""
+
+    rt: Runtime
+    project_id: str
+    claim: Claim | None
+    conv: str
+
+    def entries(self) -> list[JournalEntry]:
+        return self.rt.durably("journal", lambda: self.rt.store.journal(self.conv))
+
+    def tools(self, seq: int, body: str) -> None:
+        self.rt.durably("tool results", lambda: self.rt.store.journal_tools(
+            self.project_id, self.claim, self.conv, seq, body))
+
+    def diverged(self, seq: int) -> None:
+        self.rt.durably("journal", lambda: self.rt.store.drop_journal(self.conv, seq))
 
 
 ACTIVITY_EVERY = 5.0

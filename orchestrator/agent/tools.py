@@ -127,8 +127,9 @@ class ProjectTools:
     artifacts: dict[str, str] = field(default_factory=dict)
     review_notes: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
-    # Asks a person and waits (the runner's, with the attempt's claim): the tool's result.
-    asker: Callable[[str, str], str] | None = None
+    # Asks a person (the runner's, with the attempt's claim): question, assumption and the
+    # tool call's id -> the tool's result; raises Parked while the answer is not in.
+    asker: Callable[[str, str, str], str] | None = None
     # Questions nobody answered in time, with the assumption the agent went on with.
     assumptions: list[tuple[str, str]] = field(default_factory=list)
 
@@ -138,14 +139,14 @@ class ProjectTools:
 
     def run(self, call: ToolUseBlock) -> ToolResultBlock:
         handlers = {"search_knowledge": self._search, "read_task_output": self._read,
-                    "write_artifact": self._write, "request_review": self._review,
-                    "ask_person": self._ask}
+                    "write_artifact": self._write, "request_review": self._review}
         offered = {t.name for t in self.offered}
         try:
             if call.name not in offered:
                 raise ToolError(f"unknown tool {call.name!r}; the tools are "
                                 f"{', '.join(sorted(offered))}")
-            result = handlers[call.name](call.input)
+            result = (self._ask(call.input, call.id) if call.name == "ask_person"
+                      else handlers[call.name](call.input))
             is_error = False
         except ToolError as exc:
             result, is_error = f"error: {exc}", True
@@ -224,14 +225,30 @@ class ProjectTools:
         self.review_notes.append(self._text(args, "note")[:2000])
         return "noted: a reviewer will check your work after you answer"
 
-    def _ask(self, args: dict[str, Any]) -> str:
+    def _ask(self, args: dict[str, Any], tool_use_id: str) -> str:
         question = self._text(args, "question").strip()[:2000]
         assumption = self._text(args, "assumption").strip()[:2000]
         if not question or not assumption:
             raise ToolError("give both a question and the assumption you will go on with")
         if self.asker is None:
             raise ToolError("nobody can be asked here: go on with your assumption")
-        return self.asker(question, assumption)
+        return self.asker(question, assumption, tool_use_id)
+
+    def replay(self, call: ToolUseBlock) -> None:
+        """A call answered before (its result comes from the journal): rebuild what the tool
+        keeps (the files written, the review notes, an unanswered question's assumption)
+        without running anything that reads the project again."""
+        if call.name not in {t.name for t in self.offered}:
+            return
+        try:
+            if call.name == "write_artifact":
+                self._write(call.input)
+            elif call.name == "request_review":
+                self._review(call.input)
+            elif call.name == "ask_person":
+                self._ask(call.input, call.id)
+        except (ToolError, AgencyError):  # it was answered with this error the first time
+            pass
 
     def with_assumptions(self, output: AgentOutput) -> AgentOutput:
         """The answer with every unanswered question and the assumption taken, on record."""

@@ -132,6 +132,12 @@ def agent_task_name(agent: AgentType) -> str:
     return f"agency.agent.{agent.value}"
 
 
+def review_task_name(reviewer: str) -> str:
+    """The Celery task name of a review by `reviewer` (a queue: qa_engineer, orchestrator):
+    reviews run on the reviewer's own pool."""
+    return f"agency.review.{reviewer}"
+
+
 MAX_REQUEST_CHARS = 20_000
 # `ID` and `TASK` on the command line: a full id, or a unique prefix at least this long.
 MIN_ID_PREFIX = 4

@@ -126,3 +126,16 @@ class UnsafeArtifactPath(AgencyError):
 
 class IllegalMove(AgencyError):
     """The status move is not in the lifecycle table: a programming error."""
+
+
+class Parked(Exception):  # not an AgencyError: the work waits, holding no thread
+    """The task waits for something outside it (a person's answer, a review, a batch).
+
+    Its park is written in the store before this is raised; the event that ends the wait
+    dispatches the task again. `review_round`: the review round it waits for (the caller
+    sends the reviewer's message), else None.
+    """
+
+    def __init__(self, waits_for: str, review_round: int | None = None) -> None:
+        super().__init__(waits_for)
+        self.waits_for, self.review_round = waits_for, review_round

@@ -124,6 +124,7 @@ class ReviewRecord(BaseModel):
     notes: list[CriterionCheck]
     summary: str
     at: datetime
+    worker: str | None = None  # the worker that ran the review
 
 
 class DeliverableSection(Frozen):
@@ -205,6 +206,29 @@ class LedgerEntry(Frozen):
     outcome: CallOutcome = CallOutcome.ANSWERED
 
 
+class JournalTurn(Frozen):
+    """What the journal keeps of one answered turn of a conversation (written with its ledger
+    row): where it is (`conv`, `seq`), the digest of the request, the user messages new since
+    the journal's previous row and the response as returned (both JSON)."""
+
+    conv: str
+    seq: int = Field(ge=0)
+    digest: str
+    sent: str
+    body: str
+
+
+class JournalEntry(Frozen):
+    """One row of a conversation's journal: an answered turn (`body`: the response) or a round
+    of tool results (`body`: the results message)."""
+
+    seq: int
+    kind: Literal["turn", "tools"]
+    digest: str | None = None
+    body: str | None = None
+    attempt: int | None = None
+
+
 class CallRecord(Frozen):
     """A ledger row as `agency calls` shows it: the entry, when, and the task it served (none
     for the project's own calls: analysis, decomposition, integration)."""
@@ -246,6 +270,12 @@ class TaskRecord(BaseModel):
     deadline: datetime | None = None
     activity: str | None = None  # a streamed call's output so far, while it runs
     lease_until: datetime | None = None
+    # What the task waits for while parked (a question, a review, a batch); its output under
+    # review; whether its canvas went no further; where its current conversation began.
+    parked: str | None = None
+    draft: str | None = None
+    detached: bool = False
+    conversation_from: int = 0
     model_calls: int = 0
     dependencies: list[str] = Field(default_factory=list)
     tokens: Tokens = Field(default_factory=Tokens)
@@ -277,6 +307,7 @@ class ProjectRecord(BaseModel):
     needs_approval: bool = False
     deadline: datetime | None = None
     activity: str | None = None  # planning's or integration's streamed call, while it runs
+    conversation_from: int = 0  # the first attempt of its planning's and integration's run
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float = 0.0
 

@@ -413,7 +413,7 @@ class Tally:
         """No project, no budget."""
 
     def record(self, request: CompletionRequest, response: CompletionResponse,
-               attempt: int) -> None:
+               attempt: int, turn: object = None) -> None:
         self.calls, self.model = self.calls + 1, response.model
         self.tokens += response.tokens
         self.cost_usd += pricing.cost_usd(self.settings.prices, response.model, response.tokens)

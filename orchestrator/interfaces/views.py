@@ -28,7 +28,8 @@ def _retries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def review_json(review: ReviewRecord) -> dict[str, Any]:
     return {"reviewer": review.reviewer, "verdict": review.verdict,
             "notes": [c.model_dump() for c in review.notes], "at": _iso(review.at),
-            "round": review.round, "attempt": review.attempt, "summary": review.summary}
+            "round": review.round, "attempt": review.attempt, "summary": review.summary,
+            "worker": review.worker}
 
 
 def risks(project: ProjectRecord, tasks: list[TaskRecord]) -> dict[str, datetime]:
@@ -63,7 +64,18 @@ def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None,
         "reviews": [review_json(r) for r in reviews or []],
         "deadline": _iso(task.deadline), "at_risk": task.id in (risk or {}),
         "activity": task.activity if task.status in RUNNING else None,
+        "waiting_for": waiting_for(task),
     }
+
+
+def waiting_for(task: TaskRecord) -> str | None:
+    """What a parked task waits for, in words: None when it is not parked."""
+    if task.parked is None:
+        return None
+    if task.parked.startswith("review:"):
+        return f"review round {task.parked.split(':', 1)[1]}"
+    return {"question": "an answer (agency answer)", "batch": "batch"}.get(task.parked,
+                                                                          task.parked)
 
 
 def project_json(project: ProjectRecord, tasks: list[TaskRecord],

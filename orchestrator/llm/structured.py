@@ -7,13 +7,16 @@ errors are retried here, for every provider, with backoff that honours `retry-af
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from orchestrator.domain import catalog
 from orchestrator.domain.constants import Role
@@ -23,6 +26,7 @@ from orchestrator.domain.errors import (
     PlanError,
     TransientModelError,
 )
+from orchestrator.domain.models import JournalEntry, JournalTurn
 from orchestrator.domain.prompt_labels import LAST_TURN
 from orchestrator.llm import wire
 from orchestrator.llm.base import (
@@ -41,6 +45,7 @@ from orchestrator.llm.base import (
 if TYPE_CHECKING:
     from orchestrator.llm.ratelimit import Throttle
 
+log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
 Check = Callable[[Any], object]  # raises when the value breaks a rule
 
@@ -55,8 +60,9 @@ class Meter(Protocol):
         """Raise BudgetExhausted when the project may make no more calls."""
 
     def record(self, request: CompletionRequest, response: CompletionResponse,
-               attempt: int) -> None:
-        """One ledger row per answered call."""
+               attempt: int, turn: JournalTurn | None = None) -> None:
+        """One ledger row per answered call; with `turn`, its journal row in the same
+        transaction."""
 
     def lost(self, request: CompletionRequest, attempt: int, reason: str,
              request_id: str | None) -> None:
@@ -68,6 +74,34 @@ class Meter(Protocol):
 
     def throttled(self, waited: float) -> None:
         """A call waited `waited` seconds for the shared rate limit (not a call of its own)."""
+
+
+class Journal(Protocol):
+    """Where a conversation's turns are kept, so a new attempt replays what was answered and
+    pays only for what was not. Answered turns are journaled by the meter, with their ledger
+    row; tool results here."""
+
+    @property
+    def conv(self) -> str:
+        """The conversation's name in the journal."""
+
+    def entries(self) -> list[JournalEntry]:
+        """What the journal holds of this conversation, in order."""
+
+    def tools(self, seq: int, body: str) -> None:
+        """Keep a round of tool results (a user message, JSON)."""
+
+    def diverged(self, seq: int) -> None:
+        """The conversation no longer matches its journal from `seq` on: forget those rows."""
+
+
+def digest(request: CompletionRequest) -> str:
+    """What identifies a request for replay: everything the model reads and how it answers
+    (not whether the answer is streamed)."""
+    return hashlib.sha256(request.model_dump_json(exclude={"stream"}).encode()).hexdigest()[:32]
+
+
+_MESSAGES = TypeAdapter(list[Message])
 
 
 @dataclass(frozen=True)
@@ -214,8 +248,15 @@ class Conversation(Generic[T]):
                  policy: RetryPolicy | None = None, max_tokens: int = 8000,
                  tools: ToolBox | None = None, limits: Limits = Limits(),
                  effort: str | None = None, cache_ttl: Literal["5m", "1h"] = "5m",
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 journal: Journal | None = None) -> None:
         self.provider, self.role, self.model = provider, role, model
+        self.journal = journal
+        # What the journal holds that this conversation has not reached yet: replayed in order.
+        self.recorded: deque[JournalEntry] = deque(journal.entries() if journal else [])
+        self.seq = 0  # the journal row this conversation writes or replays next
+        self.journaled = 0  # messages[:journaled] are in the journal
+        self.replayed = 0  # turns answered from the journal, not paid again
         self.effort, self.cache_ttl, self.progress = effort, cache_ttl, progress
         self.system, self.schema, self.schema_name = system, schema, schema_name
         self.check, self.meter, self.policy = check, meter, policy or RetryPolicy()
@@ -279,8 +320,7 @@ class Conversation(Generic[T]):
                 error = "the answer was empty"
             elif uses and not final and self.tools is not None:
                 self._keep(response)
-                results = [self.tools.run(u) for u in uses]
-                self.messages.append(Message(role="user", content=results))
+                self._run_tools(uses)
                 repairs = empties = 0  # a usable turn: repairs count invalid answers in a row
                 continue
             elif uses:  # tool calls where an answer was due: not run
@@ -342,14 +382,62 @@ class Conversation(Generic[T]):
             schema_name=self.schema_name, json_schema=self.schema.model_json_schema(),
             max_tokens=self.cap, effort=self.effort, cache_ttl=self.cache_ttl,
             stream=self.cap > STREAM_ABOVE or self.role in STREAMED_ROLES)
-        self.sent = len(self.messages)
-        response = call(self.provider, request, self.policy, self.meter, self._streamed)
+        key = digest(request)
+        new = [m for m in self.messages[self.journaled:] if m.role == "user"]
+        self.sent = self.journaled = len(self.messages)
+        entry = self._next("turn", key)
+        if entry is not None and entry.body is not None:  # answered before: not paid again
+            response = CompletionResponse.model_validate_json(entry.body)
+            self.replayed += 1
+        else:
+            response = call(self.provider, request, self.policy, self.meter, self._streamed)
         self.turns += 1
         self.tokens += response.tokens.budgeted
         self.context = response.tokens.input_total + response.tokens.output
-        if self.meter is not None:
-            self.meter.record(request, response, self.turns)
+        if entry is None and self.meter is not None:
+            turn = None if self.journal is None else JournalTurn(
+                conv=self.journal.conv, seq=self.seq, digest=key,
+                sent=_MESSAGES.dump_json(new).decode(),
+                body=response.model_dump_json(exclude={"limits"}))
+            self.meter.record(request, response, self.turns, turn)
+        self.seq += 1
         return response
+
+    def _run_tools(self, uses: list[ToolUseBlock]) -> None:
+        """Answer a turn's tool calls (from the journal when they were answered before: a
+        tool's own state, such as the files written, is rebuilt by `replay`), and journal
+        the results."""
+        assert self.tools is not None
+        entry = self._next("tools")
+        if entry is not None and entry.body is not None:
+            replay = getattr(self.tools, "replay", None)
+            for use in uses:
+                if replay is not None:
+                    replay(use)
+            results = Message.model_validate_json(entry.body)
+        else:
+            results = Message(role="user", content=[self.tools.run(u) for u in uses])
+            if self.journal is not None:
+                self.journal.tools(self.seq, results.model_dump_json())
+        self.messages.append(results)
+        self.journaled = len(self.messages)
+        self.seq += 1
+
+    def _next(self, kind: str, key: str | None = None) -> JournalEntry | None:
+        """The journal's row for this step, when it holds one that matches it; a row that does
+        not (the code or the settings changed since) ends the replay: the rest is live."""
+        if not self.recorded:
+            return None
+        entry = self.recorded[0]
+        if entry.seq == self.seq and entry.kind == kind and (key is None or entry.digest == key):
+            return self.recorded.popleft()
+        log.warning("%s: the conversation differs from its journal at row %d (%s); the rest "
+                    "is asked again", self.journal.conv if self.journal else "?", self.seq,
+                    kind)
+        self.recorded.clear()
+        if self.journal is not None:
+            self.journal.diverged(self.seq)
+        return None
 
     def _streamed(self, tokens: int) -> None:
         if self.progress is not None:
@@ -375,7 +463,7 @@ class Conversation(Generic[T]):
                    "your tool calls returned, cut short:\n" + "\n".join(lines or ["- nothing"]))
         self.messages = [first.model_copy(update={"content": [
             *first.content, TextBlock(text=summary), TextBlock(text=LAST_TURN)]})]
-        self.sent = 0
+        self.sent = self.journaled = 0
         self.context = 0
         self.trimmed = True  # the next turn answers
 
@@ -414,13 +502,14 @@ def ask_structured(provider: Provider, *, role: Role, model: str, system: str, p
                    schema: type[T], schema_name: str, check: Check | None = None,
                    meter: Meter | None = None, policy: RetryPolicy | None = None,
                    max_tokens: int = 8000, effort: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> T:
+                   progress: Callable[[str], None] | None = None,
+                   journal: Journal | None = None) -> T:
     """One structured answer validated by `schema` (and `check`), with bounded repair rounds."""
     return Conversation(
         provider, role=role, model=model, system=[TextBlock(text=system)],
         prompt=[TextBlock(text=prompt)], schema=schema, schema_name=schema_name, check=check,
         meter=meter, policy=policy, max_tokens=max_tokens, effort=effort,
-        progress=progress).answer()
+        progress=progress, journal=journal).answer()
 
 
 def repair_prompt(error: str) -> str:

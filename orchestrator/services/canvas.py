@@ -7,11 +7,14 @@ from collections.abc import Callable, Sequence
 from celery import Celery, chain, group
 from celery.canvas import Signature
 
+from orchestrator.agent.review import reviewer_for
 from orchestrator.domain.constants import (
     INTEGRATE_TASK,
     MESSAGE_PRIORITY,
     PLAN_TASK,
+    AgentType,
     agent_task_name,
+    review_task_name,
 )
 from orchestrator.domain.dag import Leaf, Parallel, Series, Shape
 from orchestrator.domain.models import TaskRecord
@@ -48,6 +51,14 @@ def unit_canvas(app: Celery, project_id: str, tasks: Sequence[TaskRecord],
                 shape: Shape) -> Signature:
     """One launch unit's tasks (indexed as in `shape`) as canvas."""
     return compile_shape(shape, lambda node: agent_signature(app, project_id, tasks[node]))
+
+
+def review_signature(app: Celery, project_id: str, task_id: str, round_: int,
+                     agent: AgentType) -> Signature:
+    """One review round of a task, on its reviewer's queue."""
+    return app.signature(review_task_name(reviewer_for(agent)), immutable=True,
+                         kwargs={"project_id": project_id, "task_id": task_id,
+                                 "round": round_})
 
 
 def integration_signature(app: Celery, project_id: str) -> Signature:

@@ -21,14 +21,16 @@ from celery.canvas import Signature
 
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain import dag
-from orchestrator.domain.constants import PLAN_PRIORITY, ProjectStatus, TaskStatus
+from orchestrator.domain.constants import PLAN_PRIORITY, AgentType, ProjectStatus, TaskStatus
 from orchestrator.domain.lifecycle import NOT_STARTED
 from orchestrator.domain.models import TaskRecord
 from orchestrator.services import warmup
 from orchestrator.services.canvas import (
+    agent_signature,
     integration_signature,
     native_joins,
     plan_signature,
+    review_signature,
     unit_canvas,
 )
 from orchestrator.state.transitions import Completion
@@ -153,10 +155,29 @@ def launch(rt: Runtime, app: Celery, project_id: str, members: list[TaskRecord])
              lambda epoch: rt.scheduler.mark_sent(ids, epoch))
 
 
+def send_review(rt: Runtime, app: Celery, project_id: str, task_id: str, round_: int,
+                agent: AgentType) -> bool:
+    """A parked task's review round, on its reviewer's queue."""
+    return _publish(rt, project_id, review_signature(app, project_id, task_id, round_, agent),
+                    lambda epoch: rt.scheduler.mark_sent([task_id], epoch))
+
+
+def send_resume(rt: Runtime, app: Celery, project_id: str, task_id: str) -> bool:
+    """A woken task's next agent message: it resumes the attempt and replays its journal."""
+    task = rt.store.task(task_id)
+    return _publish(rt, project_id, agent_signature(app, project_id, task),
+                    lambda epoch: rt.scheduler.mark_sent([task_id], epoch))
+
+
 def release(rt: Runtime, app: Celery, project_id: str, completion: Completion) -> None:
     """After a completion: send the units whose head it made ready, or integration. What it
     released starts at once (the heads sent here, the rest by the canvas as this task
-    returns): a fan-out, warmed first when its prefix may have expired."""
+    returns): a fan-out, warmed first when its prefix may have expired. A task that parked on
+    its way (its canvas went no further) has what it released sent from here, with
+    everything downstream of it."""
+    if completion.detached and completion.ready:
+        dispatch(rt, app, project_id, completion.ready)
+        return
     heads = rt.store.unit_heads(completion.ready)  # one query, whatever was released
     ready = [task_id for task_id in completion.ready if task_id in heads]
     fan_out = len(completion.ready) > 1 and rt.settings.cache_warmup

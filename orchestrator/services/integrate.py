@@ -19,6 +19,7 @@ from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, integration_prompt
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
 from orchestrator.services.deliverable import write_outputs
+from orchestrator.services.planner import project_conversation
 from orchestrator.services.report import collect, write_report
 from orchestrator.state.transitions import ProjectClaim
 
@@ -56,7 +57,9 @@ def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
         schema_name="deliverable", meter=rt.meter(project.id), policy=rt.policy,
         max_tokens=16000, tools=ProjectTools(rt.store, project.id, None, list(READ_ONLY_TOOLS)),
         limits=Limits(turns=INTEGRATION_TURNS, tokens=rt.settings.agent_max_tokens),
-        effort=rt.effort_for(Role.INTEGRATE), progress=rt.activity(project.id, None)).answer()
+        effort=rt.effort_for(Role.INTEGRATE), progress=rt.activity(project.id, None),
+        journal=rt.journal(project.id, None, project_conversation(project, "integrate"))
+    ).answer()
     # Saved (fenced) before the files are written: a stale attempt writes nothing.
     rt.durably("deliverable", lambda: rt.scheduler.save_deliverable(claim, deliverable))
     write_outputs(project, deliverable, tasks, reviews)

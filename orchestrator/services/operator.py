@@ -30,7 +30,7 @@ from orchestrator.domain.estimates import added_budget
 from orchestrator.domain.intake import check_request, load_plan_file, pydantic_line, read_json_file
 from orchestrator.domain.lifecycle import ENDED, IN_FLIGHT
 from orchestrator.domain.models import Plan, PlanFile, TaskRecord
-from orchestrator.services.dispatch import dispatch, send_plan
+from orchestrator.services.dispatch import dispatch, send_plan, send_resume
 from orchestrator.services.reconciler import reconcile
 from orchestrator.state.claims import Moved
 
@@ -214,8 +214,11 @@ class Operator:
     def answer(self, task_id: str, text: str) -> None:
         """Answer a task's open question: its agent carries on with the answer."""
         text = check_request(text, "answer", empty="")  # a request's rules: UTF-8, not huge
-        if self.rt.scheduler.answer(task_id, text, self.user) is None:
+        project_id = self.rt.scheduler.answer(task_id, text, self.user)
+        if project_id is None:
             raise BadInput(f"task {task_id} has no open question")
+        # Its agent's next message (sent best effort: the reconciler sends it otherwise).
+        send_resume(self.rt, self.app, project_id, task_id)
 
     def add_tasks(self, project_id: str, path: Path) -> list[TaskRecord]:
         """Add a file's tasks to a running (or paused) project without restarting anything.

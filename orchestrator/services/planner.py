@@ -30,7 +30,8 @@ def analyze(rt: Runtime, project: ProjectRecord) -> Analysis:
         system=ORCHESTRATOR_SYSTEM, prompt=analysis_prompt(project.request), schema=Analysis,
         schema_name="analysis",
         meter=rt.meter(project.id, None), policy=rt.policy, max_tokens=4000,
-        effort=rt.effort_for(Role.ANALYZE))
+        effort=rt.effort_for(Role.ANALYZE),
+        journal=rt.journal(project.id, None, project_conversation(project, "analyze")))
 
 
 def project_context(project: ProjectRecord, analysis: Analysis) -> ProjectContext:
@@ -42,7 +43,13 @@ def project_context(project: ProjectRecord, analysis: Analysis) -> ProjectContex
                      "estimated_hours": analysis.estimated_hours})
 
 
-def decompose(rt: Runtime, context: ProjectContext) -> Plan:
+def project_conversation(project: ProjectRecord, part: str) -> str:
+    """The journal's name for one of a project's own conversations (analyze, decompose,
+    integrate) in its current run (a project resumed after failing for good starts anew)."""
+    return f"p/{project.id}/{project.conversation_from}/{part}"
+
+
+def decompose(rt: Runtime, context: ProjectContext, conv: str) -> Plan:
     prompt = decomposition_prompt(context.description, context.project_type.value,
                                   context.requirements, context.constraints)
     return ask_structured(
@@ -50,7 +57,8 @@ def decompose(rt: Runtime, context: ProjectContext) -> Plan:
         system=ORCHESTRATOR_SYSTEM, prompt=prompt, schema=Plan, schema_name="plan",
         check=dag.validate_plan, meter=rt.meter(context.project_id, None), policy=rt.policy,
         max_tokens=16000, effort=rt.effort_for(Role.DECOMPOSE),
-        progress=rt.activity(context.project_id, None))
+        progress=rt.activity(context.project_id, None),
+        journal=rt.journal(context.project_id, None, conv))
 
 
 def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
@@ -83,7 +91,8 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
             analysis = analyze(rt, project)
             budget = budget or COMPLEXITY_BUDGETS.get(analysis.complexity, DEFAULT_BUDGET)
             rt.scheduler.save_analysis(claim, analysis, budget)
-        plan = decompose(rt, project_context(project, analysis))
+        plan = decompose(rt, project_context(project, analysis),
+                         project_conversation(project, "decompose"))
         kind = analysis.project_type
     else:
         plan, kind = project.plan, project.project_type or ProjectType.CUSTOM

@@ -19,7 +19,14 @@ from celery import Celery
 
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain.constants import ProjectStatus
-from orchestrator.services.dispatch import broker_epoch, dispatch, send_integration, send_plan
+from orchestrator.services.dispatch import (
+    broker_epoch,
+    dispatch,
+    send_integration,
+    send_plan,
+    send_resume,
+    send_review,
+)
 from orchestrator.services.queues import queue_depth
 from orchestrator.state.store import Row
 
@@ -37,9 +44,10 @@ class Pass:
     requeued: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
     projects: list[str] = field(default_factory=list)
+    woken: list[str] = field(default_factory=list)  # parked tasks whose message was sent
 
     def __bool__(self) -> bool:
-        return bool(self.requeued or self.resent or self.projects)
+        return bool(self.requeued or self.resent or self.projects or self.woken)
 
 
 Clock = Callable[[], datetime]
@@ -65,6 +73,7 @@ def reconcile(rt: Runtime, app: Celery, clock: Clock | None = None) -> Pass:
             done.resent.append(row["id"])
         for project_id, scope in scopes.items():
             dispatch(rt, app, project_id, scope)
+        done.woken = _wake_parked(rt, app, epoch, at, settled)
         rt.scheduler.expire_project_leases(at)
         for row in rt.store.lost_projects(epoch, settled):
             send = send_plan if row["status"] == ProjectStatus.PENDING.value else send_integration
@@ -72,8 +81,29 @@ def reconcile(rt: Runtime, app: Celery, clock: Clock | None = None) -> Pass:
             done.projects.append(row["id"])
     if done:
         log.info("reconciler: %d task(s) requeued after a lost lease, %d re-sent, %d project "
-                 "message(s) re-sent", len(done.requeued), len(done.resent), len(done.projects))
+                 "message(s) re-sent, %d parked task message(s) sent", len(done.requeued),
+                 len(done.resent), len(done.projects), len(done.woken))
     return done
+
+
+def _wake_parked(rt: Runtime, app: Celery, epoch: str, at: datetime,
+                 settled: datetime) -> list[str]:
+    """Questions past their time are closed and their tasks woken; every parked task's next
+    message that the broker does not hold (its review, or its agent's own once woken) is
+    sent again."""
+    for row in rt.store.due_questions(at):
+        rt.scheduler.expire_question(int(row["id"]), row["task_id"], int(row["attempt"]))
+    sent = []
+    for row in rt.store.parked_unsent(epoch, settled):
+        parked = row["parked"]
+        if parked is None:
+            send_resume(rt, app, row["project_id"], row["id"])
+        else:
+            task = rt.store.task(row["id"])
+            send_review(rt, app, row["project_id"], row["id"], int(parked.split(":")[1]),
+                        task.agent_type)
+        sent.append(row["id"])
+    return sent
 
 
 def _stranded(rt: Runtime, app: Celery, clock: datetime) -> list[Row]:

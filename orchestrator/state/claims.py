@@ -35,6 +35,9 @@ class Completion:
     # (None when not counted): what the task's result says in Flower, with no query more.
     done: int | None = None
     total: int | None = None
+    # The task had parked, so the canvas that sent it goes no further: what it released is
+    # sent by the store (its dependents and theirs), not by the canvas.
+    detached: bool = False
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ class ProjectMoves:
         row = tx.fetch_one("transition_project", {
             "id": project_id, "to_status": to.value, "allowed": values(allowed),
             "error": error, "clear_error": clear_error, "now": now(),
-            "finished_at": _finished_at(to)})
+            "finished_at": _finished_at(to), "failed": P.FAILED.value})
         if row is not None:
             return Moved(True, to)
         locked = tx.fetch_one("project_status_locked", {"id": project_id})

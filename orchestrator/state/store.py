@@ -19,12 +19,15 @@ from orchestrator.domain.models import (
     Analysis,
     CallRecord,
     Deliverable,
+    JournalEntry,
+    JournalTurn,
     LedgerEntry,
     Plan,
     ProjectRecord,
     ReviewRecord,
     TaskRecord,
     Tokens,
+    Verdict,
 )
 from orchestrator.domain.settings import Settings, get_settings
 
@@ -263,11 +266,15 @@ class Store:
     def events(self, project_id: str) -> list[Row]:
         return self.db.fetch_all("project_events", {"project_id": project_id})
 
-    def record_usage(self, project_id: str, claim: Claim | None, entry: LedgerEntry) -> bool:
-        """One ledger row, and the project's running total, in one transaction.
+    def record_usage(self, project_id: str, claim: Claim | None, entry: LedgerEntry,
+                     turn: JournalTurn | None = None) -> bool:
+        """One ledger row, and the project's running total, in one transaction; with `turn`,
+        the turn's journal row in the same transaction (nothing acts on an answer before its
+        turn is journaled).
 
         A task attempt's row is fenced: when the attempt no longer holds its task, the row is
-        kept as `stale` (the money was spent) but is not the task's usage; returns False then.
+        kept as `stale` (the money was spent) but is not the task's usage, and its turn is not
+        journaled; returns False then.
         """
         tokens = entry.tokens
         params = {"project_id": project_id, "task_id": claim.task_id if claim else None,
@@ -280,11 +287,14 @@ class Store:
                   "stop_reason": entry.stop_reason, "outcome": entry.outcome.value,
                   "now": now()}
         held = HELD_STATUSES
+        journal = _journal_params(project_id, claim, turn)
         if claim is not None and self.db.dialect == "postgresql":  # one statement, same effect
-            row = self.db.fetch_one("record_attempt_usage", {
-                **params, "holder": claim.attempt, "held": held, "id": project_id,
-                "tokens": tokens.budgeted})
+            row = self.db.fetch_one(
+                "record_attempt_usage" if turn is None else "record_attempt_turn", {
+                    **params, **journal, "holder": claim.attempt, "held": held,
+                    "id": project_id, "tokens": tokens.budgeted})
             return not (row and row["stale"])
+        fresh = True
         with self.db.transaction() as tx:
             if claim is None:
                 tx.execute("insert_usage", params)
@@ -294,7 +304,35 @@ class Store:
                 fresh = not (row and row["stale"])
             # Spent is spent: the project's total (and so its budget) counts every paid call.
             tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.budgeted})
-        return claim is None or fresh
+            if turn is not None and fresh:
+                tx.execute("insert_journal", {**journal, "now": params["now"],
+                                              "attempt": claim.attempt if claim else None})
+        return fresh
+
+    def journal(self, conv: str) -> list[JournalEntry]:
+        """A conversation's journal, in order."""
+        return [JournalEntry(seq=int(r["seq"]), kind=r["kind"], digest=r["digest"],
+                             body=r["body"], attempt=r["attempt"])
+                for r in self.db.fetch_all("journal_rows", {"conv": conv})]
+
+    def journal_tools(self, project_id: str, claim: Claim | None, conv: str, seq: int,
+                      body: str) -> None:
+        """A round of tool results, journaled once the tools ran."""
+        self.db.execute("insert_journal", {
+            "project_id": project_id, "task_id": claim.task_id if claim else None,
+            "conv": conv, "seq": seq, "kind": "tools",
+            "attempt": claim.attempt if claim else None, "digest": None, "sent": None,
+            "body": body, "bytes": len(body.encode()), "now": now()})
+
+    def drop_journal(self, conv: str, seq: int) -> None:
+        """Forget a conversation's journal from `seq` on (it diverged there)."""
+        self.db.execute("drop_journal_from", {"conv": conv, "seq": seq})
+
+    def journal_size(self) -> Row:
+        """The journal's rows, bytes and conversations, over every project."""
+        row = self.db.fetch_one("journal_size", {})
+        assert row is not None
+        return row
 
     def calls(self, project_id: str) -> list[CallRecord]:
         """The project's ledger, one row per model call, oldest first."""
@@ -374,8 +412,33 @@ class Store:
             found.setdefault(row["task_id"], []).append(ReviewRecord(
                 reviewer=row["reviewer"], verdict=row["verdict"], round=row["round"],
                 attempt=row["attempt"], notes=json.loads(row["notes"]),
-                summary=row["summary"], at=row["at"]))
+                summary=row["summary"], at=row["at"], worker=row["worker"]))
         return found
+
+    def verdicts(self, task_id: str, since: int) -> dict[int, Verdict]:
+        """The verdicts of the task's current conversation (attempts from `since` on), by
+        round: the first kept for a round wins."""
+        found: dict[int, Verdict] = {}
+        for row in self.db.fetch_all("task_verdicts", {"task_id": task_id, "since": since}):
+            found.setdefault(int(row["round"]), Verdict(
+                verdict=row["verdict"], criteria=json.loads(row["notes"]),
+                summary=row["summary"]))
+        return found
+
+    def question_for_use(self, task_id: str, tool_use_id: str) -> Row | None:
+        """The question a tool call asked, if it asked one."""
+        return self.db.fetch_one("question_for_use", {"task_id": task_id,
+                                                      "tool_use_id": tool_use_id})
+
+    def parked_unsent(self, epoch: str, settled: datetime) -> list[Row]:
+        """Parked or woken tasks whose next message the broker does not hold."""
+        return self.db.fetch_all("parked_unsent", {
+            "running": ProjectStatus.RUNNING.value, "held": HELD_STATUSES, "epoch": epoch,
+            "settled": settled})
+
+    def due_questions(self, at: datetime) -> list[Row]:
+        """Open questions past their time."""
+        return self.db.fetch_all("due_questions", {"now": at})
 
     def retries(self, project_id: str) -> dict[str | None, list[Row]]:
         """Retry events per task id (None: the project's own calls)."""
@@ -384,6 +447,17 @@ class Store:
                                                      "kinds": ["retry"]}):
             found.setdefault(row["task_id"], []).append(row)
         return found
+
+
+def _journal_params(project_id: str, claim: Claim | None, turn: JournalTurn | None
+                    ) -> dict[str, object]:
+    if turn is None:
+        return {}
+    return {"task_id": claim.task_id if claim else None, "conv": turn.conv, "seq": turn.seq,
+            "kind": "turn", "digest": turn.digest,
+            "sent": turn.sent, "body": turn.body,
+            "bytes": len(turn.sent.encode()) + len(turn.body.encode()),
+            "project_id": project_id}
 
 
 def progress_text(project_id: str, done: int, total: int) -> str:

@@ -129,7 +129,7 @@ class TaskMoves(ProjectMoves):
                 # This attempt's own completion committed, but its reply was lost (the
                 # database went away during COMMIT): carry on as the completer did.
                 return Completion(ready=self._ready_dependents(tx, claim.task_id),
-                                  project_done=False)
+                                  project_done=False, detached=True)
             knowledge.index_output(tx, claim.project_id, claim.task_id, row["idx"], row["title"],
                                    row["agent_type"], output)
             for dep in tx.fetch_all("count_down_dependents", {"id": claim.task_id}):
@@ -147,7 +147,8 @@ class TaskMoves(ProjectMoves):
                 done = bool(self.move_project(claim.project_id, P.INTEGRATING, None, tx))
             else:
                 self._attention_if_stuck(tx, claim.project_id, live)
-        return Completion(ready=ready, project_done=done, done=total - unfinished, total=total)
+        return Completion(ready=ready, project_done=done, done=total - unfinished, total=total,
+                          detached=bool(row["detached"]))
 
     @staticmethod
     def _completed_by(tx: Session, claim: Claim) -> bool:
@@ -225,25 +226,6 @@ class TaskMoves(ProjectMoves):
             for task_id, when in tasks.items():
                 tx.execute("set_task_deadline", {"id": task_id, "deadline": when})
 
-    def ask(self, claim: Claim, question: str, assumption: str) -> int:
-        """The attempt's agent asks a person: its task waits in needs_input; the question's
-        id. Stale if fenced out."""
-        _require(T.NEEDS_INPUT, _HOLDS, "move")
-        with self.store.db.transaction() as tx:
-            if tx.fetch_one("move_held_task", {"id": claim.task_id, "attempt": claim.attempt,
-                                               "held": HELD,
-                                               "to_status": T.NEEDS_INPUT.value}) is None:
-                raise self._stale(claim)
-            row = tx.fetch_one("insert_question", {
-                "project_id": claim.project_id, "task_id": claim.task_id,
-                "attempt": claim.attempt, "question": question, "assumption": assumption,
-                "held": HELD, "now": now()})
-            if row is None:
-                raise self._stale(claim)
-            self.store.event(tx, claim.project_id, claim.task_id, "question", None,
-                             T.NEEDS_INPUT.value, question)
-        return int(row["id"])
-
     def answer(self, task_id: str, answer: str, by: str) -> str | None:
         """A person's answer to the task's open question; its project id, or None when the
         task has no open question."""
@@ -254,20 +236,30 @@ class TaskMoves(ProjectMoves):
                 return None
             self.store.event(tx, row["project_id"], task_id, "operator", None, None,
                              f"answered by {by}: {answer}")
+            # Its task, parked on the question, is woken: its agent's next message is due.
+            tx.execute("wake_task", {"id": task_id, "attempt": int(row["attempt"]),
+                                     "held": HELD, "now": now()})
         return str(row["project_id"])
 
-    def expire_question(self, question_id: int) -> bool:
-        """Nobody answered in time: True when this closed it (an answer did not win)."""
-        return self.store.db.fetch_one("expire_question", {"id": question_id,
-                                                           "now": now()}) is not None
+    def expire_question(self, question_id: int, task_id: str | None = None,
+                        attempt: int | None = None) -> bool:
+        """Nobody answered in time: True when this closed it (an answer did not win); with
+        the task and the attempt that asked, the task parked on it is woken too."""
+        with self.store.db.transaction() as tx:
+            closed = tx.fetch_one("expire_question", {"id": question_id, "now": now()})
+            if closed is not None and task_id is not None:
+                tx.execute("wake_task", {"id": task_id, "attempt": attempt, "held": HELD,
+                                         "now": now()})
+        return closed is not None
 
-    def record_review(self, claim: Claim, round_: int, reviewer: str, verdict: Verdict) -> None:
+    def record_review(self, claim: Claim, round_: int, reviewer: str, verdict: Verdict,
+                      worker: str | None = None) -> None:
         """Keep a reviewer's verdict on this attempt's output; Stale if fenced out."""
         with self.store.db.transaction() as tx:
             row = tx.fetch_one("insert_review", {
                 "project_id": claim.project_id, "task_id": claim.task_id,
                 "attempt": claim.attempt, "round": round_, "reviewer": reviewer,
-                "verdict": verdict.verdict, "held": HELD, "now": now(),
+                "verdict": verdict.verdict, "held": HELD, "now": now(), "worker": worker,
                 "notes": json.dumps([c.model_dump() for c in verdict.criteria]),
                 "summary": verdict.summary})
             if row is None:

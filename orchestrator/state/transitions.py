@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from orchestrator.domain.lifecycle import PROJECT_FROM
 from orchestrator.state.claims import Claim, Completion, Moved, ProjectClaim
+from orchestrator.state.parking import ParkMoves
 from orchestrator.state.project_moves import CANCEL_TASKS
-from orchestrator.state.task_moves import RELEASE, REVIVE, START, TaskMoves
+from orchestrator.state.task_moves import RELEASE, REVIVE, START
 
 __all__ = ["CANCEL_TASKS", "PROJECT_FROM", "RELEASE", "REVIVE", "START", "Claim", "Completion",
            "Moved", "ProjectClaim", "Scheduler"]
 
 
-class Scheduler(TaskMoves):
+class Scheduler(ParkMoves):
     """Moves projects and tasks through their lives, atomically, in the store."""

@@ -37,7 +37,7 @@ class Meter:
         pass
 
     def record(self, request: CompletionRequest, response: CompletionResponse,
-               attempt: int) -> None:
+               attempt: int, turn: object = None) -> None:
         self.recorded.append(response)
 
     def lost(self, request: CompletionRequest, attempt: int, reason: str,

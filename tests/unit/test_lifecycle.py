@@ -209,6 +209,9 @@ _EXPECTED: dict[tuple[str, str, str], Callable[[], bool]] = {
     ("expire_question", "questions", "open"):
         lambda: lifecycle.is_legal(QUESTION_MOVES, Q.OPEN, Q.EXPIRED),
     ("open_questions", "questions", "open"): lambda: Q.OPEN in lifecycle.QUESTION_BIRTH,
+    # Open questions past their time: the reconciler expires them (open -> expired).
+    ("due_questions", "questions", "open"):
+        lambda: lifecycle.is_legal(QUESTION_MOVES, Q.OPEN, Q.EXPIRED),
 }
 
 

@@ -52,7 +52,7 @@ class Recorder:
         pass
 
     def record(self, request: CompletionRequest, response: CompletionResponse,
-               attempt: int) -> None:
+               attempt: int, turn: object = None) -> None:
         self.calls.append((response.model, response.tokens.total))
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:

@@ -80,7 +80,7 @@ class Meter:
         self.admitted += 1
 
     def record(self, request: CompletionRequest, response: CompletionResponse,
-               attempt: int) -> None:
+               attempt: int, turn: object = None) -> None:
         pass
 
     def retrying(self, attempt: int, reason: str, delay: float) -> None:

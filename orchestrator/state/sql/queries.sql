@@ -82,7 +82,9 @@ UPDATE projects
 SET status = :to_status,
     error = CASE WHEN :clear_error THEN NULL ELSE COALESCE(:error, error) END,
     updated_at = :now, finished_at = COALESCE(:finished_at, finished_at), lease_until = NULL,
-    sent_epoch = NULL
+    sent_epoch = NULL,
+    -- Carried on after failing for good: its planning and integration start new conversations.
+    conversation_from = CASE WHEN status = :failed THEN attempts + 1 ELSE conversation_from END
 WHERE id = :id AND status = ANY(:allowed)
 RETURNING status
 
@@ -199,7 +201,7 @@ WHERE project_id = :project_id
 -- A claim: a new attempt (the fencing token) with a lease the attempt renews while it works.
 UPDATE tasks
 SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at = :now,
-    error = NULL, lease_until = :lease_until
+    error = NULL, lease_until = :lease_until, parked = NULL, detached = false
 WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
   AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id AND p.status = :running)
 RETURNING project_id, attempts
@@ -210,7 +212,7 @@ RETURNING project_id, attempts
 WITH started AS (
     UPDATE tasks
     SET status = :to_status, attempts = attempts + 1, worker = :worker, started_at = :now,
-        error = NULL, lease_until = :lease_until
+        error = NULL, lease_until = :lease_until, parked = NULL, detached = false
     WHERE id = :id AND status = ANY(:allowed) AND pending_deps = 0
       AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id
                                              AND p.status = :running)
@@ -226,13 +228,15 @@ SELECT project_id, attempts FROM started
 -- Every write of an attempt is fenced: accepted only while its token is current.
 UPDATE tasks
 SET status = :to_status, output = COALESCE(:output, output), error = :error,
-    finished_at = :finished_at, lease_until = NULL, ready_at = :ready_at
+    finished_at = :finished_at, lease_until = NULL, ready_at = :ready_at, parked = NULL,
+    draft = NULL
 WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
-RETURNING project_id, idx, title, agent_type
+RETURNING project_id, idx, title, agent_type, detached
 
 -- name: renew_task_lease
+-- A parked task has no lease to renew (its wait is not an attempt's to lose).
 UPDATE tasks SET lease_until = :lease_until
-WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
+WHERE id = :id AND attempts = :attempt AND status = ANY(:held) AND lease_until IS NOT NULL
 RETURNING id
 
 -- name: count_model_call
@@ -246,7 +250,8 @@ SELECT model_calls FROM tasks WHERE id = :id AND attempts = :attempt AND status 
 
 -- name: expire_task_leases
 -- Attempts that stopped renewing (their worker died or lost the store): ready to run again.
-UPDATE tasks SET status = :to_status, lease_until = NULL, sent_epoch = NULL, ready_at = :now
+UPDATE tasks SET status = :to_status, lease_until = NULL, sent_epoch = NULL, ready_at = :now,
+    parked = NULL
 WHERE status = ANY(:held) AND lease_until < :now
   AND project_id IN (SELECT id FROM projects WHERE status = :running)
 RETURNING id, project_id, idx, attempts
@@ -417,8 +422,10 @@ FROM tasks WHERE project_id = :project_id
 
 -- name: revive_tasks
 -- Failed tasks of a project (or one of them) run again with a fresh model-call allowance.
+-- A task that failed for good starts a new conversation (its journal is not replayed).
 UPDATE tasks SET status = :to_status, error = NULL, model_calls = 0, lease_until = NULL,
-    sent_epoch = NULL, ready_at = :now
+    sent_epoch = NULL, ready_at = :now, conversation_from = attempts + 1, parked = NULL,
+    draft = NULL
 WHERE project_id = :project_id AND status = :from_status AND (CAST(:id AS text) IS NULL OR id = :id)
 RETURNING id
 
@@ -439,14 +446,16 @@ RETURNING project_id
 
 -- name: insert_review
 -- Fenced: the verdict of an attempt that no longer holds its task is not recorded.
-INSERT INTO reviews (project_id, task_id, attempt, round, reviewer, verdict, notes, summary, at)
-SELECT :project_id, :task_id, :attempt, :round, :reviewer, :verdict, :notes, :summary, :now
+INSERT INTO reviews (project_id, task_id, attempt, round, reviewer, verdict, notes, summary, at,
+                     worker)
+SELECT :project_id, :task_id, :attempt, :round, :reviewer, :verdict, :notes, :summary, :now,
+       :worker
 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :attempt
                                     AND status = ANY(:held))
 RETURNING id
 
 -- name: project_reviews
-SELECT task_id, attempt, round, reviewer, verdict, notes, summary, at FROM reviews
+SELECT task_id, attempt, round, reviewer, verdict, notes, summary, at, worker FROM reviews
 WHERE project_id = :project_id ORDER BY id
 
 -- Knowledge base -------------------------------------------------------------------------------
@@ -524,8 +533,10 @@ SELECT agent_type, status, COUNT(*) AS n FROM tasks GROUP BY agent_type, status
 
 -- name: insert_question
 -- Fenced: only the attempt that holds its task may ask.
-INSERT INTO questions (project_id, task_id, attempt, question, assumption, status, asked_at)
-SELECT :project_id, :task_id, :attempt, :question, :assumption, 'open', :now
+INSERT INTO questions (project_id, task_id, attempt, question, assumption, status, asked_at,
+                       tool_use_id, expires_at)
+SELECT :project_id, :task_id, :attempt, :question, :assumption, 'open', :now, :tool_use_id,
+       :expires_at
 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :attempt
                                     AND status = ANY(:held))
 RETURNING id
@@ -540,7 +551,7 @@ WHERE task_id = :task_id AND status = 'open'
   AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = questions.task_id
                                       AND t.status = 'needs_input'
                                       AND t.attempts = questions.attempt)
-RETURNING id, project_id, question
+RETURNING id, project_id, question, attempt
 
 -- name: expire_question
 UPDATE questions SET status = 'expired', answered_at = :now
@@ -553,3 +564,93 @@ FROM questions q JOIN tasks t ON t.id = q.task_id
 WHERE q.status = 'open' AND t.status = 'needs_input' AND t.attempts = q.attempt
   AND (CAST(:project_id AS text) IS NULL OR q.project_id = CAST(:project_id AS text))
 ORDER BY q.id
+
+-- name: record_attempt_turn
+-- PostgreSQL only: a task attempt's ledger row, the project's total and the turn's journal row
+-- in one statement; the journal keeps the turn only while the attempt holds its task.
+WITH ledger AS (
+-- include: insert_attempt_usage
+),
+spent AS (
+-- include: add_tokens_used
+),
+turn AS (
+    INSERT INTO journal (project_id, task_id, conv, seq, kind, attempt, digest, sent, body,
+                         bytes, at)
+    SELECT :project_id, :task_id, :conv, :seq, 'turn', :holder, :digest, :sent, :body,
+           :bytes, :now
+    FROM ledger WHERE NOT ledger.stale
+    ON CONFLICT (conv, seq) DO NOTHING
+)
+SELECT stale FROM ledger
+
+-- name: insert_journal
+-- A journal row; a row already at (conv, seq) wins (a duplicate attempt wrote it first).
+INSERT INTO journal (project_id, task_id, conv, seq, kind, attempt, digest, sent, body, bytes,
+                     at)
+VALUES (:project_id, :task_id, :conv, :seq, :kind, :attempt, :digest, :sent, :body, :bytes,
+        :now)
+ON CONFLICT (conv, seq) DO NOTHING
+
+-- name: journal_rows
+SELECT seq, kind, digest, body, attempt FROM journal WHERE conv = :conv ORDER BY seq
+
+-- name: drop_journal_from
+-- A conversation that diverged from its journal: the rows from there on describe another one.
+DELETE FROM journal WHERE conv = :conv AND seq >= :seq
+
+-- name: journal_size
+SELECT COUNT(*) AS rows, COALESCE(SUM(bytes), 0) AS bytes,
+       COUNT(DISTINCT conv) AS conversations
+FROM journal
+
+-- name: park_task
+-- The attempt's task waits for something outside it (`parked` says what): no lease, no
+-- thread; the canvas that sent it goes no further (`detached`). Fenced by its token.
+UPDATE tasks SET status = :to_status, parked = :parked, lease_until = NULL,
+    draft = COALESCE(:draft, draft), detached = true, sent_epoch = NULL, ready_at = :now
+WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
+RETURNING project_id
+
+-- name: take_review
+-- A reviewer takes the task's review round: the wait becomes a lease of the reviewer's.
+UPDATE tasks SET parked = NULL, lease_until = :lease_until
+WHERE id = :id AND status = :review AND parked = :parked
+  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id AND p.status = :running)
+RETURNING project_id, attempts, draft, conversation_from
+
+-- name: wake_task
+-- The wait is over: the task's agent is due again (its next message resumes it).
+UPDATE tasks SET parked = NULL, lease_until = NULL, sent_epoch = NULL, ready_at = :now
+WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
+RETURNING project_id
+
+-- name: resume_task
+-- A woken task's agent takes it back, as the same attempt (its journal holds its work).
+UPDATE tasks SET status = :to_status, worker = :worker, lease_until = :lease_until
+WHERE id = :id AND status = ANY(:held) AND parked IS NULL AND lease_until IS NULL
+  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id AND p.status = :running)
+RETURNING project_id, attempts
+
+-- name: parked_unsent
+-- Parked or woken tasks of running projects whose next message (a review, or the agent's
+-- own) no message of the broker's epoch carries.
+SELECT t.id, t.project_id, t.parked FROM tasks t JOIN projects p ON p.id = t.project_id
+WHERE p.status = :running AND t.status = ANY(:held) AND t.lease_until IS NULL
+  AND (t.parked IS NULL OR t.parked LIKE 'review:%')
+  AND (t.sent_epoch IS NULL OR t.sent_epoch <> :epoch) AND t.ready_at < :settled
+
+-- name: due_questions
+SELECT id, project_id, task_id, attempt FROM questions
+WHERE status = 'open' AND expires_at < :now
+
+-- name: question_for_use
+SELECT * FROM questions WHERE task_id = :task_id AND tool_use_id = :tool_use_id
+ORDER BY id DESC LIMIT 1
+
+-- name: rebind_question
+UPDATE questions SET attempt = :attempt WHERE id = :id
+
+-- name: task_verdicts
+SELECT round, verdict, notes, summary FROM reviews
+WHERE task_id = :task_id AND attempt >= :since ORDER BY id
