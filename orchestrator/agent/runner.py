@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
+from orchestrator.agent.batching import TaskBatcher
 from orchestrator.agent.prompts import agent_system, task_prompt
 from orchestrator.agent.review import revise_prompt
 from orchestrator.agent.runtime import Runtime
@@ -111,16 +112,17 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
     deps = rt.store.dependencies(task)
     tools = ProjectTools(rt.store, project.id, task.id, list(AGENT_TOOLS))
     tools.asker = partial(ask_person, rt, claim, tools)
+    meter = rt.meter(project.id, claim)
     conversation = Conversation(
         rt.provider, role=Role.AGENT, model=rt.model_for(Role.AGENT),
         system=agent_system(project, task.agent_type),
         prompt=[TextBlock(text=task_prompt(task, deps))], schema=AgentOutput,
-        schema_name="agent_output", meter=rt.meter(project.id, claim), policy=rt.policy,
-        tools=tools, limits=Limits(turns=settings.agent_max_turns,
-                                   tokens=settings.agent_max_tokens),
+        schema_name="agent_output", meter=meter, policy=rt.policy, tools=tools,
+        limits=Limits(turns=settings.agent_max_turns, tokens=settings.agent_max_tokens),
         effort=rt.effort_for(Role.AGENT), cache_ttl=rt.cache_ttl(project),
         progress=rt.activity(project.id, task.id, progress),
-        journal=rt.journal(project.id, claim, conversation_key(task, "agent")))
+        journal=rt.journal(project.id, claim, conversation_key(task, "agent")),
+        batcher=TaskBatcher(rt, project, task, claim, meter) if project.economy else None)
     progress("calling model")
     output = tools.with_assumptions(tools.with_artifacts(conversation.answer()))
     if task.agent_type not in settings.reviewed_agents and not tools.review_notes:

@@ -18,6 +18,8 @@ from orchestrator.domain.settings import Settings
 # How a task's estimated tokens split between input and output, for the estimate: agents read
 # far more (the brief, their inputs, tool results) than they write.
 INPUT_SHARE = 0.75
+# The Message Batches API bills every token at half the live rate.
+BATCH_FACTOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,12 @@ class Estimate:
     per_task: list[tuple[int, float]]  # (tokens, cost) by task index
     model: str
     counted: int = 0  # the same tokens as the agent model counts them: what the cost is of
+
+    @property
+    def batch_cost_usd(self) -> float:
+        """The same work through the Message Batches API (economy mode, every turn batched):
+        half of every rate."""
+        return self.cost_usd * BATCH_FACTOR
 
 
 def price_per_token(settings: Settings, model: str) -> float:

@@ -308,6 +308,7 @@ class ProjectRecord(BaseModel):
     deadline: datetime | None = None
     activity: str | None = None  # planning's or integration's streamed call, while it runs
     conversation_from: int = 0  # the first attempt of its planning's and integration's run
+    economy: bool = False  # its agents' turns with slack go through the Message Batches API
     tokens: Tokens = Field(default_factory=Tokens)
     cost_usd: float = 0.0
 

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # Seconds an agent's question waits for `agency answer` before the agent goes on with the
     # assumption it stated.
     question_timeout: float = Field(default=600.0, gt=0.0, le=7 * 24 * 3600)
+    # Economy mode for every project (`agency run --economy` for one): agents' turns with
+    # enough slack go through the Message Batches API at half price; a turn goes live when its
+    # task's slack is less than the expected batch turnaround (seconds).
+    economy: bool = False
+    batch_turnaround: float = Field(default=3600.0, gt=0.0, le=24 * 3600)
     # A project whose plan is estimated above this many dollars waits for `agency approve`.
     approval_above_usd: float | None = Field(default=None, ge=0.0)
     # Self-healing: an attempt renews its lease while it works; the reconciler re-runs what a

@@ -41,6 +41,8 @@ def plan_json(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate) 
         "project_type": project.project_type.value if project.project_type else None,
         "estimate": {"tokens": found.tokens, "counted_tokens": found.counted,
                      "cost_usd": round(found.cost_usd, 4),
+                     "batch_cost_usd": round(found.batch_cost_usd, 4),
+                     "economy": project.economy,
                      "model": found.model},
         "tasks": [{"index": t.index, "id": t.id, "title": t.title,
                    "agent_type": t.agent_type.value, "dependencies": t.dependencies,

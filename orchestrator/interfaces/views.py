@@ -282,7 +282,9 @@ def plan_table(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate)
                if found.counted != found.tokens else "")
     title = (f"Project {project.id[:8]} ({project.status.value}): {len(tasks)} tasks, "
              f"{found.tokens:,} estimated tokens{counted}, about ${found.cost_usd:.2f} at "
-             f"{found.model} prices (planning, reviews and integration come on top)")
+             f"{found.model} prices live, ${found.batch_cost_usd:.2f} through the Batches API"
+             f"{' (economy mode: turns with slack are batched)' if project.economy else ''} "
+             "(planning, reviews and integration come on top)")
     table = _table(title, ("#", "title", "agent", "deps", "critical", "est. tokens",
                            "est. cost"), text=5)
     index = {t.id: t.index for t in tasks}

@@ -104,6 +104,14 @@ def digest(request: CompletionRequest) -> str:
 _MESSAGES = TypeAdapter(list[Message])
 
 
+class Batcher(Protocol):
+    """Economy mode: a turn sent through the Message Batches API instead of live."""
+
+    def submit(self, request: CompletionRequest, turn: JournalTurn) -> None:
+        """Send the turn in a batch and raise Parked (its task waits for the batch), or
+        return: the turn goes live."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How a call is made: retries, and the shared rate limit admitting each attempt."""
@@ -249,9 +257,9 @@ class Conversation(Generic[T]):
                  tools: ToolBox | None = None, limits: Limits = Limits(),
                  effort: str | None = None, cache_ttl: Literal["5m", "1h"] = "5m",
                  progress: Callable[[str], None] | None = None,
-                 journal: Journal | None = None) -> None:
+                 journal: Journal | None = None, batcher: Batcher | None = None) -> None:
         self.provider, self.role, self.model = provider, role, model
-        self.journal = journal
+        self.journal, self.batcher = journal, batcher
         # What the journal holds that this conversation has not reached yet: replayed in order.
         self.recorded: deque[JournalEntry] = deque(journal.entries() if journal else [])
         self.seq = 0  # the journal row this conversation writes or replays next
@@ -390,6 +398,10 @@ class Conversation(Generic[T]):
             response = CompletionResponse.model_validate_json(entry.body)
             self.replayed += 1
         else:
+            if self.batcher is not None and self.journal is not None:
+                self.batcher.submit(request, JournalTurn(
+                    conv=self.journal.conv, seq=self.seq, digest=key,
+                    sent=_MESSAGES.dump_json(new).decode(), body=""))
             response = call(self.provider, request, self.policy, self.meter, self._streamed)
         self.turns += 1
         self.tokens += response.tokens.budgeted

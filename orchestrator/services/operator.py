@@ -55,10 +55,12 @@ class Submission:
     budget: int | None = None
     needs_approval: bool = False
     deadline: datetime | None = None
+    economy: bool = False
 
 
 def submission(request: str | None, plan_path: Path | None, budget: int | None = None,
-               needs_approval: bool = False, deadline: datetime | None = None) -> Submission:
+               needs_approval: bool = False, deadline: datetime | None = None,
+               economy: bool = False) -> Submission:
     """Check what a person submits (the request, or the plan file's own) before anything is
     written: a bad one raises BadInput and nothing is stored."""
     plan_file: PlanFile | None = load_plan_file(plan_path) if plan_path else None
@@ -67,7 +69,7 @@ def submission(request: str | None, plan_path: Path | None, budget: int | None =
     plan = (Plan.model_validate(plan_file.model_dump(exclude={"request", "project_type"}))
             if plan_file else None)
     kind = plan_file.project_type.value if plan_file and plan_file.project_type else None
-    return Submission(text, plan, kind, budget, needs_approval, deadline)
+    return Submission(text, plan, kind, budget, needs_approval, deadline, economy)
 
 
 @dataclass
@@ -91,7 +93,8 @@ class Operator:
         output_dir = (self.rt.settings.output_dir / project_id).resolve()
         self.rt.store.insert_project(project_id, sub.request, sub.budget, sub.project_type,
                                      str(output_dir), sub.plan,
-                                     needs_approval=sub.needs_approval, deadline=sub.deadline)
+                                     needs_approval=sub.needs_approval, deadline=sub.deadline,
+                                     economy=sub.economy or self.rt.settings.economy)
         send_plan(self.rt, self.app, project_id)
         return project_id
 

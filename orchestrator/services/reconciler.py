@@ -19,6 +19,7 @@ from celery import Celery
 
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain.constants import ProjectStatus
+from orchestrator.services.batches import collect_batches
 from orchestrator.services.dispatch import (
     broker_epoch,
     dispatch,
@@ -73,7 +74,7 @@ def reconcile(rt: Runtime, app: Celery, clock: Clock | None = None) -> Pass:
             done.resent.append(row["id"])
         for project_id, scope in scopes.items():
             dispatch(rt, app, project_id, scope)
-        done.woken = _wake_parked(rt, app, epoch, at, settled)
+        done.woken = _wake_parked(rt, app, epoch, at, settled) + collect_batches(rt, app, at)
         rt.scheduler.expire_project_leases(at)
         for row in rt.store.lost_projects(epoch, settled):
             send = send_plan if row["status"] == ProjectStatus.PENDING.value else send_integration

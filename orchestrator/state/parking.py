@@ -97,6 +97,30 @@ class ParkMoves(TaskMoves):
                              T.NEEDS_INPUT.value, question)
         return int(row["id"])
 
+    def park_batch(self, claim: Claim, batch_id: str, custom_id: str, conv: str, seq: int,
+                   digest: str, sent: str, role: str, model: str) -> None:
+        """The attempt's turn went into a batch: it is kept, and the task waits (in_progress,
+        parked on the batch) until the poller journals the batch's answer and wakes it."""
+        with self.store.db.transaction() as tx:
+            tx.execute("insert_batch_call", {
+                "batch_id": batch_id, "custom_id": custom_id, "project_id": claim.project_id,
+                "task_id": claim.task_id, "attempt": claim.attempt, "conv": conv, "seq": seq,
+                "digest": digest, "sent": sent, "role": role, "model": model, "now": now()})
+            if tx.fetch_one("park_task", {
+                    "id": claim.task_id, "attempt": claim.attempt, "held": HELD_STATUSES,
+                    "to_status": T.IN_PROGRESS.value, "parked": BATCH, "draft": None,
+                    "now": now()}) is None:
+                raise self._stale(claim)
+            tx.execute("set_task_activity", {"id": claim.task_id,
+                                             "activity": f"waiting for batch {batch_id}"})
+            self.store.event(tx, claim.project_id, claim.task_id, "parked", None,
+                             T.IN_PROGRESS.value, f"waits for batch {batch_id}")
+
+    def repark_batch(self, claim: Claim, call_id: int, batch_id: str) -> None:
+        """A new attempt of a task whose turn is still in a batch waits for it again."""
+        self.store.db.execute("rebind_batch_call", {"id": call_id, "attempt": claim.attempt})
+        self.park(claim, T.IN_PROGRESS, BATCH, f"waits for batch {batch_id}")
+
     def repark_question(self, claim: Claim, question_id: int) -> None:
         """A new attempt of a task whose question is still open waits for it again."""
         with self.store.db.transaction() as tx:

@@ -162,14 +162,14 @@ class Store:
     def insert_project(self, project_id: str, request: str, budget: int | None,
                        project_type: str | None, output_dir: str,
                        plan: Plan | None = None, needs_approval: bool = False,
-                       deadline: datetime | None = None) -> None:
+                       deadline: datetime | None = None, economy: bool = False) -> None:
         with self.db.transaction() as tx:
             tx.execute("insert_project", {
                 "id": project_id, "request": request, "project_type": project_type,
                 "status": ProjectStatus.PENDING.value, "budget_tokens": budget,
                 "output_dir": output_dir, "now": now(),
                 "plan": plan.model_dump_json() if plan else None,
-                "needs_approval": needs_approval, "deadline": deadline})
+                "needs_approval": needs_approval, "deadline": deadline, "economy": economy})
             self.event(tx, project_id, None, "created", None, ProjectStatus.PENDING, None)
 
     @staticmethod
@@ -435,6 +435,18 @@ class Store:
         return self.db.fetch_all("parked_unsent", {
             "running": ProjectStatus.RUNNING.value, "held": HELD_STATUSES, "epoch": epoch,
             "settled": settled})
+
+    def batch_call(self, conv: str, seq: int) -> Row | None:
+        """The batched turn at (conv, seq), if one was sent."""
+        return self.db.fetch_one("batch_call", {"conv": conv, "seq": seq})
+
+    def open_batch_calls(self, before: datetime) -> list[Row]:
+        """Batched turns sent before `before` whose results are not in."""
+        return self.db.fetch_all("open_batch_calls", {"before": before})
+
+    def finish_batch_call(self, call_id: int) -> bool:
+        """The batched turn's result is in (or the batch gave none): True when this closed it."""
+        return self.db.fetch_one("finish_batch_call", {"id": call_id, "now": now()}) is not None
 
     def due_questions(self, at: datetime) -> list[Row]:
         """Open questions past their time."""

@@ -68,10 +68,14 @@ def run(
         "--deadline", help="When it must be done: a time (2026-12-01T17:00, UTC unless "
         "it says) or a duration from now (90m, 6h, 2d). Default: from the analysis's "
         "estimated hours.")] = None,
+    economy: Annotated[bool, typer.Option(
+        "--economy", help="Send agents' turns that have slack before their deadlines through "
+        "the Message Batches API (half price, slower; AGENCY_ECONOMY for every project).")
+    ] = False,
 ) -> None:
     """Submit a request and watch it to the deliverable."""
     due = parse_deadline(deadline, store_now()) if deadline is not None else None
-    sub = submission(request, plan, budget, approve_plan, due)
+    sub = submission(request, plan, budget, approve_plan, due, economy)
     rt = get_runtime()
     refuse_no_wait_embedded(rt, no_wait)
     operator = Operator(rt, app)

@@ -11,6 +11,7 @@ import typer
 
 from orchestrator.agent.runtime import get_runtime
 from orchestrator.domain.constants import MAX_BUDGET
+from orchestrator.domain.estimates import estimate
 from orchestrator.interfaces.celery_app import app
 from orchestrator.interfaces.cli.app import cli, handle_errors, out, say
 from orchestrator.interfaces.cli.follow import act_and_follow
@@ -32,8 +33,15 @@ def approve(
     found = rt.store.resolve_project_id(project_id)
 
     def act() -> str:
+        project = rt.store.project(found, usage=False)
         Operator(rt, app).approve(found)
-        out.print(f"Project {found} approved.", highlight=False)
+        cost = ""
+        if project.plan is not None:
+            guess = estimate(rt.settings, project.plan)
+            cost = (f" Estimated ${guess.cost_usd:.2f} live, ${guess.batch_cost_usd:.2f} "
+                    "through the Batches API"
+                    + (" (economy mode)." if project.economy else "."))
+        out.print(f"Project {found} approved.{cost}", highlight=False)
         return found
 
     act_and_follow(rt, act, no_wait)

@@ -16,9 +16,9 @@ INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :now)
 
 -- name: insert_project
 INSERT INTO projects (id, request, project_type, status, budget_tokens, output_dir, plan,
-                      needs_approval, deadline, created_at, updated_at)
+                      needs_approval, deadline, economy, created_at, updated_at)
 VALUES (:id, :request, :project_type, :status, :budget_tokens, :output_dir, :plan,
-        :needs_approval, :deadline, :now, :now)
+        :needs_approval, :deadline, :economy, :now, :now)
 
 -- name: get_project
 SELECT * FROM projects WHERE id = :id
@@ -654,3 +654,22 @@ UPDATE questions SET attempt = :attempt WHERE id = :id
 -- name: task_verdicts
 SELECT round, verdict, notes, summary FROM reviews
 WHERE task_id = :task_id AND attempt >= :since ORDER BY id
+
+-- name: insert_batch_call
+INSERT INTO batch_calls (batch_id, custom_id, project_id, task_id, attempt, conv, seq, digest,
+                         sent, role, model, status, submitted_at)
+VALUES (:batch_id, :custom_id, :project_id, :task_id, :attempt, :conv, :seq, :digest, :sent,
+        :role, :model, 'open', :now)
+
+-- name: batch_call
+SELECT * FROM batch_calls WHERE conv = :conv AND seq = :seq
+
+-- name: open_batch_calls
+SELECT * FROM batch_calls WHERE status = 'open' AND submitted_at < :before ORDER BY id
+
+-- name: finish_batch_call
+UPDATE batch_calls SET status = 'done', collected_at = :now WHERE id = :id AND status = 'open'
+RETURNING id
+
+-- name: rebind_batch_call
+UPDATE batch_calls SET attempt = :attempt WHERE id = :id

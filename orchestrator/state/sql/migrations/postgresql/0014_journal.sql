@@ -40,6 +40,10 @@ ALTER TABLE questions ADD COLUMN expires_at timestamptz;
 -- The worker that ran a review (reviews are their own messages, on the reviewer's queue).
 ALTER TABLE reviews ADD COLUMN worker text;
 
+-- Economy mode (`agency run --economy`): its agents' turns with slack go through the Message
+-- Batches API at half price.
+ALTER TABLE projects ADD COLUMN economy boolean NOT NULL DEFAULT false;
+
 -- Turns sent through the Message Batches API (economy mode), until their results are in.
 CREATE TABLE batch_calls (
     id           bigserial PRIMARY KEY,

@@ -40,6 +40,10 @@ ALTER TABLE questions ADD COLUMN expires_at text;
 -- The worker that ran a review (reviews are their own messages, on the reviewer's queue).
 ALTER TABLE reviews ADD COLUMN worker text;
 
+-- Economy mode (`agency run --economy`): its agents' turns with slack go through the Message
+-- Batches API at half price.
+ALTER TABLE projects ADD COLUMN economy integer NOT NULL DEFAULT 0;
+
 -- Turns sent through the Message Batches API (economy mode), until their results are in.
 CREATE TABLE batch_calls (
     id           integer PRIMARY KEY AUTOINCREMENT,
