@@ -705,6 +705,8 @@ class FakeAnthropic:
                     self._send(api.listing(query), request_id)
                 elif (method, endpoint) == ("GET", "batch") and batch_id:
                     self._send(api.retrieve(batch_id), request_id)
+                elif (method, endpoint) == ("DELETE", "batch") and batch_id:
+                    self._send(api.delete(batch_id), request_id)
                 elif (method, endpoint) == ("POST", "cancel") and batch_id:
                     self._send(api.cancel(batch_id), request_id)
                 elif (method, endpoint) == ("GET", "results") and batch_id:
@@ -723,6 +725,11 @@ class FakeAnthropic:
                 request_id = f"req_{uuid.uuid4().hex[:24]}"
                 if self._authorized(request_id):
                     self._batches("GET", None, 0, request_id)
+
+            def do_DELETE(self) -> None:
+                request_id = f"req_{uuid.uuid4().hex[:24]}"
+                if self._authorized(request_id):
+                    self._batches("DELETE", None, 0, request_id)
 
             def do_POST(self) -> None:
                 request_id = f"req_{uuid.uuid4().hex[:24]}"

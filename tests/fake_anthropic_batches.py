@@ -26,6 +26,8 @@ What it relies on, from the API's documentation:
 - `POST .../cancel` may be made any time before processing ends: the batch is `canceling`,
   requests not yet processed end `canceled`, then the batch ends.
   (https://platform.claude.com/docs/en/api/messages/batches/cancel)
+- `DELETE /v1/messages/batches/{id}` deletes an ended batch; one still processing must be
+  canceled first. (https://platform.claude.com/docs/en/api/messages/batches/delete)
 - `GET /v1/messages/batches` lists the most recent first: `limit` (1-1000, default 20),
   `before_id`, `after_id`; `{"data", "has_more", "first_id", "last_id"}`.
   (https://platform.claude.com/docs/en/api/messages/batches/list)
@@ -145,6 +147,17 @@ class Batches:
                 batch.results = {cid: {"type": "canceled"} for cid in batch.results}
                 batch.ends = min(batch.ends, now + min(0.2, self.fake.batch_seconds))
         return self._reply(200, self._json(batch))
+
+    def delete(self, batch_id: str) -> Reply:
+        batch = self.fake.batches.get(batch_id)
+        if batch is None:
+            return self._missing(batch_id)
+        if batch.status(time.monotonic()) != "ended":
+            return self.fake._refuse(Refused(
+                f"Message Batch {batch_id} is still processing: cancel it before deleting it"))
+        with self._lock:
+            del self.fake.batches[batch_id]
+        return self._reply(200, {"id": batch_id, "type": "message_batch_deleted"})
 
     def listing(self, query: str) -> Reply:
         args = {k: v[-1] for k, v in parse_qs(query).items()}

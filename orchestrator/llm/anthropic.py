@@ -158,7 +158,7 @@ def batch_failure(kind: str, message: str, request_id: str | None) -> Exception:
     if kind == "invalid_request_error" and "prompt is too long" in message.lower():
         return ContextOverflow(reason, request_id=request_id)
     if kind in ("invalid_request_error", "authentication_error", "permission_error",
-                "not_found_error", "request_too_large", "billing_error"):
+                "not_found_error", "billing_error"):
         return ModelRefused(f"Anthropic API refused the request: {reason}",
                             request_id=request_id)
     return TransientModelError(reason, request_id=request_id)
@@ -272,6 +272,14 @@ class AnthropicProvider:
                     _named(f"the batched request was {result.type}", request_id),
                     request_id=request_id)
         return out
+
+    def cancel_batch(self, batch_id: str) -> None:
+        """`POST /v1/messages/batches/{id}/cancel`: the requests not yet processed end
+        canceled (collected as TransientModelError, to send live)."""
+        try:
+            self.client.messages.batches.cancel(batch_id)
+        except anthropic.AnthropicError as exc:
+            raise failure(exc) from exc
 
     def _stream(self, params: dict[str, Any], progress: Progress | None
                 ) -> tuple[Any, Mapping[str, str]]:

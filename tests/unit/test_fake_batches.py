@@ -156,6 +156,17 @@ def test_a_canceled_batch_ends_with_its_requests_canceled(
     assert done.request_counts.canceled == 2 and done.request_counts.succeeded == 0
     kinds = {r.custom_id: r.result.type for r in client.messages.batches.results(batch.id)}
     assert kinds == {"one": "canceled", "two": "canceled"}
+    assert client.messages.batches.delete(batch.id).type == "message_batch_deleted"
+    assert fake.batches == {}
+
+
+def test_a_batch_still_processing_cannot_be_deleted(fake: FakeAnthropic,
+                                                    client: anthropic.Anthropic) -> None:
+    fake.batch_seconds = 30.0
+    batch = client.messages.batches.create(requests=[{"custom_id": "a", "params": params()}])
+    with pytest.raises(anthropic.BadRequestError, match="cancel it"):
+        client.messages.batches.delete(batch.id)
+    assert set(fake.batches) == {batch.id}
 
 
 def test_batches_are_listed_newest_first(fake: FakeAnthropic,
@@ -224,17 +235,31 @@ def test_the_provider_batches_byte_for_byte_and_answers_as_live_at_half_price(
 def test_the_provider_maps_failed_results_to_live_errors(fake: FakeAnthropic) -> None:
     provider = _provider(fake)
     fake.expire.add("late")
+    fake.script.append("overloaded")  # the first request's answer: an overloaded_error
     bad = CompletionRequest(role=Role.AGENT, model=OLD, system=[], messages=[
         Message(role="assistant", content=[TextBlock(text="I start.")])])
     huge = _request("word " * 210_000)
-    batch_id = provider.submit_batch([("ok", _request("Say hello.")), ("bad", bad),
+    batch_id = provider.submit_batch([("busy", _request("Busy?")),
+                                      ("ok", _request("Say hello.")), ("bad", bad),
                                       ("huge", huge), ("late", _request("Later."))])
     got = _collected(provider, batch_id)
     assert isinstance(got["ok"], CompletionResponse)
+    assert isinstance(got["busy"], TransientModelError) and "overloaded" in str(got["busy"])
     assert type(got["bad"]) is ModelRefused and "invalid_request_error" in str(got["bad"])
     assert got["bad"].request_id == f"{batch_id}/bad"
     assert isinstance(got["huge"], ContextOverflow)
     assert isinstance(got["late"], TransientModelError) and "expired" in str(got["late"])
+
+
+def test_the_provider_cancels_and_a_canceled_request_is_worth_sending_live(
+        fake: FakeAnthropic) -> None:
+    fake.batch_seconds = 30.0
+    provider = _provider(fake)
+    batch_id = provider.submit_batch([("a", _request("Say hello."))])
+    provider.cancel_batch(batch_id)
+    got = _collected(provider, batch_id)
+    assert isinstance(got["a"], TransientModelError) and "canceled" in str(got["a"])
+    assert got["a"].request_id == f"{batch_id}/a"
 
 
 def test_the_provider_refuses_a_bad_batch_before_sending(fake: FakeAnthropic) -> None:
