@@ -179,6 +179,9 @@ class OfflineProvider:
     """Deterministic answers through the same seam as the Anthropic provider."""
 
     name = "offline"
+    # No Message Batches: its answers would live in one process's memory, and a batch is
+    # collected by whichever process polls it (orchestrator.llm.base.BatchProvider).
+    supports_batches = False
 
     def __init__(self, latency: float = 0.0, spread: float = 0.0) -> None:
         self.latency = Latency(latency, spread)

@@ -32,6 +32,10 @@ minute unless a test compresses time), that admits a request on its uncached inp
 its `max_tokens` and then settles with what it used; a request that does not fit gets 429
 `rate_limit_error` with `retry-after` (whole seconds), and every response carries the
 `anthropic-ratelimit-*` headers (resets as RFC 3339 times).
+
+It also serves the Message Batches API (tests/fake_anthropic_batches.py): a batch's requests
+are checked and answered as live ones, released `batch_seconds` after it was created; the
+batches are kept in `batches`.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ from orchestrator.llm.base import (
 from orchestrator.llm.cache import PromptCache, prompt_tokens
 from orchestrator.llm.wire import block_json
 from tests.fake_anthropic_answers import cut, lengthen, reasoning, sse, text_after_tool_results
+from tests.fake_anthropic_batches import Batch, Batches, route
 from tests.fake_anthropic_rules import Issued, Plan, Refused, sign, validate
 
 __all__ = ["FakeAnthropic", "Faults", "Refused", "cut", "sse", "task_title"]
@@ -276,6 +281,9 @@ class FakeAnthropic:
     counted: list[dict[str, Any]] = field(default_factory=list)  # count_tokens bodies
     messages: list[dict[str, Any]] = field(default_factory=list)  # every 200 message sent
     chunk: int = 48  # characters per streamed delta
+    batch_seconds: float = 1.0  # a Message Batch is in progress this long, then ends
+    batches: dict[str, Batch] = field(default_factory=dict)  # id -> the batch
+    expire: set[str] = field(default_factory=set)  # custom ids whose batched request expires
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -284,6 +292,7 @@ class FakeAnthropic:
         self.secret = secrets.token_bytes(32)
         self._issued: Issued = {}
         self.cache = PromptCache()
+        self.batch_api = Batches(self)
         self._server = _Server(("127.0.0.1", self.port), self._handler())
         # (a short poll: a test's server stops at once)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
@@ -677,9 +686,65 @@ class FakeAnthropic:
                     with fake._lock:
                         fake.in_flight -= 1
 
+            def _authorized(self, request_id: str) -> bool:
+                bearer = (self.headers.get("authorization") or "").removeprefix("Bearer ")
+                if fake.api_key in (self.headers.get("x-api-key"), bearer):
+                    return True
+                self._send(Reply(401, {"type": "error", "error": {
+                    "type": "authentication_error", "message": "invalid API key"}}),
+                    request_id)
+                return False
+
+            def _batches(self, method: str, body: Any, size: int, request_id: str) -> None:
+                """The Message Batches endpoints (tests/fake_anthropic_batches.py)."""
+                endpoint, batch_id, query = route(self.path)
+                api = fake.batch_api
+                if (method, endpoint) == ("POST", "batches"):
+                    self._send(api.create(body, size), request_id)
+                elif (method, endpoint) == ("GET", "batches"):
+                    self._send(api.listing(query), request_id)
+                elif (method, endpoint) == ("GET", "batch") and batch_id:
+                    self._send(api.retrieve(batch_id), request_id)
+                elif (method, endpoint) == ("DELETE", "batch") and batch_id:
+                    self._send(api.delete(batch_id), request_id)
+                elif (method, endpoint) == ("POST", "cancel") and batch_id:
+                    self._send(api.cancel(batch_id), request_id)
+                elif (method, endpoint) == ("GET", "results") and batch_id:
+                    refused, data = api.results(batch_id)
+                    if refused is not None:
+                        self._send(refused, request_id)
+                        return
+                    self._head(200, {}, "application/binary", len(data), request_id)
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        self.wfile.write(data)
+                else:
+                    self._send(fake._refuse(Refused(f"Not found: {method} {self.path}", 404,
+                                                    "not_found_error")), request_id)
+
+            def do_GET(self) -> None:
+                request_id = f"req_{uuid.uuid4().hex[:24]}"
+                if self._authorized(request_id):
+                    self._batches("GET", None, 0, request_id)
+
+            def do_DELETE(self) -> None:
+                request_id = f"req_{uuid.uuid4().hex[:24]}"
+                if self._authorized(request_id):
+                    self._batches("DELETE", None, 0, request_id)
+
             def do_POST(self) -> None:
                 request_id = f"req_{uuid.uuid4().hex[:24]}"
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                size = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(size)
+                if self.path.startswith("/v1/messages/batches"):
+                    if self._authorized(request_id):
+                        try:
+                            body = json.loads(raw) if raw else {}
+                        except ValueError:
+                            self._send(fake._refuse(Refused("body: invalid JSON")), request_id)
+                            return
+                        self._batches("POST", body, size, request_id)
+                    return
+                body = json.loads(raw)
                 if self.path not in ("/v1/messages", "/v1/messages/count_tokens"):
                     self._send(fake._refuse(Refused(f"Not found: {self.path}", 404,
                                                     "not_found_error")), request_id)

@@ -170,9 +170,11 @@ class ProjectMeter:
         outage (see `durably`)."""
         self._ledger(LedgerEntry(
             role=request.role, model=response.model, tokens=response.tokens,
-            cost_usd=cost_usd(self.rt.settings.prices, response.model, response.tokens),
+            cost_usd=cost_usd(self.rt.settings.prices, response.model, response.tokens,
+                              batch=response.batch),
             latency_ms=response.latency_ms, attempt=attempt, request_id=response.request_id,
-            message_id=response.message_id, stop_reason=response.stop_reason), turn)
+            message_id=response.message_id, stop_reason=response.stop_reason,
+            batch=response.batch), turn)
 
     def lost(self, request: CompletionRequest, attempt: int, reason: str,
              request_id: str | None) -> None:

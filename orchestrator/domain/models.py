@@ -192,7 +192,8 @@ class Tokens(BaseModel):
 
 class LedgerEntry(Frozen):
     """One model call's ledger row: who made it, on which model, what it used and cost, and
-    which call it was (the API's request and message ids), why it stopped and how it ended."""
+    which call it was (the API's request and message ids), why it stopped and how it ended;
+    `batch`: answered through the Message Batches API (priced at half)."""
 
     role: Role
     model: str
@@ -204,6 +205,7 @@ class LedgerEntry(Frozen):
     message_id: str | None = None
     stop_reason: str | None = None
     outcome: CallOutcome = CallOutcome.ANSWERED
+    batch: bool = False
 
 
 class JournalTurn(Frozen):

@@ -72,11 +72,12 @@ def calls_json(calls: Iterable[CallRecord]) -> list[dict[str, Any]]:
     """`agency calls --json`: the project's ledger, one object per model call, in order. `task`
     is the task's index (null for the project's own calls); a `lost` call gave no answer and
     may have been billed for tokens nobody knows; a `stale` one was made by an attempt that no
-    longer held its task (paid, but not the task's usage)."""
+    longer held its task (paid, but not the task's usage); a `batch` one was answered through
+    the Message Batches API (priced at half)."""
     return [{"at": c.at.isoformat(), "task": c.task_index, "task_id": c.task_id,
              "title": c.task_title, "role": c.entry.role.value, "model": c.entry.model,
              "attempt": c.entry.attempt, "stop_reason": c.entry.stop_reason,
-             "outcome": c.entry.outcome.value, "stale": c.stale,
+             "outcome": c.entry.outcome.value, "stale": c.stale, "batch": c.entry.batch,
              "tokens": c.entry.tokens.model_dump(), "cost_usd": round(c.entry.cost_usd, 6),
              "latency_ms": c.entry.latency_ms, "request_id": c.entry.request_id,
              "message_id": c.entry.message_id} for c in calls]

@@ -416,7 +416,8 @@ class Tally:
                attempt: int, turn: object = None) -> None:
         self.calls, self.model = self.calls + 1, response.model
         self.tokens += response.tokens
-        self.cost_usd += pricing.cost_usd(self.settings.prices, response.model, response.tokens)
+        self.cost_usd += pricing.cost_usd(self.settings.prices, response.model, response.tokens,
+                                          batch=response.batch)
 
     def lost(self, request: CompletionRequest, attempt: int, reason: str,
              request_id: str | None) -> None:

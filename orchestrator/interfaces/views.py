@@ -268,7 +268,7 @@ def calls_table(project_id: str, calls: list[CallRecord]) -> Table:
     for c in calls:
         e, t = c.entry, c.entry.tokens
         task = f"#{c.task_index} {c.task_title}" if c.task_index is not None else e.role.value
-        outcome = f"{e.outcome.value}, stale" if c.stale else e.outcome.value
+        outcome = ", ".join([e.outcome.value] + ["stale"] * c.stale + ["batch"] * e.batch)
         table.add_row(c.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), Text(task),
                       e.role.value, e.model, e.stop_reason or "", outcome, e.request_id or "",
                       f"{t.input:,}", f"{t.output:,}", f"{t.thinking:,}", f"{t.cache_read:,}",

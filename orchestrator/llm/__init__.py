@@ -13,10 +13,18 @@ from importlib.metadata import entry_points
 
 from orchestrator.domain.errors import ConfigError
 from orchestrator.domain.settings import Settings
-from orchestrator.llm.base import CompletionRequest, CompletionResponse, Provider
+from orchestrator.llm.base import (
+    BatchItem,
+    BatchProvider,
+    BatchResult,
+    CompletionRequest,
+    CompletionResponse,
+    Provider,
+    batches,
+)
 
-__all__ = ["PROVIDER_GROUP", "CompletionRequest", "CompletionResponse", "Provider",
-           "make_provider"]
+__all__ = ["PROVIDER_GROUP", "BatchItem", "BatchProvider", "BatchResult", "CompletionRequest",
+           "CompletionResponse", "Provider", "batches", "make_provider"]
 
 PROVIDER_GROUP = "agency.providers"
 

@@ -1,6 +1,10 @@
 """Claude through the official `anthropic` SDK: structured outputs, tools, thinking, prompt
 caching, streaming.
 
+Requests with slack may instead go as one Message Batch (half price): `submit_batch` sends
+each request's params exactly as a live call sends them, `collect_batch` reads the results
+once the batch ended, each as the live call's answer (`batch=True`) or its error.
+
 A long call (`request.stream`) is streamed and the SDK assembles the final message from the
 events; the output so far feeds the caller's progress. Every answer keeps its `request-id`
 and message id, and every error a person sees names the request id. A call that timed out or
@@ -24,6 +28,9 @@ from orchestrator.domain.errors import ContextOverflow, ModelRefused, TransientM
 from orchestrator.domain.models import Tokens
 from orchestrator.domain.settings import Settings
 from orchestrator.llm.base import (
+    CUSTOM_ID,
+    BatchItem,
+    BatchResult,
     CompletionRequest,
     CompletionResponse,
     Progress,
@@ -31,6 +38,9 @@ from orchestrator.llm.base import (
     Window,
 )
 from orchestrator.llm.wire import content_from_json, request_json
+
+# The most requests one Message Batch takes (the API's limit).
+BATCH_LIMIT = 100_000
 
 # How often a streamed call reports its output so far, in seconds.
 PROGRESS_EVERY = 1.0
@@ -140,10 +150,25 @@ def failure(exc: Exception) -> Exception:
                                request_id=request_id)
 
 
+def batch_failure(kind: str, message: str, request_id: str | None) -> Exception:
+    """What a live call would have raised for an errored batch result of this error type: a
+    prompt over the window is ContextOverflow, a request the API would refuse ModelRefused,
+    anything else (an `api_error`, `overloaded_error`...) is transient: send it again."""
+    reason = _named(f"{kind}: {message}", request_id)
+    if kind == "invalid_request_error" and "prompt is too long" in message.lower():
+        return ContextOverflow(reason, request_id=request_id)
+    if kind in ("invalid_request_error", "authentication_error", "permission_error",
+                "not_found_error", "billing_error"):
+        return ModelRefused(f"Anthropic API refused the request: {reason}",
+                            request_id=request_id)
+    return TransientModelError(reason, request_id=request_id)
+
+
 class AnthropicProvider:
     """One sync client per process, made on first use (after any fork)."""
 
     name = "anthropic"
+    supports_batches = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -199,6 +224,63 @@ class AnthropicProvider:
                                       lost=True) from exc
         return self._response(message, started, headers)
 
+    def submit_batch(self, items: list[BatchItem]) -> str:
+        """`POST /v1/messages/batches`: every request with the params a live call sends (a
+        batched request is never streamed). The batch's id."""
+        ids = [custom_id for custom_id, _ in items]
+        if not 1 <= len(ids) <= BATCH_LIMIT or len(set(ids)) != len(ids) \
+                or not all(CUSTOM_ID.match(i) for i in ids):
+            raise ValueError(f"a batch takes 1 to {BATCH_LIMIT:,} requests with unique custom "
+                             f"ids matching {CUSTOM_ID.pattern}")
+        requests: list[Any] = [{"custom_id": custom_id, "params": self._params(request)}
+                               for custom_id, request in items]
+        try:
+            batch = self.client.messages.batches.create(requests=requests)
+        except anthropic.AnthropicError as exc:
+            raise failure(exc) from exc
+        return batch.id
+
+    def collect_batch(self, batch_id: str) -> dict[str, BatchResult] | None:
+        """`GET /v1/messages/batches/{id}`, and once it ended its results: each custom id's
+        answer (as a live call's, `batch=True`, request id "<batch id>/<custom id>") or the
+        error a live call would have raised (expired and canceled requests: transient)."""
+        try:
+            batch = self.client.messages.batches.retrieve(batch_id)
+            if batch.processing_status != "ended":
+                return None
+            results = list(self.client.messages.batches.results(batch_id))
+        except anthropic.AnthropicError as exc:
+            raise failure(exc) from exc
+        took = (int((batch.ended_at - batch.created_at).total_seconds() * 1000)
+                if batch.ended_at else 0)
+        out: dict[str, BatchResult] = {}
+        for item in results:
+            request_id = f"{batch_id}/{item.custom_id}"
+            result = item.result
+            if result.type == "succeeded":
+                try:
+                    out[item.custom_id] = self._response(
+                        result.message, time.monotonic(), {}, request_id=request_id,
+                        batch=True, latency_ms=max(took, 0))
+                except ModelRefused as exc:  # the model refused to answer
+                    out[item.custom_id] = exc
+            elif result.type == "errored":
+                error = result.error.error
+                out[item.custom_id] = batch_failure(error.type, error.message, request_id)
+            else:  # expired (24 hours passed) or canceled: it never ran
+                out[item.custom_id] = TransientModelError(
+                    _named(f"the batched request was {result.type}", request_id),
+                    request_id=request_id)
+        return out
+
+    def cancel_batch(self, batch_id: str) -> None:
+        """`POST /v1/messages/batches/{id}/cancel`: the requests not yet processed end
+        canceled (collected as TransientModelError, to send live)."""
+        try:
+            self.client.messages.batches.cancel(batch_id)
+        except anthropic.AnthropicError as exc:
+            raise failure(exc) from exc
+
     def _stream(self, params: dict[str, Any], progress: Progress | None
                 ) -> tuple[Any, Mapping[str, str]]:
         """The answer streamed; the SDK assembles the message. `progress` hears the output
@@ -216,9 +298,11 @@ class AnthropicProvider:
                         progress(chars // 4)
             return stream.get_final_message(), headers
 
-    def _response(self, message: Any, started: float,
-                  headers: Mapping[str, str]) -> CompletionResponse:
-        request_id = headers.get("request-id") or getattr(message, "_request_id", None)
+    def _response(self, message: Any, started: float, headers: Mapping[str, str], *,
+                  request_id: str | None = None, batch: bool = False,
+                  latency_ms: int | None = None) -> CompletionResponse:
+        request_id = (request_id or headers.get("request-id")
+                      or getattr(message, "_request_id", None))
         if message.stop_reason == "refusal":
             details = message.stop_details
             why = ""
@@ -236,11 +320,12 @@ class AnthropicProvider:
                         cache_write=usage.cache_creation_input_tokens or 0,
                         cache_write_1h=creation.ephemeral_1h_input_tokens if creation else 0,
                         thinking=details_out.thinking_tokens if details_out else 0)
+        if latency_ms is None:
+            latency_ms = int((time.monotonic() - started) * 1000)
         return CompletionResponse(content=content, model=message.model, tokens=tokens,
-                                  latency_ms=int((time.monotonic() - started) * 1000),
-                                  stop_reason=message.stop_reason,
+                                  latency_ms=latency_ms, stop_reason=message.stop_reason,
                                   limits=server_limits(headers), request_id=request_id,
-                                  message_id=message.id)
+                                  message_id=message.id, batch=batch)
 
 
 def make_provider(settings: Settings) -> AnthropicProvider:

@@ -7,8 +7,9 @@ prompts and tool results Claude reads): there is no side channel.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -129,6 +130,10 @@ class CompletionResponse(BaseModel):
     limits: ServerLimits | None = None  # what the server said of its rate limits
     request_id: str | None = None  # the API's `request-id` header: what support asks for
     message_id: str | None = None
+    # Answered through the Message Batches API (half price): then `request_id` is
+    # "<batch id>/<custom id>" (a batch's answers have no request id of their own) and
+    # `latency_ms` the batch's time from creation to its end.
+    batch: bool = False
 
     @property
     def text(self) -> str:
@@ -153,3 +158,36 @@ class Provider(Protocol):
 
     def count_tokens(self, request: CompletionRequest) -> int:
         """The prompt's input tokens as the model counts them (no call is paid)."""
+
+
+# One request of a batch: its custom id (unique within the batch, CUSTOM_ID) and the request.
+BatchItem: TypeAlias = tuple[str, CompletionRequest]
+# What became of it: the answer (`batch=True`), or the error a live call would have raised in
+# its place (ModelRefused, ContextOverflow, or TransientModelError: worth sending again, live).
+BatchResult: TypeAlias = CompletionResponse | Exception
+# The API's pattern for a custom id.
+CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+@runtime_checkable
+class BatchProvider(Protocol):
+    """A provider that can also send requests as one asynchronous batch at half price (the
+    Message Batches API): an optional capability, announced by `supports_batches`."""
+
+    supports_batches: bool
+
+    def submit_batch(self, items: list[BatchItem]) -> str:
+        """Send every request as one batch; its id. A refusal of the whole batch raises as a
+        live call's error would (ModelRefused, TransientModelError)."""
+        ...
+
+    def collect_batch(self, batch_id: str) -> dict[str, BatchResult] | None:
+        """None while the batch is processing; once it ended, every custom id's result."""
+        ...
+
+
+def batches(provider: Provider) -> BatchProvider | None:
+    """The provider's batch capability, or None when it has none."""
+    if getattr(provider, "supports_batches", False) and isinstance(provider, BatchProvider):
+        return provider
+    return None

@@ -126,7 +126,8 @@ def _call(row: Row) -> CallRecord:
     entry = LedgerEntry(
         role=row["role"], model=row["model"], tokens=tokens, cost_usd=row["cost_usd"],
         latency_ms=row["latency_ms"], attempt=row["attempt"], request_id=row["request_id"],
-        message_id=row["message_id"], stop_reason=row["stop_reason"], outcome=row["outcome"])
+        message_id=row["message_id"], stop_reason=row["stop_reason"], outcome=row["outcome"],
+        batch=bool(row["batch"]))
     return CallRecord(at=row["at"], entry=entry, task_id=row["task_id"],
                       task_index=row["task_index"], task_title=row["task_title"],
                       stale=bool(row["stale"]))
@@ -285,7 +286,7 @@ class Store:
                   "latency_ms": entry.latency_ms, "attempt": entry.attempt,
                   "request_id": entry.request_id, "message_id": entry.message_id,
                   "stop_reason": entry.stop_reason, "outcome": entry.outcome.value,
-                  "now": now()}
+                  "batch": entry.batch, "now": now()}
         held = HELD_STATUSES
         journal = _journal_params(project_id, claim, turn)
         if claim is not None and self.db.dialect == "postgresql":  # one statement, same effect

@@ -11,6 +11,7 @@ from orchestrator.domain import dag
 from orchestrator.domain.constants import CallOutcome, ProjectStatus, Role, TaskStatus
 from orchestrator.domain.errors import BadInput, NotFound, Stale
 from orchestrator.domain.models import AgentOutput, LedgerEntry, Tokens
+from orchestrator.interfaces.shapes import calls_json
 from orchestrator.state.store import Store, now
 from orchestrator.state.transitions import Claim, ProjectClaim, Scheduler
 from tests.conftest import make_plan
@@ -295,6 +296,19 @@ def test_every_call_is_in_the_ledger_with_its_ids_and_outcome(store: Store) -> N
     assert store.project(pid).tokens == Tokens(input=16, output=4, thinking=3, cache_write=2,
                                                cache_write_1h=2)
     assert store.project(pid).tokens_used == 7 + 15
+
+
+def test_a_batched_call_says_so_in_the_ledger(store: Store) -> None:
+    pid, ids = _project(store, {}, 1)
+    claim = start(Scheduler(store), ids[0])
+    batched = LedgerEntry(role=Role.AGENT, model="m", tokens=Tokens(input=10, output=2),
+                          cost_usd=0.25, request_id="msgbatch_01/t-1", batch=True)
+    store.record_usage(pid, claim, batched)
+    store.record_usage(pid, None, _entry(Tokens(input=3), 0.5))
+    calls = store.calls(pid)
+    assert [c.entry.batch for c in calls] == [True, False]
+    assert calls[0].entry == batched
+    assert [c["batch"] for c in calls_json(calls)] == [True, False]  # agency calls --json
 
 
 def test_unknown_ids(store: Store) -> None:

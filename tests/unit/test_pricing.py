@@ -186,3 +186,29 @@ def test_agency_effort_overrides_the_roles_it_names(monkeypatch: pytest.MonkeyPa
 def test_a_bad_effort_is_one_line_naming_agency_effort(
         monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
     assert _refused(monkeypatch, AGENCY_EFFORT=value).startswith(message)
+
+
+def _batch(model: str, **tokens: int) -> float:
+    return cost_usd(DEFAULT_PRICES, model, Tokens(**tokens), batch=True)
+
+
+def test_a_batched_call_costs_half_of_every_rate() -> None:
+    # Sonnet 5.5 at 2 / 10 per million; cache reads 0.1, writes 2.5 (5m) and 4 (1h).
+    tokens = dict(input=10_000, output=2000, cache_read=30_000, cache_write=8000,
+                  cache_write_1h=3000)
+    live = (10_000 * 2.0 + 2000 * 10.0 + 30_000 * 0.1 + 5000 * 2.5 + 3000 * 4.0) / M
+    assert _cost(SONNET, **tokens) == pytest.approx(live, rel=1e-12)
+    assert _batch(SONNET, **tokens) == pytest.approx(live / 2, rel=1e-12)
+    assert _batch(SONNET, output=1_000_000) == pytest.approx(5.0, rel=1e-12)
+    assert _batch(SONNET, cache_read=1_000_000) == pytest.approx(0.05, rel=1e-12)
+
+
+def test_a_batched_long_prompt_keeps_its_long_tier_at_half() -> None:
+    # Haiku 5.5 over 100K prompt tokens: 0.50 / 2.50 live, 0.25 / 1.25 batched (the docs).
+    assert _batch(HAIKU, input=200_000, output=10_000) == pytest.approx(
+        (200_000 * 0.25 + 10_000 * 1.25) / M, rel=1e-12)
+    assert _batch(HAIKU, input=100_000) == pytest.approx(100_000 * 0.05 / M, rel=1e-12)
+
+
+def test_a_batched_call_of_an_unpriced_model_costs_nothing() -> None:
+    assert cost_usd({}, SONNET, Tokens(input=1000), batch=True) == 0.0

@@ -325,11 +325,11 @@ SELECT * FROM events WHERE project_id = :project_id ORDER BY id
 INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens,
                    cache_read_tokens, cache_write_tokens, thinking_tokens,
                    cache_write_1h_tokens, cost_usd, latency_ms, attempt, at, request_id,
-                   message_id, stop_reason, outcome)
+                   message_id, stop_reason, outcome, batch)
 VALUES (:project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
         :cache_read_tokens, :cache_write_tokens, :thinking_tokens, :cache_write_1h_tokens,
         :cost_usd, :latency_ms, :attempt, :now, :request_id, :message_id, :stop_reason,
-        :outcome)
+        :outcome, :batch)
 
 -- name: insert_attempt_usage
 -- A ledger row of a task's attempt. The money was spent either way, so the row is kept, but
@@ -337,11 +337,11 @@ VALUES (:project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
 INSERT INTO usage (project_id, task_id, role, model, input_tokens, output_tokens,
                    cache_read_tokens, cache_write_tokens, thinking_tokens,
                    cache_write_1h_tokens, cost_usd, latency_ms, attempt, at, request_id,
-                   message_id, stop_reason, outcome, stale)
+                   message_id, stop_reason, outcome, batch, stale)
 SELECT :project_id, :task_id, :role, :model, :input_tokens, :output_tokens,
        :cache_read_tokens, :cache_write_tokens, :thinking_tokens, :cache_write_1h_tokens,
        :cost_usd, :latency_ms, :attempt, :now, :request_id, :message_id, :stop_reason,
-       :outcome, NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
+       :outcome, :batch, NOT EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :holder
                                          AND status = ANY(:held))
 RETURNING stale
 
@@ -362,7 +362,7 @@ SELECT stale FROM ledger
 SELECT u.at, u.task_id, t.idx AS task_index, t.title AS task_title, u.role, u.model,
        u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens,
        u.thinking_tokens, u.cache_write_1h_tokens, u.cost_usd, u.latency_ms, u.attempt,
-       u.request_id, u.message_id, u.stop_reason, u.outcome, u.stale
+       u.request_id, u.message_id, u.stop_reason, u.outcome, u.batch, u.stale
 FROM usage u LEFT JOIN tasks t ON t.id = u.task_id
 WHERE u.project_id = :project_id ORDER BY u.at, u.id
 
