@@ -448,7 +448,7 @@ def test_the_database_refuses_an_illegal_move_the_scheduler_was_not_asked(store:
         store.db.fetch_one("transition_project", {
             "id": "p1", "to_status": ProjectStatus.PLANNING.value,
             "allowed": [ProjectStatus.RUNNING.value], "error": None, "clear_error": False,
-            "now": now(), "finished_at": None})
+            "now": now(), "finished_at": None, "failed": ProjectStatus.FAILED.value})
     assert store.task(ids[0]).status is TaskStatus.COMPLETED  # nothing was written
     assert store.project("p1").status is ProjectStatus.RUNNING
     # A legal move, and a write onto the status a row is already in, pass.
