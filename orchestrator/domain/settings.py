@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # times a "revise" verdict sends the work back (after the last, the work goes on as is).
     reviewed_agents: ReviewedAgents = Field(default_factory=lambda: tuple(AgentType))
     review_rounds: int = Field(default=2, ge=0, le=10)
+    # Seconds the journal of a completed or cancelled project keeps every turn; then each of
+    # its conversations keeps only its last turn (the reconciler compacts it; `agency db
+    # compact` does it now).
+    journal_retention: float = Field(default=7 * 24 * 3600.0, ge=0.0)
     # How long a worker keeps trying to save a paid answer while the database is unreachable.
     store_retry_seconds: float = Field(default=120.0, ge=0.0)
     # Redis redelivers a message its consumer never acknowledged after this many seconds (a

@@ -3,8 +3,9 @@
 Each pass re-runs the tasks whose attempt stopped renewing its lease (a dead or cut-off
 worker), re-sends ready tasks and projects whose message the broker no longer holds (a Redis
 that restarted empty has a new epoch), and sends planning or integration again when its
-attempt died. Every action is a compare-and-set in the store, and one pass runs at a time
-across all machines (an advisory lock), so any number of copies may run.
+attempt died; every few minutes it compacts the journals of projects ended longer ago than
+AGENCY_JOURNAL_RETENTION. Every action is a compare-and-set in the store, and one pass runs
+at a time across all machines (an advisory lock), so any number of copies may run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from orchestrator.services.dispatch import (
     send_review,
 )
 from orchestrator.services.queues import queue_depth
+from orchestrator.services.retention import compact_when_due
 from orchestrator.state.store import Row
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class Pass:
     resent: list[str] = field(default_factory=list)
     projects: list[str] = field(default_factory=list)
     woken: list[str] = field(default_factory=list)  # parked tasks whose message was sent
+    compacted: int = 0  # journal rows of long-ended projects compacted (retention)
 
     def __bool__(self) -> bool:
         return bool(self.requeued or self.resent or self.projects or self.woken)
@@ -80,6 +83,7 @@ def reconcile(rt: Runtime, app: Celery, clock: Clock | None = None) -> Pass:
             send = send_plan if row["status"] == ProjectStatus.PENDING.value else send_integration
             send(rt, app, row["id"])
             done.projects.append(row["id"])
+        done.compacted = compact_when_due(rt, at)
     if done:
         log.info("reconciler: %d task(s) requeued after a lost lease, %d re-sent, %d project "
                  "message(s) re-sent, %d parked task message(s) sent", len(done.requeued),

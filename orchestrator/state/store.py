@@ -330,10 +330,18 @@ class Store:
         self.db.execute("drop_journal_from", {"conv": conv, "seq": seq})
 
     def journal_size(self) -> Row:
-        """The journal's rows, bytes and conversations, over every project."""
+        """The journal's rows, bytes and conversations, over every project, and how many of
+        its rows and conversations retention compacted."""
         row = self.db.fetch_one("journal_size", {})
         assert row is not None
-        return row
+        return {key: int(value or 0) for key, value in row.items()}
+
+    def compact_journal(self, before: datetime) -> int:
+        """Compact the journal of every project completed or cancelled before `before` to
+        each conversation's last turn; the number of rows compacted."""
+        return self.db.execute("compact_journal", {
+            "ended": [ProjectStatus.COMPLETED.value, ProjectStatus.CANCELLED.value],
+            "before": before})
 
     def calls(self, project_id: str) -> list[CallRecord]:
         """The project's ledger, one row per model call, oldest first."""

@@ -20,6 +20,7 @@ from orchestrator.interfaces.shapes import queues_json
 from orchestrator.interfaces.stats import collect, optimize, slots
 from orchestrator.interfaces.views import stats_view
 from orchestrator.services.queues import check_broker, fleet
+from orchestrator.services.retention import compact
 from orchestrator.state.store import display_url, upgrade
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -139,3 +140,41 @@ def db_upgrade() -> None:
         f"applied migrations {', '.join(map(str, applied))}" if applied
         else f"already up to date at version {version}")
     say(f"Database {display_url(url)}: {said}.")
+
+
+@db_cli.command("status")
+@handle_errors
+def db_status(as_json: AsJson = False) -> None:
+    """The journal's size: rows, bytes, conversations, and how much retention compacted."""
+    rt = get_runtime()
+    size = rt.store.journal_size()
+    if as_json:
+        print(json.dumps({"database": display_url(rt.settings.effective_database_url),
+                          "journal": size}, indent=2))
+        return
+    say(f"Database {display_url(rt.settings.effective_database_url)}")
+    say(f"journal: {size['rows']:,} rows, {size['bytes']:,} bytes, "
+        f"{size['conversations']:,} conversations; compacted: {size['compacted_rows']:,} rows "
+        f"of {size['compacted_conversations']:,} conversations (projects ended over "
+        f"{_duration(rt.settings.journal_retention)} ago: AGENCY_JOURNAL_RETENTION)")
+
+
+@db_cli.command("compact")
+@handle_errors
+def db_compact() -> None:
+    """Compact now the journals of projects completed or cancelled longer ago than
+    AGENCY_JOURNAL_RETENTION to each conversation's last turn (the reconciler does it every
+    few minutes)."""
+    rt = get_runtime()
+    before, compacted = rt.store.journal_size(), compact(rt, rt.store.clock())
+    freed = before["bytes"] - rt.store.journal_size()["bytes"]
+    say(f"journal: {compacted:,} rows compacted, {freed:,} bytes of turns dropped.")
+
+
+def _duration(seconds: float) -> str:
+    """7 days, 3 hours, 90 s: the retention as a person reads it."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit.rstrip('s') if count == 1 else unit}"
+    return f"{seconds:g} s"

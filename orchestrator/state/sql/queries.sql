@@ -601,8 +601,21 @@ DELETE FROM journal WHERE conv = :conv AND seq >= :seq
 
 -- name: journal_size
 SELECT COUNT(*) AS rows, COALESCE(SUM(bytes), 0) AS bytes,
-       COUNT(DISTINCT conv) AS conversations
+       COUNT(DISTINCT conv) AS conversations,
+       COALESCE(SUM(CASE WHEN compacted THEN 1 ELSE 0 END), 0) AS compacted_rows,
+       COUNT(DISTINCT CASE WHEN compacted THEN conv END) AS compacted_conversations
 FROM journal
+
+-- name: compact_journal
+-- Retention: the journal of a project that ended (:ended) before :before keeps each
+-- conversation's last answered turn (what it concluded) and drops what was sent and answered
+-- on the way there; such a project never runs again, so nothing will replay it.
+UPDATE journal SET sent = NULL, body = NULL, compacted = true, bytes = 0
+WHERE NOT compacted
+  AND project_id IN (SELECT p.id FROM projects p
+                     WHERE p.status = ANY(:ended) AND p.finished_at < :before)
+  AND seq <> COALESCE((SELECT MAX(last.seq) FROM journal last
+                       WHERE last.conv = journal.conv AND last.kind = 'turn'), -1)
 
 -- name: park_task
 -- The attempt's task waits for something outside it (`parked` says what): no lease, no
