@@ -96,9 +96,11 @@ class Journal(Protocol):
 
 
 def digest(request: CompletionRequest) -> str:
-    """What identifies a request for replay: everything the model reads and how it answers
-    (not whether the answer is streamed)."""
-    return hashlib.sha256(request.model_dump_json(exclude={"stream"}).encode()).hexdigest()[:32]
+    """What identifies a request for replay: the conversation and how it is answered, not the
+    system prompt (a project's brief grows when tasks are added to it; the conversation it
+    framed stays the same) and not whether the answer is streamed."""
+    return hashlib.sha256(request.model_dump_json(
+        exclude={"stream", "system", "cache_ttl"}).encode()).hexdigest()[:32]
 
 
 _MESSAGES = TypeAdapter(list[Message])
@@ -441,7 +443,8 @@ class Conversation(Generic[T]):
         if not self.recorded:
             return None
         entry = self.recorded[0]
-        if entry.seq == self.seq and entry.kind == kind and (key is None or entry.digest == key):
+        if (entry.seq == self.seq and entry.kind == kind and entry.body is not None
+                and (key is None or entry.digest == key)):
             return self.recorded.popleft()
         log.warning("%s: the conversation differs from its journal at row %d (%s); the rest "
                     "is asked again", self.journal.conv if self.journal else "?", self.seq,
