@@ -9,16 +9,14 @@ fleet), a private Redis and PostgreSQL, and the strict local Messages API server
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
-import pytest
 
 from orchestrator.domain.constants import ORCHESTRATOR_QUEUE
 from tests.fake_anthropic import task_title
-from tests.integration.test_chaos import Chaos, chaos  # noqa: F401  (the fixture)
+from tests.integration.test_chaos import HOST, Chaos, chaos  # noqa: F401  (the fixture)
 from tests.services import wait_until
 
 PAGE = {"request": "A landing page", "tasks": [
@@ -183,3 +181,96 @@ def test_the_orchestrator_killed_mid_integration(chaos: Callable[..., Chaos]) ->
     assert total(mine) <= total(theirs) + 1, (mine, theirs)
     assert turns(c, conv) == calm_turns
     assert data["error"] is None
+
+
+TONE = ("Which tone should the copy take?", "friendly and plain")
+TWO_COPIES = {"request": "Two pieces of copy", "tasks": [
+    {"title": "Tone of voice", "agent_type": "content_writer"},
+    {"title": "Opening hours copy", "agent_type": "content_writer"}]}
+LATER = {"request": "One more piece", "tasks": [
+    {"title": "Menu copy", "agent_type": "content_writer"}]}
+
+
+def questions(c: Chaos, project_id: str) -> list[dict[str, Any]]:
+    listed = c.agency("questions", project_id[:8], "--json")
+    assert listed.returncode == 0, listed.stderr
+    found: list[dict[str, Any]] = json.loads(listed.stdout)
+    return found
+
+
+def tool_results(c: Chaos, title: str) -> list[str]:
+    """What the agent of `title` was told in tool results, over every turn it sent."""
+    return [str(b.get("content")) for r in c.fake.requests if task_title(r["body"]) == title
+            for m in r["body"].get("messages", []) if isinstance(m.get("content"), list)
+            for b in m["content"] if b.get("type") == "tool_result"]
+
+
+def single_threaded(c: Chaos, queue: str) -> None:
+    """The queue's worker runs one task at a time (`-c 1`)."""
+    c.fleet.commands[queue] += " -c 1"
+
+
+def test_a_waiting_question_holds_no_worker_thread(chaos: Callable[..., Chaos]) -> None:  # noqa: F811
+    c = chaos()
+    single_threaded(c, "content_writer")
+    c.fake.faults.questions = {"Tone of voice": TONE}
+    c.up(ORCHESTRATOR_QUEUE, "content_writer", "qa_engineer")
+    project_id = c.submit(TWO_COPIES)
+    wait_until(lambda: bool(questions(c, project_id)), "the question asked", 60, every=0.2)
+    [question] = questions(c, project_id)
+    asking = c.status(project_id)["tasks"][0]  # type: ignore[index]
+    assert question["task_id"] == asking["id"] and asking["status"] == "needs_input", asking
+    assert asking["waiting_for"] == "an answer (agency answer)", asking
+    # The one thread of the queue is free while the question waits: the other task of the
+    # project, and a task of a project submitted after the question, run to completion.
+    data = c.wait(project_id, lambda d: d["tasks"][1]["status"] == "completed")
+    assert data["tasks"][0]["status"] == "needs_input", data["tasks"][0]
+    later = c.done(c.submit(LATER))
+    assert later["tasks"][0]["worker"] == asking["worker"]  # the same, single-threaded, worker
+    assert questions(c, project_id) == [question]  # still open meanwhile
+    assert c.status(project_id)["status"] == "running"  # type: ignore[index]
+    answered = c.agency("answer", asking["id"][:8], "Warm, short sentences")
+    assert answered.returncode == 0, answered.stderr
+    data = c.done(project_id)
+    assert questions(c, project_id) == []
+    assert any("Warm, short sentences" in r for r in tool_results(c, "Tone of voice"))
+    # Resumed by replay: the model was asked the task's first turn (the one that asked) once.
+    assert c.fake.task_calls()["Tone of voice"] == 1, c.fake.task_calls()
+    assert data["tasks"][0]["attempts"] == 1, data["tasks"][0]
+
+
+def test_an_unanswered_question_expires_and_the_task_goes_on_its_assumption(
+        chaos: Callable[..., Chaos]) -> None:  # noqa: F811
+    c = chaos(AGENCY_QUESTION_TIMEOUT="2")
+    single_threaded(c, "content_writer")
+    c.fake.faults.questions = {"Tone of voice": TONE}
+    c.up(ORCHESTRATOR_QUEUE, "content_writer", "qa_engineer")
+    project_id = c.submit({"request": "Copy", "tasks": TWO_COPIES["tasks"][:1]})
+    wait_until(lambda: bool(questions(c, project_id)), "the question asked", 60, every=0.2)
+    data = c.done(project_id, timeout=60)
+    [(status, answer, asked, ended)] = rows(
+        c, "SELECT status, answer, asked_at, answered_at FROM questions WHERE project_id = %s",
+        project_id)
+    assert status == "expired" and answer is None, (status, answer)
+    assert (ended - asked).total_seconds() >= 2  # not before its time
+    told = tool_results(c, "Tone of voice")
+    assert any("No answer came within 2 s" in r and TONE[1] in r for r in told), told
+    assert c.fake.task_calls()["Tone of voice"] == 1
+    assert data["tasks"][0]["status"] == "completed"
+
+
+def test_work_products_are_reviewed_on_the_qa_engineer_worker(
+        chaos: Callable[..., Chaos]) -> None:  # noqa: F811
+    c = chaos()
+    c.up(ORCHESTRATOR_QUEUE, "frontend_developer", "marketing")
+    reviewer = c.fleet.start("qa_engineer", "qa-reviewer")
+    c.wait_for_workers({reviewer})
+    plan = {"request": "Research, then a page", "tasks": [
+        {"title": "Market research", "agent_type": "marketing"},
+        {"title": "Landing page", "agent_type": "frontend_developer", "dependencies": [0]}]}
+    data = c.done(c.submit(plan))
+    research, page = data["tasks"]
+    assert [r["worker"] for r in page["reviews"]] == [reviewer], page["reviews"]
+    assert [r["reviewer"] for r in page["reviews"]] == ["qa_engineer"]
+    assert [r["worker"] for r in research["reviews"]] == [f"orchestrator@{HOST}"], research
+    assert research["worker"] == f"marketing@{HOST}" and page["worker"] != reviewer
