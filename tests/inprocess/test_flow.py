@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from orchestrator.agent.review import reviewer_for
 from orchestrator.domain.constants import (
     INTEGRATE_TASK,
     PLAN_TASK,
     ProjectStatus,
     TaskStatus,
     agent_task_name,
+    review_task_name,
 )
 from orchestrator.services.operator import Operator
 from tests.harness import Agency
@@ -44,10 +46,15 @@ def test_a_request_runs_to_its_deliverable_each_task_on_its_own_queue(agency: Ag
     assert all(t.status is TaskStatus.COMPLETED and t.attempts == 1 for t in tasks)
     assert started_after_dependencies(tasks)
     names = [o.name for o in agency.outcomes.seen]
-    # One message each, in whatever order the worker's threads finished them.
+    # One message each, in whatever order the worker's threads finished them: each task's
+    # agent (which parks the task for its review) and its review, on the reviewer's queue.
     assert sorted(names) == sorted([PLAN_TASK, INTEGRATE_TASK,
-                                    *(agent_task_name(t.agent_type) for t in tasks)])
-    assert {o.state for o in agency.outcomes.seen} == {"SUCCESS"}
+                                    *(agent_task_name(t.agent_type) for t in tasks),
+                                    *(review_task_name(reviewer_for(t.agent_type))
+                                      for t in tasks)])
+    agents = {agent_task_name(t.agent_type) for t in tasks}
+    assert {o.state for o in agency.outcomes.seen if o.name in agents} == {"IGNORED"}
+    assert {o.state for o in agency.outcomes.seen if o.name not in agents} == {"SUCCESS"}
 
 
 def test_integration_writes_the_deliverable_beside_each_task_output(agency: Agency) -> None:

@@ -177,7 +177,6 @@ def test_cancel_stops_what_has_not_started(agency: Agency) -> None:
 
 def test_an_answered_question_reaches_the_agent(agency: Agency,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "POLL_SECONDS", 0.01)  # how often the agent looks for it
     asking = Asking(agency.rt.provider, "Copy", "Which tone?", "friendly")
     agency.rt.provider = asking
     project_id = agency.submit(plan=ODD, project_type="website")

@@ -206,7 +206,8 @@ FAN_IN = {"request": "Research and design, then write", "tasks": [
     {"title": "Slow research", "agent_type": "marketing"},
     {"title": "Wireframes", "agent_type": "ux_designer"},
     {"title": "Write the copy", "agent_type": "content_writer", "dependencies": [0, 1]}]}
-FAN_IN_QUEUES = (ORCHESTRATOR_QUEUE, "marketing", "ux_designer", "content_writer")
+# qa_engineer: work products (the copy) are reviewed on its queue.
+FAN_IN_QUEUES = (ORCHESTRATOR_QUEUE, "marketing", "ux_designer", "content_writer", "qa_engineer")
 
 
 def recovered(c: Chaos, project_id: str, what: str) -> None:
@@ -224,7 +225,7 @@ def recovered(c: Chaos, project_id: str, what: str) -> None:
 def test_1_a_killed_worker_task_runs_again_on_the_spare(chaos: Callable[..., Chaos]) -> None:
     c = chaos()
     c.fake.faults.slow_tasks = {"Slow research": 4.0}
-    c.up(ORCHESTRATOR_QUEUE, "ux_designer", "content_writer")
+    c.up(ORCHESTRATOR_QUEUE, "ux_designer", "content_writer", "qa_engineer")
     nodes = {c.fleet.start("marketing", "marketing-a"), c.fleet.start("marketing", "marketing-b")}
     c.wait_for_workers(nodes)
     project_id = c.submit(FAN_IN)
@@ -311,7 +312,8 @@ def test_5_a_failure_stops_only_what_depends_on_it(chaos: Callable[..., Chaos]) 
         {"title": "Copy", "agent_type": "content_writer", "dependencies": [0]},
         {"title": "Wireframes", "agent_type": "ux_designer"},
         {"title": "Page", "agent_type": "frontend_developer", "dependencies": [2]}]}
-    c.up(ORCHESTRATOR_QUEUE, "marketing", "content_writer", "ux_designer", "frontend_developer")
+    c.up(ORCHESTRATOR_QUEUE, "marketing", "content_writer", "ux_designer", "frontend_developer",
+         "qa_engineer")
     project_id = c.submit(plan)
     data = c.wait(project_id, lambda d: d["status"] not in ("pending", "planning", "running"))
     assert data["status"] == "needs_attention", data
@@ -334,7 +336,7 @@ def test_6_hostile_artifact_paths_stay_inside(chaos: Callable[..., Chaos]) -> No
     hostile = ["../../etc/passwd", "/etc/x", "x", "x/y", "nul\x00byte.txt", "."]
     c.fake.faults.artifacts = {"Page": hostile}
     plan = {"request": "A page", "tasks": [{"title": "Page", "agent_type": "frontend_developer"}]}
-    c.up(ORCHESTRATOR_QUEUE, "frontend_developer")
+    c.up(ORCHESTRATOR_QUEUE, "frontend_developer", "qa_engineer")
     before = {p: p.stat().st_mtime for p in (Path("/etc/passwd"),)}
     data = c.done(c.submit(plan))
     root = Path(data["output_dir"])
