@@ -30,7 +30,7 @@ from orchestrator.domain.errors import (
     Parked,
     TaskNotReady,
 )
-from orchestrator.domain.lifecycle import HELD
+from orchestrator.domain.lifecycle import HELD, TASKS_RUN
 from orchestrator.domain.models import AgentOutput, ProjectRecord, TaskRecord
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
@@ -56,10 +56,11 @@ def claim_task(rt: Runtime, task_id: str, worker: str
     whatever the broker redelivers)."""
     task = rt.store.task(task_id)
     project = rt.store.project(task.project_id, usage=False)  # the project brief shows no figures
-    if project.status is not ProjectStatus.RUNNING:
+    resumes = task.status in HELD  # started work goes on while its project is paused
+    if project.status not in (TASKS_RUN if resumes else {ProjectStatus.RUNNING}):
         raise NotRunnable(f"project {project.id} is {project.status.value}")
     until = rt.leases.until()
-    claim = (rt.scheduler.resume_task(task_id, worker, until) if task.status in HELD
+    claim = (rt.scheduler.resume_task(task_id, worker, until) if resumes
              else rt.scheduler.start_task(task_id, worker, until))
     if claim is not None:
         return claim, task, project

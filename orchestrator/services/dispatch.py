@@ -22,7 +22,7 @@ from celery.canvas import Signature
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain import dag
 from orchestrator.domain.constants import PLAN_PRIORITY, AgentType, ProjectStatus, TaskStatus
-from orchestrator.domain.lifecycle import NOT_STARTED
+from orchestrator.domain.lifecycle import HELD, NOT_STARTED
 from orchestrator.domain.models import TaskRecord
 from orchestrator.services import warmup
 from orchestrator.services.canvas import (
@@ -167,6 +167,21 @@ def send_resume(rt: Runtime, app: Celery, project_id: str, task_id: str) -> bool
     task = rt.store.task(task_id)
     return _publish(rt, project_id, agent_signature(app, project_id, task),
                     lambda epoch: rt.scheduler.mark_sent([task_id], epoch))
+
+
+def send_parked(rt: Runtime, app: Celery, project_id: str) -> int:
+    """Send again every parked task's next message (its review, or its agent's own once
+    woken): after a pause or a budget stop refused them. How many were sent."""
+    sent = 0
+    for task in rt.store.tasks(project_id):
+        if task.status not in HELD or task.lease_until is not None:
+            continue
+        if task.parked is None:
+            sent += send_resume(rt, app, project_id, task.id)
+        elif task.parked.startswith("review:"):
+            sent += send_review(rt, app, project_id, task.id, int(task.parked.split(":")[1]),
+                                task.agent_type)
+    return sent
 
 
 def release(rt: Runtime, app: Celery, project_id: str, completion: Completion) -> None:

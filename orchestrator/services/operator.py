@@ -30,7 +30,7 @@ from orchestrator.domain.estimates import added_budget
 from orchestrator.domain.intake import check_request, load_plan_file, pydantic_line, read_json_file
 from orchestrator.domain.lifecycle import ENDED, IN_FLIGHT
 from orchestrator.domain.models import Plan, PlanFile, TaskRecord
-from orchestrator.services.dispatch import dispatch, send_plan, send_resume
+from orchestrator.services.dispatch import dispatch, send_parked, send_plan, send_resume
 from orchestrator.services.reconciler import reconcile
 from orchestrator.state.claims import Moved
 
@@ -189,6 +189,7 @@ class Operator:
             # task still queued from before gets a second message, which its claim makes
             # harmless).
             dispatch(self.rt, self.app, project_id)
+            send_parked(self.rt, self.app, project_id)
             return "resumed after a pause"
         if status in IN_FLIGHT:
             # Nothing to revive: what a dead worker held comes back when its lease expires.
@@ -203,6 +204,7 @@ class Operator:
             send_plan(self.rt, self.app, project_id)
         else:
             dispatch(self.rt, self.app, project_id)
+            send_parked(self.rt, self.app, project_id)
         return f"resumed; {len(revived)} failed task(s) back in the queue"
 
     def retry(self, task_id: str) -> str:

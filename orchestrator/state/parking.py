@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from orchestrator.domain.lifecycle import HELD_STATUSES, ProjectStatus, TaskStatus
+from orchestrator.domain.lifecycle import HELD_STATUSES, TASKS_RUN, TaskStatus
 from orchestrator.state.claims import Claim
 from orchestrator.state.store import now
 from orchestrator.state.task_moves import TaskMoves
 
 T = TaskStatus
+# Where a started task's work goes on (a pause stops new starts only).
+_RUNS = sorted(s.value for s in TASKS_RUN)
 QUESTION = "question"
 BATCH = "batch"
 
@@ -46,7 +48,7 @@ class ParkMoves(TaskMoves):
         wait for that review (done already, or taken)."""
         row = self.store.db.fetch_one("take_review", {
             "id": task_id, "review": T.REVIEW.value, "parked": review_wait(round_),
-            "lease_until": lease_until, "running": ProjectStatus.RUNNING.value})
+            "lease_until": lease_until, "running": _RUNS})
         if row is None:
             return None
         claim = Claim(project_id=row["project_id"], task_id=task_id,
@@ -70,8 +72,7 @@ class ParkMoves(TaskMoves):
         with self.store.db.transaction() as tx:
             row = tx.fetch_one("resume_task", {
                 "id": task_id, "to_status": T.IN_PROGRESS.value, "held": HELD_STATUSES,
-                "worker": worker, "lease_until": lease_until,
-                "running": ProjectStatus.RUNNING.value})
+                "worker": worker, "lease_until": lease_until, "running": _RUNS})
             if row is None:
                 return None
             self.store.event(tx, row["project_id"], task_id, "task", None,

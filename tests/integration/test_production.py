@@ -634,7 +634,8 @@ def test_agent_tasks_send_progress_events(topology: Topology, tmp_path: Path) ->
         result = topology.agency("run", "Build a website for a bakery")
         assert result.returncode == 0, result.stderr
         project_id = project_id_of(result.stdout)
-        wait_until(lambda: any("saving output" in line and project_id in line
+        # A reviewed task's agent message ends parked: its review is its reviewer's message.
+        wait_until(lambda: any("parked: waiting for review" in line and project_id in line
                                for line in events.read_text(errors="replace").splitlines()),
                    "the project's progress events dumped", 30)
     finally:
@@ -645,7 +646,7 @@ def test_agent_tasks_send_progress_events(topology: Topology, tmp_path: Path) ->
     progress = [line for line in dump.splitlines()
                 if "agency progress" in line and project_id in line]
     assert any("calling model" in line for line in progress), dump[-2000:]
-    assert any("saving output" in line for line in progress)
+    assert any("parked: waiting for review round 1" in line for line in progress)
 
 
 def _flower_tasks(topology: Topology, project_id: str, port: str | None = None,
@@ -705,9 +706,17 @@ def test_flower_shows_projects_their_progress_and_running_tasks(topology: Topolo
     tasks = _flower_tasks(topology, project_id, at_least=11)
     assert project_id in tasks  # the planning message's id is the project's
     agents = [t for t in tasks.values() if t["name"].startswith("agency.agent.")]
-    assert len(agents) == 9 and all(t["state"] == "SUCCESS" for t in agents)
-    assert all(re.fullmatch(rf"'project {project_id[:8]}: \d/9 done'", str(t["result"]))
-               for t in agents), [t["result"] for t in agents]
+    reviews = [t for t in tasks.values() if t["name"].startswith("agency.review.")]
+    # Every task is reviewed: its agent's message ends parked (IGNORED: the canvas goes no
+    # further), and its review, on the reviewer's queue, completes it.
+    assert len(agents) >= 9 and all(t["state"] in ("SUCCESS", "IGNORED") for t in agents)
+    assert len(reviews) >= 9 and all(t["state"] == "SUCCESS" for t in reviews)
+    assert {t["name"] for t in reviews} == {"agency.review.qa_engineer",
+                                            "agency.review.orchestrator"}
+    passed = [t for t in reviews if "passed review" in str(t["result"])]
+    assert len(passed) == 9 and all(re.fullmatch(
+        rf"'project {project_id[:8]}: \d/9 done, task \w{{8}} passed review round \d'",
+        str(t["result"])) for t in passed), [t["result"] for t in passed]
     # The tasks page, as a person sees it in a browser: titles and the project, side by side.
     user, password = AUTH.split(":", 1)
     url = f"http://{user}:{password}@127.0.0.1:{topology.env['FLOWER_PORT']}/tasks"

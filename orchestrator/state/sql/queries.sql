@@ -628,8 +628,10 @@ RETURNING project_id
 -- name: take_review
 -- A reviewer takes the task's review round: the wait becomes a lease of the reviewer's.
 UPDATE tasks SET parked = NULL, lease_until = :lease_until
+-- A paused project's started work finishes: its reviews and resumed tasks go on.
 WHERE id = :id AND status = :review AND parked = :parked
-  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id AND p.status = :running)
+  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id
+                                         AND p.status = ANY(:running))
 RETURNING project_id, attempts, draft, conversation_from
 
 -- name: wake_task
@@ -642,7 +644,8 @@ RETURNING project_id
 -- A woken task's agent takes it back, as the same attempt (its journal holds its work).
 UPDATE tasks SET status = :to_status, worker = :worker, lease_until = :lease_until
 WHERE id = :id AND status = ANY(:held) AND parked IS NULL AND lease_until IS NULL
-  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id AND p.status = :running)
+  AND EXISTS (SELECT 1 FROM projects p WHERE p.id = tasks.project_id
+                                         AND p.status = ANY(:running))
 RETURNING project_id, attempts
 
 -- name: parked_unsent
