@@ -194,6 +194,7 @@ def test_agent_task_in_flight_completes_across_an_outage(fleet: Fleet) -> None:
     """Its model call ends while Redis is down: its progress event waits, the work is saved."""
     orchestrator = fleet.start_worker(ORCHESTRATOR_QUEUE)
     agent = fleet.start_worker("content_writer", concurrency=4)
+    reviewer = fleet.start_worker("qa_engineer")  # a work product's review runs on its queue
     project_id = fleet.submit(one_agent_task=True)
 
     def running() -> bool:
@@ -205,5 +206,5 @@ def test_agent_task_in_flight_completes_across_an_outage(fleet: Fleet) -> None:
              "the project to complete", agent)
     task = fleet.store.tasks(project_id)[0]
     assert task.status is TaskStatus.COMPLETED and task.attempts == 1
-    for worker in (orchestrator, agent):
+    for worker in (orchestrator, agent, reviewer):
         assert worker.alive and "Unrecoverable error" not in worker.log(), worker.tail()
