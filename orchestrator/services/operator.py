@@ -212,7 +212,7 @@ class Operator:
         task = self.rt.store.task(task_id)
         self.rt.scheduler.revive(task.project_id, task_id)
         self.rt.store.note(task.project_id, task_id, "operator",
-                           f"task {task.index} retried by {self.user}")
+                           f"task {task.index} retried by {self.user}: a fresh conversation")
         dispatch(self.rt, self.app, task.project_id, [task_id])
         return task.project_id
 

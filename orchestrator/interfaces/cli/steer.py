@@ -102,7 +102,9 @@ def retry(task_id: Annotated[str, typer.Argument(
 
     def act() -> str:
         project_id = Operator(rt, app).retry(found)
-        out.print(f"Task {found} queued again (project {project_id}).", highlight=False)
+        out.print(f"Task {found} queued again (project {project_id}); it failed for good, so "
+                  "it starts a fresh conversation (its journal is not replayed).",
+                  highlight=False)
         return project_id
 
     act_and_follow(rt, act)
