@@ -49,6 +49,8 @@ def format_task(task: Any) -> Any:
     kwargs = _kwargs(task.kwargs)
     project = kwargs.get("project_id")
     title = kwargs.get("title") or _ROLES.get(task.name)
+    if str(task.name).startswith("agency.review.") and kwargs.get("task_id"):
+        title = f"Review round {kwargs.get('round')} of task {str(kwargs['task_id'])[:8]}"
     if project and title:
         task.name = f"{title} | project {str(project)[:8]}"
     return task

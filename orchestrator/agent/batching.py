@@ -30,7 +30,7 @@ class TaskBatcher:
         rt = self.rt
         row = rt.durably("batch", lambda: rt.store.batch_call(turn.conv, turn.seq))
         if row is not None:
-            if row["status"] == "open":  # sent before this attempt: wait for it again
+            if row["collected_at"] is None:  # sent before this attempt: wait for it again
                 rt.durably("batch", lambda: rt.scheduler.repark_batch(
                     self.claim, int(row["id"]), row["batch_id"]))
                 raise Parked(f"batch {row['batch_id']}")

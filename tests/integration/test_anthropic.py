@@ -338,8 +338,10 @@ def test_no_task_waits_for_a_task_it_does_not_depend_on(fake: FakeAnthropic,
 
 
 def test_no_database_connection_is_held_while_a_call_waits(tmp_path: Path, pg_url: str) -> None:
-    """Eight agents on one PostgreSQL connection: all eight calls are in flight at once, which
-    they could not be if any of them held the connection while it waited on the model."""
+    """Eight agents on two PostgreSQL connections: all eight calls are in flight at once, which
+    they could not be if any of them held a connection while it waited on the model. (Two,
+    not one: the watching CLI and the reconciler share the pool, and on a loaded machine one
+    connection queued a read past the pool's 5 s wait.)"""
     from bench import shapes
 
     plan = tmp_path / "fan.json"
@@ -347,7 +349,7 @@ def test_no_database_connection_is_held_while_a_call_waits(tmp_path: Path, pg_ur
     with FakeAnthropic(faults=Faults(latency=1.5)) as fake:
         done = agency(tmp_path, "run", "--plan", str(plan), **{
             "ANTHROPIC_API_KEY": fake.api_key, "ANTHROPIC_BASE_URL": fake.url,
-            "AGENCY_DATABASE_URL": pg_url, "AGENCY_DB_POOL_SIZE": "1",
+            "AGENCY_DATABASE_URL": pg_url, "AGENCY_DB_POOL_SIZE": "2",
             "AGENCY_EMBEDDED_CONCURRENCY": "8", "AGENCY_REVIEWED_AGENTS": "none",
             "AGENCY_AGENT_MAX_TURNS": "1"})
         assert done.returncode == 0, done.stderr

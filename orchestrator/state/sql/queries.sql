@@ -673,18 +673,18 @@ WHERE task_id = :task_id AND attempt >= :since ORDER BY id
 
 -- name: insert_batch_call
 INSERT INTO batch_calls (batch_id, custom_id, project_id, task_id, attempt, conv, seq, digest,
-                         sent, role, model, status, submitted_at)
+                         sent, role, model, submitted_at)
 VALUES (:batch_id, :custom_id, :project_id, :task_id, :attempt, :conv, :seq, :digest, :sent,
-        :role, :model, 'open', :now)
+        :role, :model, :now)
 
 -- name: batch_call
 SELECT * FROM batch_calls WHERE conv = :conv AND seq = :seq
 
 -- name: open_batch_calls
-SELECT * FROM batch_calls WHERE status = 'open' AND submitted_at < :before ORDER BY id
+SELECT * FROM batch_calls WHERE collected_at IS NULL AND submitted_at < :before ORDER BY id
 
 -- name: finish_batch_call
-UPDATE batch_calls SET status = 'done', collected_at = :now WHERE id = :id AND status = 'open'
+UPDATE batch_calls SET collected_at = :now WHERE id = :id AND collected_at IS NULL
 RETURNING id
 
 -- name: rebind_batch_call

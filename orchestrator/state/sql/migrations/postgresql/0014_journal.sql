@@ -58,9 +58,9 @@ CREATE TABLE batch_calls (
     sent         text,
     role         text NOT NULL,
     model        text NOT NULL,
-    status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'done')),
     submitted_at timestamptz NOT NULL,
     collected_at timestamptz,
     UNIQUE (conv, seq)
 );
-CREATE INDEX batch_calls_open_idx ON batch_calls (status, batch_id);
+-- Open until `collected_at` is set (the batch's result is in, or it gave none).
+CREATE INDEX batch_calls_open_idx ON batch_calls (collected_at, batch_id);
