@@ -169,19 +169,23 @@ def send_resume(rt: Runtime, app: Celery, project_id: str, task_id: str) -> bool
                     lambda epoch: rt.scheduler.mark_sent([task_id], epoch))
 
 
+def send_next(rt: Runtime, app: Celery, task: TaskRecord) -> bool:
+    """A parked task's next message: its review when it waits for one, its agent's own once
+    woken; nothing (False) while it waits for a person or a batch, or holds a lease."""
+    if task.status not in HELD or task.lease_until is not None:
+        return False
+    if task.parked is None:
+        return send_resume(rt, app, task.project_id, task.id)
+    if task.parked.startswith("review:"):
+        return send_review(rt, app, task.project_id, task.id,
+                           int(task.parked.split(":")[1]), task.agent_type)
+    return False
+
+
 def send_parked(rt: Runtime, app: Celery, project_id: str) -> int:
-    """Send again every parked task's next message (its review, or its agent's own once
-    woken): after a pause or a budget stop refused them. How many were sent."""
-    sent = 0
-    for task in rt.store.tasks(project_id):
-        if task.status not in HELD or task.lease_until is not None:
-            continue
-        if task.parked is None:
-            sent += send_resume(rt, app, project_id, task.id)
-        elif task.parked.startswith("review:"):
-            sent += send_review(rt, app, project_id, task.id, int(task.parked.split(":")[1]),
-                                task.agent_type)
-    return sent
+    """Send again every parked task's next message: after a pause or a budget stop refused
+    them. How many were sent."""
+    return sum(send_next(rt, app, task) for task in rt.store.tasks(project_id))
 
 
 def release(rt: Runtime, app: Celery, project_id: str, completion: Completion) -> None:

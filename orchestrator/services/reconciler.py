@@ -25,9 +25,8 @@ from orchestrator.services.dispatch import (
     broker_epoch,
     dispatch,
     send_integration,
+    send_next,
     send_plan,
-    send_resume,
-    send_review,
 )
 from orchestrator.services.queues import queue_depth
 from orchestrator.services.retention import compact_when_due
@@ -100,14 +99,8 @@ def _wake_parked(rt: Runtime, app: Celery, epoch: str, at: datetime,
         rt.scheduler.expire_question(int(row["id"]), row["task_id"], int(row["attempt"]))
     sent = []
     for row in rt.store.parked_unsent(epoch, settled):
-        parked = row["parked"]
-        if parked is None:
-            send_resume(rt, app, row["project_id"], row["id"])
-        else:
-            task = rt.store.task(row["id"])
-            send_review(rt, app, row["project_id"], row["id"], int(parked.split(":")[1]),
-                        task.agent_type)
-        sent.append(row["id"])
+        if send_next(rt, app, rt.store.task(row["id"])):
+            sent.append(row["id"])
     return sent
 
 

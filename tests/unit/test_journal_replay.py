@@ -7,7 +7,7 @@ import pytest
 
 from orchestrator.domain.constants import Role
 from orchestrator.domain.errors import Parked
-from orchestrator.domain.models import AgentOutput, JournalEntry, JournalTurn, Tokens
+from orchestrator.domain.models import AgentOutput, JournalEntry, JournalTurn
 from orchestrator.llm.base import (
     CompletionRequest,
     CompletionResponse,
@@ -18,30 +18,10 @@ from orchestrator.llm.base import (
     ToolUseBlock,
 )
 from orchestrator.llm.structured import Conversation, Limits
+from tests.unit.test_structured import Scripted
 
 GOOD = '{"summary": "s", "content": "c", "artifacts": []}'
 WRITE = Tool(name="write_artifact", description="w", input_schema={"type": "object"})
-
-
-class Scripted:
-    name = "scripted"
-
-    def __init__(self, *answers: str | list[Content]) -> None:
-        self.answers = list(answers)
-        self.requests: list[CompletionRequest] = []
-
-    def complete(self, request: CompletionRequest, progress: object = None) -> CompletionResponse:
-        self.requests.append(request)
-        answer = self.answers.pop(0)
-        content = [TextBlock(text=answer)] if isinstance(answer, str) else answer
-        return CompletionResponse(content=content, model="scripted",
-                                  tokens=Tokens(input=10, output=5), latency_ms=1,
-                                  stop_reason="tool_use" if not isinstance(answer, str)
-                                  else "end_turn")
-
-
-    def count_tokens(self, request: CompletionRequest) -> int:
-        return 0
 
 
 class Memory:
