@@ -112,6 +112,18 @@ class Verdict(Frozen):
     summary: str = ""
 
 
+class CheckResult(Frozen):
+    """One check of one artifact by what it is (orchestrator/checks): `ok` is None when the
+    file was not checked (no checker for its type, or the checker's tool is missing), never
+    True for a check that did not run."""
+
+    path: str
+    check: str
+    ok: bool | None
+    detail: str
+    seconds: float = 0.0
+
+
 class ReviewRecord(BaseModel):
     """A verdict as the store keeps it."""
 

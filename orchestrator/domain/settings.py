@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     # times a "revise" verdict sends the work back (after the last, the work goes on as is).
     reviewed_agents: ReviewedAgents = Field(default_factory=lambda: tuple(AgentType))
     review_rounds: int = Field(default=2, ge=0, le=10)
+    # Checks: each review round first runs the artifacts (orchestrator/checks): a failed
+    # check sends the work back whatever the reviewing model says. Limits of one sandboxed
+    # run (pytest on the project's Python tests), and the browser that loads HTML pages
+    # (unset: `chromium` on PATH, then Playwright's own).
+    checks: bool = True
+    check_seconds: float = Field(default=60.0, gt=0.0, le=3600.0)
+    check_memory_mb: int = Field(default=1024, ge=64, le=65536)
+    check_processes: int = Field(default=64, ge=4, le=4096)
+    chromium: str | None = None
     # Seconds the journal of a completed or cancelled project keeps every turn; then each of
     # its conversations keeps only its last turn (the reconciler compacts it; `agency db
     # compact` does it now).
