@@ -312,6 +312,7 @@ def read_review(prompt: str) -> Review:
     brief, found, work = prompt.partition(f"\n\n{L.UNDER_REVIEW}\n")
     if not found:
         raise UnreadablePrompt(f"{what}: no {L.UNDER_REVIEW!r} in the prompt")
+    brief = brief.partition(f"\n\n{L.CHECKS_HEAD}\n")[0]  # the checks decide by themselves
     head = re.match(pattern(L.REVIEW_HEAD, across_lines=True).pattern + "\n", brief)
     if head is None:
         raise UnreadablePrompt(f"{what}: expected a first line like {L.REVIEW_HEAD!r}")

@@ -19,7 +19,7 @@ from functools import partial
 
 from orchestrator.agent.batching import TaskBatcher
 from orchestrator.agent.prompts import agent_system, task_prompt
-from orchestrator.agent.review import revise_prompt
+from orchestrator.agent.review import checks_round, revise_prompt
 from orchestrator.agent.runtime import Runtime
 from orchestrator.agent.tools import AGENT_TOOLS, ProjectTools
 from orchestrator.domain.constants import ProjectStatus, Role, TaskStatus
@@ -31,7 +31,7 @@ from orchestrator.domain.errors import (
     TaskNotReady,
 )
 from orchestrator.domain.lifecycle import HELD, TASKS_RUN
-from orchestrator.domain.models import AgentOutput, ProjectRecord, TaskRecord
+from orchestrator.domain.models import AgentOutput, ProjectRecord, TaskRecord, Verdict
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
 from orchestrator.state.parking import review_wait
@@ -105,7 +105,8 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
 
 def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
          progress: Progress) -> AgentOutput:
-    """The agent's answer, reviewed (and revised) when its type is reviewed or it asked.
+    """The agent's answer, reviewed (and revised) when its type is reviewed or it asked, and
+    its files checked in any case.
 
     Replayed from the journal as far as it goes; a review round with no verdict yet parks
     the task for its reviewer (Parked)."""
@@ -126,9 +127,9 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         batcher=TaskBatcher(rt, project, task, claim, meter) if project.economy else None)
     progress("calling model")
     output = tools.with_assumptions(tools.with_artifacts(conversation.answer()))
-    if task.agent_type not in settings.reviewed_agents and not tools.review_notes:
-        return output
     verdicts = rt.store.verdicts(task.id, task.conversation_from)
+    if task.agent_type not in settings.reviewed_agents and not tools.review_notes:
+        return checked(rt, claim, task, conversation, tools, output, verdicts, progress)
     for round_ in range(1, settings.review_rounds + 2):
         verdict = verdicts.get(round_)
         if verdict is None:  # its reviewer's turn: the task parks until the verdict
@@ -141,6 +142,24 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         if verdict.verdict == "pass" or round_ > settings.review_rounds:
             break
         progress(f"revising after review round {round_}")
+        output = tools.with_assumptions(
+            tools.with_artifacts(conversation.follow_up(revise_prompt(round_, verdict))))
+    return output
+
+
+def checked(rt: Runtime, claim: Claim, task: TaskRecord,
+            conversation: Conversation[AgentOutput], tools: ProjectTools,
+            output: AgentOutput, verdicts: dict[int, Verdict], progress: Progress
+            ) -> AgentOutput:
+    """An unreviewed task's answer once its files pass their checks (revised, as after a
+    review, while they fail and rounds are left); rounds already recorded are replayed."""
+    if not rt.settings.checks or not output.artifacts:
+        return output
+    for round_ in range(1, rt.settings.review_rounds + 2):
+        progress(f"checking files (round {round_})")
+        verdict = verdicts.get(round_) or checks_round(rt, claim, task, output, round_)
+        if verdict.verdict == "pass" or round_ > rt.settings.review_rounds:
+            break
         output = tools.with_assumptions(
             tools.with_artifacts(conversation.follow_up(revise_prompt(round_, verdict))))
     return output

@@ -137,6 +137,7 @@ class ReviewRecord(BaseModel):
     summary: str
     at: datetime
     worker: str | None = None  # the worker that ran the review
+    checks: list[CheckResult] = Field(default_factory=list)  # the round's checks
 
 
 class DeliverableSection(Frozen):

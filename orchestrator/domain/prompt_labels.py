@@ -37,6 +37,7 @@ REVISE_HEAD = "Review round {round}: revise."
 REVIEW_HEAD = "Review task {index} '{title}' by the {agent_type}."
 AGENT_ASKS = "The agent asks: "
 UNDER_REVIEW = "## Output under review"
+CHECKS_HEAD = "## Checks run on its files (a failed check sends the work back, whatever you say)"
 FILE_HEAD = "## File {path}"
 
 # One knowledge-base hit in a search_knowledge result.

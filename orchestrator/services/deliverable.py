@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import quote
 
 from orchestrator.domain.models import (
@@ -15,36 +14,7 @@ from orchestrator.domain.models import (
     ReviewRecord,
     TaskRecord,
 )
-from orchestrator.state.artifacts import plan_artifact_paths, write_artifact
-
-ARTIFACTS = PurePosixPath("artifacts")
-
-
-@dataclass(frozen=True)
-class PlacedArtifact:
-    """An artifact a task proposed, and where it is written (relative to artifacts/)."""
-
-    task_id: str
-    task: str
-    proposed: str
-    path: PurePosixPath
-    content: str
-
-    @property
-    def renamed(self) -> bool:
-        return self.proposed != self.path.as_posix()
-
-    def as_json(self) -> dict[str, str]:
-        return {"task": self.task, "task_id": self.task_id, "proposed": self.proposed,
-                "path": (ARTIFACTS / self.path).as_posix()}
-
-
-def place_artifacts(tasks: list[TaskRecord]) -> list[PlacedArtifact]:
-    """Every task's artifacts, in task order, each with the path it is written to."""
-    pairs = [(t, a) for t in tasks for a in (t.output.artifacts if t.output else [])]
-    paths = plan_artifact_paths([a.path for _, a in pairs])
-    return [PlacedArtifact(t.id, t.title, a.path, p, a.content)
-            for (t, a), p in zip(pairs, paths, strict=True)]
+from orchestrator.state.artifacts import ARTIFACTS, PlacedArtifact, place_artifacts, write_artifact
 
 
 def slug(text: str) -> str:

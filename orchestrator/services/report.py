@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from orchestrator.domain.constants import ProjectStatus, TaskStatus
 from orchestrator.domain.models import ProjectRecord, ReviewRecord, TaskRecord, Tokens
-from orchestrator.services.deliverable import ARTIFACTS, place_artifacts, task_filename
+from orchestrator.services.deliverable import task_filename
 from orchestrator.services.report_svg import (
     CRITICAL,
     MEASURED,
@@ -31,6 +31,7 @@ from orchestrator.services.report_svg import (
     seconds,
     stamp,
 )
+from orchestrator.state.artifacts import ARTIFACTS, place_artifacts
 
 if TYPE_CHECKING:
     from orchestrator.state.store import Store

@@ -16,9 +16,11 @@ import shutil
 import stat
 import unicodedata
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from orchestrator.domain.errors import UnsafeArtifactPath
+from orchestrator.domain.models import TaskRecord
 
 NAME_MAX = 255
 """Bytes in one file name: the limit of ext4, APFS and (in UTF-16 units, so looser) NTFS."""
@@ -140,6 +142,37 @@ def _variants(name: str) -> Iterator[str]:
     yield name
     for n in itertools.count(2):
         yield _fit(name, f"-{n}")
+
+
+ARTIFACTS = PurePosixPath("artifacts")
+
+
+@dataclass(frozen=True)
+class PlacedArtifact:
+    """An artifact a task proposed, and where it is written (relative to artifacts/)."""
+
+    task_id: str
+    task: str
+    proposed: str
+    path: PurePosixPath
+    content: str
+
+    @property
+    def renamed(self) -> bool:
+        return self.proposed != self.path.as_posix()
+
+    def as_json(self) -> dict[str, str]:
+        return {"task": self.task, "task_id": self.task_id, "proposed": self.proposed,
+                "path": (ARTIFACTS / self.path).as_posix()}
+
+
+def place_artifacts(tasks: Sequence[TaskRecord]) -> list[PlacedArtifact]:
+    """Every task's artifacts, in task order, each with the path it is written to (at
+    integration, and in the copy a review's checks run on)."""
+    pairs = [(t, a) for t in tasks for a in (t.output.artifacts if t.output else [])]
+    paths = plan_artifact_paths([a.path for _, a in pairs])
+    return [PlacedArtifact(t.id, t.title, a.path, p, a.content)
+            for (t, a), p in zip(pairs, paths, strict=True)]
 
 
 # POSIX only (like the rest of the deployment): `dir_fd` lets every step below stay inside the

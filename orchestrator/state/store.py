@@ -421,8 +421,14 @@ class Store:
             found.setdefault(row["task_id"], []).append(ReviewRecord(
                 reviewer=row["reviewer"], verdict=row["verdict"], round=row["round"],
                 attempt=row["attempt"], notes=json.loads(row["notes"]),
-                summary=row["summary"], at=row["at"], worker=row["worker"]))
+                summary=row["summary"], at=row["at"], worker=row["worker"],
+                checks=json.loads(row["checks"])))
         return found
+
+    def screenshots(self, project_id: str) -> dict[str, bytes]:
+        """The latest screenshot of each of the project's HTML pages, by artifact path."""
+        return {row["path"]: bytes(row["png"])
+                for row in self.db.fetch_all("project_screenshots", {"project_id": project_id})}
 
     def verdicts(self, task_id: str, since: int) -> dict[int, Verdict]:
         """The verdicts of the task's current conversation (attempts from `since` on), by

@@ -7,6 +7,7 @@ an attempt holds its task in, so a stale attempt can never overwrite a newer one
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,7 +23,7 @@ from orchestrator.domain.lifecycle import (
     ProjectStatus,
     TaskStatus,
 )
-from orchestrator.domain.models import AgentOutput, Verdict
+from orchestrator.domain.models import AgentOutput, CheckResult, Verdict
 from orchestrator.state import knowledge
 from orchestrator.state.claims import Claim, Completion
 from orchestrator.state.project_moves import ProjectMoves, values
@@ -253,19 +254,28 @@ class TaskMoves(ProjectMoves):
         return closed is not None
 
     def record_review(self, claim: Claim, round_: int, reviewer: str, verdict: Verdict,
-                      worker: str | None = None) -> None:
-        """Keep a reviewer's verdict on this attempt's output; Stale if fenced out."""
+                      worker: str | None = None, checks: Sequence[CheckResult] = (),
+                      screenshots: Mapping[str, bytes] | None = None) -> None:
+        """Keep a reviewer's verdict on this attempt's output, with the round's checks and the
+        pages' screenshots; Stale if fenced out."""
         with self.store.db.transaction() as tx:
             row = tx.fetch_one("insert_review", {
                 "project_id": claim.project_id, "task_id": claim.task_id,
                 "attempt": claim.attempt, "round": round_, "reviewer": reviewer,
                 "verdict": verdict.verdict, "held": HELD, "now": now(), "worker": worker,
                 "notes": json.dumps([c.model_dump() for c in verdict.criteria]),
-                "summary": verdict.summary})
+                "summary": verdict.summary,
+                "checks": json.dumps([c.model_dump() for c in checks])})
             if row is None:
                 raise self._stale(claim)
+            for path, png in (screenshots or {}).items():
+                tx.execute("upsert_screenshot", {"project_id": claim.project_id, "path": path,
+                                                 "task_id": claim.task_id, "png": png,
+                                                 "now": now()})
+            failed = sum(c.ok is False for c in checks)
+            said = f"; {failed} of {len(checks)} checks failed" if failed else ""
             self.store.event(tx, claim.project_id, claim.task_id, "review", None, None,
-                             f"round {round_}: {verdict.verdict} ({reviewer})")
+                             f"round {round_}: {verdict.verdict} ({reviewer}){said}")
 
     def pause_for_budget(self, project_id: str, claim: Claim | None, reason: str) -> None:
         """The budget is spent: this task waits (pending) and the project stops starting work."""

@@ -108,8 +108,12 @@ def test_only_the_agent_types_the_settings_name_are_reviewed(start: Start) -> No
     project_id = agency.submit(plan=ODD, project_type="website")
     project = agency.wait(project_id)
     assert project.status is ProjectStatus.COMPLETED, project.error
-    _, copy = agency.rt.store.tasks(project_id)
-    assert list(agency.rt.store.reviews(project_id)) == [copy.id]
+    site, copy = agency.rt.store.tasks(project_id)
+    reviewers = {task_id: {r.reviewer for r in rounds}
+                 for task_id, rounds in agency.rt.store.reviews(project_id).items()}
+    # The unreviewed task's files are still checked, by the checks alone (no model review).
+    assert reviewers[copy.id] == {"qa_engineer"}
+    assert reviewers.get(site.id, {"checks"}) == {"checks"}
 
 
 def test_a_project_waiting_for_approval_runs_once_approved(agency: Agency) -> None:

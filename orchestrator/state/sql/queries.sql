@@ -447,16 +447,25 @@ RETURNING project_id
 -- name: insert_review
 -- Fenced: the verdict of an attempt that no longer holds its task is not recorded.
 INSERT INTO reviews (project_id, task_id, attempt, round, reviewer, verdict, notes, summary, at,
-                     worker)
+                     worker, checks)
 SELECT :project_id, :task_id, :attempt, :round, :reviewer, :verdict, :notes, :summary, :now,
-       :worker
+       :worker, :checks
 WHERE EXISTS (SELECT 1 FROM tasks WHERE id = :task_id AND attempts = :attempt
                                     AND status = ANY(:held))
 RETURNING id
 
 -- name: project_reviews
-SELECT task_id, attempt, round, reviewer, verdict, notes, summary, at, worker FROM reviews
-WHERE project_id = :project_id ORDER BY id
+SELECT task_id, attempt, round, reviewer, verdict, notes, summary, at, worker, checks
+FROM reviews WHERE project_id = :project_id ORDER BY id
+
+-- name: upsert_screenshot
+INSERT INTO screenshots (project_id, path, task_id, png, at)
+VALUES (:project_id, :path, :task_id, :png, :now)
+ON CONFLICT (project_id, path) DO UPDATE
+SET task_id = excluded.task_id, png = excluded.png, at = excluded.at
+
+-- name: project_screenshots
+SELECT path, task_id, png FROM screenshots WHERE project_id = :project_id ORDER BY path
 
 -- Knowledge base -------------------------------------------------------------------------------
 
