@@ -8,6 +8,7 @@ ISO text. `agency stats` prints it, `agency metrics` exports part of it to Prome
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -289,6 +290,7 @@ class Stats:
     by_role: list[Usage]
     retries: list[Rate]  # per task of each agent type (the orchestrator's: per project)
     reviews: list[Rate]
+    checks: list[Rate] = field(default_factory=list)  # failed checks over checks that ran
 
     def retries_per_call(self) -> list[Rate]:
         """Retries over model calls, per agent type."""
@@ -322,6 +324,8 @@ class Stats:
             "retry_rate": _rates_json(self.retries, "retries", "tasks", len(self.tasks)),
             "review_rejection_rate": _rates_json(self.reviews, "revise", "reviews",
                                                  sum(r.out_of for r in self.reviews)),
+            "check_failure_rate": _rates_json(self.checks, "failed", "checks",
+                                              sum(r.out_of for r in self.checks)),
             "slowest_queues": [_queue_json(q) for q in self.slowest_queues()],
             "slowest_tasks": [_task_json(t) for t in self.slowest_tasks()],
             "suggestions": [{"text": s.text, "action": s.action} for s in self.suggestions()],
@@ -389,13 +393,20 @@ def collect(store: Store, project_id: str | None, concurrency: Mapping[str, int]
     verdicts: dict[str, Counter[str]] = defaultdict(Counter)
     for r in store.db.fetch_all("stats_reviews", scope):
         verdicts[r["agent_type"]][r["verdict"]] += int(r["n"])
+    ran: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for r in store.db.fetch_all("stats_checks", scope):  # every round, as it was checked
+        found = [c for c in json.loads(r["checks"]) if c["ok"] is not None]
+        ran[r["agent_type"]] += len(found)
+        failed[r["agent_type"]] += sum(c["ok"] is False for c in found)
     return Stats(
         project_id=project_id, projects=projects, span=span, tasks=tasks,
         queues=queue_stats(tasks, span, concurrency),
         by_agent=usage_by(usage, "agent_type", {**per_agent, ORCHESTRATOR_QUEUE: 0}),
         by_model=usage_by(usage, "model"), by_role=usage_by(usage, "role"),
         retries=[Rate(a, retried[a], occasions.get(a, 0)) for a in rated],
-        reviews=[Rate(a, c["revise"], c.total()) for a, c in sorted(verdicts.items())])
+        reviews=[Rate(a, c["revise"], c.total()) for a, c in sorted(verdicts.items())],
+        checks=[Rate(a, failed[a], n) for a, n in sorted(ran.items())])
 
 
 @dataclass

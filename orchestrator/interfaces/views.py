@@ -29,7 +29,13 @@ def review_json(review: ReviewRecord) -> dict[str, Any]:
     return {"reviewer": review.reviewer, "verdict": review.verdict,
             "notes": [c.model_dump() for c in review.notes], "at": _iso(review.at),
             "round": review.round, "attempt": review.attempt, "summary": review.summary,
-            "worker": review.worker}
+            "worker": review.worker, "checks": [c.model_dump() for c in review.checks]}
+
+
+def latest_checks(reviews: list[ReviewRecord] | None) -> list[dict[str, Any]]:
+    """A task's checks as its latest round found them (failing ones after the last round stay
+    open)."""
+    return [c.model_dump() for c in reviews[-1].checks] if reviews else []
 
 
 def risks(project: ProjectRecord, tasks: list[TaskRecord]) -> dict[str, datetime]:
@@ -62,6 +68,7 @@ def task_json(task: TaskRecord, retries: list[dict[str, Any]] | None = None,
         "cost_usd": round(task.cost_usd, 6), "error": task.error,
         "model_calls": task.model_calls, "retries": _retries(retries or []),
         "reviews": [review_json(r) for r in reviews or []],
+        "checks": latest_checks(reviews),
         "deadline": _iso(task.deadline), "at_risk": task.id in (risk or {}),
         "activity": task.activity if task.status in RUNNING else None,
         "waiting_for": waiting_for(task),
@@ -327,14 +334,17 @@ def _usage_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
 def _rates_table(data: dict[str, Any]) -> Table:
     retries = {r["agent_type"]: r for r in data["retry_rate"]["by_agent_type"]}
     reviews = {r["agent_type"]: r for r in data["review_rejection_rate"]["by_agent_type"]}
-    table = _table("Retries and review rejections", ("agent", "retries", "per task", "reviews",
-                                                     "revise", "rejected"))
-    for agent in sorted(set(retries) | set(reviews)):
-        tried, seen = retries.get(agent), reviews.get(agent)
+    checks = {r["agent_type"]: r for r in data["check_failure_rate"]["by_agent_type"]}
+    table = _table("Retries, review rejections and failed checks",
+                   ("agent", "retries", "per task", "reviews", "revise", "rejected", "checks",
+                    "failed"))
+    for agent in sorted(set(retries) | set(reviews) | set(checks)):
+        tried, seen, ran = retries.get(agent), reviews.get(agent), checks.get(agent)
         table.add_row(agent, str(tried["retries"]) if tried else "",
                       f"{tried['rate']:.2f}" if tried else "",
                       str(seen["reviews"]) if seen else "", str(seen["revise"]) if seen else "",
-                      f"{seen['rate']:.0%}" if seen else "")
+                      f"{seen['rate']:.0%}" if seen else "",
+                      str(ran["checks"]) if ran else "", str(ran["failed"]) if ran else "")
     return table
 
 

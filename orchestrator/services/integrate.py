@@ -14,7 +14,13 @@ from orchestrator.agent.tools import READ_ONLY_TOOLS, ProjectTools
 from orchestrator.domain import prompt_labels as L
 from orchestrator.domain.constants import ProjectStatus, Role, TaskStatus
 from orchestrator.domain.errors import TaskNotReady
-from orchestrator.domain.models import Deliverable, ProjectRecord, ReviewRecord, TaskRecord
+from orchestrator.domain.models import (
+    CheckResult,
+    Deliverable,
+    ProjectRecord,
+    ReviewRecord,
+    TaskRecord,
+)
 from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, integration_prompt
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
@@ -39,8 +45,17 @@ def _result(task: TaskRecord, reviews: list[ReviewRecord]) -> dict[str, object]:
     return {"task": task.index, "title": task.title, "agent": task.agent_type.value,
             "summary": output.summary if output else "",
             "files": [a.path for a in output.artifacts] if output else [],
-            "review": f"{last.verdict} by {last.reviewer} after {len(reviews)} round(s)"
-            if last else "not reviewed"}
+            "review": (f"{last.verdict} by {last.reviewer} after {len(reviews)} round(s)"
+                       f"{checks_said(last.checks)}") if last else "not reviewed"}
+
+
+def checks_said(checks: list[CheckResult]) -> str:
+    failed = [c for c in checks if c.ok is False]
+    if not checks:
+        return ""
+    said = f"; checks: {sum(c.ok is True for c in checks)} of {len(checks)} passed"
+    return said + (f", failing: {', '.join(f'{c.check} of {c.path}' for c in failed)}"
+                   if failed else "")
 
 
 def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
@@ -62,7 +77,7 @@ def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
     ).answer()
     # Saved (fenced) before the files are written: a stale attempt writes nothing.
     rt.durably("deliverable", lambda: rt.scheduler.save_deliverable(claim, deliverable))
-    write_outputs(project, deliverable, tasks, reviews)
+    write_outputs(project, deliverable, tasks, reviews, rt.store.screenshots(project.id))
     _write_report(rt, project.id, deliverable)
     rt.durably("completion", lambda: rt.scheduler.move_claimed(claim, ProjectStatus.COMPLETED))
 

@@ -8,6 +8,7 @@ only functions that do I/O.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,8 +17,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from orchestrator.domain.constants import ProjectStatus, TaskStatus
-from orchestrator.domain.models import ProjectRecord, ReviewRecord, TaskRecord, Tokens
-from orchestrator.services.deliverable import task_filename
+from orchestrator.domain.models import (
+    CheckResult,
+    ProjectRecord,
+    ReviewRecord,
+    TaskRecord,
+    Tokens,
+)
+from orchestrator.services.deliverable import SAID, task_filename
 from orchestrator.services.report_svg import (
     CRITICAL,
     MEASURED,
@@ -57,6 +64,7 @@ class ReportData:
     retries: Sequence[Retry] = ()
     reviews: dict[str, list[ReviewRecord]] = field(default_factory=dict)
     phases: Sequence[Phase] = ()
+    screenshots: Mapping[str, bytes] = field(default_factory=dict)  # by artifact path
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -74,7 +82,8 @@ def collect(store: Store, project: ProjectRecord) -> ReportData:
                for task_id, rows in store.retries(project.id).items() for row in rows]
     retries.sort(key=lambda r: r.at or datetime.min.replace(tzinfo=UTC))
     return ReportData(project=project, tasks=store.tasks(project.id), retries=retries,
-                      reviews=store.reviews(project.id), phases=phases(store.events(project.id)))
+                      reviews=store.reviews(project.id), phases=phases(store.events(project.id)),
+                      screenshots=store.screenshots(project.id))
 
 
 _PHASES = {ProjectStatus.PLANNING.value: "planning",
@@ -249,15 +258,43 @@ def files_section(data: ReportData) -> str:
                        f"({esc(t.agent_type.value)})</li>")
     parts.append(f'<h3>Task outputs</h3><ul id="task-outputs">{"".join(outputs)}</ul>')
     items = []
+    checks: dict[str, list[CheckResult]] = {}
+    for rounds in data.reviews.values():
+        for c in rounds[-1].checks:
+            checks.setdefault(c.path, []).append(c)
     for placed in place_artifacts(list(data.tasks)):
         target = (ARTIFACTS / placed.path).as_posix()
         link = f'<a class="artifact" href="{_href(target)}">{esc(target)}</a>' if written \
             else esc(target)
         renamed = f" (proposed as <code>{esc(placed.proposed)}</code>)" if placed.renamed else ""
-        items.append(f"<li>{link}{renamed} \u2014 from {esc(placed.task)}</li>")
+        path = placed.path.as_posix()
+        items.append(f"<li>{link}{renamed} \u2014 from {esc(placed.task)}"
+                     f"{checks_html(checks.get(path, []))}{shot_html(path, data)}</li>")
     parts.append('<h3>Artifacts</h3>' + (f'<ul id="artifacts">{"".join(items)}</ul>' if items
                                         else '<p class="empty">No artifacts yet.</p>'))
     return "".join(parts)
+
+
+_CHECK_CLASS = {True: "passed", False: "failed", None: "unchecked"}
+
+
+def checks_html(checks: Sequence[CheckResult]) -> str:
+    """An artifact's checks as its task's last round found them."""
+    if not checks:
+        return ""
+    rows = "".join(f'<li class="check {_CHECK_CLASS[c.ok]}"><b>{esc(SAID[c.ok])}</b> '
+                   f"{esc(c.check)}: {esc(c.detail)}</li>" for c in checks)
+    return f'<ul class="checks">{rows}</ul>'
+
+
+def shot_html(path: str, data: ReportData) -> str:
+    """The page's screenshot, inline (the report fetches nothing)."""
+    png = data.screenshots.get(path)
+    if png is None:
+        return ""
+    src = "data:image/png;base64," + base64.b64encode(png).decode()
+    return (f'<img class="screenshot" src="{src}" alt="Screenshot of {esc(path)} as its check '
+            f'loaded it" width="512">')
 
 
 # The page -----------------------------------------------------------------------------------
@@ -289,6 +326,9 @@ def _css() -> str:
         "#e5e8eb;padding:4px 6px;text-align:left;vertical-align:top}th{color:#656d76;"
         "font-weight:600}.num{text-align:right;font-variant-numeric:tabular-nums}"
         ".scroll{overflow-x:auto}.empty{color:#656d76;font-style:italic}"
+        ".checks{margin:2px 0 8px;padding-left:18px;font-size:13px}.check.passed b{color:#1a7f37}"
+        ".check.failed b{color:#cf222e}.check.unchecked b{color:#656d76}"
+        ".screenshot{display:block;border:1px solid #d8dee4;margin:4px 0 10px;max-width:100%}"
         "svg text{font:12px system-ui,sans-serif;fill:#1f2328}svg .agent{fill:#656d76}"
         "svg .state{fill:#656d76;font-size:11px}.node .box{stroke:#8c959f;stroke-width:1}"
         f".node.critical .box{{stroke:{CRITICAL};stroke-width:3}}"

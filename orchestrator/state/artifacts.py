@@ -181,7 +181,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
 
 
-def write_artifact(root: Path, path: PurePosixPath, content: str) -> Path:
+def write_artifact(root: Path, path: PurePosixPath, content: str | bytes) -> Path:
     """Write `content` to `root / path` without following any symlink below `root`.
 
     Whatever stands in the way inside `root` (a symlink, a file where a directory must go, a
@@ -196,7 +196,8 @@ def write_artifact(root: Path, path: PurePosixPath, content: str) -> Path:
             os.close(fd)
             fd = child
         # Lone surrogates cannot be encoded; a `?` beats losing the file.
-        _replace_file(fd, path.name, content.encode(errors="replace"))
+        _replace_file(fd, path.name, content if isinstance(content, bytes)
+                      else content.encode(errors="replace"))
     finally:
         os.close(fd)
     return _inside(root, path)

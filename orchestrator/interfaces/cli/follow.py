@@ -103,7 +103,8 @@ def _follow(rt: Runtime, project_id: str) -> ProjectRecord:
 def materialize(rt: Runtime, project: ProjectRecord) -> None:
     """Integration may have run on another machine: write the files here from the store."""
     if project.deliverable and not (Path(project.output_dir) / "deliverable.md").exists():
-        write_outputs(project, project.deliverable, rt.store.tasks(project.id))
+        write_outputs(project, project.deliverable, rt.store.tasks(project.id),
+                      rt.store.reviews(project.id), rt.store.screenshots(project.id))
 
 
 def refuse_no_wait_embedded(rt: Runtime, no_wait: bool) -> None:

@@ -532,6 +532,11 @@ SELECT t.agent_type, r.verdict, COUNT(*) AS n FROM reviews r JOIN tasks t ON t.i
 WHERE CAST(:project_id AS text) IS NULL OR r.project_id = :project_id
 GROUP BY t.agent_type, r.verdict
 
+-- name: stats_checks
+-- Every round's checks (a JSON list per review), with the agent type of the task checked.
+SELECT t.agent_type, r.checks FROM reviews r JOIN tasks t ON t.id = r.task_id
+WHERE CAST(:project_id AS text) IS NULL OR r.project_id = :project_id
+
 -- name: stats_project_statuses
 SELECT status, COUNT(*) AS n FROM projects GROUP BY status
 
