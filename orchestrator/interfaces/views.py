@@ -14,6 +14,8 @@ from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, ProjectStat
 from orchestrator.domain.deadlines import at_risk
 from orchestrator.domain.estimates import Estimate
 from orchestrator.domain.models import CallRecord, ProjectRecord, ReviewRecord, TaskRecord
+from orchestrator.services.deliverable import check_counts
+from orchestrator.services.deliverable import latest_checks as latest_checks_by_task
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -222,7 +224,21 @@ def task_view(tasks: list[TaskRecord], width: int) -> RenderableType:
     return table if tasks and needed <= width else task_lines(tasks, width) if tasks else Text()
 
 
-def status_view(project: ProjectRecord, tasks: list[TaskRecord], width: int) -> Group:
+def checks_summary(tasks: list[TaskRecord], reviews: dict[str, list[ReviewRecord]]) -> str:
+    """One line on the project's checks ("" before any ran), naming what fails."""
+    checks = latest_checks_by_task(tasks, reviews)
+    if not checks:
+        return ""
+    n = check_counts(checks)
+    failing = [f"{c.check} of {c.path}" for found in checks.values() for c in found
+               if c.ok is False]
+    return (f"checks: {n['passed']} of {n['total']} passed"
+            + (f", {n['failed']} failed: {', '.join(failing)}" if failing else "")
+            + (f", {n['unchecked']} files not checked" if n["unchecked"] else ""))
+
+
+def status_view(project: ProjectRecord, tasks: list[TaskRecord], width: int,
+                reviews: dict[str, list[ReviewRecord]] | None = None) -> Group:
     """`agency status` for people, fit to `width` columns (long lines wrap, never overflow)."""
     parts: list[RenderableType] = [Text(f"Project {project.id}: {project.request}"),
                                    Text(progress_line(project, tasks))]
@@ -234,7 +250,8 @@ def status_view(project: ProjectRecord, tasks: list[TaskRecord], width: int) -> 
     if project.error:
         parts.append(Text(f"error: {project.error}"))
     parts += activity_lines(project, tasks)
-    parts += [task_view(tasks, width),
+    checked = checks_summary(tasks, reviews or {})
+    parts += [task_view(tasks, width), *([Text(checked)] if checked else []),
               Text(f"tokens {project.tokens.total}  cost ${project.cost_usd:.4f}  "
                    f"output {project.output_dir}")]
     return Group(*parts)

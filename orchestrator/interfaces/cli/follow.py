@@ -20,6 +20,7 @@ from orchestrator.interfaces.cli.app import out, say, warn
 from orchestrator.interfaces.embedded import embedded_workers
 from orchestrator.interfaces.unserved import UnservedWatch
 from orchestrator.interfaces.views import (
+    checks_summary,
     live_view,
     progress_line,
     project_seconds,
@@ -154,6 +155,9 @@ def finish(rt: Runtime, project: ProjectRecord) -> None:
         materialize(rt, project)
         say(f"Project {project.id} completed in {seconds:.1f}s.")
         say(f"Deliverable: {Path(project.output_dir) / 'deliverable.md'}")
+        checked = checks_summary(rt.store.tasks(project.id), rt.store.reviews(project.id))
+        if checked:
+            say(f"{checked[0].upper()}{checked[1:]}.")
         return
     hint = (f"; carry on with: agency resume {project.id} --budget N"
             if project.status is ProjectStatus.BUDGET_EXHAUSTED else "")

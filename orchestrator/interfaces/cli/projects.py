@@ -101,7 +101,8 @@ def status(project_id: ProjectId, as_json: AsJson = False) -> None:
         _print_json(project_json(project, tasks, rt.store.retries(project.id),
                                  rt.store.reviews(project.id)))
         return
-    out.print(status_view(project, tasks, out.width), soft_wrap=False)
+    out.print(status_view(project, tasks, out.width, rt.store.reviews(project.id)),
+              soft_wrap=False)
 
 
 @cli.command()
