@@ -1,0 +1,152 @@
+"""Run what the agents wrote where it can do no harm: bubblewrap (Debian's `bubblewrap`).
+
+Why bubblewrap: it is one small setuid-free binary in Debian, it needs no daemon (Docker has no
+engine here and a worker should not need one), and it builds the sandbox from kernel namespaces
+per run in milliseconds. Inside: no network (a namespace with only its own loopback), no other
+process visible, the host's /usr, interpreter and virtualenv read-only, a fresh copy of the
+project at /project (the only writable place besides a small /tmp), no environment (so no
+keys), user 65534. Limits: CPU seconds, address space and file size by rlimit; processes by a
+pids cgroup when running as root (root ignores RLIMIT_NPROC), otherwise by RLIMIT_NPROC; wall
+time by killing the whole sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = "/project"
+FILE_SIZE = 64 * 1024 * 1024
+TMP_SIZE = 256 * 1024 * 1024
+OUTPUT_LIMIT = 64 * 1024
+PIDS = Path("/sys/fs/cgroup/pids")
+
+
+@dataclass(frozen=True)
+class Ran:
+    """How one sandboxed run ended: `code` None when it never ran (`reason` says why) or was
+    killed at the wall-clock limit (`timed_out`)."""
+
+    code: int | None
+    output: str
+    seconds: float
+    timed_out: bool = False
+    reason: str = ""
+
+
+def available() -> str | None:
+    """Why sandboxed runs cannot happen here, or None when they can."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed"
+    if shutil.which("prlimit") is None:
+        return "prlimit (util-linux) is not installed"
+    return None
+
+
+def _binds() -> list[str]:
+    """Read-only binds: the system, this interpreter's installation and its virtualenv."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("lib", "lib64", "bin", "sbin"):
+        target = Path("/") / name
+        if target.is_symlink():
+            args += ["--symlink", os.readlink(target), f"/{name}"]
+        elif target.is_dir():
+            args += ["--ro-bind", str(target), f"/{name}"]
+    for prefix in {sys.base_prefix, sys.prefix}:
+        if not prefix.startswith("/usr"):
+            args += ["--ro-bind", prefix, prefix]
+    return args
+
+
+def _cgroup(processes: int) -> Path | None:
+    """A pids cgroup capping the run's processes, when this process may make one."""
+    if os.geteuid() != 0 or not (PIDS / "cgroup.procs").exists():
+        return None
+    group = PIDS / f"agency-check-{uuid.uuid4().hex[:12]}"
+    try:
+        group.mkdir()
+        (group / "pids.max").write_text(str(processes))
+    except OSError:
+        return None
+    return group
+
+
+def _limited(argv: list[str], seconds: float, memory_mb: int, processes: int,
+             group: Path | None) -> list[str]:
+    """`argv` under rlimits (prlimit, util-linux) and, first, inside the pids cgroup: a shell
+    moves itself into the group and execs, so nothing runs before the cap applies. (Not
+    preexec_fn: checks run on threads, where forking Python code is unsafe.)"""
+    cpu = max(1, int(seconds))
+    limits = ["prlimit", f"--cpu={cpu}:{cpu + 1}", f"--as={memory_mb * 1024 * 1024}",
+              f"--fsize={FILE_SIZE}", "--core=0"]
+    if group is None:
+        limits.append(f"--nproc={processes}")
+    limited = [*limits, "--", *argv]
+    if group is None:
+        return limited
+    return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(group / "cgroup.procs"),
+            *limited]
+
+
+def _remove(group: Path | None) -> None:
+    if group is None:
+        return
+    for _ in range(50):
+        try:
+            group.rmdir()
+            return
+        except OSError:
+            for pid in (group / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    os.kill(int(pid), signal.SIGKILL)
+            time.sleep(0.02)
+
+
+def run(root: Path, argv: Sequence[str], *, seconds: float, memory_mb: int,
+        processes: int, cwd: str = PROJECT, env: dict[str, str] | None = None) -> Ran:
+    """Run `argv` in the sandbox on a fresh copy of `root` (at PROJECT), in `cwd`."""
+    missing = available()
+    if missing:
+        return Ran(None, "", 0.0, reason=missing)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="agency-sandbox-") as tmp:
+        project = Path(tmp) / "project"
+        shutil.copytree(root, project, symlinks=True)
+        command = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+                   "--uid", "65534", "--gid", "65534", "--hostname", "sandbox", *_binds(),
+                   "--proc", "/proc", "--dev", "/dev",
+                   "--size", str(TMP_SIZE), "--tmpfs", "/tmp",
+                   "--bind", str(project), PROJECT, "--chdir", cwd, "--clearenv",
+                   "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
+                   "--setenv", "HOME", "/tmp", "--setenv", "USER", "nobody",
+                   "--setenv", "LOGNAME", "nobody", "--setenv", "LANG", "C.UTF-8"]
+        for name, value in (env or {}).items():
+            command += ["--setenv", name, value]
+        group = _cgroup(processes)
+        try:
+            with subprocess.Popen(_limited([*command, "--", *argv], seconds, memory_mb,
+                                           processes, group),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True) as child:
+                try:
+                    out, _ = child.communicate(timeout=2 * seconds + 5)
+                    timed_out = False
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.pid, signal.SIGKILL)
+                    out, _ = child.communicate()
+                    timed_out = True
+        finally:
+            _remove(group)
+    text = out[-OUTPUT_LIMIT:].decode("utf-8", "replace")
+    code = None if timed_out else child.returncode
+    return Ran(code, text, time.monotonic() - started, timed_out=timed_out)
