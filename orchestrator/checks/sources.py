@@ -63,7 +63,7 @@ def pytest_check(root: Path, path: str, limits: Limits) -> Outcome:
     detail = f"pytest: {said or why}"
     if failures:
         detail += ": " + " | ".join(failures[:3])
-    elif not said:
+    elif not said and ran.output.strip():
         detail += ": " + ran.output.strip()[-300:]
     return False, detail
 
