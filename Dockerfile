@@ -1,5 +1,8 @@
 FROM python:3.11-slim
 WORKDIR /app
+# The checks (docs/checks.md): pages load in Chromium, generated tests run under bubblewrap.
+RUN apt-get update && apt-get install -y --no-install-recommends chromium bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md celeryconfig.py flowerconfig.py ./
 COPY orchestrator ./orchestrator
 COPY workers ./workers

@@ -13,6 +13,7 @@ time by killing the whole sandbox.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -44,12 +45,22 @@ class Ran:
     reason: str = ""
 
 
+@functools.cache
 def available() -> str | None:
-    """Why sandboxed runs cannot happen here, or None when they can."""
+    """Why sandboxed runs cannot happen here, or None when they can: bwrap is there and can
+    make its namespaces (a container's default seccomp profile, say, forbids them)."""
     if shutil.which("bwrap") is None:
         return "bubblewrap (bwrap) is not installed"
     if shutil.which("prlimit") is None:
         return "prlimit (util-linux) is not installed"
+    try:
+        probe = subprocess.run(["bwrap", "--unshare-all", *_binds(), "--", "true"],
+                               capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bubblewrap cannot run: {error}"
+    if probe.returncode != 0:
+        said = (probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"])[-1]
+        return f"bubblewrap cannot make a sandbox here: {said}"
     return None
 
 
