@@ -154,10 +154,11 @@ def finish(rt: Runtime, project: ProjectRecord) -> None:
     if project.status is ProjectStatus.COMPLETED:
         materialize(rt, project)
         say(f"Project {project.id} completed in {seconds:.1f}s.")
-        say(f"Deliverable: {Path(project.output_dir) / 'deliverable.md'}")
         checked = checks_summary(rt.store.tasks(project.id), rt.store.reviews(project.id))
         if checked:
             say(f"{checked[0].upper()}{checked[1:]}.")
+        # The last line says where the deliverable is (README: scripts read it).
+        say(f"Deliverable: {Path(project.output_dir) / 'deliverable.md'}")
         return
     hint = (f"; carry on with: agency resume {project.id} --budget N"
             if project.status is ProjectStatus.BUDGET_EXHAUSTED else "")
