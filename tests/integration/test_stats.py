@@ -29,7 +29,8 @@ from tests.integration.test_store import OUT, _project, start
 from tests.services import free_port, wait_until
 
 KEYS = {"scope", "window", "utilisation", "tokens_by_agent_type", "tokens_by_model",
-        "tokens_by_role", "retry_rate", "review_rejection_rate", "slowest_queues",
+        "tokens_by_role", "retry_rate", "review_rejection_rate", "check_failure_rate",
+        "slowest_queues",
         "slowest_tasks", "suggestions"}
 KINDS = ("input", "output", "cache_read", "cache_write")
 RULES = {"scale_out", "costliest_prompt", "review_rejections", "retries"}
@@ -104,7 +105,7 @@ def test_stats_of_one_project_by_prefix_and_for_people(
     shown = agency(tmp_path, "stats", project["id"][:6], COLUMNS="160")
     assert shown.returncode == 0, shown.stderr
     for title in ("Utilisation per queue", "Tokens and cost per agent type",
-                  "Tokens and cost per model", "Retries and review rejections",
+                  "Tokens and cost per model", "Retries, review rejections and failed checks",
                   "Slowest queues", "Slowest tasks", "Suggestions"):
         assert title in shown.stdout
     assert "frontend_developer" in shown.stdout
