@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+)
 
 from orchestrator.agent.review import check_criterion
 from orchestrator.domain.constants import ProjectStatus, ProjectType, TaskStatus
@@ -187,8 +194,10 @@ class RunResult(Part):
     labels: list[Label] = Field(default_factory=list)
     why: dict[str, list[str]] = Field(default_factory=dict)  # each label's reasons
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def type_matched(self) -> bool | None:
+        """Whether the analysis found the type the suite expects (None: none expected)."""
         if self.project_type is None:
             return None
         return self.planned_type is self.project_type
