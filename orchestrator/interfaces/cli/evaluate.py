@@ -152,7 +152,7 @@ def _table(title: str, rows: list[list[str]]) -> Table:
                   pad_edge=False)
     for n, column in enumerate(COLUMNS):
         table.add_column(column, justify="right" if 3 <= n <= 7 else "left",
-                         no_wrap=column != "labels", overflow="fold")
+                         no_wrap=column != "labels")
     for row in rows[:-1]:
         table.add_row(*map(Text, row))
     table.add_section()
@@ -176,7 +176,7 @@ def eval_table(report: Report, comparison: Comparison | None, width: int) -> Ren
              f"state: {report.state}")
     rows = _rows(report, comparison)
     table = _table(title, rows)
-    fits = Console(width=10_000).measure(table).minimum <= width
+    fits = Console(width=10_000).measure(table).maximum <= width
     s = report.summary
     means = Text(f"per request: {s.mean_review_rounds:.2f} rounds, ${s.mean_cost_usd:.4f}, "
                  f"{s.mean_seconds:.1f}s, {s.mean_model_calls:.1f} model calls")
