@@ -72,3 +72,17 @@ def test_the_default_suite_runs_every_project_type(tmp_path: Path) -> None:
     assert {r["planned_type"] for r in data["runs"]} == {t.value for t in ProjectType}
     assert data["summary"]["types_matched"] == data["summary"]["runs"]
     assert data["summary"]["completed"] == data["summary"]["runs"]
+
+
+def test_a_limit_shows_as_labels(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"  # YAML by its suffix
+    suite.write_text("name: capped\nrequests:\n  - id: bakery\n    request: Build a website "
+                     "for a bakery\n", encoding="utf-8")
+    result = subprocess.run([*AGENCY, "eval", "--suite", str(suite), "--json"], cwd=tmp_path,
+                            env=agency_env(tmp_path, AGENCY_MAX_MODEL_CALLS="2"),
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr  # the report is the result, whatever it says
+    (run,) = json.loads(result.stdout)["runs"]
+    assert run["status"] == "needs_attention"
+    assert run["labels"] == ["limit-hit", "not-completed"]
+    assert "made its 2 model calls (the cap)" in run["why"]["limit-hit"][0]
