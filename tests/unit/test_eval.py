@@ -25,6 +25,7 @@ from orchestrator.domain.models import (
     TaskRecord,
     Tokens,
 )
+from orchestrator.domain.settings import Settings
 from orchestrator.interfaces.cli import cli, evaluate
 from orchestrator.llm.structured import TURNS_UP
 from orchestrator.services.evaluation import (
@@ -269,8 +270,6 @@ def test_the_default_suite_covers_every_type_as_the_offline_planner_finds_them()
 
 
 def test_fresh_state_only_when_embedded_without_a_database(tmp_path: Path) -> None:
-    from orchestrator.domain.settings import Settings
-
     own = fresh_settings(Settings(_env_file=None), tmp_path)
     assert own is not None and own.effective_database_url == f"sqlite:///{tmp_path}/agency.db"
     assert own.output_dir == tmp_path / "out"

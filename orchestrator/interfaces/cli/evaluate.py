@@ -212,8 +212,8 @@ def eval_command(
     comparison = compare(found, before) if before else None
     if as_json:
         data = found.model_dump(mode="json")
-        if comparison:
-            data["baseline"] = {"file": str(baseline), "suite": before.suite if before else None,
+        if before is not None and comparison is not None:
+            data["baseline"] = {"file": str(baseline), "suite": before.suite,
                                 **comparison.model_dump(mode="json")}
         print(json.dumps(data, indent=2))
         return
