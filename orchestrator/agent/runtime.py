@@ -6,7 +6,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal, TypeVar
@@ -239,3 +240,23 @@ def get_runtime() -> Runtime:
         if pid not in _runtimes:
             _runtimes[pid] = Runtime(get_settings())
         return _runtimes[pid]
+
+
+@contextmanager
+def runtime_on(settings: Settings) -> Iterator[Runtime]:
+    """This process's runtime made on `settings` for the block, the one before it after:
+    everything that asks for the runtime inside it (embedded workers, the reconciler) uses
+    these settings (`agency eval` runs its projects in a store of its own)."""
+    rt = Runtime(settings)
+    with _lock:
+        pid = os.getpid()
+        before = _runtimes.get(pid)
+        _runtimes[pid] = rt
+    try:
+        yield rt
+    finally:
+        with _lock:
+            if before is None:
+                _runtimes.pop(pid, None)
+            else:
+                _runtimes[pid] = before

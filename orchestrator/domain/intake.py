@@ -50,31 +50,33 @@ def pydantic_line(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}" + (f" (and {more} more)" if more else "")
 
 
-def _read_text(path: Path) -> str:
-    """A plan file's text: an existing, readable, UTF-8 regular file of reasonable size."""
+def read_text_file(path: Path, what: str = "plan file",
+                   error: type[BadInput] = PlanError) -> str:
+    """A file's text (a plan file, unless `what` says): an existing, readable, UTF-8 regular
+    file of reasonable size, or `error` with one line saying what is wrong."""
     try:
         mode, size = path.stat().st_mode, path.stat().st_size
         if stat.S_ISDIR(mode):
-            raise PlanError(f"plan file {path} is a directory, not a file")
+            raise error(f"{what} {path} is a directory, not a file")
         if not stat.S_ISREG(mode):
-            raise PlanError(f"plan file {path} is not a regular file")
+            raise error(f"{what} {path} is not a regular file")
         if size > MAX_PLAN_BYTES:
-            raise PlanError(f"plan file {path} is larger than {MAX_PLAN_BYTES} bytes")
+            raise error(f"{what} {path} is larger than {MAX_PLAN_BYTES} bytes")
         raw = path.read_bytes()
     except FileNotFoundError as exc:
-        raise PlanError(f"plan file {path} does not exist") from exc
+        raise error(f"{what} {path} does not exist") from exc
     except OSError as exc:
-        raise PlanError(f"plan file {path} cannot be read: {exc.strerror or exc}") from exc
+        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from exc
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise PlanError(f"plan file {path} is not UTF-8 text (byte {exc.start})") from exc
+        raise error(f"{what} {path} is not UTF-8 text (byte {exc.start})") from exc
 
 
 def read_json_file(path: Path) -> Any:
     """A plan-like file's JSON, or PlanError with one line saying what is wrong."""
     try:
-        data = json.loads(_read_text(path))
+        data = json.loads(read_text_file(path))
     except json.JSONDecodeError as exc:
         raise PlanError(f"plan file {path} is not valid JSON: {exc}") from exc
     except RecursionError as exc:

@@ -233,6 +233,9 @@ CUT_RETRIES = 2
 EMPTY_RETRIES = 2
 # What a trimmed conversation keeps of each earlier tool result.
 TRIMMED_CHARS = 600
+# Why an answer is invalid when the model called tools where its last turn had to answer (the
+# turn limit is hit): part of the task's error, which `agency eval` reads as a limit hit.
+TURNS_UP = "tools called after the turn limit"
 
 
 class Conversation(Generic[T]):
@@ -338,7 +341,7 @@ class Conversation(Generic[T]):
                 self.messages.append(Message(role="user", content=[
                     ToolResultBlock(tool_use_id=u.id, content="not run: the turn limit is "
                                     "reached; answer now", is_error=True) for u in uses]))
-                error = "tools called after the turn limit"
+                error = TURNS_UP
             else:
                 self._keep(response)  # a follow-up continues after it
                 try:

@@ -61,10 +61,11 @@ def _snapshots(rt: Runtime, project_id: str) -> Iterator[tuple[ProjectRecord, li
         time.sleep(POLL_SECONDS)
 
 
-def follow(rt: Runtime, project_id: str) -> ProjectRecord:
-    """Follow to the end; Ctrl-C detaches (production) or stops the project (embedded)."""
+def follow(rt: Runtime, project_id: str, quiet: bool = False) -> ProjectRecord:
+    """Follow to the end (`quiet`: printing nothing); Ctrl-C detaches (production) or stops
+    the project (embedded)."""
     try:
-        return _follow(rt, project_id)
+        return _settle(rt, project_id) if quiet else _follow(rt, project_id)
     except KeyboardInterrupt:
         if rt.settings.embedded:
             # The workers live in this process and stop with it: say so in the store, so
@@ -74,6 +75,12 @@ def follow(rt: Runtime, project_id: str) -> ProjectRecord:
         else:
             warn(f"agency: detached; the project goes on: agency watch {project_id}")
         raise typer.Exit(130) from None
+
+
+def _settle(rt: Runtime, project_id: str) -> ProjectRecord:
+    """The project once it stopped, having shown nothing but warnings (on stderr)."""
+    *_, (project, _) = _snapshots(rt, project_id)
+    return project
 
 
 def _follow(rt: Runtime, project_id: str) -> ProjectRecord:
