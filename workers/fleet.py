@@ -59,8 +59,8 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _child(queue: str, extra: Sequence[str], parent: int, mask: set[int | signal.Signals]
-           ) -> None:
+def _child(queue: str, host: str, extra: Sequence[str], parent: int,
+           mask: set[int | signal.Signals]) -> None:
     """In the forked child: become the queue's worker; never return."""
     for sig in (*_STOP_SIGNALS, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
@@ -70,7 +70,7 @@ def _child(queue: str, extra: Sequence[str], parent: int, mask: set[int | signal
     try:
         from workers.__main__ import main
 
-        main(["-Q", queue, "-n", f"{queue}@%h", *extra])
+        main(["-Q", queue, "-n", f"{queue}@{host}", *extra])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
@@ -85,8 +85,8 @@ def _child(queue: str, extra: Sequence[str], parent: int, mask: set[int | signal
 
 
 class Fleet:
-    def __init__(self, queues: Sequence[str], extra: Sequence[str]) -> None:
-        self.queues, self.extra = list(queues), list(extra)
+    def __init__(self, queues: Sequence[str], extra: Sequence[str], host: str = "%h") -> None:
+        self.queues, self.extra, self.host = list(queues), list(extra), host
         self.children: dict[int, str] = {}
         self.deaths: dict[str, list[float]] = {q: [] for q in self.queues}
         self.due: dict[str, float] = {}  # queue -> when its pool starts again
@@ -102,7 +102,7 @@ class Fleet:
                 return None
             pid = os.fork()
             if pid == 0:
-                _child(queue, self.extra, os.getppid(), mask)
+                _child(queue, self.host, self.extra, os.getppid(), mask)
             self.children[pid] = queue
             return pid
         finally:
@@ -175,6 +175,10 @@ def main(argv: Sequence[str]) -> int:
         epilog="Any other option (e.g. -l INFO) is passed to every worker.")
     parser.add_argument("--queues", default=",".join(ALL_QUEUES),
                         help="queues to serve, separated by commas (default: all eleven)")
+    parser.add_argument("-n", "--hostname", default="%h", metavar="NAME",
+                        help="the host part of every pool's node name, <queue>@NAME (default "
+                             "%%h, this host's name; Celery's %%h, %%n and %%d work): give each "
+                             "host its own when hosts share a name (containers, namespaces)")
     args, extra = parser.parse_known_args(list(argv))
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
     unknown = sorted(set(queues) - set(ALL_QUEUES))
@@ -182,13 +186,17 @@ def main(argv: Sequence[str]) -> int:
         parser.exit(2, f"python -m workers fleet: unknown queue(s) {', '.join(unknown)} "
                        f"(known: {', '.join(ALL_QUEUES)})\n" if unknown else
                     "python -m workers fleet: no queue given\n")
-    if "-Q" in extra or "--queues" in extra or "-n" in extra or "--hostname" in extra:
-        parser.exit(2, "python -m workers fleet: the fleet names each worker and its queue; "
+    if "-Q" in extra or "--queues" in extra:
+        parser.exit(2, "python -m workers fleet: the fleet gives each worker its queue; "
                        "use --queues to choose them\n")
+    if not args.hostname.strip() or "@" in args.hostname or any(c.isspace()
+                                                                 for c in args.hostname):
+        parser.exit(2, f"python -m workers fleet: bad --hostname {args.hostname!r}: a host "
+                       "name, without '@' or spaces\n")
     _preload()
     gc.collect()
     gc.freeze()  # what is imported now stays shared: the children's collector never touches it
-    fleet = Fleet(queues, extra)
+    fleet = Fleet(queues, extra, args.hostname)
     signal.signal(signal.SIGTERM, fleet.stop)
     signal.signal(signal.SIGINT, fleet.stop)
     return fleet.run()
