@@ -93,8 +93,9 @@ def _tail(path: Path, lines: int = 20) -> str:
 class PrivateRedis:
     """A `redis-server` subprocess without persistence: a restart starts it empty."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.host = host
         if not os.access(binary, os.X_OK):
             raise ServiceUnavailable("redis-server is not installed")
         self.binary, self.workdir = binary, workdir
@@ -105,7 +106,7 @@ class PrivateRedis:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     @property
     def running(self) -> bool:
@@ -117,15 +118,17 @@ class PrivateRedis:
         self._close_log()
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.workdir), "--save", "", "--appendonly", "no", "--daemonize", "no"],
+            [self.binary, "--port", str(self.port), "--bind", self.host, "--dir",
+             str(self.workdir), "--save", "", "--appendonly", "no", "--daemonize", "no",
+             # Test hosts in network namespaces reach it over a bridge, not the loopback.
+             "--protected-mode", "yes" if self.host == "127.0.0.1" else "no"],
             stdout=self._log, stderr=subprocess.STDOUT)
         wait_until(self.ping, f"redis-server on port {self.port}", alive=self._exited)
 
     def ping(self) -> bool:
         import redis
 
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5,
+        client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.5,
                              socket_timeout=0.5)
         try:
             return bool(client.ping())
@@ -174,8 +177,9 @@ def _pg_bin(name: str) -> str:
 class PrivatePostgres:
     """A throwaway PostgreSQL cluster: trust auth, no fsync, its own port and socket dir."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.initdb, self.pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        self.host = host
         self.pg_isready = _pg_bin("pg_isready")
         # initdb and the server refuse to run as root: run them as `postgres`, in a directory
         # that user owns (pytest's tmp_path is root-only, so this one lives in the system tmp).
@@ -200,7 +204,7 @@ class PrivatePostgres:
         return self.url_for("postgres")
 
     def url_for(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*self._as, *args], capture_output=True, text=True,
@@ -213,10 +217,13 @@ class PrivatePostgres:
         if done.returncode != 0:
             self.remove()
             raise ServiceUnavailable(f"initdb failed: {(done.stderr or done.stdout).strip()}")
+        if self.host != "127.0.0.1":  # test hosts in network namespaces connect over a bridge
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all 0.0.0.0/0 trust\n")
 
     def start(self) -> None:
         """Start the server (after a crash: with recovery) and return once it accepts."""
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses={self.host} "
                    "-c fsync=off -c full_page_writes=off")
         done = self._run(self.pg_ctl, "-D", str(self.data), "-l", str(self.log_path), "-w",
                          "-t", str(int(READY_TIMEOUT)), "-o", options, "start")
@@ -226,7 +233,7 @@ class PrivatePostgres:
         wait_until(self.ready, f"PostgreSQL on port {self.port}")
 
     def ready(self) -> bool:
-        done = subprocess.run([self.pg_isready, "-h", "127.0.0.1", "-p", str(self.port),
+        done = subprocess.run([self.pg_isready, "-h", self.host, "-p", str(self.port),
                                "-t", "1"], capture_output=True, check=False)
         return done.returncode == 0
 

@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     from workers.app import app
 
     worker.params.extend(app.user_options.get("worker", []))
+    # No gossip and no mingle: a worker here needs nothing from the others (no revokes, no
+    # elections), and gossip makes every worker consume every other's events: after a partition
+    # the backlog arrives late and each worker warns "clocks are out of sync" about hosts that
+    # share one clock. Heartbeats stay on (Flower and `agency workers` show who is alive).
+    args = [*args, *(flag for flag in ("--without-gossip", "--without-mingle")
+                     if flag not in args)]
     context = CLIContext(app=app, no_color=bool(os.environ.get("NO_COLOR")), workdir=None,
                          quiet=False)
     worker.main(args=args, prog_name="python -m workers", obj=context,

@@ -26,12 +26,32 @@ def _text(root: Path, path: str) -> str:
     return (root / path).read_text(encoding="utf-8")
 
 
+NODES = 200_000  # a document's nodes with YAML's aliases expanded, at most, to be validated
+
+
 def json_check(root: Path, path: str, limits: Limits) -> Outcome:
     try:
         json.loads(_text(root, path))
     except json.JSONDecodeError as error:
         return False, f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+    except RecursionError:
+        return False, "nested too deeply to read"
     return True, "parses as JSON"
+
+
+def expanded_size(data: Any, limit: int = NODES) -> int:
+    """How many nodes a walk of `data` visits (aliases make a small YAML file a huge tree),
+    counting up to just past `limit`."""
+    seen = 0
+    stack = [data]
+    while stack and seen <= limit:
+        item = stack.pop()
+        seen += 1
+        if isinstance(item, dict):
+            stack += item.values()
+        elif isinstance(item, list):
+            stack += item
+    return seen
 
 
 def _yaml(text: str) -> list[Any]:
@@ -111,6 +131,8 @@ def openapi_check(root: Path, path: str, limits: Limits) -> Outcome:
         return False, "not an OpenAPI document: it does not parse"
     if not isinstance(data, dict):
         return False, "not an OpenAPI document: the top level is not a mapping"
+    if expanded_size(data) > NODES:
+        return False, f"too large to validate: over {NODES:,} nodes with its aliases expanded"
     from openapi_spec_validator import validate  # slow to import: only when there is one
 
     try:
@@ -130,8 +152,9 @@ def is_compose(path: str) -> bool:
 def compose_check(root: Path, path: str, limits: Limits) -> Outcome:
     try:
         data = yaml.safe_load(_text(root, path))
-    except yaml.YAMLError:
-        return False, "not a compose file: it does not parse as YAML"
+    except yaml.YAMLError as error:
+        said = getattr(error, "problem", None) or str(error).splitlines()[0]
+        return False, f"not a compose file: {said}"
     services = data.get("services") if isinstance(data, dict) else None
     if not isinstance(services, dict) or not services:
         return False, "no services: a compose file needs a `services` mapping"

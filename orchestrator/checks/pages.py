@@ -130,7 +130,7 @@ async def _page(context: Any, root: Path, path: str, limits: Limits) -> Page:
         name = getattr(error, "name", "") or "Error"
         seen.errors.append(f"{name}: {getattr(error, 'message', str(error))}"[:300])
 
-    await page.route("**/*", serve)
+    await page.route("**/*", serve)  # (the context's route catches popups' requests)
     page.on("console", console)
     page.on("pageerror", uncaught)
     try:
@@ -138,7 +138,7 @@ async def _page(context: Any, root: Path, path: str, limits: Limits) -> Page:
                         timeout=limits.seconds * 1000)
         await page.wait_for_timeout(SETTLE_MS)
         facts = await page.evaluate(INSPECT)
-        shot = await page.screenshot(type="png")
+        shot = await page.screenshot(type="png", timeout=limits.seconds * 1000)
     except Exception as error:  # (Playwright's timeouts and crashes alike)
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         return Page((False, f"did not load: {first}"), time.monotonic() - started)
@@ -152,13 +152,30 @@ async def _pages(root: Path, paths: list[str], limits: Limits) -> dict[str, Page
 
     async def one(context: Any, path: str) -> Page:
         async with gate:
-            return await _page(context, root, path, limits)
+            try:  # a script that never yields blocks evaluate and screenshot: give up on it
+                return await asyncio.wait_for(_page(context, root, path, limits),
+                                              limits.seconds + 10)
+            except TimeoutError:
+                return Page((False, f"did not finish loading in {limits.seconds + 10:.0f}s "
+                                    "(a script that never yields?)"), limits.seconds + 10)
+
+    async def refuse(route: Any) -> None:  # whatever a page opens (popups) stays offline
+        await route.abort()
+
+    async def no_sockets(socket: Any) -> None:
+        await socket.close()
 
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=browser_path(limits),
-                                                   headless=True)
+        # Nothing the routes miss reaches the network either: a proxy that is not there, and
+        # no WebRTC outside it.
+        browser = await playwright.chromium.launch(
+            executable_path=browser_path(limits), headless=True,
+            proxy={"server": "http://127.0.0.1:9"},
+            args=["--force-webrtc-ip-handling-policy=disable_non_proxied_udp"])
         try:
             context = await browser.new_context(viewport=VIEWPORT, service_workers="block")
+            await context.route("**/*", refuse)
+            await context.route_web_socket("**/*", no_sockets)
             found = await asyncio.gather(*(one(context, p) for p in paths))
         finally:
             await browser.close()

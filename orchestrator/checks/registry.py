@@ -87,7 +87,9 @@ def check_files(root: Path, paths: Sequence[str], limits: Limits) -> Checked:
     """Check each of `paths` (relative to `root`) by its type, in parallel; results come in
     the order of `paths`. A file that is not there fails `exists`."""
     wanted = list(dict.fromkeys(paths))
-    present = [p for p in wanted if (root / p).is_file()]
+    inside = root.resolve()
+    present = [p for p in wanted if (root / p).is_file()
+               and (root / p).resolve().is_relative_to(inside)]
     html = [p for p in present if Path(p).suffix.lower() in PAGES]
     with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="check") as pool:
         shown = pool.submit(_pages, root, html, limits) if html else None

@@ -30,7 +30,9 @@ PROJECT = "/project"
 FILE_SIZE = 64 * 1024 * 1024
 TMP_SIZE = 256 * 1024 * 1024
 OUTPUT_LIMIT = 64 * 1024
-PIDS = Path("/sys/fs/cgroup/pids")
+SHM_SIZE = 64 * 1024 * 1024
+CGROUPS = Path("/sys/fs/cgroup")
+PIDS = CGROUPS / "pids"  # cgroup v1's pids hierarchy; under v2 the unified one is CGROUPS
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,11 @@ def available() -> str | None:
     make its namespaces (a container's default seccomp profile, say, forbids them)."""
     if shutil.which("bwrap") is None:
         return "bubblewrap (bwrap) is not installed"
-    if shutil.which("prlimit") is None:
-        return "prlimit (util-linux) is not installed"
+    for tool in ("prlimit", "setpriv"):
+        if shutil.which(tool) is None:
+            return f"{tool} (util-linux) is not installed"
+    if os.geteuid() == 0 and _pids_root() is None:
+        return "no pids cgroup to cap the processes of a run (root ignores RLIMIT_NPROC)"
     try:
         probe = subprocess.run(["bwrap", "--unshare-all", *_binds(), "--", "true"],
                                capture_output=True, text=True, timeout=30, check=False)
@@ -79,11 +84,25 @@ def _binds() -> list[str]:
     return args
 
 
+def _pids_root() -> Path | None:
+    """Where pids cgroups can be made: v1's pids hierarchy, or v2's unified one with the pids
+    controller enabled for its children."""
+    if (PIDS / "cgroup.procs").exists():
+        return PIDS
+    controllers = CGROUPS / "cgroup.controllers"
+    if controllers.exists() and "pids" in controllers.read_text().split():
+        with contextlib.suppress(OSError):
+            (CGROUPS / "cgroup.subtree_control").write_text("+pids")
+        return CGROUPS
+    return None
+
+
 def _cgroup(processes: int) -> Path | None:
     """A pids cgroup capping the run's processes, when this process may make one."""
-    if os.geteuid() != 0 or not (PIDS / "cgroup.procs").exists():
+    where = _pids_root() if os.geteuid() == 0 else None
+    if where is None:
         return None
-    group = PIDS / f"agency-check-{uuid.uuid4().hex[:12]}"
+    group = where / f"agency-check-{uuid.uuid4().hex[:12]}"
     try:
         group.mkdir()
         (group / "pids.max").write_text(str(processes))
@@ -94,12 +113,13 @@ def _cgroup(processes: int) -> Path | None:
 
 def _limited(argv: list[str], seconds: float, memory_mb: int, processes: int,
              group: Path | None) -> list[str]:
-    """`argv` under rlimits (prlimit, util-linux) and, first, inside the pids cgroup: a shell
-    moves itself into the group and execs, so nothing runs before the cap applies. (Not
-    preexec_fn: checks run on threads, where forking Python code is unsafe.)"""
+    """`argv` under rlimits (prlimit, util-linux), killed if the worker dies (setpriv's parent
+    death signal, kept across the execs) and, first, inside the pids cgroup: a shell moves
+    itself into the group and execs, so nothing runs before the cap applies. (Not preexec_fn:
+    checks run on threads, where forking Python code is unsafe.)"""
     cpu = max(1, int(seconds))
-    limits = ["prlimit", f"--cpu={cpu}:{cpu + 1}", f"--as={memory_mb * 1024 * 1024}",
-              f"--fsize={FILE_SIZE}", "--core=0"]
+    limits = ["setpriv", "--pdeathsig", "KILL", "--", "prlimit", f"--cpu={cpu}:{cpu + 1}",
+              f"--as={memory_mb * 1024 * 1024}", f"--fsize={FILE_SIZE}", "--core=0"]
     if group is None:
         limits.append(f"--nproc={processes}")
     limited = [*limits, "--", *argv]
@@ -123,6 +143,11 @@ def _remove(group: Path | None) -> None:
             time.sleep(0.02)
 
 
+def wall(seconds: float) -> float:
+    """The wall-clock limit of a run of `seconds` CPU seconds."""
+    return 2 * seconds + 5
+
+
 def run(root: Path, argv: Sequence[str], *, seconds: float, memory_mb: int,
         processes: int, cwd: str = PROJECT, env: dict[str, str] | None = None) -> Ran:
     """Run `argv` in the sandbox on a fresh copy of `root` (at PROJECT), in `cwd`."""
@@ -136,28 +161,36 @@ def run(root: Path, argv: Sequence[str], *, seconds: float, memory_mb: int,
         command = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
                    "--uid", "65534", "--gid", "65534", "--hostname", "sandbox", *_binds(),
                    "--proc", "/proc", "--dev", "/dev",
+                   "--size", str(SHM_SIZE), "--tmpfs", "/dev/shm",
                    "--size", str(TMP_SIZE), "--tmpfs", "/tmp",
-                   "--bind", str(project), PROJECT, "--chdir", cwd, "--clearenv",
+                   "--bind", str(project), PROJECT,
+                   # The sandbox's own root (a tmpfs bwrap makes) and /dev stay read-only.
+                   "--remount-ro", "/", "--remount-ro", "/dev",
+                   "--chdir", cwd, "--clearenv",
                    "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
                    "--setenv", "HOME", "/tmp", "--setenv", "USER", "nobody",
                    "--setenv", "LOGNAME", "nobody", "--setenv", "LANG", "C.UTF-8"]
         for name, value in (env or {}).items():
             command += ["--setenv", name, value]
         group = _cgroup(processes)
+        # The output goes to a file, which the file-size limit caps, not into this process.
+        output = Path(tmp) / "output"
         try:
-            with subprocess.Popen(_limited([*command, "--", *argv], seconds, memory_mb,
-                                           processes, group),
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, start_new_session=True) as child:
+            with output.open("wb") as sink, subprocess.Popen(
+                    _limited([*command, "--", *argv], seconds, memory_mb, processes, group),
+                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                    start_new_session=True) as child:
                 try:
-                    out, _ = child.communicate(timeout=2 * seconds + 5)
+                    child.wait(timeout=wall(seconds))
                     timed_out = False
                 except subprocess.TimeoutExpired:
                     os.killpg(child.pid, signal.SIGKILL)
-                    out, _ = child.communicate()
+                    child.wait()
                     timed_out = True
         finally:
             _remove(group)
-    text = out[-OUTPUT_LIMIT:].decode("utf-8", "replace")
+        with output.open("rb") as written:
+            written.seek(max(0, output.stat().st_size - OUTPUT_LIMIT))
+            text = written.read().decode("utf-8", "replace")
     code = None if timed_out else child.returncode
     return Ran(code, text, time.monotonic() - started, timed_out=timed_out)

@@ -43,17 +43,20 @@ def pytest_check(root: Path, path: str, limits: Limits) -> Outcome:
     its neighbours resolve, as they would for the person who runs it)."""
     folder = Path(path).parent.as_posix()
     workdir = sandbox.PROJECT if folder == "." else f"{sandbox.PROJECT}/{folder}"
-    ran = sandbox.run(root, [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "--rootdir", workdir, "--color=no", "-o", "addopts=",
-                             f"{sandbox.PROJECT}/{path}"],
+    # pytest is imported before the project's folders are on the path (-P), so a file of the
+    # agents' named pytest.py cannot stand in for it; pytest then puts the test's folder there.
+    args = ["-q", "-p", "no:cacheprovider", "--rootdir", workdir, "--color=no", "-o",
+            "addopts=", f"{sandbox.PROJECT}/{path}"]
+    ran = sandbox.run(root, [sys.executable, "-P", "-c",
+                             "import sys, pytest; sys.exit(pytest.main(sys.argv[1:]))", *args],
                       seconds=limits.seconds, memory_mb=limits.memory_mb,
                       processes=limits.processes, cwd=workdir,
                       env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": workdir})
+                           "PYTHONDONTWRITEBYTECODE": "1"})
     if ran.reason:
         return unchecked(ran.reason)
     if ran.timed_out:
-        return False, f"tests did not finish in {2 * limits.seconds:.0f}s (killed)"
+        return False, f"tests did not finish in {sandbox.wall(limits.seconds):.0f}s (killed)"
     found = SUMMARY.findall(ran.output)
     said = found[-1] if found else ""
     if ran.code == 0:

@@ -46,3 +46,37 @@ def test_a_missing_browser_leaves_pages_unchecked(tmp_path: Path) -> None:
     assert [(r.check, r.ok) for r in checked.results] == [("html", None)]
     assert "no browser" in checked.results[0].detail
     assert checked.screenshots == {}
+
+
+def test_a_page_that_hangs_or_calls_out_is_contained(tmp_path: Path) -> None:
+    """A script that never yields fails the page in bounded time; a popup or a WebSocket to a
+    loopback port reaches nothing."""
+    import socket
+    import time
+
+    browser = chromium()
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    port = server.getsockname()[1]
+    (tmp_path / "spin.html").write_text(
+        GOOD.replace("</body>", "<script>setTimeout(() => { while (true) {} }, 20);</script>"
+                     "</body>"))
+    (tmp_path / "calls.html").write_text(GOOD.replace("</body>", (
+        f"<script>window.open('http://127.0.0.1:{port}/popup');"
+        f"try {{ new WebSocket('ws://127.0.0.1:{port}/ws'); }} catch (e) {{}}</script>"
+        "</body>")))
+    started = time.monotonic()
+    checked = check_files(tmp_path, ["spin.html", "calls.html"],
+                          Limits(seconds=3, chromium=browser))
+    assert time.monotonic() - started < 40
+    spin = checked.results[0]
+    assert spin.ok is False and "did not" in spin.detail, spin.detail
+    try:
+        conn, _ = server.accept()
+        conn.close()
+        reached = True
+    except TimeoutError:
+        reached = False
+    finally:
+        server.close()
+    assert not reached, "a page reached a loopback port"

@@ -81,7 +81,8 @@ def test_a_generated_test_cannot_escape(tmp_path: Path, listener: tuple[int, lis
     in_venv = Path(sys.prefix) / "escaped.txt"
     root = tmp_path / "project"
     root.mkdir()
-    targets = [str(outside), str(in_venv), "/usr/escaped.txt", "/etc/escaped.txt"]
+    targets = [str(outside), str(in_venv), "/usr/escaped.txt", "/etc/escaped.txt",
+               "/escaped.txt", "/dev/escaped.txt"]
     (root / "test_escape.py").write_text(ESCAPE.format(targets=targets, port=port))
     try:
         ran = sandbox.run(root, [sys.executable, "-m", "pytest", "-q", "-s",
@@ -127,3 +128,20 @@ def test_limits_stop_runaway_tests(tmp_path: Path) -> None:
     assert "MemoryError" in found["test_memory.py"].detail, found["test_memory.py"].detail
     if shutil.which("bwrap") and sandbox.PIDS.exists():
         assert not [p for p in sandbox.PIDS.iterdir() if p.name.startswith("agency-check-")]
+
+
+def test_a_flood_of_output_is_capped_and_pytest_cannot_be_faked(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    # 300 MB of output: it goes to a file the file-size limit caps, not into the worker.
+    ran = sandbox.run(root, [sys.executable, "-c",
+                             "import sys\nfor _ in range(300): sys.stdout.write('x' * 10**6)"],
+                      seconds=10, memory_mb=512, processes=16)
+    assert ran.code != 0 and len(ran.output) <= sandbox.OUTPUT_LIMIT
+    # An agent's pytest.py beside its test does not stand in for pytest.
+    (root / "pytest.py").write_text("import sys\nprint('1 passed in 0.01s')\nsys.exit(0)\n")
+    (root / "test_x.py").write_text("def test_x():\n    assert False, 'really fails'\n")
+    checked = check_files(root, ["test_x.py"], Limits(seconds=20))
+    result = checked.results[-1]
+    assert (result.check, result.ok) == ("pytest", False), result
+    assert "really fails" in result.detail

@@ -69,3 +69,24 @@ def test_missing_and_undecodable_files_fail(tmp_path: Path) -> None:
     assert [(r.path, r.check, r.ok, r.detail) for r in checked.results] == [
         ("a.json", "json", False, "not UTF-8 text"),
         ("gone.csv", "exists", False, "the file is not there")]
+
+
+def test_hostile_documents_are_refused_quickly(tmp_path: Path) -> None:
+    """YAML aliases that expand to a huge tree are not walked by the validator; JSON nested
+    past the parser's depth fails instead of crashing the checker."""
+    import time
+
+    levels = ["openapi: 3.0.3", "info: {title: A, version: '1'}", "paths: {}",
+              "components:", "  schemas:", "    L0: &L0 {type: string}"]
+    for i in range(1, 9):
+        levels.append(f"    L{i}: &L{i} {{allOf: [{', '.join([f'*L{i - 1}'] * 9)}]}}")
+    (tmp_path / "openapi.yaml").write_text("\n".join(levels) + "\n")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    started = time.monotonic()
+    checked = check_files(tmp_path, ["openapi.yaml", "deep.json"], Limits())
+    assert time.monotonic() - started < 10
+    by = {(r.path, r.check): r for r in checked.results}
+    assert by[("openapi.yaml", "openapi")].ok is False
+    assert "too large" in by[("openapi.yaml", "openapi")].detail
+    assert by[("deep.json", "json")].ok is False
+    assert "nested too deeply" in by[("deep.json", "json")].detail
