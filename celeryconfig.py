@@ -6,7 +6,12 @@ from typing import Any
 
 from kombu import Queue
 
-from orchestrator.domain.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE
+from orchestrator.domain.constants import (
+    ALL_QUEUES,
+    KEEPALIVE,
+    ORCHESTRATOR_QUEUE,
+    REDIS_HEALTH_CHECK,
+)
 from orchestrator.domain.settings import get_settings
 
 _settings = get_settings()
@@ -48,7 +53,18 @@ worker_prefetch_multiplier = 1
 # On a lost broker connection, let running tasks finish (explicitly: Celery 6 flips the default).
 # A model call in flight is worth keeping: its lease and fencing make any second delivery harmless.
 worker_cancel_long_running_tasks_on_connection_loss = False
-broker_transport_options: dict[str, float] = {"visibility_timeout": _settings.visibility_timeout}
+# Connections that sat idle through a partition or a Redis restart are dead, and a socket does
+# not know it until something is sent: the first command on one failed with "Broken pipe",
+# and a task with it, before it ran. So every Redis connection here (the broker's, the
+# publishers', the result backend's, the rate limit's) is health-checked: one idle longer than
+# REDIS_HEALTH_CHECK seconds is PINGed before it is used, and a failed PING reconnects and
+# retries at once (redis-py), so the command runs on a fresh connection. TCP keepalive finds a
+# dead peer of an idle connection within 10 + 3 x 5 s even when nothing is sent; a timeout on a
+# read is retried once on a new connection.
+broker_transport_options: dict[str, Any] = {
+    "visibility_timeout": _settings.visibility_timeout,
+    "health_check_interval": REDIS_HEALTH_CHECK, "socket_keepalive": True,
+    "socket_keepalive_options": KEEPALIVE, "retry_on_timeout": True}
 if _settings.embedded:
     # The in-memory transport polls; its default of one second would idle between steps.
     broker_transport_options["polling_interval"] = 0.02
@@ -60,12 +76,18 @@ _OUTAGE_RETRY = {"max_retries": 60, "interval_start": 0, "interval_step": 1, "in
 task_publish_retry_policy = _OUTAGE_RETRY
 result_backend_transport_options: dict[str, Any] = {
     "visibility_timeout": _settings.visibility_timeout, "retry_policy": _OUTAGE_RETRY}
+redis_backend_health_check_interval = REDIS_HEALTH_CHECK
+redis_socket_keepalive = True
+redis_retry_on_timeout = True
 result_expires = 7 * 24 * 3600
 
 # Flower reads events; tasks report progress through them.
 worker_send_task_events = True
 task_send_sent_event = True
-task_track_started = True
+# No "started" state in the result backend: nobody reads it (Flower shows a task started from
+# its event; the store holds what a task is doing), and its write was a round trip per task
+# and the first use, after a partition, of a connection that could be dead.
+task_track_started = False
 
 # Agents wait on model calls (I/O): threads, with per-queue concurrency from the settings
 # (AGENCY_CONCURRENCY, applied when a worker starts; see workers/base.py).

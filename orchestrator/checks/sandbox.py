@@ -159,11 +159,12 @@ def run(root: Path, argv: Sequence[str], *, seconds: float, memory_mb: int,
         project = Path(tmp) / "project"
         shutil.copytree(root, project, symlinks=True)
         command = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-                   "--uid", "65534", "--gid", "65534", "--hostname", "sandbox", *_binds(),
+                   "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
                    "--proc", "/proc", "--dev", "/dev",
                    "--size", str(SHM_SIZE), "--tmpfs", "/dev/shm",
                    "--size", str(TMP_SIZE), "--tmpfs", "/tmp",
-                   "--bind", str(project), PROJECT,
+                   # After /tmp: a virtualenv under /tmp is bound over the new, empty one.
+                   *_binds(), "--bind", str(project), PROJECT,
                    # The sandbox's own root (a tmpfs bwrap makes) and /dev stay read-only.
                    "--remount-ro", "/", "--remount-ro", "/dev",
                    "--chdir", cwd, "--clearenv",
@@ -193,4 +194,7 @@ def run(root: Path, argv: Sequence[str], *, seconds: float, memory_mb: int,
             written.seek(max(0, output.stat().st_size - OUTPUT_LIMIT))
             text = written.read().decode("utf-8", "replace")
     code = None if timed_out else child.returncode
+    if code and text.startswith("bwrap: "):  # the sandbox, not what ran in it, failed
+        return Ran(None, text, time.monotonic() - started,
+                   reason=f"the sandbox did not start: {text.strip().splitlines()[0]}")
     return Ran(code, text, time.monotonic() - started, timed_out=timed_out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from enum import StrEnum
 
 # Statuses, and the sets of them other code needs, live with their legal moves.
@@ -142,3 +143,11 @@ MAX_REQUEST_CHARS = 20_000
 # `ID` and `TASK` on the command line: a full id, or a unique prefix at least this long.
 MIN_ID_PREFIX = 4
 MAX_PLAN_TASKS = 60
+
+# Connections across machines (celeryconfig.py, the rate limit's Redis, the store's pool): a
+# Redis connection idle this long is PINGed before use (and replaced if the PING fails), and
+# TCP keepalive (idle seconds, probe interval, probes) finds a dead peer of an idle one.
+REDIS_HEALTH_CHECK = 10
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
+KEEPALIVE = {socket.TCP_KEEPIDLE: KEEPALIVE_IDLE, socket.TCP_KEEPINTVL: KEEPALIVE_INTERVAL,
+             socket.TCP_KEEPCNT: KEEPALIVE_COUNT}

@@ -15,6 +15,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from orchestrator.domain.constants import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL
 from orchestrator.domain.errors import IllegalMove, StoreError, StoreUnavailable
 from orchestrator.state.connector import Params, Row, apply_migrations, queries
 
@@ -143,7 +144,12 @@ class PostgresConnector:
                 url, min_size=1, max_size=max_size, open=True, timeout=5,
                 # A restarted database costs a reconnect, not a failure (see `_check`).
                 check=_check, reset=_mark_returned, reconnect_timeout=3600,
-                kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
+                kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5,
+                        # A dead peer of an idle connection is found by keepalive; one
+                        # waiting on an unacknowledged send gives up after 20 s.
+                        "keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE,
+                        "keepalives_interval": KEEPALIVE_INTERVAL,
+                        "keepalives_count": KEEPALIVE_COUNT, "tcp_user_timeout": 20_000},
             )
             self._pool.wait(timeout=10)
         except (psycopg.Error, Exception) as exc:
