@@ -151,3 +151,7 @@ REDIS_HEALTH_CHECK = 10
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 KEEPALIVE = {socket.TCP_KEEPIDLE: KEEPALIVE_IDLE, socket.TCP_KEEPINTVL: KEEPALIVE_INTERVAL,
              socket.TCP_KEEPCNT: KEEPALIVE_COUNT}
+# Every Redis client of our own (the broker epoch, the rate limit) is made with these.
+REDIS_CLIENT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5,
+                        "health_check_interval": REDIS_HEALTH_CHECK, "socket_keepalive": True,
+                        "socket_keepalive_options": KEEPALIVE, "retry_on_timeout": True}

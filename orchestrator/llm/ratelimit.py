@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from orchestrator.domain.constants import KEEPALIVE, REDIS_HEALTH_CHECK, Dimension, LLMKind
+from orchestrator.domain.constants import REDIS_CLIENT_OPTIONS, Dimension, LLMKind
 from orchestrator.domain.errors import TransientModelError
 from orchestrator.domain.models import Tokens
 from orchestrator.domain.pricing import longest_prefix
@@ -356,9 +356,6 @@ def make_throttle(settings: Settings) -> Throttle | None:
     else:
         import redis
 
-        limiter = RedisLimiter(redis.Redis.from_url(
-            url, socket_timeout=5, socket_connect_timeout=5,
-            health_check_interval=REDIS_HEALTH_CHECK, socket_keepalive=True,
-            socket_keepalive_options=KEEPALIVE, retry_on_timeout=True),
+        limiter = RedisLimiter(redis.Redis.from_url(url, **REDIS_CLIENT_OPTIONS),
                                settings.rate_limits)
     return Throttle(limiter, settings.rate_limit_output_estimate)

@@ -21,7 +21,13 @@ from celery.canvas import Signature
 
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain import dag
-from orchestrator.domain.constants import PLAN_PRIORITY, AgentType, ProjectStatus, TaskStatus
+from orchestrator.domain.constants import (
+    PLAN_PRIORITY,
+    REDIS_CLIENT_OPTIONS,
+    AgentType,
+    ProjectStatus,
+    TaskStatus,
+)
 from orchestrator.domain.lifecycle import HELD, NOT_STARTED
 from orchestrator.domain.models import TaskRecord
 from orchestrator.services import warmup
@@ -59,8 +65,7 @@ def broker_epoch(rt: Runtime) -> str:
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = redis.Redis.from_url(
-                url, socket_timeout=5, socket_connect_timeout=5)
+            client = _clients[key] = redis.Redis.from_url(url, **REDIS_CLIENT_OPTIONS)
     assert isinstance(client, redis.Redis)
     mine = str(uuid.uuid4())
     previous = client.set(EPOCH_KEY, mine, nx=True, get=True)
