@@ -90,6 +90,17 @@ class LeaseKeeper:
             except Exception:  # never let one bad renewal stop the thread
                 log.exception("renewing the lease of %s failed", claim)
 
+    def _taken_over(self, claim: Holder) -> bool:
+        """Whether a newer attempt holds the claim's task or project (a renewal is refused
+        too when this attempt has just finished it, between its last write and its release)."""
+        store = self.scheduler.store
+        try:
+            attempts = (store.task(claim.task_id).attempts if isinstance(claim, Claim)
+                        else store.project(claim.project_id, usage=False).attempts)
+        except AgencyError:
+            return True  # cannot tell: say what the refusal most likely means
+        return attempts > claim.attempt
+
     def _renew(self, key: int, claim: Holder) -> None:
         renew: Callable[[], bool] = (
             (lambda: self.scheduler.renew_task(claim, self.until()))
@@ -99,7 +110,7 @@ class LeaseKeeper:
             if not renew():
                 with self._lock:
                     held = self._held.pop(key, None) is not None
-                if held:  # not an attempt that just ended on its own
+                if held and self._taken_over(claim):  # not an attempt that just ended
                     log.warning("lease lost: %s (a newer attempt took over)", claim)
         except AgencyError as exc:  # the store is unreachable: try again at the next tick
             log.warning("could not renew the lease of %s: %s", claim, exc)

@@ -154,3 +154,25 @@ def test_a_429s_retry_after_holds_the_next_call_back_that_long() -> None:
     limiter.block(REQUEST.model, 12.5)
     assert limited.admit(REQUEST).waited == pytest.approx(12.5)
     assert limited.admit(REQUEST).waited == 0.0
+
+
+def test_lease_lost_is_said_only_when_a_newer_attempt_holds_the_task(
+        agency: Agency, caplog: pytest.LogCaptureFixture) -> None:
+    """A renewal refused because this attempt just finished its task (between its last write
+    and letting go of the lease) is not a lost lease; one refused because a newer attempt
+    claimed the task is."""
+    from orchestrator.state.claims import Claim
+    from orchestrator.state.leases import LeaseKeeper
+
+    project_id = agency.submit(plan=ODD, project_type="website")
+    assert agency.wait(project_id).status is ProjectStatus.COMPLETED
+    done = agency.rt.store.tasks(project_id)[0]
+    keeper = LeaseKeeper(agency.rt.scheduler, 20, clock=FakeClock())
+    with caplog.at_level("INFO", logger="orchestrator.state.leases"), \
+            keeper.hold(Claim(project_id, done.id, done.attempts)):
+        keeper.renew()
+    assert "lease lost" not in caplog.text
+    with caplog.at_level("INFO", logger="orchestrator.state.leases"), \
+            keeper.hold(Claim(project_id, done.id, done.attempts - 1)):
+        keeper.renew()
+    assert "lease lost" in caplog.text and "a newer attempt took over" in caplog.text
