@@ -135,7 +135,7 @@ def test_a_reviewer_killed_mid_review_leaves_the_agents_work_alone(
 
     def reviewing() -> bool:
         return any(schema(r["body"]) == "Verdict" for r in c.fake.requests[since:])
-    c.fake.faults.slow_schemas = {"Verdict": 3.0}
+    c.fake.faults.slow_schemas = {"Verdict": 15.0}  # killed long before it answers
     wait_until(reviewing, "the review at the model", 60, every=0.05)
     task = c.status(project_id)["tasks"][0]  # type: ignore[index]
     assert task["status"] == "review", task
