@@ -18,6 +18,7 @@ class DelayProxy:
     def __init__(self, host: str, port: int, rtt: float = 0.0) -> None:
         self.host, self.target, self.rtt = host, port, rtt
         self.port = 0
+        self.sent = 0  # chunks from the clients to the service (about one per request)
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
         threading.Thread(target=self._serve, args=(ready,), daemon=True,
@@ -39,9 +40,11 @@ class DelayProxy:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(self._pipe(reader, up_writer, True),
+                             self._pipe(up_reader, writer, False))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    upstream: bool) -> None:
         """Copy one direction, each chunk delivered half a round trip after it arrived, in
         order (a queue per direction: a later chunk never overtakes an earlier one)."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -60,6 +63,7 @@ class DelayProxy:
         sender = asyncio.ensure_future(deliver())
         try:
             while chunk := await reader.read(65536):
+                self.sent += upstream
                 queue.put_nowait((time.monotonic() + self.rtt / 2, chunk))
         except OSError:
             pass

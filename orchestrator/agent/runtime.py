@@ -155,11 +155,14 @@ class ProjectMeter:
 
     def admit(self) -> None:
         store = self.rt.store
+        claim, cap = self.claim, self.rt.settings.max_model_calls
+        if claim is not None and self.rt.durably(
+                "call admission", lambda: self.rt.scheduler.admit_call(claim, cap)):
+            return  # the usual case: budget and cap checked, and the call counted, at once
         if not self.rt.durably("budget check", lambda: store.within_budget(self.project_id)):
             project = store.project(self.project_id)
             raise BudgetExhausted(f"token budget spent: {project.tokens_used} of "
                                   f"{project.budget_tokens} tokens used")
-        claim, cap = self.claim, self.rt.settings.max_model_calls
         if claim is not None and not self.rt.durably(
                 "call count", lambda: self.rt.scheduler.count_call(claim, cap)):
             raise CallCapReached(f"the task made its {cap} model calls "

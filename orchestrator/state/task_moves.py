@@ -91,6 +91,14 @@ class TaskMoves(ProjectMoves):
             "id": claim.task_id, "attempt": claim.attempt, "held": HELD,
             "lease_until": lease_until}) is not None
 
+    def admit_call(self, claim: Claim, cap: int) -> bool:
+        """Count one model call of this attempt if the project's budget has room and the
+        task's cap is not reached (one statement); False when either stops it (the caller
+        asks which)."""
+        return self.store.db.fetch_one("admit_model_call", {
+            "id": claim.task_id, "attempt": claim.attempt, "held": HELD, "cap": cap,
+            "project_id": claim.project_id}) is not None
+
     def count_call(self, claim: Claim, cap: int) -> bool:
         """Count one model call of this attempt; False when the task's cap is reached."""
         params = {"id": claim.task_id, "attempt": claim.attempt, "held": HELD}

@@ -245,6 +245,15 @@ UPDATE tasks SET model_calls = model_calls + 1
 WHERE id = :id AND attempts = :attempt AND status = ANY(:held) AND model_calls < :cap
 RETURNING model_calls
 
+-- name: admit_model_call
+-- count_model_call and within_budget in one statement (one round trip per model call): the
+-- call is counted only while the project's budget has room and the task's cap is not reached.
+UPDATE tasks SET model_calls = model_calls + 1
+WHERE id = :id AND attempts = :attempt AND status = ANY(:held) AND model_calls < :cap
+  AND EXISTS (SELECT 1 FROM projects WHERE id = :project_id
+              AND (budget_tokens IS NULL OR tokens_used < budget_tokens))
+RETURNING model_calls
+
 -- name: holds_task
 SELECT model_calls FROM tasks WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
 
