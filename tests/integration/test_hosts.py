@@ -46,17 +46,31 @@ class Cluster:
                    alive=lambda: None if proc.poll() is None else logged(log)[-2000:])
         return log
 
-    def run(self, request: str) -> dict[str, object]:
-        done = subprocess.run([*AGENCY, "run", request], cwd=self.home, env=self.env,
-                              capture_output=True, text=True, timeout=240, check=False)
-        assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
-        project_id = re.search(r"Project (\S+) completed", done.stdout)
-        assert project_id, done.stdout
+    def submit(self, request: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([*AGENCY, "run", request], cwd=self.home, env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def finish(self, running: subprocess.Popen[str]) -> dict[str, object]:
+        out, err = running.communicate(timeout=300)
+        assert running.returncode == 0, out[-1500:] + err[-1500:]
+        project_id = re.search(r"Project (\S+) completed", out)
+        assert project_id, out
         shown = subprocess.run([*AGENCY, "status", project_id[1], "--json"], cwd=self.home,
                                env=self.env, capture_output=True, text=True, timeout=60,
                                check=True)
         found: dict[str, object] = json.loads(shown.stdout)
         return found
+
+    def run(self, request: str) -> dict[str, object]:
+        return self.finish(self.submit(request))
+
+    def in_progress_on(self, host: str) -> bool:
+        import psycopg
+
+        with psycopg.connect(self.env["AGENCY_DATABASE_URL"], connect_timeout=5) as conn:
+            rows = conn.execute(
+                "SELECT worker FROM tasks WHERE status = 'in_progress'").fetchall()
+        return any(str(worker).endswith(f"@{host}") for (worker,) in rows)
 
     def stop(self) -> None:
         for proc, _, out in self.fleets.values():
@@ -67,7 +81,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    settings = getattr(request, "param", {})
     with Bridge() as net:
         redis = PrivateRedis(tmp_path, host=net.address)
         redis.start()
@@ -75,7 +90,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         try:
             pg.start()
             env = agency_env(tmp_path, AGENCY_BROKER_URL=redis.url,
-                             AGENCY_DATABASE_URL=pg.create_database("agency"))
+                             AGENCY_DATABASE_URL=pg.create_database("agency"), **settings)
             top = Cluster(net, tmp_path, env)
             try:
                 yield top
@@ -122,3 +137,51 @@ def test_two_hosts_share_the_work(cluster: Cluster) -> None:
     assert hosts == {"host-a", "host-b"}, workers
     for name, log in logs.items():
         assert not [line for line in logged(log).splitlines() if BAD.search(line)], name
+
+
+SHORT_LEASES = {"AGENCY_LEASE_SECONDS": "4", "AGENCY_RECONCILE_INTERVAL": "1",
+                "AGENCY_OFFLINE_LATENCY": "0.5"}
+
+
+@pytest.mark.parametrize("cluster", [SHORT_LEASES], indirect=True)
+def test_a_host_cut_past_its_lease_loses_its_work_and_rejoins(cluster: Cluster) -> None:
+    """Host a is cut off while it runs tasks, for longer than a lease: host b runs them again
+    and the project completes; back on the network, host a takes work and fails none."""
+    a, b = cluster.net.host("a"), cluster.net.host("b")
+    log_a = cluster.start_fleet(a, "host-a")
+    cluster.start_fleet(b, "host-b")
+    running = cluster.submit("Build a website for a bakery")
+    wait_until(lambda: cluster.in_progress_on("host-a"), "a task running on host a", 120,
+               every=0.1)
+    a.cut()
+    time.sleep(12)  # three leases
+    a.heal()
+    project = cluster.finish(running)
+    tasks = project["tasks"]
+    assert isinstance(tasks, list)
+    assert all(t["status"] == "completed" for t in tasks), tasks
+    assert any(t["attempts"] > 1 for t in tasks), "no task was taken from the cut host"
+    mark = len(logged(log_a))
+    workers: set[str] = set()
+    for _ in range(2):
+        again = cluster.run("Build a website for a bakery")
+        more = again["tasks"]
+        assert isinstance(more, list)
+        assert all(t["status"] == "completed" and t["attempts"] == 1 for t in more), more
+        workers |= {str(t["worker"]) for t in more}
+    assert any(w.endswith("@host-a") for w in workers), workers  # it rejoined
+    bad = [line for line in logged(log_a)[mark:].splitlines() if BAD.search(line)]
+    assert not bad, "\n".join(bad[:20])
+
+
+@pytest.mark.parametrize("cluster", [{"AGENCY_OFFLINE_LATENCY": "0.5"}], indirect=True)
+def test_a_host_added_mid_project_takes_work(cluster: Cluster) -> None:
+    cluster.start_fleet(cluster.net.host("a"), "host-a")
+    running = cluster.submit("Build a website for a bakery")
+    wait_until(lambda: cluster.in_progress_on("host-a"), "a task running on host a", 120,
+               every=0.1)
+    cluster.start_fleet(cluster.net.host("b"), "host-b")
+    project = cluster.finish(running)
+    tasks = project["tasks"]
+    assert isinstance(tasks, list)
+    assert any(str(t["worker"]).endswith("@host-b") for t in tasks), tasks
