@@ -18,7 +18,7 @@ from typing import IO
 
 import pytest
 
-from orchestrator.domain.constants import ALL_QUEUES
+from orchestrator.domain.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE
 from tests.conftest import AGENCY, REPO, agency_env
 from tests.netns import Bridge, Host, logged
 from tests.services import PrivatePostgres, PrivateRedis, wait_until
@@ -35,13 +35,13 @@ class Cluster:
     fleets: dict[str, tuple[subprocess.Popen[bytes], Path, IO[bytes]]] = field(
         default_factory=dict)
 
-    def start_fleet(self, host: Host, name: str) -> Path:
+    def start_fleet(self, host: Host, name: str, queues: tuple[str, ...] = ALL_QUEUES) -> Path:
         log = self.home / f"{name}.log"
         out = log.open("wb")
-        proc = host.popen([sys.executable, "-m", "workers", "fleet", "-n", name, "-l", "INFO"],
-                          out, env=self.env, cwd=REPO)
+        proc = host.popen([sys.executable, "-m", "workers", "fleet", "-n", name, "-l", "INFO",
+                           "--queues", ",".join(queues)], out, env=self.env, cwd=REPO)
         self.fleets[name] = (proc, log, out)
-        wait_until(lambda: all(f"{q}@{name} ready" in logged(log) for q in ALL_QUEUES),
+        wait_until(lambda: all(f"{q}@{name} ready" in logged(log) for q in queues),
                    f"the fleet of {name} ready", 120, every=0.5,
                    alive=lambda: None if proc.poll() is None else logged(log)[-2000:])
         return log
@@ -185,3 +185,30 @@ def test_a_host_added_mid_project_takes_work(cluster: Cluster) -> None:
     tasks = project["tasks"]
     assert isinstance(tasks, list)
     assert any(str(t["worker"]).endswith("@host-b") for t in tasks), tasks
+
+
+@pytest.mark.parametrize("cluster", [SHORT_LEASES], indirect=True)
+def test_the_orchestrators_host_cut_and_healed(cluster: Cluster) -> None:
+    """The host of the orchestrator queue (planning, reviews of plans, integration, the
+    reconciler) is cut off mid-project for three leases: the agents' host goes on with what
+    it can, and once healed the project completes with no error on either host."""
+    a, b = cluster.net.host("a"), cluster.net.host("b")
+    log_a = cluster.start_fleet(a, "host-a", (ORCHESTRATOR_QUEUE,))
+    agents = tuple(q for q in ALL_QUEUES if q != ORCHESTRATOR_QUEUE)
+    log_b = cluster.start_fleet(b, "host-b", agents)
+    running = cluster.submit("Build a website for a bakery")
+    wait_until(lambda: cluster.in_progress_on("host-b"), "an agent's task on host b", 120,
+               every=0.1)
+    mark = {log: len(logged(log)) for log in (log_a, log_b)}
+    a.cut()
+    time.sleep(12)
+    a.heal()
+    project = cluster.finish(running)
+    tasks = project["tasks"]
+    assert isinstance(tasks, list)
+    assert all(t["status"] == "completed" for t in tasks), tasks
+    assert project["status"] == "completed"
+    for log, since in mark.items():
+        bad = [line for line in logged(log)[since:].splitlines()
+               if re.search(r"ERROR|CRITICAL|Traceback", line)]
+        assert not bad, f"{log.name}:\n" + "\n".join(bad[:20])
