@@ -11,6 +11,7 @@ from orchestrator.domain.constants import (
     KEEPALIVE,
     ORCHESTRATOR_QUEUE,
     REDIS_HEALTH_CHECK,
+    REDIS_SOCKET_TIMEOUT,
 )
 from orchestrator.domain.settings import get_settings
 
@@ -59,12 +60,15 @@ worker_cancel_long_running_tasks_on_connection_loss = False
 # publishers', the result backend's, the rate limit's) is health-checked: one idle longer than
 # REDIS_HEALTH_CHECK seconds is PINGed before it is used, and a failed PING reconnects and
 # retries at once (redis-py), so the command runs on a fresh connection. TCP keepalive finds a
-# dead peer of an idle connection within 10 + 3 x 5 s even when nothing is sent; a timeout on a
-# read is retried once on a new connection.
+# dead peer of an idle connection within 10 + 3 x 5 s even when nothing is sent (the result
+# backend: redis-py's 30 + 3 x 5 s); a timeout on a read is retried once on a new connection.
 broker_transport_options: dict[str, Any] = {
     "visibility_timeout": _settings.visibility_timeout,
     "health_check_interval": REDIS_HEALTH_CHECK, "socket_keepalive": True,
-    "socket_keepalive_options": KEEPALIVE, "retry_on_timeout": True}
+    "socket_keepalive_options": KEEPALIVE, "retry_on_timeout": True,
+    # Without timeouts a command on a half-open connection (a PING, a publish) waits for the
+    # kernel to give up, minutes: these make it fail over to a fresh connection instead.
+    "socket_timeout": REDIS_SOCKET_TIMEOUT, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT}
 if _settings.embedded:
     # The in-memory transport polls; its default of one second would idle between steps.
     broker_transport_options["polling_interval"] = 0.02
@@ -77,8 +81,9 @@ task_publish_retry_policy = _OUTAGE_RETRY
 result_backend_transport_options: dict[str, Any] = {
     "visibility_timeout": _settings.visibility_timeout, "retry_policy": _OUTAGE_RETRY}
 redis_backend_health_check_interval = REDIS_HEALTH_CHECK
-redis_socket_keepalive = True
+redis_socket_keepalive = True  # (with redis-py's own keepalive timings: Celery takes no options)
 redis_retry_on_timeout = True
+redis_socket_connect_timeout = REDIS_SOCKET_TIMEOUT
 result_expires = 7 * 24 * 3600
 
 # Flower reads events; tasks report progress through them.
@@ -93,6 +98,6 @@ task_track_started = False
 # (AGENCY_CONCURRENCY, applied when a worker starts; see workers/base.py).
 worker_pool = "threads"
 broker_connection_retry_on_startup = True
-# Never give up on the broker: Celery's 100 retries (2 s growing to 30 s apart) end in about 46
-# minutes with the worker exiting, and under honcho one exit stops every worker.
+# Never give up on the broker: Celery's 100 retries would end with the worker exiting, and
+# under honcho one exit stops every worker (attempts are 1 s apart: celery_app.BrokerConnection).
 broker_connection_max_retries = None

@@ -11,7 +11,7 @@ The Procfile, docker-compose.yml and deploy/kubernetes start workers this way; `
 workers.app worker` still works the same, only heavier. `--detach` is not supported (every
 supervisor here keeps its workers in the foreground).
 
-    python -m workers fleet [--queues q1,q2,...]
+    python -m workers fleet [--queues q1,q2,...] [-n HOST]
 
 starts every queue's worker of this machine as forked children of one process, which share the
 imported code (workers/fleet.py).

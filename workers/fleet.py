@@ -1,20 +1,19 @@
 """Every worker pool of one machine as forked children of one process.
 
-    python -m workers fleet [--queues q1,q2,...] [-l INFO]
+    python -m workers fleet [--queues q1,q2,...] [-n HOST] [-l INFO]
 
-starts one worker per queue (all eleven by default), each exactly what
-`python -m workers -Q <queue> -n <queue>@%h` starts: its own process, node name, thread pool and
-concurrency (AGENCY_CONCURRENCY). The parent imports the worker code once (Celery, kombu, the
-Redis and PostgreSQL clients, pydantic, the agents, and the configured model provider's plugin:
-the anthropic SDK or the offline model), freezes it out of the garbage collector's reach, and
-forks: the children share those pages instead of each holding a copy, so the pools of one
-machine take about half the memory of eleven separate processes (docs/benchmarks.md). The
-parent holds no connection and no thread. It starts a pool that dies again (a second later;
-15 s later once it died three times within a minute), stops every pool and exits 2 when a
-worker refuses its options, and on SIGTERM or SIGINT sends every pool SIGTERM and waits for
-them (Celery's warm shutdown: running tasks finish). A pool gets SIGTERM too when the fleet's
-process dies, however it died.
-"""
+starts one worker per queue (all eleven by default), each exactly what `python -m workers -Q
+<queue> -n <queue>@%h` starts (`<queue>@HOST` with `-n HOST`): its own process, node name,
+thread pool and concurrency (AGENCY_CONCURRENCY). The parent imports the worker code once
+(Celery, kombu, the Redis and PostgreSQL clients, pydantic, the agents, and the configured model
+provider's plugin: the anthropic SDK or the offline model), freezes it out of the garbage
+collector's reach, and forks: the children share those pages instead of each holding a copy, so
+the pools of one machine take about half the memory of eleven separate processes
+(docs/benchmarks.md). The parent holds no connection and no thread. It starts a pool that dies
+again (a second later; 15 s later once it died three times within a minute), stops every pool
+and exits 2 when a worker refuses its options, and on SIGTERM or SIGINT sends every pool SIGTERM
+and waits for them (Celery's warm shutdown: running tasks finish). A pool gets SIGTERM too when
+the fleet's process dies, however it died. """
 
 from __future__ import annotations
 

@@ -149,9 +149,20 @@ MAX_PLAN_TASKS = 60
 # TCP keepalive (idle seconds, probe interval, probes) finds a dead peer of an idle one.
 REDIS_HEALTH_CHECK = 10
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
+SEND_TIMEOUT_MS = 20_000  # TCP_USER_TIMEOUT: data unacknowledged this long fails the connection
 KEEPALIVE = {socket.TCP_KEEPIDLE: KEEPALIVE_IDLE, socket.TCP_KEEPINTVL: KEEPALIVE_INTERVAL,
-             socket.TCP_KEEPCNT: KEEPALIVE_COUNT}
+             socket.TCP_KEEPCNT: KEEPALIVE_COUNT, socket.TCP_USER_TIMEOUT: SEND_TIMEOUT_MS}
+REDIS_SOCKET_TIMEOUT = 5  # seconds: a Redis command (or connect) that takes longer fails over
 # Every Redis client of our own (the broker epoch, the rate limit) is made with these.
-REDIS_CLIENT_OPTIONS = {"socket_timeout": 5, "socket_connect_timeout": 5,
+REDIS_CLIENT_OPTIONS = {"socket_timeout": REDIS_SOCKET_TIMEOUT,
+                        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
                         "health_check_interval": REDIS_HEALTH_CHECK, "socket_keepalive": True,
                         "socket_keepalive_options": KEEPALIVE, "retry_on_timeout": True}
+
+
+def redis_client_options(url: str) -> dict[str, object]:
+    """REDIS_CLIENT_OPTIONS for `url`; a unix socket takes no TCP options."""
+    if url.startswith("unix://"):
+        return {k: v for k, v in REDIS_CLIENT_OPTIONS.items()
+                if k not in ("socket_keepalive", "socket_keepalive_options")}
+    return REDIS_CLIENT_OPTIONS

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from orchestrator.domain.constants import REDIS_CLIENT_OPTIONS, Dimension, LLMKind
+from orchestrator.domain.constants import Dimension, LLMKind, redis_client_options
 from orchestrator.domain.errors import TransientModelError
 from orchestrator.domain.models import Tokens
 from orchestrator.domain.pricing import longest_prefix
@@ -356,6 +356,6 @@ def make_throttle(settings: Settings) -> Throttle | None:
     else:
         import redis
 
-        limiter = RedisLimiter(redis.Redis.from_url(url, **REDIS_CLIENT_OPTIONS),
+        limiter = RedisLimiter(redis.Redis.from_url(url, **redis_client_options(url)),
                                settings.rate_limits)
     return Throttle(limiter, settings.rate_limit_output_estimate)

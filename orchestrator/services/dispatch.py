@@ -23,10 +23,10 @@ from orchestrator.agent.runtime import Runtime
 from orchestrator.domain import dag
 from orchestrator.domain.constants import (
     PLAN_PRIORITY,
-    REDIS_CLIENT_OPTIONS,
     AgentType,
     ProjectStatus,
     TaskStatus,
+    redis_client_options,
 )
 from orchestrator.domain.lifecycle import HELD, NOT_STARTED
 from orchestrator.domain.models import TaskRecord
@@ -65,7 +65,7 @@ def broker_epoch(rt: Runtime) -> str:
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = redis.Redis.from_url(url, **REDIS_CLIENT_OPTIONS)
+            client = _clients[key] = redis.Redis.from_url(url, **redis_client_options(url))
     assert isinstance(client, redis.Redis)
     mine = str(uuid.uuid4())
     previous = client.set(EPOCH_KEY, mine, nx=True, get=True)

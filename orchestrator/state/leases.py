@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from orchestrator.domain.constants import TaskStatus
 from orchestrator.domain.errors import AgencyError
 from orchestrator.state.store import now
 from orchestrator.state.transitions import Claim, ProjectClaim, Scheduler
@@ -91,15 +92,17 @@ class LeaseKeeper:
                 log.exception("renewing the lease of %s failed", claim)
 
     def _taken_over(self, claim: Holder) -> bool:
-        """Whether a newer attempt holds the claim's task or project (a renewal is refused
-        too when this attempt has just finished it, between its last write and its release)."""
+        """Whether the claim is really lost: a newer attempt holds its task or project, or
+        (a task) its lease expired and it is back in the queue. A renewal is refused too when
+        this attempt has just finished its work, between its last write and its release."""
         store = self.scheduler.store
         try:
-            attempts = (store.task(claim.task_id).attempts if isinstance(claim, Claim)
-                        else store.project(claim.project_id, usage=False).attempts)
-        except AgencyError:
-            return True  # cannot tell: say what the refusal most likely means
-        return attempts > claim.attempt
+            if isinstance(claim, Claim):
+                task = store.task(claim.task_id)
+                return task.attempts > claim.attempt or task.status is TaskStatus.PENDING
+            return store.project(claim.project_id, usage=False).attempts > claim.attempt
+        except Exception:  # cannot tell (the store away, a row it cannot read): say it
+            return True
 
     def _renew(self, key: int, claim: Holder) -> None:
         renew: Callable[[], bool] = (
@@ -111,6 +114,7 @@ class LeaseKeeper:
                 with self._lock:
                     held = self._held.pop(key, None) is not None
                 if held and self._taken_over(claim):  # not an attempt that just ended
-                    log.warning("lease lost: %s (a newer attempt took over)", claim)
+                    log.warning("lease lost: %s (a newer attempt took over, or its lease "
+                                "expired and it went back to the queue)", claim)
         except AgencyError as exc:  # the store is unreachable: try again at the next tick
             log.warning("could not renew the lease of %s: %s", claim, exc)

@@ -15,7 +15,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from orchestrator.domain.constants import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL
+from orchestrator.domain.constants import (
+    KEEPALIVE_COUNT,
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
+    SEND_TIMEOUT_MS,
+)
 from orchestrator.domain.errors import IllegalMove, StoreError, StoreUnavailable
 from orchestrator.state.connector import Params, Row, apply_migrations, queries
 
@@ -149,7 +154,8 @@ class PostgresConnector:
                         # waiting on an unacknowledged send gives up after 20 s.
                         "keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE,
                         "keepalives_interval": KEEPALIVE_INTERVAL,
-                        "keepalives_count": KEEPALIVE_COUNT, "tcp_user_timeout": 20_000},
+                        "keepalives_count": KEEPALIVE_COUNT,
+                        "tcp_user_timeout": SEND_TIMEOUT_MS},
             )
             self._pool.wait(timeout=10)
         except (psycopg.Error, Exception) as exc:

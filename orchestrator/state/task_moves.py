@@ -221,12 +221,6 @@ class TaskMoves(ProjectMoves):
     def hold_as(self, claim: Claim, to: TaskStatus, detail: str | None = None) -> None:
         """The attempt moves its task between in_progress and review; Stale if fenced out."""
         _require(to, _HOLDS, "move")
-        if self.store.db.dialect == "postgresql":  # the move and its event in one statement
-            if self.store.db.fetch_one("move_held_task_noted", {
-                    "id": claim.task_id, "attempt": claim.attempt, "held": HELD,
-                    "to_status": to.value, "detail": detail, "now": now()}) is None:
-                raise self._stale(claim)
-            return
         with self.store.db.transaction() as tx:
             if tx.fetch_one("move_held_task", {"id": claim.task_id, "attempt": claim.attempt,
                                                "held": HELD, "to_status": to.value}) is None:

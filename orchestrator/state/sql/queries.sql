@@ -453,19 +453,6 @@ UPDATE tasks SET status = :to_status
 WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
 RETURNING project_id
 
--- name: move_held_task_noted
--- PostgreSQL only: move_held_task and its `task` event in one statement (one round trip).
-WITH moved AS (
-    UPDATE tasks SET status = :to_status
-    WHERE id = :id AND attempts = :attempt AND status = ANY(:held)
-    RETURNING project_id),
-noted AS (
-    INSERT INTO events (project_id, task_id, kind, from_status, to_status, detail, at)
-    SELECT project_id, CAST(:id AS text), 'task', NULL, CAST(:to_status AS text),
-           CAST(:detail AS text), :now
-    FROM moved)
-SELECT project_id FROM moved
-
 -- name: insert_review
 -- Fenced: the verdict of an attempt that no longer holds its task is not recorded.
 INSERT INTO reviews (project_id, task_id, attempt, round, reviewer, verdict, notes, summary, at,
