@@ -35,6 +35,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -94,12 +95,21 @@ def embedded_runs(names: list[str], runs: int, env: dict[str, str]) -> dict[str,
     return found
 
 
-def production_runs(names: list[str], runs: int, env: dict[str, str]) -> dict[str, list[Any]]:
+def production_runs(names: list[str], runs: int, env: dict[str, str],
+                    rtt: float = 0.0) -> dict[str, list[Any]]:
     from bench.load_run import ensure_database, start_fleet, wait_for_workers
 
     env.setdefault("AGENCY_BROKER_URL", "redis://127.0.0.1:6379/5")
     env.setdefault("AGENCY_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/agency_bench")
     ensure_database(env["AGENCY_DATABASE_URL"])
+    if rtt:  # every worker and this process reach the services through a delay line
+        from bench.delay_proxy import DelayProxy
+        from bench.round_trips import through
+
+        for key, port in (("AGENCY_BROKER_URL", 6379), ("AGENCY_DATABASE_URL", 5432)):
+            at = urlsplit(env[key])
+            env[key] = through(env[key], DelayProxy(at.hostname or "127.0.0.1",
+                                                    at.port or port, rtt=rtt))
     home = Path(tempfile.mkdtemp(prefix="agency-makespan-"))
     env.update({"AGENCY_HOME": str(home), "AGENCY_OUTPUT_DIR": str(home / "out")})
     os.environ.update(env)
@@ -147,6 +157,9 @@ def main() -> None:
                         help="each task's calls take the latency times a factor within "
                              "1 +- spread, fixed per task (AGENCY_OFFLINE_LATENCY_SPREAD)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rtt", type=float, default=0.0,
+                        help="production: reach Redis and PostgreSQL through TCP delay "
+                             "proxies of this round-trip time, seconds (bench/delay_proxy.py)")
     parser.add_argument("--shape", action="append", choices=sorted(shapes.SHAPES),
                         help="run only these shapes (repeatable)")
     parser.add_argument("--json", default=str(REPO / "bench/results/makespan.json"))
@@ -160,9 +173,10 @@ def main() -> None:
         env["AGENCY_EMBEDDED_CONCURRENCY"] = "16"
         found = embedded_runs(names, args.runs, env)
     else:
-        found = production_runs(names, args.runs, env)
+        found = production_runs(names, args.runs, env, args.rtt)
 
     print(f"{args.mode}, every model call {args.latency} s"
+          + (f", {args.rtt * 1000:.1f} ms round trip to the services" if args.rtt else "")
           + (f" x 1 +- {args.spread} per task" if args.spread else "")
           + f", median of {args.runs} runs")
     head = (f"{'shape':<15}{'tasks':>6}{'bound s':>9}{'makespan s':>12}{'ratio':>7}"

@@ -80,6 +80,7 @@ def random_dag(size: int, seed: int) -> Deps:
 SHAPES: dict[str, Deps] = {
     "chain-8": chain(8),
     "fan-out-in-16": fan_out_in(16),
+    "fan-out-in-24": fan_out_in(24),  # 26 tasks: issue 20's plan across hosts
     "diamonds-3": diamonds(3),
     "n-shapes-3": n_shapes(3),
     "nested-3": nested(3),
