@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import weakref
@@ -81,8 +82,31 @@ def _check(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
+POOL_TIMEOUT = 5.0  # seconds a caller waits for a connection before StoreUnavailable
+# The pool tries to make a connection for this long (at 0, 1, 3 and 5 s), then gives up; the
+# next caller that finds the pool short starts a new try at once. A server that comes back is
+# used within a second or two, not after a backoff that doubled through the outage (up to
+# reconnect_timeout: this was an hour).
+RECONNECT_SECONDS = POOL_TIMEOUT
+# The server drops a session whose client stopped answering (a host cut off from the
+# network) after these, and with it the session's locks: the reconciler's advisory lock, the
+# row locks of a transaction that was open. Without them it keeps it for hours (the server's
+# TCP keepalive defaults), and no other machine's reconciler could run a pass meanwhile.
+SERVER_KEEPALIVE = (f"-c tcp_keepalives_idle={KEEPALIVE_IDLE} "
+                    f"-c tcp_keepalives_interval={KEEPALIVE_INTERVAL} "
+                    f"-c tcp_keepalives_count={KEEPALIVE_COUNT} "
+                    f"-c tcp_user_timeout={SEND_TIMEOUT_MS}")
+
+
 def _mark_returned(conn: psycopg.Connection[Any]) -> None:
     _returned[conn] = time.monotonic()
+
+
+def _with_server_keepalive(url: str) -> str:
+    """SERVER_KEEPALIVE, then the URL's own `options` (else PGOPTIONS's, which an explicit
+    `options` would hide): those stay, and a keepalive of their own wins (it comes later)."""
+    own = str(conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS", ""))
+    return f"{SERVER_KEEPALIVE} {own}".strip()
 
 
 MAINTENANCE_DB = "postgres"  # the database `createdb` connects to in order to create one
@@ -146,42 +170,65 @@ class PostgresConnector:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from exc
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                url, min_size=1, max_size=max_size, open=True, timeout=5,
-                # A restarted database costs a reconnect, not a failure (see `_check`).
-                check=_check, reset=_mark_returned, reconnect_timeout=3600,
+                url, min_size=1, max_size=max_size, open=True, timeout=POOL_TIMEOUT,
+                # Connections are checked as they are taken (`_connection`), not by the pool.
+                reset=_mark_returned, reconnect_timeout=RECONNECT_SECONDS,
                 kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5,
                         # A dead peer of an idle connection is found by keepalive; one
                         # waiting on an unacknowledged send gives up after 20 s.
                         "keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE,
                         "keepalives_interval": KEEPALIVE_INTERVAL,
                         "keepalives_count": KEEPALIVE_COUNT,
-                        "tcp_user_timeout": SEND_TIMEOUT_MS},
+                        "tcp_user_timeout": SEND_TIMEOUT_MS,
+                        "options": _with_server_keepalive(url)},
             )
             self._pool.wait(timeout=10)
         except (psycopg.Error, Exception) as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
 
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of the pool, checked (`_check`) before it is handed out, as
+        `ConnectionPool.connection()` with `check=` would, except that a dead one is swapped
+        for the next at once: the pool's own loop sleeps 1 s, then 2 s, ... between two dead
+        connections, which after a partition cost every process seconds on its first query
+        (four dead connections each). Each dead one goes back broken, and the pool replaces it.
+        """
+        deadline = time.monotonic() + POOL_TIMEOUT
+        while True:
+            conn = self._pool.getconn(timeout=max(deadline - time.monotonic(), 0.01))
+            try:
+                _check(conn)
+                break
+            except psycopg.Error:
+                self._pool.putconn(conn)
+        try:
+            with conn:
+                yield conn
+        finally:
+            self._pool.putconn(conn)
+
     def execute(self, query: str, params: Params) -> int:
-        with _guard(query), self._pool.connection() as conn:
+        with _guard(query), self._connection() as conn:
             return _Session(conn).execute(query, params)
 
     def fetch_one(self, query: str, params: Params) -> Row | None:
-        with _guard(query), self._pool.connection() as conn:
+        with _guard(query), self._connection() as conn:
             return _Session(conn).fetch_one(query, params)
 
     def fetch_all(self, query: str, params: Params) -> list[Row]:
-        with _guard(query), self._pool.connection() as conn:
+        with _guard(query), self._connection() as conn:
             return _Session(conn).fetch_all(query, params)
 
     @contextmanager
     def transaction(self) -> Iterator[_Session]:
-        with _guard("transaction"), self._pool.connection() as conn, conn.transaction():
+        with _guard("transaction"), self._connection() as conn, conn.transaction():
             yield _Session(conn)
 
     @contextmanager
     def exclusive(self, key: int) -> Iterator[bool]:
         """Hold a session advisory lock while the body runs; False when another holds it."""
-        with _guard("advisory lock"), self._pool.connection() as conn:
+        with _guard("advisory lock"), self._connection() as conn:
             session = _Session(conn)
             row = session.fetch_one("try_reconciler_lock", {"key": key})
             locked = bool(row and row["locked"])
@@ -194,7 +241,7 @@ class PostgresConnector:
     def migrate(self) -> list[int]:
         """Apply the migrations not applied yet, one migrator at a time across processes."""
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with self._connection() as conn, conn.transaction():
                 tx = _Session(conn)
                 tx.fetch_one("lock_migrations", {"key": _MIGRATION_LOCK})
                 return apply_migrations(tx, self.dialect,

@@ -18,12 +18,21 @@ from typing import IO
 
 import pytest
 
-from orchestrator.domain.constants import ALL_QUEUES, ORCHESTRATOR_QUEUE
+from orchestrator.domain.constants import (
+    ALL_QUEUES,
+    KEEPALIVE_INTERVAL,
+    ORCHESTRATOR_QUEUE,
+    SEND_TIMEOUT_MS,
+)
+from orchestrator.services.reconciler import RECONCILER_LOCK
 from tests.conftest import AGENCY, REPO, agency_env
 from tests.netns import Bridge, Host, logged
 from tests.services import PrivatePostgres, PrivateRedis, wait_until
 
-CUT_SECONDS = 25  # longer than a connection's health check and keepalive take to notice
+CUT_SECONDS = 60  # the issue's partition: far longer than a dead connection takes to be found
+# A session of a cut-off host is dropped by the server within this (tcp_user_timeout and the
+# keepalives the store asks the server for), and with it the session's locks.
+SERVER_DROPS = SEND_TIMEOUT_MS / 1000 + KEEPALIVE_INTERVAL
 BAD = re.compile(r"ERROR|CRITICAL|Traceback|ConnectionError|Broken pipe|could not publish")
 
 
@@ -154,7 +163,9 @@ def test_a_host_cut_past_its_lease_loses_its_work_and_rejoins(cluster: Cluster) 
     wait_until(lambda: cluster.in_progress_on("host-a"), "a task running on host a", 120,
                every=0.1)
     a.cut()
-    time.sleep(12)  # three leases
+    # Past a lease, and past the server's dropping the sessions of a (one may hold the
+    # reconciler's lock: then b's reconciler waits for that).
+    time.sleep(SERVER_DROPS + 3 * 4)
     a.heal()
     project = cluster.finish(running)
     tasks = project["tasks"]
@@ -212,3 +223,46 @@ def test_the_orchestrators_host_cut_and_healed(cluster: Cluster) -> None:
         bad = [line for line in logged(log)[since:].splitlines()
                if re.search(r"ERROR|CRITICAL|Traceback", line)]
         assert not bad, f"{log.name}:\n" + "\n".join(bad[:20])
+
+
+def test_a_cut_hosts_lock_is_freed_by_the_server(tmp_path: Path) -> None:
+    """A host cut off while its reconciler holds the pass's advisory lock: the server drops
+    that session within SERVER_DROPS, so the other machines' reconcilers go on."""
+    with Bridge() as net:
+        pg = PrivatePostgres(host=net.address)
+        try:
+            pg.start()
+            url = pg.create_database("agency")
+            holder = (
+                "import sys, time\n"
+                "from orchestrator.state.postgres import PostgresConnector\n"
+                f"with PostgresConnector({url!r}).exclusive({RECONCILER_LOCK}) as mine:\n"
+                "    print('held' if mine else 'refused', flush=True)\n"
+                "    time.sleep(600)\n")
+            host, log = net.host("a"), tmp_path / "holder.log"
+            with log.open("wb") as out:
+                proc = host.popen([sys.executable, "-c", holder], out, cwd=REPO)
+                try:
+                    wait_until(lambda: "held" in logged(log), "the lock held on host a", 60,
+                               alive=lambda: None if proc.poll() is None else logged(log))
+
+                    def free() -> bool:
+                        import psycopg
+
+                        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                            row = conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                               (RECONCILER_LOCK,)).fetchone()
+                        return bool(row and row[0])
+
+                    assert not free(), "the lock is not held"
+                    host.cut()
+                    cut = time.monotonic()
+                    wait_until(free, "the server dropping the cut host's session",
+                               SERVER_DROPS + 10, every=0.5)
+                    print(f"\nthe lock freed {time.monotonic() - cut:.1f} s after the cut")
+                finally:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=30)
+        finally:
+            pg.stop()
+            pg.remove()
