@@ -86,7 +86,7 @@ def index_output(tx: Session, project_id: str, task_id: str, index: int, title: 
 
 def _put(tx: Session, project_id: str, kind: Kind, ref: str, source: str, title: str,
          body: str) -> None:
-    tx.execute("upsert_knowledge", {
+    tx.send("upsert_knowledge", {
         "project_id": project_id, "kind": kind.value, "ref": _clean(ref),
         "source": _clean(source), "title": _clean(title),
         "body": _clean(body[:MAX_BODY_CHARS]), "now": now()})

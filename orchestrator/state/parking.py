@@ -103,7 +103,7 @@ class ParkMoves(TaskMoves):
         """The attempt's turn went into a batch: it is kept, and the task waits (in_progress,
         parked on the batch) until the poller journals the batch's answer and wakes it."""
         with self.store.db.transaction() as tx:
-            tx.execute("insert_batch_call", {
+            tx.send("insert_batch_call", {
                 "batch_id": batch_id, "custom_id": custom_id, "project_id": claim.project_id,
                 "task_id": claim.task_id, "attempt": claim.attempt, "conv": conv, "seq": seq,
                 "digest": digest, "sent": sent, "role": role, "model": model, "now": now()})
@@ -112,7 +112,7 @@ class ParkMoves(TaskMoves):
                     "to_status": T.IN_PROGRESS.value, "parked": BATCH, "draft": None,
                     "now": now()}) is None:
                 raise self._stale(claim)
-            tx.execute("set_task_activity", {"id": claim.task_id,
+            tx.send("set_task_activity", {"id": claim.task_id,
                                              "activity": f"waiting for batch {batch_id}"})
             self.store.event(tx, claim.project_id, claim.task_id, "parked", None,
                              T.IN_PROGRESS.value, f"waits for batch {batch_id}")
@@ -125,7 +125,7 @@ class ParkMoves(TaskMoves):
     def repark_question(self, claim: Claim, question_id: int) -> None:
         """A new attempt of a task whose question is still open waits for it again."""
         with self.store.db.transaction() as tx:
-            tx.execute("rebind_question", {"id": question_id, "attempt": claim.attempt})
+            tx.send("rebind_question", {"id": question_id, "attempt": claim.attempt})
             if tx.fetch_one("park_task", {
                     "id": claim.task_id, "attempt": claim.attempt, "held": HELD_STATUSES,
                     "to_status": T.NEEDS_INPUT.value, "parked": QUESTION, "draft": None,

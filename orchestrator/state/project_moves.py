@@ -178,7 +178,7 @@ class ProjectMoves:
     def save_analysis(self, claim: ProjectClaim, analysis: Analysis, budget: int) -> None:
         with self.store.db.transaction() as tx:
             self._hold_project(tx, claim)
-            tx.execute("set_project_analysis", {
+            tx.send("set_project_analysis", {
                 "id": claim.project_id, "analysis": analysis.model_dump_json(),
                 "project_type": analysis.project_type.value,
                 "complexity": analysis.complexity.value, "budget_tokens": budget, "now": now()})
@@ -189,7 +189,7 @@ class ProjectMoves:
         """Persist the plan's tasks and edges in one transaction; return task ids by index."""
         with self.store.db.transaction() as tx:
             self._hold_project(tx, claim)
-            tx.execute("set_project_plan", {"id": claim.project_id,
+            tx.send("set_project_plan", {"id": claim.project_id,
                                             "plan": plan.model_dump_json(),
                                             "project_type": project_type,
                                             "budget_tokens": budget, "now": now()})
@@ -212,8 +212,8 @@ class ProjectMoves:
                 "status": waiting.value})
             if row is None:
                 return Moved(False, found)
-            tx.execute("delete_project_edges", {"project_id": project_id})
-            tx.execute("delete_project_tasks", {"project_id": project_id})
+            tx.send("delete_project_edges", {"project_id": project_id})
+            tx.send("delete_project_tasks", {"project_id": project_id})
             knowledge.reindex_project(tx, project_id)
             self._insert_tasks(tx, project_id, plan, graph, sched)
             self.store.event(tx, project_id, None, "operator", None, None, detail)
@@ -243,12 +243,12 @@ class ProjectMoves:
             for index in range(first, len(plan.tasks)):
                 waiting = sum(1 for d in graph.deps[index]
                               if d >= first or existing[d]["status"] != T.COMPLETED.value)
-                tx.execute("insert_task", task_row(project_id, by_index[index], index, plan,
+                tx.send("insert_task", task_row(project_id, by_index[index], index, plan,
                                                    sched, critical, waiting))
                 for dep in graph.deps[index]:
-                    tx.execute("insert_edge", {"task_id": by_index[index],
+                    tx.send("insert_edge", {"task_id": by_index[index],
                                                "depends_on": by_index[dep]})
-            tx.execute("set_plan_only", {"id": project_id, "plan": plan.model_dump_json(),
+            tx.send("set_plan_only", {"id": project_id, "plan": plan.model_dump_json(),
                                          "now": now()})
             grown = tx.fetch_one("grow_budget", {"id": project_id, "tokens": extra_budget,
                                                  "now": now()}) if extra_budget else None
@@ -265,11 +265,11 @@ class ProjectMoves:
         ids = [str(uuid.uuid4()) for _ in plan.tasks]
         critical = set(sched.critical_path)
         for index in range(len(plan.tasks)):
-            tx.execute("insert_task", task_row(project_id, ids[index], index, plan, sched,
+            tx.send("insert_task", task_row(project_id, ids[index], index, plan, sched,
                                                critical, len(graph.deps[index])))
         for index, deps in enumerate(graph.deps):
             for dep in deps:
-                tx.execute("insert_edge", {"task_id": ids[index], "depends_on": ids[dep]})
+                tx.send("insert_edge", {"task_id": ids[index], "depends_on": ids[dep]})
         return ids
 
     def renew_project(self, claim: ProjectClaim, lease_until: datetime) -> bool:

@@ -66,6 +66,9 @@ class _Session:
         rows, count = self._run(query, params)  # RETURNING rows are consumed: the update ends
         return len(rows) if rows else count
 
+    def send(self, query: str, params: Params) -> None:
+        self._run(query, params)
+
     def fetch_one(self, query: str, params: Params) -> Row | None:
         rows = self.fetch_all(query, params)
         return rows[0] if rows else None

@@ -165,7 +165,7 @@ class Store:
                        plan: Plan | None = None, needs_approval: bool = False,
                        deadline: datetime | None = None, economy: bool = False) -> None:
         with self.db.transaction() as tx:
-            tx.execute("insert_project", {
+            tx.send("insert_project", {
                 "id": project_id, "request": request, "project_type": project_type,
                 "status": ProjectStatus.PENDING.value, "budget_tokens": budget,
                 "output_dir": output_dir, "now": now(),
@@ -176,7 +176,7 @@ class Store:
     @staticmethod
     def event(tx: Session, project_id: str, task_id: str | None, kind: str,
               from_status: str | None, to_status: str | None, detail: str | None) -> None:
-        tx.execute("insert_event", {
+        tx.send("insert_event", {
             "project_id": project_id, "task_id": task_id, "kind": kind,
             "from_status": from_status, "to_status": to_status, "detail": detail, "now": now()})
 
@@ -184,7 +184,7 @@ class Store:
         """Record which launch unit each task belongs to (unit id -> task ids)."""
         with self.db.transaction() as tx:
             for unit, ids in units.items():
-                tx.execute("assign_unit", {"unit": unit, "ids": ids})
+                tx.send("assign_unit", {"unit": unit, "ids": ids})
 
     def resolve_project_id(self, prefix: str) -> str:
         """A full project id from an id or a unique prefix of one (at least 4 characters)."""
@@ -298,15 +298,15 @@ class Store:
         fresh = True
         with self.db.transaction() as tx:
             if claim is None:
-                tx.execute("insert_usage", params)
+                tx.send("insert_usage", params)
             else:
                 row = tx.fetch_one("insert_attempt_usage", {
                     **params, "holder": claim.attempt, "held": held})
                 fresh = not (row and row["stale"])
             # Spent is spent: the project's total (and so its budget) counts every paid call.
-            tx.execute("add_tokens_used", {"id": project_id, "tokens": tokens.budgeted})
+            tx.send("add_tokens_used", {"id": project_id, "tokens": tokens.budgeted})
             if turn is not None and fresh:
-                tx.execute("insert_journal", {**journal, "now": params["now"],
+                tx.send("insert_journal", {**journal, "now": params["now"],
                                               "attempt": claim.attempt if claim else None})
         return fresh
 

@@ -129,7 +129,7 @@ class TaskMoves(ProjectMoves):
         """Complete a task and count down its dependents, atomically; Stale if fenced out."""
         ready: list[str] = []
         with self.store.db.transaction() as tx:
-            tx.execute("lock_project", {"id": claim.project_id, "now": now()})
+            tx.send("lock_project", {"id": claim.project_id, "now": now()})
             try:
                 row = self._finish(tx, claim, T.COMPLETED, output.model_dump_json(), None)
             except Stale:
@@ -176,7 +176,7 @@ class TaskMoves(ProjectMoves):
         When nothing else can progress, the project ends `needs_attention`.
         """
         with self.store.db.transaction() as tx:
-            tx.execute("lock_project", {"id": claim.project_id, "now": now()})
+            tx.send("lock_project", {"id": claim.project_id, "now": now()})
             row = self._finish(tx, claim, T.FAILED, None, error)
             waiting = self._wait_on(tx, claim.task_id, row)
             if waiting:
@@ -231,9 +231,9 @@ class TaskMoves(ProjectMoves):
     def set_deadlines(self, project_id: str, deadline: datetime,
                       tasks: dict[str, datetime]) -> None:
         with self.store.db.transaction() as tx:
-            tx.execute("set_project_deadline", {"id": project_id, "deadline": deadline})
+            tx.send("set_project_deadline", {"id": project_id, "deadline": deadline})
             for task_id, when in tasks.items():
-                tx.execute("set_task_deadline", {"id": task_id, "deadline": when})
+                tx.send("set_task_deadline", {"id": task_id, "deadline": when})
 
     def answer(self, task_id: str, answer: str, by: str) -> str | None:
         """A person's answer to the task's open question; its project id, or None when the
@@ -246,7 +246,7 @@ class TaskMoves(ProjectMoves):
             self.store.event(tx, row["project_id"], task_id, "operator", None, None,
                              f"answered by {by}: {answer}")
             # Its task, parked on the question, is woken: its agent's next message is due.
-            tx.execute("wake_task", {"id": task_id, "attempt": int(row["attempt"]),
+            tx.send("wake_task", {"id": task_id, "attempt": int(row["attempt"]),
                                      "held": HELD, "now": now()})
         return str(row["project_id"])
 
@@ -257,7 +257,7 @@ class TaskMoves(ProjectMoves):
         with self.store.db.transaction() as tx:
             closed = tx.fetch_one("expire_question", {"id": question_id, "now": now()})
             if closed is not None and task_id is not None:
-                tx.execute("wake_task", {"id": task_id, "attempt": attempt, "held": HELD,
+                tx.send("wake_task", {"id": task_id, "attempt": attempt, "held": HELD,
                                          "now": now()})
         return closed is not None
 
@@ -277,7 +277,7 @@ class TaskMoves(ProjectMoves):
             if row is None:
                 raise self._stale(claim)
             for path, png in (screenshots or {}).items():
-                tx.execute("upsert_screenshot", {"project_id": claim.project_id, "path": path,
+                tx.send("upsert_screenshot", {"project_id": claim.project_id, "path": path,
                                                  "task_id": claim.task_id, "png": png,
                                                  "now": now()})
             failed = sum(c.ok is False for c in checks)
@@ -340,7 +340,7 @@ class TaskMoves(ProjectMoves):
 
     def _rewait(self, tx: Session, project_id: str) -> None:
         """Blocked tasks wait on exactly the failed tasks that are still failed."""
-        tx.execute("clear_waiting_errors", {"project_id": project_id,
+        tx.send("clear_waiting_errors", {"project_id": project_id,
                                             "blocked": T.BLOCKED.value})
         for row in tx.fetch_all("failed_tasks", {"project_id": project_id,
                                                  "failed": T.FAILED.value}):
