@@ -222,6 +222,9 @@ class PostgresConnector:
         with _guard(query), self._connection() as conn:
             return _Session(conn).execute(query, params)
 
+    def send(self, query: str, params: Params) -> None:
+        self.execute(query, params)  # outside a transaction, a statement is a round trip
+
     def fetch_one(self, query: str, params: Params) -> Row | None:
         with _guard(query), self._connection() as conn:
             return _Session(conn).fetch_one(query, params)

@@ -118,6 +118,9 @@ class SQLiteConnector:
         with self._lock:
             return self._session.execute(query, params)
 
+    def send(self, query: str, params: Params) -> None:
+        self.execute(query, params)
+
     def fetch_one(self, query: str, params: Params) -> Row | None:
         with self._lock:
             return self._session.fetch_one(query, params)
