@@ -186,11 +186,11 @@ class Gate:
         self.waiting: set[str] = set()
         real = runner.work
 
-        def work(rt: Runtime, claim: Any, project: Any, task: Any, progress: Any) -> Any:
-            if task.title in self.titles and claim.attempt == 1:
-                self.waiting.add(task.title)
+        def work(rt: Runtime, claim: Any, found: Any, progress: Any) -> Any:
+            if found.task.title in self.titles and claim.attempt == 1:
+                self.waiting.add(found.task.title)
                 self.opened.wait(DEADLINE)
-            return real(rt, claim, project, task, progress)
+            return real(rt, claim, found, progress)
 
         monkeypatch.setattr(runner, "work", work)
 

@@ -31,10 +31,11 @@ from orchestrator.domain.errors import (
     TaskNotReady,
 )
 from orchestrator.domain.lifecycle import HELD, TASKS_RUN
-from orchestrator.domain.models import AgentOutput, ProjectRecord, TaskRecord, Verdict
+from orchestrator.domain.models import AgentOutput, TaskRecord, Verdict
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
 from orchestrator.state.parking import review_wait
+from orchestrator.state.store import Work
 from orchestrator.state.transitions import Claim, Completion
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,13 @@ def conversation_key(task: TaskRecord, part: str) -> str:
     return f"t/{task.id}/{task.conversation_from}/{part}"
 
 
-def claim_task(rt: Runtime, task_id: str, worker: str
-               ) -> tuple[Claim, TaskRecord, ProjectRecord] | None:
+def claim_task(rt: Runtime, task_id: str, worker: str) -> tuple[Claim, Work] | None:
     """Claim the task for an attempt (a ready task starts a new one; a woken one resumes its
-    own), with what the work needs (title, inputs and deps do not change once planned), or
-    say why not: None when it already completed (a completed task is never executed again,
-    whatever the broker redelivers)."""
-    task = rt.store.task(task_id)
-    project = rt.store.project(task.project_id, usage=False)  # the project brief shows no figures
+    own), with what the work needs, read in one round trip before the claim (title, inputs and
+    deps do not change once planned), or say why not: None when it already completed (a
+    completed task is never executed again, whatever the broker redelivers)."""
+    found = rt.store.work_of(task_id)
+    task, project = found.task, found.project  # the project brief shows no usage figures
     resumes = task.status in HELD  # started work goes on while its project is paused
     if project.status not in (TASKS_RUN if resumes else {ProjectStatus.RUNNING}):
         raise NotRunnable(f"project {project.id} is {project.status.value}")
@@ -63,7 +63,7 @@ def claim_task(rt: Runtime, task_id: str, worker: str
     claim = (rt.scheduler.resume_task(task_id, worker, until) if resumes
              else rt.scheduler.start_task(task_id, worker, until))
     if claim is not None:
-        return claim, task, project
+        return claim, found
     task = rt.store.task(task_id)
     if task.status is TaskStatus.COMPLETED:
         return None
@@ -88,12 +88,12 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
     if claimed is None:
         log.info("task %s already completed; not run again", task_id)
         return None
-    claim, task, project = claimed
+    claim, found = claimed
     try:
         with rt.leases.hold(claim):
             report = progress or (lambda _: None)
             try:
-                output = work(rt, claim, project, task, report)
+                output = work(rt, claim, found, report)
             except Parked as parked:
                 report(f"parked: waiting for {parked.waits_for}")
                 return parked
@@ -103,15 +103,14 @@ def run_agent_task(rt: Runtime, task_id: str, worker: str,
         raise AttemptFailed(claim.project_id, claim, exc) from exc
 
 
-def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
-         progress: Progress) -> AgentOutput:
+def work(rt: Runtime, claim: Claim, found: Work, progress: Progress) -> AgentOutput:
     """The agent's answer, reviewed (and revised) when its type is reviewed or it asked, and
     its files checked in any case.
 
     Replayed from the journal as far as it goes; a review round with no verdict yet parks
     the task for its reviewer (Parked)."""
     settings = rt.settings
-    deps = rt.store.dependencies(task)
+    task, project, deps = found.task, found.project, found.dependencies
     tools = ProjectTools(rt.store, project.id, task.id, list(AGENT_TOOLS))
     tools.asker = partial(ask_person, rt, claim, tools)
     meter = rt.meter(project.id, claim)
@@ -127,7 +126,7 @@ def work(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskRecord,
         batcher=TaskBatcher(rt, project, task, claim, meter) if project.economy else None)
     progress("calling model")
     output = tools.with_assumptions(tools.with_artifacts(conversation.answer()))
-    verdicts = rt.store.verdicts(task.id, task.conversation_from)
+    verdicts = found.verdicts
     if task.agent_type not in settings.reviewed_agents and not tools.review_notes:
         return checked(rt, claim, task, conversation, tools, output, verdicts, progress)
     for round_ in range(1, settings.review_rounds + 2):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -98,6 +98,11 @@ class Connector(Session, Protocol):
     """A database: sessions, transactions and migrations."""
 
     dialect: str
+
+    def fetch_many(self, reads: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """The rows of each read, in order, in one round trip (PostgreSQL: a pipeline, one
+        implicit transaction); SQLite reads them one after another."""
+        ...
 
     def transaction(self) -> AbstractContextManager[Session]: ...
 

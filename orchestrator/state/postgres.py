@@ -6,7 +6,7 @@ import os
 import re
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -232,6 +232,12 @@ class PostgresConnector:
     def fetch_all(self, query: str, params: Params) -> list[Row]:
         with _guard(query), self._connection() as conn:
             return _Session(conn).fetch_all(query, params)
+
+    def fetch_many(self, reads: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        with _guard(reads[0][0] if reads else "reads"), self._connection() as conn:
+            with conn.pipeline():
+                cursors = [conn.execute(_statement(q), dict(p)) for q, p in reads]
+            return [[dict(r) for r in cursor.fetchall()] for cursor in cursors]
 
     @contextmanager
     def transaction(self) -> Iterator[_Session]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,6 +120,10 @@ class SQLiteConnector:
 
     def send(self, query: str, params: Params) -> None:
         self.execute(query, params)
+
+    def fetch_many(self, reads: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        with self._lock:
+            return [self._session.fetch_all(q, p) for q, p in reads]
 
     def fetch_one(self, query: str, params: Params) -> Row | None:
         with self._lock:

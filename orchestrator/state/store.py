@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -143,6 +145,24 @@ def _project(row: Row, usage: Row | None) -> ProjectRecord:
     return ProjectRecord.model_validate({**data, "tokens": tokens, "cost_usd": cost})
 
 
+def _verdicts(rows: Iterable[Row]) -> dict[int, Verdict]:
+    found: dict[int, Verdict] = {}
+    for row in rows:
+        found.setdefault(int(row["round"]), Verdict(
+            verdict=row["verdict"], criteria=json.loads(row["notes"]), summary=row["summary"]))
+    return found
+
+
+@dataclass(frozen=True)
+class Work:
+    """What an attempt of a task works from (`Store.work_of`)."""
+
+    task: TaskRecord
+    project: ProjectRecord
+    dependencies: list[TaskRecord]
+    verdicts: dict[int, Verdict]
+
+
 def _task(row: Row, deps: list[str], usage: Row | None) -> TaskRecord:
     tokens, cost = _tokens(usage)
     data: dict[str, Any] = dict(row)
@@ -231,6 +251,22 @@ class Store:
             raise NotFound(f"no task with id {task_id!r}")
         deps = [d["id"] for d in self.db.fetch_all("dependency_statuses", {"id": task_id})]
         return _task(row, deps, None)
+
+    def work_of(self, task_id: str) -> Work:
+        """What an attempt of the task needs, in one round trip: the task, its project (no
+        usage figures), the tasks it depends on (as `dependencies` reads them) and its
+        verdicts so far (as `verdicts` reads them: none arrives while an attempt runs, since
+        a task waiting for its review parks)."""
+        task_row, dep_rows, project_row, verdict_rows = self.db.fetch_many([
+            ("get_task", {"id": task_id}), ("dependency_tasks", {"id": task_id}),
+            ("project_of_task", {"id": task_id}), ("every_task_verdict", {"task_id": task_id})])
+        if not task_row or not project_row:
+            raise NotFound(f"no task with id {task_id!r}")
+        task = _task(task_row[0], [d["id"] for d in dep_rows], None)
+        return Work(task=task, project=_project(project_row[0], None),
+                    dependencies=[_task(d, [], None) for d in dep_rows],
+                    verdicts=_verdicts(r for r in verdict_rows
+                                       if int(r["attempt"]) >= task.conversation_from))
 
     def dependencies(self, task: TaskRecord) -> list[TaskRecord]:
         """The tasks `task` depends on, in the order of `task.dependencies`, in one query.
@@ -433,12 +469,8 @@ class Store:
     def verdicts(self, task_id: str, since: int) -> dict[int, Verdict]:
         """The verdicts of the task's current conversation (attempts from `since` on), by
         round: the first kept for a round wins."""
-        found: dict[int, Verdict] = {}
-        for row in self.db.fetch_all("task_verdicts", {"task_id": task_id, "since": since}):
-            found.setdefault(int(row["round"]), Verdict(
-                verdict=row["verdict"], criteria=json.loads(row["notes"]),
-                summary=row["summary"]))
-        return found
+        return _verdicts(self.db.fetch_all("task_verdicts", {"task_id": task_id,
+                                                             "since": since}))
 
     def question_for_use(self, task_id: str, tool_use_id: str) -> Row | None:
         """The question a tool call asked, if it asked one."""

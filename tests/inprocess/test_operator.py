@@ -109,10 +109,10 @@ def test_retry_runs_a_failed_task_again_then_the_tasks_that_wait_on_it(
         agency: Agency, monkeypatch: pytest.MonkeyPatch) -> None:
     real = runner.work
 
-    def fails_once(rt: Any, claim: Any, project: Any, task: Any, progress: Any) -> Any:
-        if task.title == "Brief" and claim.attempt == 1:
+    def fails_once(rt: Any, claim: Any, found: Any, progress: Any) -> Any:
+        if found.task.title == "Brief" and claim.attempt == 1:
             raise RuntimeError("the agent fell over")
-        return real(rt, claim, project, task, progress)
+        return real(rt, claim, found, progress)
 
     monkeypatch.setattr(runner, "work", fails_once)
     project_id = agency.submit(plan=ODD, project_type="website")

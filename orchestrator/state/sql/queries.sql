@@ -165,6 +165,13 @@ WHERE e.task_id = :id
 SELECT d.* FROM task_edges e JOIN tasks d ON d.id = e.depends_on
 WHERE e.task_id = :id
 
+-- name: project_of_task
+SELECT p.* FROM projects p JOIN tasks t ON t.project_id = p.id WHERE t.id = :id
+
+-- name: every_task_verdict
+-- task_verdicts over all the task's attempts: the caller keeps those of its conversation.
+SELECT round, verdict, notes, summary, attempt FROM reviews WHERE task_id = :task_id ORDER BY id
+
 -- name: unit_heads
 -- Which of these tasks head their own launch unit (the store releases them, with their unit).
 SELECT id FROM tasks WHERE id = ANY(:ids) AND unit = id
