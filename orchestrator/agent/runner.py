@@ -111,7 +111,7 @@ def work(rt: Runtime, claim: Claim, found: Work, progress: Progress) -> AgentOut
     the task for its reviewer (Parked)."""
     settings = rt.settings
     task, project, deps = found.task, found.project, found.dependencies
-    tools = ProjectTools(rt.store, project.id, task.id, list(AGENT_TOOLS))
+    tools = ProjectTools(rt.store, project.id, task.id, list(AGENT_TOOLS), pending=[])
     tools.asker = partial(ask_person, rt, claim, tools)
     meter = rt.meter(project.id, claim)
     conversation = Conversation(
@@ -122,7 +122,8 @@ def work(rt: Runtime, claim: Claim, found: Work, progress: Progress) -> AgentOut
         limits=Limits(turns=settings.agent_max_turns, tokens=settings.agent_max_tokens),
         effort=rt.effort_for(Role.AGENT), cache_ttl=rt.cache_ttl(project),
         progress=rt.activity(project.id, task.id, progress),
-        journal=rt.journal(project.id, claim, conversation_key(task, "agent")),
+        journal=rt.journal(project.id, claim, conversation_key(task, "agent"),
+                           notes=tools.take_notes),
         batcher=TaskBatcher(rt, project, task, claim, meter) if project.economy else None)
     progress("calling model")
     output = tools.with_assumptions(tools.with_artifacts(conversation.answer()))

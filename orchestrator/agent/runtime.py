@@ -137,9 +137,11 @@ class Runtime:
         return RetryPolicy(attempts=s.model_attempts, backoff=s.model_backoff,
                            max_backoff=s.model_max_backoff, throttle=self.throttle)
 
-    def journal(self, project_id: str, claim: Claim | None, conv: str) -> StoreJournal:
-        """The journal of one conversation of a project (or of a task attempt's)."""
-        return StoreJournal(self, project_id, claim, conv)
+    def journal(self, project_id: str, claim: Claim | None, conv: str,
+                notes: Callable[[], list[tuple[str, str]]] | None = None) -> StoreJournal:
+        """The journal of one conversation of a project (or of a task attempt's); `notes`
+        hands over the tool calls' events that go with each turn's results."""
+        return StoreJournal(self, project_id, claim, conv, notes)
 
     def meter(self, project_id: str, claim: Claim | None = None) -> ProjectMeter:
         """Budget admission, the call cap, ledger and retry notes for one project's (or one
@@ -218,13 +220,15 @@ class StoreJournal:
     project_id: str
     claim: Claim | None
     conv: str
+    notes: Callable[[], list[tuple[str, str]]] | None = None
 
     def entries(self) -> list[JournalEntry]:
         return self.rt.durably("journal", lambda: self.rt.store.journal(self.conv))
 
     def tools(self, seq: int, body: str) -> None:
+        notes = self.notes() if self.notes is not None else []
         self.rt.durably("tool results", lambda: self.rt.store.journal_tools(
-            self.project_id, self.claim, self.conv, seq, body))
+            self.project_id, self.claim, self.conv, seq, body, notes))
 
     def diverged(self, seq: int) -> None:
         self.rt.durably("journal", lambda: self.rt.store.drop_journal(self.conv, seq))

@@ -132,6 +132,9 @@ class ProjectTools:
     asker: Callable[[str, str, str], str] | None = None
     # Questions nobody answered in time, with the assumption the agent went on with.
     assumptions: list[tuple[str, str]] = field(default_factory=list)
+    # When a list: each call's event (kind, line) waits here to be written with its turn's
+    # journal row (`take_notes`), one round trip for the turn instead of one per call.
+    pending: list[tuple[str, str]] | None = None
 
     @property
     def tools(self) -> list[Tool]:
@@ -160,11 +163,20 @@ class ProjectTools:
                            for k, v in call.input.items()}, ensure_ascii=False)[:300]
         line = f"{call.name}({args}) -> {result.splitlines()[0][:200] if result else ''}"
         self.calls.append(line)
+        kind = "tool_error" if is_error else "tool"
+        if self.pending is not None:
+            self.pending.append((kind, line))
+            return
         try:
-            self.store.note(self.project_id, self.task_id, "tool_error" if is_error else "tool",
-                            line)
+            self.store.note(self.project_id, self.task_id, kind, line)
         except AgencyError as exc:  # a note is not worth failing a call for
             log.warning("could not note a tool call: %s", exc)
+
+    def take_notes(self) -> list[tuple[str, str]]:
+        """The calls' events not written yet (see `pending`), handed over once."""
+        taken, self.pending = list(self.pending or []), ([] if self.pending is not None
+                                                          else None)
+        return taken
 
     @staticmethod
     def _text(args: dict[str, Any], name: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -353,13 +353,17 @@ class Store:
                 for r in self.db.fetch_all("journal_rows", {"conv": conv})]
 
     def journal_tools(self, project_id: str, claim: Claim | None, conv: str, seq: int,
-                      body: str) -> None:
-        """A round of tool results, journaled once the tools ran."""
-        self.db.execute("insert_journal", {
-            "project_id": project_id, "task_id": claim.task_id if claim else None,
-            "conv": conv, "seq": seq, "kind": "tools",
-            "attempt": claim.attempt if claim else None, "digest": None, "sent": None,
-            "body": body, "bytes": len(body.encode()), "now": now()})
+                      body: str, notes: Sequence[tuple[str, str]] = ()) -> None:
+        """A round of tool results, journaled once the tools ran, with the calls' events
+        (kind, detail) in the same transaction: one round trip."""
+        task_id = claim.task_id if claim else None
+        with self.db.transaction() as tx:
+            tx.send("insert_journal", {
+                "project_id": project_id, "task_id": task_id, "conv": conv, "seq": seq,
+                "kind": "tools", "attempt": claim.attempt if claim else None, "digest": None,
+                "sent": None, "body": body, "bytes": len(body.encode()), "now": now()})
+            for kind, detail in notes:
+                self.event(tx, project_id, task_id, kind, None, None, detail)
 
     def drop_journal(self, conv: str, seq: int) -> None:
         """Forget a conversation's journal from `seq` on (it diverged there)."""
