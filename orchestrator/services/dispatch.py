@@ -202,7 +202,8 @@ def release(rt: Runtime, app: Celery, project_id: str, completion: Completion) -
     if completion.detached and completion.ready:
         dispatch(rt, app, project_id, completion.ready)
         return
-    heads = rt.store.unit_heads(completion.ready)  # one query, whatever was released
+    heads = (set(completion.heads) if completion.heads is not None  # the completion knew
+             else rt.store.unit_heads(completion.ready))  # one query, whatever was released
     ready = [task_id for task_id in completion.ready if task_id in heads]
     fan_out = len(completion.ready) > 1 and rt.settings.cache_warmup
     tasks = rt.store.tasks(project_id) if ready or fan_out else []

@@ -38,6 +38,9 @@ class Completion:
     # The task had parked, so the canvas that sent it goes no further: what it released is
     # sent by the store (its dependents and theirs), not by the canvas.
     detached: bool = False
+    # Which of `ready` head their own launch unit, as the transaction saw them (None: not
+    # known, the store is asked).
+    heads: list[str] | None = None
 
 
 @dataclass(frozen=True)

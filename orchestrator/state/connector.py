@@ -93,6 +93,11 @@ class Session(Protocol):
 
     def fetch_all(self, query: str, params: Params) -> list[Row]: ...
 
+    def fetch_later(self, query: str, params: Params) -> Callable[[], list[Row]]:
+        """Send a query now and read its rows when called: inside a PostgreSQL transaction,
+        the queries sent before the first read all travel in that read's round trip."""
+        ...
+
 
 class Connector(Session, Protocol):
     """A database: sessions, transactions and migrations."""

@@ -6,7 +6,7 @@ import os
 import re
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -158,6 +158,15 @@ class _Session:
     def send(self, query: str, params: Params) -> None:
         self._run(query, params)
 
+    def fetch_later(self, query: str, params: Params) -> Callable[[], list[Row]]:
+        cursor = self._run(query, params)
+
+        def rows() -> list[Row]:
+            with _guard(query):
+                return [dict(r) for r in cursor.fetchall()]
+
+        return rows
+
     def fetch_one(self, query: str, params: Params) -> Row | None:
         row = self._run(query, params).fetchone()
         return dict(row) if row is not None else None
@@ -224,6 +233,10 @@ class PostgresConnector:
 
     def send(self, query: str, params: Params) -> None:
         self.execute(query, params)  # outside a transaction, a statement is a round trip
+
+    def fetch_later(self, query: str, params: Params) -> Callable[[], list[Row]]:
+        rows = self.fetch_all(query, params)
+        return lambda: rows
 
     def fetch_one(self, query: str, params: Params) -> Row | None:
         with _guard(query), self._connection() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +69,10 @@ class _Session:
     def send(self, query: str, params: Params) -> None:
         self._run(query, params)
 
+    def fetch_later(self, query: str, params: Params) -> Callable[[], list[Row]]:
+        rows = self.fetch_all(query, params)
+        return lambda: rows
+
     def fetch_one(self, query: str, params: Params) -> Row | None:
         rows = self.fetch_all(query, params)
         return rows[0] if rows else None
@@ -120,6 +124,10 @@ class SQLiteConnector:
 
     def send(self, query: str, params: Params) -> None:
         self.execute(query, params)
+
+    def fetch_later(self, query: str, params: Params) -> Callable[[], list[Row]]:
+        rows = self.fetch_all(query, params)
+        return lambda: rows
 
     def fetch_many(self, reads: Sequence[tuple[str, Params]]) -> list[list[Row]]:
         with self._lock:

@@ -141,13 +141,17 @@ class TaskMoves(ProjectMoves):
                                   project_done=False, detached=True)
             knowledge.index_output(tx, claim.project_id, claim.task_id, row["idx"], row["title"],
                                    row["agent_type"], output)
-            for dep in tx.fetch_all("count_down_dependents", {"id": claim.task_id}):
-                if dep["pending_deps"] == 0 and self._move_task(tx, dep["id"], RELEASE):
-                    ready.append(dep["id"])
-            # Both counts in one pass: what is unfinished, and what can still progress.
-            counts = tx.fetch_one("count_unfinished_and_live", {
+            # The count-down and both counts (what is unfinished, what can still progress) in
+            # one round trip: a release moves a task from blocked (live while it waits on
+            # nothing failed) to pending (live), so it changes neither count.
+            counted_down = tx.fetch_later("count_down_dependents", {"id": claim.task_id})
+            counted = tx.fetch_later("count_unfinished_and_live", {
                 "project_id": claim.project_id, "completed": T.COMPLETED.value,
                 "live": values(LIVE_TASKS), "blocked": T.BLOCKED.value})
+            due = {d["id"]: d["unit"] for d in counted_down() if d["pending_deps"] == 0}
+            ready = self._move_tasks(tx, list(due), RELEASE) if due else []
+            heads = [t for t in ready if due[t] == t]
+            counts = next(iter(counted()), None)
             unfinished, live, total = (
                 (int(counts["unfinished"]), int(counts["live"]), int(counts["total"]))
                 if counts else (0, 0, 0))
@@ -157,7 +161,7 @@ class TaskMoves(ProjectMoves):
             else:
                 self._attention_if_stuck(tx, claim.project_id, live)
         return Completion(ready=ready, project_done=done, done=total - unfinished, total=total,
-                          detached=bool(row["detached"]))
+                          detached=bool(row["detached"]), heads=heads)
 
     @staticmethod
     def _completed_by(tx: Session, claim: Claim) -> bool:
@@ -217,6 +221,16 @@ class TaskMoves(ProjectMoves):
             self.store.event(tx, row["project_id"], task_id, "task", None, move.to.value,
                              detail)
         return row is not None
+
+    def _move_tasks(self, tx: Session, task_ids: list[str], move: TaskMove) -> list[str]:
+        """`_move_task` for several tasks in one statement; the ids it moved, in order."""
+        moved = {str(r["id"]): r for r in tx.fetch_all("transition_tasks", {
+            "ids": task_ids, "to_status": move.to.value, "allowed": values(move.allowed),
+            "ready_at": now() if move.to is T.PENDING else None})}
+        for task_id in moved:
+            self.store.event(tx, moved[task_id]["project_id"], task_id, "task", None,
+                             move.to.value, None)
+        return [t for t in task_ids if t in moved]
 
     def hold_as(self, claim: Claim, to: TaskStatus, detail: str | None = None) -> None:
         """The attempt moves its task between in_progress and review; Stale if fenced out."""
