@@ -46,6 +46,7 @@ from orchestrator.domain.models import (
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
 from orchestrator.state.artifacts import place_artifacts, write_artifact
+from orchestrator.state.store import conversation_key
 from orchestrator.state.transitions import Claim, Completion
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def model_verdict(rt: Runtime, claim: Claim, project: ProjectRecord, task: TaskR
         limits=Limits(turns=REVIEW_TURNS, tokens=rt.settings.agent_max_tokens),
         effort=rt.effort_for(Role.REVIEW), cache_ttl=rt.cache_ttl(project),
         journal=rt.journal(project.id, claim,
-                           f"t/{task.id}/{task.conversation_from}/review/{round_}"))
+                           conversation_key(task.id, task.conversation_from, f"review/{round_}")))
     return conversation.answer()
 
 

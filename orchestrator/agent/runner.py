@@ -35,18 +35,12 @@ from orchestrator.domain.models import AgentOutput, TaskRecord, Verdict
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
 from orchestrator.state.parking import review_wait
-from orchestrator.state.store import Work
+from orchestrator.state.store import Work, conversation_key
 from orchestrator.state.transitions import Claim, Completion
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-
-
-def conversation_key(task: TaskRecord, part: str) -> str:
-    """The journal's name for one of a task's conversations (`agent`, `review/<round>`) in
-    its current run (a retry of a task that failed for good starts a new one)."""
-    return f"t/{task.id}/{task.conversation_from}/{part}"
 
 
 def claim_task(rt: Runtime, task_id: str, worker: str) -> tuple[Claim, Work] | None:
@@ -122,8 +116,9 @@ def work(rt: Runtime, claim: Claim, found: Work, progress: Progress) -> AgentOut
         limits=Limits(turns=settings.agent_max_turns, tokens=settings.agent_max_tokens),
         effort=rt.effort_for(Role.AGENT), cache_ttl=rt.cache_ttl(project),
         progress=rt.activity(project.id, task.id, progress),
-        journal=rt.journal(project.id, claim, conversation_key(task, "agent"),
-                           notes=tools.take_notes),
+        journal=rt.journal(project.id, claim,
+                           conversation_key(task.id, task.conversation_from, "agent"),
+                           notes=tools.take_notes, entries=found.journal),
         batcher=TaskBatcher(rt, project, task, claim, meter) if project.economy else None)
     progress("calling model")
     output = tools.with_assumptions(tools.with_artifacts(conversation.answer()))

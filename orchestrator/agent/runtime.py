@@ -138,10 +138,12 @@ class Runtime:
                            max_backoff=s.model_max_backoff, throttle=self.throttle)
 
     def journal(self, project_id: str, claim: Claim | None, conv: str,
-                notes: Callable[[], list[tuple[str, str]]] | None = None) -> StoreJournal:
+                notes: Callable[[], list[tuple[str, str]]] | None = None,
+                entries: list[JournalEntry] | None = None) -> StoreJournal:
         """The journal of one conversation of a project (or of a task attempt's); `notes`
-        hands over the tool calls' events that go with each turn's results."""
-        return StoreJournal(self, project_id, claim, conv, notes)
+        hands over the tool calls' events that go with each turn's results; `entries`, the
+        journal as read already (with the task's other inputs)."""
+        return StoreJournal(self, project_id, claim, conv, notes, entries)
 
     def meter(self, project_id: str, claim: Claim | None = None) -> ProjectMeter:
         """Budget admission, the call cap, ledger and retry notes for one project's (or one
@@ -212,7 +214,7 @@ class ProjectMeter:
             log.warning("could not note %s: %s", kind, exc)
 
 
-@dataclass(frozen=True)
+@dataclass
 class StoreJournal:
     """A conversation's journal in the store (see `llm.structured.Journal`)."""
 
@@ -221,8 +223,12 @@ class StoreJournal:
     claim: Claim | None
     conv: str
     notes: Callable[[], list[tuple[str, str]]] | None = None
+    read: list[JournalEntry] | None = None  # the entries read already: handed out once
 
     def entries(self) -> list[JournalEntry]:
+        if self.read is not None:
+            found, self.read = self.read, None
+            return found
         return self.rt.durably("journal", lambda: self.rt.store.journal(self.conv))
 
     def tools(self, seq: int, body: str) -> None:

@@ -145,6 +145,24 @@ def _project(row: Row, usage: Row | None) -> ProjectRecord:
     return ProjectRecord.model_validate({**data, "tokens": tokens, "cost_usd": cost})
 
 
+def conversation_key(task_id: str, since: int, part: str) -> str:
+    """The journal's name for one of a task's conversations (`agent`, `review/<round>`) in
+    its current run, the one from attempt `since` on (a retry of a task that failed for good
+    starts a new one)."""
+    return f"t/{task_id}/{since}/{part}"
+
+
+def _key_around(task_id: str, part: str) -> dict[str, str]:
+    """The key's text before and after its run number, for a query that fills that in."""
+    before, after = conversation_key(task_id, 0, part).split("/0/", 1)
+    return {"before": f"{before}/", "after": f"/{after}"}
+
+
+def _entry(row: Row) -> JournalEntry:
+    return JournalEntry(seq=int(row["seq"]), kind=row["kind"], digest=row["digest"],
+                        body=row["body"], attempt=row["attempt"])
+
+
 def _verdicts(rows: Iterable[Row]) -> dict[int, Verdict]:
     found: dict[int, Verdict] = {}
     for row in rows:
@@ -161,6 +179,7 @@ class Work:
     project: ProjectRecord
     dependencies: list[TaskRecord]
     verdicts: dict[int, Verdict]
+    journal: list[JournalEntry]  # of its agent's conversation (`conversation_key`)
 
 
 def _task(row: Row, deps: list[str], usage: Row | None) -> TaskRecord:
@@ -257,16 +276,18 @@ class Store:
         usage figures), the tasks it depends on (as `dependencies` reads them) and its
         verdicts so far (as `verdicts` reads them: none arrives while an attempt runs, since
         a task waiting for its review parks)."""
-        task_row, dep_rows, project_row, verdict_rows = self.db.fetch_many([
+        task_row, dep_rows, project_row, verdict_rows, journal_rows = self.db.fetch_many([
             ("get_task", {"id": task_id}), ("dependency_tasks", {"id": task_id}),
-            ("project_of_task", {"id": task_id}), ("every_task_verdict", {"task_id": task_id})])
+            ("project_of_task", {"id": task_id}), ("every_task_verdict", {"task_id": task_id}),
+            ("task_journal_rows", {"id": task_id, **_key_around(task_id, "agent")})])
         if not task_row or not project_row:
             raise NotFound(f"no task with id {task_id!r}")
         task = _task(task_row[0], [d["id"] for d in dep_rows], None)
         return Work(task=task, project=_project(project_row[0], None),
                     dependencies=[_task(d, [], None) for d in dep_rows],
                     verdicts=_verdicts(r for r in verdict_rows
-                                       if int(r["attempt"]) >= task.conversation_from))
+                                       if int(r["attempt"]) >= task.conversation_from),
+                    journal=[_entry(r) for r in journal_rows])
 
     def dependencies(self, task: TaskRecord) -> list[TaskRecord]:
         """The tasks `task` depends on, in the order of `task.dependencies`, in one query.
@@ -348,9 +369,7 @@ class Store:
 
     def journal(self, conv: str) -> list[JournalEntry]:
         """A conversation's journal, in order."""
-        return [JournalEntry(seq=int(r["seq"]), kind=r["kind"], digest=r["digest"],
-                             body=r["body"], attempt=r["attempt"])
-                for r in self.db.fetch_all("journal_rows", {"conv": conv})]
+        return [_entry(r) for r in self.db.fetch_all("journal_rows", {"conv": conv})]
 
     def journal_tools(self, project_id: str, claim: Claim | None, conv: str, seq: int,
                       body: str, notes: Sequence[tuple[str, str]] = ()) -> None:

@@ -631,6 +631,13 @@ ON CONFLICT (conv, seq) DO NOTHING
 -- name: journal_rows
 SELECT seq, kind, digest, body, attempt FROM journal WHERE conv = :conv ORDER BY seq
 
+-- name: task_journal_rows
+-- journal_rows of a task's conversation named :before, its current run, :after.
+SELECT seq, kind, digest, body, attempt FROM journal
+WHERE conv = :before || (SELECT CAST(conversation_from AS TEXT) FROM tasks WHERE id = :id)
+             || :after
+ORDER BY seq
+
 -- name: drop_journal_from
 -- A conversation that diverged from its journal: the rows from there on describe another one.
 DELETE FROM journal WHERE conv = :conv AND seq >= :seq
