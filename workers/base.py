@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import queue
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -94,7 +96,42 @@ def send_progress(task: Task, **fields: Any) -> None:  # type: ignore[type-arg]
     if dispatcher is None or not dispatcher.enabled:
         task.send_event(PROGRESS_EVENT, **fields)
         return
-    dispatcher.send(PROGRESS_EVENT, uuid=task.request.id, **fields)
+    _progress_out.send(dispatcher, task.request.id, fields)
+
+
+class _ProgressOut:
+    """Progress events go out from a thread of their own, in order: the task does not wait
+    for the broker's reply (a round trip per step, on a task's path, across machines). A
+    courtesy: when the broker is slow and PROGRESS_BACKLOG wait, the newest is dropped."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Any, str | None, dict[str, Any]]] = queue.Queue(
+            PROGRESS_BACKLOG)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def send(self, dispatcher: Any, task_id: str | None, fields: dict[str, Any]) -> None:
+        with self._lock:  # started in the process that sends (a fleet's pools fork)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="agency-progress",
+                                                daemon=True)
+                self._thread.start()
+        try:
+            self._queue.put_nowait((dispatcher, task_id, fields))
+        except queue.Full:
+            log.debug("progress event dropped: %d waiting", PROGRESS_BACKLOG)
+
+    def _run(self) -> None:
+        while True:
+            dispatcher, task_id, fields = self._queue.get()
+            try:
+                dispatcher.send(PROGRESS_EVENT, uuid=task_id, **fields)
+            except Exception as exc:  # the broker may be away; progress is a courtesy
+                log.debug("progress event not sent: %s", exc)
+
+
+PROGRESS_BACKLOG = 1000
+_progress_out = _ProgressOut()
 
 
 def node_name(task: Task) -> str:  # type: ignore[type-arg]

@@ -20,10 +20,11 @@ from functools import partial
 from orchestrator.agent.batching import TaskBatcher
 from orchestrator.agent.prompts import agent_system, task_prompt
 from orchestrator.agent.review import checks_round, revise_prompt
-from orchestrator.agent.runtime import Runtime
+from orchestrator.agent.runtime import Outbox, Runtime
 from orchestrator.agent.tools import AGENT_TOOLS, ProjectTools
 from orchestrator.domain.constants import ProjectStatus, Role, TaskStatus
 from orchestrator.domain.errors import (
+    AgencyError,
     AttemptFailed,
     HeldElsewhere,
     NotRunnable,
@@ -103,11 +104,23 @@ def work(rt: Runtime, claim: Claim, found: Work, progress: Progress) -> AgentOut
 
     Replayed from the journal as far as it goes; a review round with no verdict yet parks
     the task for its reviewer (Parked)."""
+    outbox = Outbox(rt)
+    try:
+        return _work(rt, claim, found, progress, outbox)
+    finally:  # tool results the conversation held for a call it did not make
+        try:
+            outbox.flush()
+        except AgencyError as exc:
+            log.warning("tool results not journaled (a new attempt runs them again): %s", exc)
+
+
+def _work(rt: Runtime, claim: Claim, found: Work, progress: Progress,
+          outbox: Outbox) -> AgentOutput:
     settings = rt.settings
     task, project, deps = found.task, found.project, found.dependencies
     tools = ProjectTools(rt.store, project.id, task.id, list(AGENT_TOOLS), pending=[])
     tools.asker = partial(ask_person, rt, claim, tools)
-    meter = rt.meter(project.id, claim)
+    meter = rt.meter(project.id, claim, outbox)
     conversation = Conversation(
         rt.provider, role=Role.AGENT, model=rt.model_for(Role.AGENT),
         system=agent_system(project, task.agent_type),
@@ -118,7 +131,7 @@ def work(rt: Runtime, claim: Claim, found: Work, progress: Progress) -> AgentOut
         progress=rt.activity(project.id, task.id, progress),
         journal=rt.journal(project.id, claim,
                            conversation_key(task.id, task.conversation_from, "agent"),
-                           notes=tools.take_notes, entries=found.journal),
+                           notes=tools.take_notes, entries=found.journal, outbox=outbox),
         batcher=TaskBatcher(rt, project, task, claim, meter) if project.economy else None)
     progress("calling model")
     output = tools.with_assumptions(tools.with_artifacts(conversation.answer()))

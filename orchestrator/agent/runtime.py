@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import Literal, TypeVar
 
 from orchestrator.domain.caching import prefix_life
@@ -29,7 +29,7 @@ from orchestrator.llm import CompletionRequest, CompletionResponse, Provider, ma
 from orchestrator.llm.ratelimit import Throttle, make_throttle
 from orchestrator.llm.structured import RetryPolicy
 from orchestrator.state.leases import LeaseKeeper
-from orchestrator.state.store import Store, get_store
+from orchestrator.state.store import Store, ToolsRow, get_store
 from orchestrator.state.transitions import Claim, ProjectClaim, Scheduler
 
 log = logging.getLogger(__name__)
@@ -139,16 +139,38 @@ class Runtime:
 
     def journal(self, project_id: str, claim: Claim | None, conv: str,
                 notes: Callable[[], list[tuple[str, str]]] | None = None,
-                entries: list[JournalEntry] | None = None) -> StoreJournal:
+                entries: list[JournalEntry] | None = None,
+                outbox: Outbox | None = None) -> StoreJournal:
         """The journal of one conversation of a project (or of a task attempt's); `notes`
         hands over the tool calls' events that go with each turn's results; `entries`, the
-        journal as read already (with the task's other inputs)."""
-        return StoreJournal(self, project_id, claim, conv, notes, entries)
+        journal as read already (with the task's other inputs); `outbox`, where a turn's
+        tool results wait for the next call's admission (its meter's outbox)."""
+        return StoreJournal(self, project_id, claim, conv, notes, entries, outbox)
 
-    def meter(self, project_id: str, claim: Claim | None = None) -> ProjectMeter:
+    def meter(self, project_id: str, claim: Claim | None = None,
+              outbox: Outbox | None = None) -> ProjectMeter:
         """Budget admission, the call cap, ledger and retry notes for one project's (or one
-        task attempt's) calls."""
-        return ProjectMeter(self, project_id, claim)
+        task attempt's) calls; with `outbox`, the journal rows held there go out with the
+        next call's admission."""
+        return ProjectMeter(self, project_id, claim, outbox)
+
+
+@dataclass
+class Outbox:
+    """Journal rows of tool results held for the next model call's admission, which always
+    follows them: one round trip for both (`TaskMoves.admit_call`). What is held when the
+    conversation stops another way is written by `flush`."""
+
+    rt: Runtime
+    held: list[ToolsRow] = field(default_factory=list)
+
+    def take(self) -> list[ToolsRow]:
+        taken, self.held = self.held, []
+        return taken
+
+    def flush(self) -> None:
+        for row in self.take():
+            self.rt.durably("tool results", partial(self.rt.store.journal_tools, row))
 
 
 @dataclass(frozen=True)
@@ -156,12 +178,14 @@ class ProjectMeter:
     rt: Runtime
     project_id: str
     claim: Claim | None
+    outbox: Outbox | None = None
 
     def admit(self) -> None:
         store = self.rt.store
         claim, cap = self.claim, self.rt.settings.max_model_calls
+        held = self.outbox.take() if self.outbox is not None and claim is not None else []
         if claim is not None and self.rt.durably(
-                "call admission", lambda: self.rt.scheduler.admit_call(claim, cap)):
+                "call admission", lambda: self.rt.scheduler.admit_call(claim, cap, held)):
             return  # the usual case: budget and cap checked, and the call counted, at once
         if not self.rt.durably("budget check", lambda: store.within_budget(self.project_id)):
             project = store.project(self.project_id)
@@ -224,6 +248,7 @@ class StoreJournal:
     conv: str
     notes: Callable[[], list[tuple[str, str]]] | None = None
     read: list[JournalEntry] | None = None  # the entries read already: handed out once
+    outbox: Outbox | None = None
 
     def entries(self) -> list[JournalEntry]:
         if self.read is not None:
@@ -232,9 +257,12 @@ class StoreJournal:
         return self.rt.durably("journal", lambda: self.rt.store.journal(self.conv))
 
     def tools(self, seq: int, body: str) -> None:
-        notes = self.notes() if self.notes is not None else []
-        self.rt.durably("tool results", lambda: self.rt.store.journal_tools(
-            self.project_id, self.claim, self.conv, seq, body, notes))
+        row = ToolsRow(self.project_id, self.claim, self.conv, seq, body,
+                       tuple(self.notes() if self.notes is not None else ()))
+        if self.outbox is not None:
+            self.outbox.held.append(row)
+            return
+        self.rt.durably("tool results", lambda: self.rt.store.journal_tools(row))
 
     def diverged(self, seq: int) -> None:
         self.rt.durably("journal", lambda: self.rt.store.drop_journal(self.conv, seq))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -169,6 +169,18 @@ def _verdicts(rows: Iterable[Row]) -> dict[int, Verdict]:
         found.setdefault(int(row["round"]), Verdict(
             verdict=row["verdict"], criteria=json.loads(row["notes"]), summary=row["summary"]))
     return found
+
+
+@dataclass(frozen=True)
+class ToolsRow:
+    """A round of tool results for the journal, with the calls' events (kind, detail)."""
+
+    project_id: str
+    claim: Claim | None
+    conv: str
+    seq: int
+    body: str
+    notes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -371,18 +383,23 @@ class Store:
         """A conversation's journal, in order."""
         return [_entry(r) for r in self.db.fetch_all("journal_rows", {"conv": conv})]
 
-    def journal_tools(self, project_id: str, claim: Claim | None, conv: str, seq: int,
-                      body: str, notes: Sequence[tuple[str, str]] = ()) -> None:
+    def journal_tools(self, row: ToolsRow) -> None:
         """A round of tool results, journaled once the tools ran, with the calls' events
-        (kind, detail) in the same transaction: one round trip."""
-        task_id = claim.task_id if claim else None
+        in the same transaction: one round trip."""
         with self.db.transaction() as tx:
-            tx.send("insert_journal", {
-                "project_id": project_id, "task_id": task_id, "conv": conv, "seq": seq,
-                "kind": "tools", "attempt": claim.attempt if claim else None, "digest": None,
-                "sent": None, "body": body, "bytes": len(body.encode()), "now": now()})
-            for kind, detail in notes:
-                self.event(tx, project_id, task_id, kind, None, None, detail)
+            self.put_tools(tx, row)
+
+    def put_tools(self, tx: Session, row: ToolsRow) -> None:
+        """`journal_tools` inside `tx`."""
+        claim = row.claim
+        task_id = claim.task_id if claim else None
+        tx.send("insert_journal", {
+            "project_id": row.project_id, "task_id": task_id, "conv": row.conv,
+            "seq": row.seq, "kind": "tools", "attempt": claim.attempt if claim else None,
+            "digest": None, "sent": None, "body": row.body, "bytes": len(row.body.encode()),
+            "now": now()})
+        for kind, detail in row.notes:
+            self.event(tx, row.project_id, task_id, kind, None, None, detail)
 
     def drop_journal(self, conv: str, seq: int) -> None:
         """Forget a conversation's journal from `seq` on (it diverged there)."""

@@ -27,7 +27,7 @@ from orchestrator.domain.models import AgentOutput, CheckResult, Verdict
 from orchestrator.state import knowledge
 from orchestrator.state.claims import Claim, Completion
 from orchestrator.state.project_moves import ProjectMoves, values
-from orchestrator.state.store import Row, Session, now
+from orchestrator.state.store import Row, Session, ToolsRow, now
 
 P, T = ProjectStatus, TaskStatus
 HELD = HELD_STATUSES
@@ -91,13 +91,20 @@ class TaskMoves(ProjectMoves):
             "id": claim.task_id, "attempt": claim.attempt, "held": HELD,
             "lease_until": lease_until}) is not None
 
-    def admit_call(self, claim: Claim, cap: int) -> bool:
+    def admit_call(self, claim: Claim, cap: int, journaled: Sequence[ToolsRow] = ()) -> bool:
         """Count one model call of this attempt if the project's budget has room and the
         task's cap is not reached (one statement); False when either stops it (the caller
-        asks which)."""
-        return self.store.db.fetch_one("admit_model_call", {
-            "id": claim.task_id, "attempt": claim.attempt, "held": HELD, "cap": cap,
-            "project_id": claim.project_id}) is not None
+        asks which). The `journaled` rounds of tool results that led to the call are written
+        in the same round trip, whatever the answer."""
+        params = {"id": claim.task_id, "attempt": claim.attempt, "held": HELD, "cap": cap,
+                  "project_id": claim.project_id}
+        if not journaled:
+            return self.store.db.fetch_one("admit_model_call", params) is not None
+        with self.store.db.transaction() as tx:
+            for row in journaled:
+                self.store.put_tools(tx, row)
+            admitted = tx.fetch_later("admit_model_call", params)
+        return bool(admitted())
 
     def count_call(self, claim: Claim, cap: int) -> bool:
         """Count one model call of this attempt; False when the task's cap is reached."""
