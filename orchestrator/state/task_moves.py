@@ -133,42 +133,55 @@ class TaskMoves(ProjectMoves):
         return Stale(f"task {claim.task_id}: attempt {claim.attempt} no longer holds it")
 
     def complete_task(self, claim: Claim, output: AgentOutput) -> Completion:
-        """Complete a task and count down its dependents, atomically; Stale if fenced out."""
-        ready: list[str] = []
-        with self.store.db.transaction() as tx:
-            tx.send("lock_project", {"id": claim.project_id, "now": now()})
-            try:
-                row = self._finish(tx, claim, T.COMPLETED, output.model_dump_json(), None)
-            except Stale:
-                if not self._completed_by(tx, claim):
-                    raise
-                # This attempt's own completion committed, but its reply was lost (the
-                # database went away during COMMIT): carry on as the completer did.
-                return Completion(ready=self._ready_dependents(tx, claim.task_id),
-                                  project_done=False, detached=True)
-            knowledge.index_output(tx, claim.project_id, claim.task_id, row["idx"], row["title"],
-                                   row["agent_type"], output)
-            # The count-down and both counts (what is unfinished, what can still progress) in
-            # one round trip: a release moves a task from blocked (live while it waits on
-            # nothing failed) to pending (live), so it changes neither count.
-            counted_down = tx.fetch_later("count_down_dependents", {"id": claim.task_id})
-            counted = tx.fetch_later("count_unfinished_and_live", {
-                "project_id": claim.project_id, "completed": T.COMPLETED.value,
-                "live": values(LIVE_TASKS), "blocked": T.BLOCKED.value})
-            due = {d["id"]: d["unit"] for d in counted_down() if d["pending_deps"] == 0}
-            ready = self._move_tasks(tx, list(due), RELEASE) if due else []
-            heads = [t for t in ready if due[t] == t]
-            counts = next(iter(counted()), None)
-            unfinished, live, total = (
-                (int(counts["unfinished"]), int(counts["live"]), int(counts["total"]))
-                if counts else (0, 0, 0))
-            done = unfinished == 0
-            if done:
-                done = bool(self.move_project(claim.project_id, P.INTEGRATING, None, tx))
-            else:
-                self._attention_if_stuck(tx, claim.project_id, live)
+        """Complete a task and count down its dependents, atomically; Stale if fenced out.
+
+        Three round trips: the fenced finish, the count-down and both counts (what is
+        unfinished, what can still progress) travel together and are read together (a
+        fenced-out finish rolls the rest back); then what they released moves, with the
+        output's index; then the COMMIT. A release moves a task from blocked (live while it
+        waits on nothing failed) to pending (live), so it changes neither count."""
+        done_as = T.COMPLETED
+        _require(done_as, _FINISHES, "end")
+        try:
+            with self.store.db.transaction() as tx:
+                tx.send("lock_project", {"id": claim.project_id, "now": now()})
+                finished = tx.fetch_later("finish_attempt", {
+                    "id": claim.task_id, "attempt": claim.attempt, "held": HELD,
+                    "to_status": done_as.value, "output": output.model_dump_json(),
+                    "error": None, "finished_at": now(), "ready_at": None})
+                self.store.event(tx, claim.project_id, claim.task_id, "task", None,
+                                 done_as.value, None)
+                counted_down = tx.fetch_later("count_down_dependents", {"id": claim.task_id})
+                counted = tx.fetch_later("count_unfinished_and_live", {
+                    "project_id": claim.project_id, "completed": T.COMPLETED.value,
+                    "live": values(LIVE_TASKS), "blocked": T.BLOCKED.value})
+                rows = finished()
+                if not rows:
+                    raise self._stale(claim)  # rolls back the count-down with the rest
+                row = rows[0]
+                due = {d["id"]: d["unit"] for d in counted_down() if d["pending_deps"] == 0}
+                counts = next(iter(counted()), None)
+                knowledge.index_output(tx, claim.project_id, claim.task_id, row["idx"],
+                                       row["title"], row["agent_type"], output)
+                ready = self._move_tasks(tx, list(due), RELEASE) if due else []
+                unfinished, live, total = (
+                    (int(counts["unfinished"]), int(counts["live"]), int(counts["total"]))
+                    if counts else (0, 0, 0))
+                done = unfinished == 0
+                if done:
+                    done = bool(self.move_project(claim.project_id, P.INTEGRATING, None, tx))
+                else:
+                    self._attention_if_stuck(tx, claim.project_id, live)
+        except Stale:
+            if not self._completed_by(self.store.db, claim):
+                raise
+            # This attempt's own completion committed, but its reply was lost (the database
+            # went away during COMMIT): carry on as the completer did.
+            return Completion(ready=self._ready_dependents(self.store.db, claim.task_id),
+                              project_done=False, detached=True)
         return Completion(ready=ready, project_done=done, done=total - unfinished, total=total,
-                          detached=bool(row["detached"]), heads=heads)
+                          detached=bool(row["detached"]),
+                          heads=[t for t in ready if due[t] == t])
 
     @staticmethod
     def _completed_by(tx: Session, claim: Claim) -> bool:
