@@ -46,17 +46,21 @@ Progress = Callable[[str], None]
 
 def claim_task(rt: Runtime, task_id: str, worker: str) -> tuple[Claim, Work] | None:
     """Claim the task for an attempt (a ready task starts a new one; a woken one resumes its
-    own), with what the work needs, read in one round trip before the claim (title, inputs and
-    deps do not change once planned), or say why not: None when it already completed (a
+    own), with what the work needs, read in the claim's round trip (title, inputs and deps do
+    not change once planned), or say why not: None when it already completed (a
     completed task is never executed again, whatever the broker redelivers)."""
-    found = rt.store.work_of(task_id)
+    until = rt.leases.until()
+    # A ready task is claimed in the same round trip as the reads (the claim's own SQL asks
+    # for a pending task of a running project); what the reads say decides the rest.
+    found, claim = rt.scheduler.start_with_work(task_id, worker, until)
     task, project = found.task, found.project  # the project brief shows no usage figures
+    if claim is not None:
+        return claim, found
     resumes = task.status in HELD  # started work goes on while its project is paused
     if project.status not in (TASKS_RUN if resumes else {ProjectStatus.RUNNING}):
         raise NotRunnable(f"project {project.id} is {project.status.value}")
-    until = rt.leases.until()
-    claim = (rt.scheduler.resume_task(task_id, worker, until) if resumes
-             else rt.scheduler.start_task(task_id, worker, until))
+    if resumes:
+        claim = rt.scheduler.resume_task(task_id, worker, until)
     if claim is not None:
         return claim, found
     task = rt.store.task(task_id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ from orchestrator.domain.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from orchestrator.state.transitions import Claim
-from orchestrator.state.connector import Connector, Row, Session
+from orchestrator.state.connector import Connector, Params, Row, Session
 
 __all__ = ["Connector", "Row", "Session", "Store", "connect", "display_url", "get_store",
            "ledger_sums", "now", "open_connector", "progress_text", "upgrade"]
@@ -285,13 +285,23 @@ class Store:
 
     def work_of(self, task_id: str) -> Work:
         """What an attempt of the task needs, in one round trip: the task, its project (no
-        usage figures), the tasks it depends on (as `dependencies` reads them) and its
+        usage figures), the tasks it depends on (as `dependencies` reads them), its
         verdicts so far (as `verdicts` reads them: none arrives while an attempt runs, since
-        a task waiting for its review parks)."""
-        task_row, dep_rows, project_row, verdict_rows, journal_rows = self.db.fetch_many([
-            ("get_task", {"id": task_id}), ("dependency_tasks", {"id": task_id}),
-            ("project_of_task", {"id": task_id}), ("every_task_verdict", {"task_id": task_id}),
-            ("task_journal_rows", {"id": task_id, **_key_around(task_id, "agent")})])
+        a task waiting for its review parks) and its agent's journal."""
+        return self.work_from(self.db.fetch_many(self.work_reads(task_id)), task_id)
+
+    @staticmethod
+    def work_reads(task_id: str) -> list[tuple[str, Params]]:
+        """The reads of `work_of`, for a caller that sends more with them."""
+        return [("get_task", {"id": task_id}), ("dependency_tasks", {"id": task_id}),
+                ("project_of_task", {"id": task_id}),
+                ("every_task_verdict", {"task_id": task_id}),
+                ("task_journal_rows", {"id": task_id, **_key_around(task_id, "agent")})]
+
+    @staticmethod
+    def work_from(rows: Sequence[list[Row]], task_id: str) -> Work:
+        """`work_of`'s answer from the rows of `work_reads`."""
+        task_row, dep_rows, project_row, verdict_rows, journal_rows = rows[:5]
         if not task_row or not project_row:
             raise NotFound(f"no task with id {task_id!r}")
         task = _task(task_row[0], [d["id"] for d in dep_rows], None)

@@ -27,7 +27,7 @@ from orchestrator.domain.models import AgentOutput, CheckResult, Verdict
 from orchestrator.state import knowledge
 from orchestrator.state.claims import Claim, Completion
 from orchestrator.state.project_moves import ProjectMoves, values
-from orchestrator.state.store import Row, Session, ToolsRow, now
+from orchestrator.state.store import Row, Session, ToolsRow, Work, now
 
 P, T = ProjectStatus, TaskStatus
 HELD = HELD_STATUSES
@@ -66,14 +66,33 @@ class TaskMoves(ProjectMoves):
 
     # Tasks ------------------------------------------------------------------------------------
 
+    def start_with_work(self, task_id: str, worker: str, lease_until: datetime
+                        ) -> tuple[Work, Claim | None]:
+        """What an attempt works from (`Store.work_of`, as it was before the claim) and the
+        claim of `start_task`, in one round trip on PostgreSQL (the claim after the reads,
+        in one pipeline); the claim is None when the task was not ready to start (held by
+        an attempt, blocked, done) or its project not running."""
+        if self.store.db.dialect != "postgresql":
+            return self.store.work_of(task_id), self.start_task(task_id, worker, lease_until)
+        reads = self.store.work_reads(task_id)
+        rows = self.store.db.fetch_many(
+            [*reads, ("start_task_noted", self._start_params(task_id, worker, lease_until))])
+        work, started = self.store.work_from(rows, task_id), rows[len(reads)]
+        claim = (Claim(project_id=started[0]["project_id"], task_id=task_id,
+                       attempt=int(started[0]["attempts"])) if started else None)
+        return work, claim
+
+    @staticmethod
+    def _start_params(task_id: str, worker: str, lease_until: datetime) -> dict[str, object]:
+        return {"id": task_id, "to_status": START.to.value, "allowed": values(START.allowed),
+                "running": _STARTS_IN.value, "worker": worker, "now": now(),
+                "lease_until": lease_until, "from_status": _START_FROM.value}
+
     def start_task(self, task_id: str, worker: str, lease_until: datetime) -> Claim | None:
         """Claim a ready task for this worker; None when it is not pending with all deps done."""
-        params = {"id": task_id, "to_status": START.to.value, "allowed": values(START.allowed),
-                  "running": _STARTS_IN.value, "worker": worker, "now": now(),
-                  "lease_until": lease_until}
+        params = self._start_params(task_id, worker, lease_until)
         if self.store.db.dialect == "postgresql":  # the claim and its event in one statement
-            row = self.store.db.fetch_one("start_task_noted",
-                                          {**params, "from_status": _START_FROM.value})
+            row = self.store.db.fetch_one("start_task_noted", params)
             if row is None:
                 return None
             return Claim(project_id=row["project_id"], task_id=task_id,
