@@ -154,11 +154,12 @@ class TaskMoves(ProjectMoves):
     def complete_task(self, claim: Claim, output: AgentOutput) -> Completion:
         """Complete a task and count down its dependents, atomically; Stale if fenced out.
 
-        Three round trips: the fenced finish, the count-down and both counts (what is
-        unfinished, what can still progress) travel together and are read together (a
-        fenced-out finish rolls the rest back); then what they released moves, with the
-        output's index; then the COMMIT. A release moves a task from blocked (live while it
-        waits on nothing failed) to pending (live), so it changes neither count."""
+        Two round trips: the fenced finish, the count-down, the release of what it left with
+        nothing pending and both counts (what is unfinished, what can still progress)
+        travel together and are read together (a fenced-out finish rolls the rest back);
+        then the events and the output's index go with the COMMIT. A release moves a task
+        from blocked (live while it waits on nothing failed) to pending (live), so it
+        changes neither count."""
         done_as = T.COMPLETED
         _require(done_as, _FINISHES, "end")
         try:
@@ -170,7 +171,10 @@ class TaskMoves(ProjectMoves):
                     "error": None, "finished_at": now(), "ready_at": None})
                 self.store.event(tx, claim.project_id, claim.task_id, "task", None,
                                  done_as.value, None)
-                counted_down = tx.fetch_later("count_down_dependents", {"id": claim.task_id})
+                tx.send("count_down_dependents", {"id": claim.task_id})
+                released = tx.fetch_later("release_dependents", {
+                    "id": claim.task_id, "to_status": RELEASE.to.value,
+                    "allowed": values(RELEASE.allowed), "ready_at": now()})
                 counted = tx.fetch_later("count_unfinished_and_live", {
                     "project_id": claim.project_id, "completed": T.COMPLETED.value,
                     "live": values(LIVE_TASKS), "blocked": T.BLOCKED.value})
@@ -178,11 +182,14 @@ class TaskMoves(ProjectMoves):
                 if not rows:
                     raise self._stale(claim)  # rolls back the count-down with the rest
                 row = rows[0]
-                due = {d["id"]: d["unit"] for d in counted_down() if d["pending_deps"] == 0}
+                due = {str(d["id"]): d["unit"] for d in released()}
+                ready = list(due)
+                for task_id in ready:
+                    self.store.event(tx, claim.project_id, task_id, "task", None,
+                                     RELEASE.to.value, None)
                 counts = next(iter(counted()), None)
                 knowledge.index_output(tx, claim.project_id, claim.task_id, row["idx"],
                                        row["title"], row["agent_type"], output)
-                ready = self._move_tasks(tx, list(due), RELEASE) if due else []
                 unfinished, live, total = (
                     (int(counts["unfinished"]), int(counts["live"]), int(counts["total"]))
                     if counts else (0, 0, 0))
@@ -260,16 +267,6 @@ class TaskMoves(ProjectMoves):
             self.store.event(tx, row["project_id"], task_id, "task", None, move.to.value,
                              detail)
         return row is not None
-
-    def _move_tasks(self, tx: Session, task_ids: list[str], move: TaskMove) -> list[str]:
-        """`_move_task` for several tasks in one statement; the ids it moved, in order."""
-        moved = {str(r["id"]): r for r in tx.fetch_all("transition_tasks", {
-            "ids": task_ids, "to_status": move.to.value, "allowed": values(move.allowed),
-            "ready_at": now() if move.to is T.PENDING else None})}
-        for task_id in moved:
-            self.store.event(tx, moved[task_id]["project_id"], task_id, "task", None,
-                             move.to.value, None)
-        return [t for t in task_ids if t in moved]
 
     def hold_as(self, claim: Claim, to: TaskStatus, detail: str | None = None) -> None:
         """The attempt moves its task between in_progress and review; Stale if fenced out."""

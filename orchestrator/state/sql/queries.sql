@@ -328,13 +328,15 @@ WHERE e.depends_on = :id AND t.status = :pending
 -- name: count_down_dependents
 UPDATE tasks SET pending_deps = pending_deps - 1
 WHERE id IN (SELECT task_id FROM task_edges WHERE depends_on = :id)
-RETURNING id, pending_deps, unit
+RETURNING id, pending_deps
 
--- name: transition_tasks
--- transition_task for several tasks in one statement.
+-- name: release_dependents
+-- After count_down_dependents, in its transaction (it sees the count-down): the dependents it
+-- left with nothing pending move, as transition_task would move each.
 UPDATE tasks SET status = :to_status, lease_until = NULL, ready_at = :ready_at
-WHERE id = ANY(:ids) AND status = ANY(:allowed)
-RETURNING id, project_id
+WHERE id IN (SELECT task_id FROM task_edges WHERE depends_on = :id)
+  AND pending_deps = 0 AND status = ANY(:allowed)
+RETURNING id, project_id, unit
 
 -- name: insert_event
 INSERT INTO events (project_id, task_id, kind, from_status, to_status, detail, at)
