@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
 import threading
@@ -132,6 +133,8 @@ class _ProgressOut:
 
 PROGRESS_BACKLOG = 1000
 _progress_out = _ProgressOut()
+# A forked child starts with an empty backlog and no sender (the parent's thread is not there).
+os.register_at_fork(after_in_child=lambda: _progress_out.__init__())  # type: ignore[misc]
 
 
 def node_name(task: Task) -> str:  # type: ignore[type-arg]

@@ -50,8 +50,9 @@ def claim_task(rt: Runtime, task_id: str, worker: str) -> tuple[Claim, Work] | N
     not change once planned), or say why not: None when it already completed (a
     completed task is never executed again, whatever the broker redelivers)."""
     until = rt.leases.until()
-    # A ready task is claimed in the same round trip as the reads (the claim's own SQL asks
-    # for a pending task of a running project); what the reads say decides the rest.
+    # A ready task is claimed in the same round trip as the reads, which follow it (the
+    # claim's own SQL asks for a pending task of a running project); when it did not claim,
+    # what the reads say decides the rest.
     found, claim = rt.scheduler.start_with_work(task_id, worker, until)
     task, project = found.task, found.project  # the project brief shows no usage figures
     if claim is not None:
@@ -61,8 +62,8 @@ def claim_task(rt: Runtime, task_id: str, worker: str) -> tuple[Claim, Work] | N
         raise NotRunnable(f"project {project.id} is {project.status.value}")
     if resumes:
         claim = rt.scheduler.resume_task(task_id, worker, until)
-    if claim is not None:
-        return claim, found
+    if claim is not None:  # resumed: what it works from is read again, after the claim
+        return claim, rt.store.work_of(task_id)
     task = rt.store.task(task_id)
     if task.status is TaskStatus.COMPLETED:
         return None

@@ -184,8 +184,14 @@ class ProjectMeter:
         store = self.rt.store
         claim, cap = self.claim, self.rt.settings.max_model_calls
         held = self.outbox.take() if self.outbox is not None and claim is not None else []
-        if claim is not None and self.rt.durably(
-                "call admission", lambda: self.rt.scheduler.admit_call(claim, cap, held)):
+        try:
+            admitted = claim is not None and self.rt.durably(
+                "call admission", lambda: self.rt.scheduler.admit_call(claim, cap, held))
+        except BaseException:
+            if self.outbox is not None:  # not written: the flush after the attempt tries
+                self.outbox.held[:0] = held
+            raise
+        if admitted:
             return  # the usual case: budget and cap checked, and the call counted, at once
         if not self.rt.durably("budget check", lambda: store.within_budget(self.project_id)):
             project = store.project(self.project_id)

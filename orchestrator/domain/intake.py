@@ -17,6 +17,11 @@ from orchestrator.domain.models import PlanFile
 MAX_PLAN_BYTES = 1_000_000
 
 
+def storable(text: str) -> str:
+    """Text any database takes: no NUL, no lone surrogates (a model's text is untrusted)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def is_utf8(text: str) -> bool:
     """False for lone surrogates (bytes that were not UTF-8 in argv, or `\\udcff` in JSON):
     text the database cannot take."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from orchestrator.domain.errors import BadInput
+from orchestrator.domain.intake import storable
 from orchestrator.domain.models import AgentOutput, Analysis, Plan, PlanTask
 from orchestrator.state.store import Connector, Session, now
 
@@ -87,14 +88,9 @@ def index_output(tx: Session, project_id: str, task_id: str, index: int, title: 
 def _put(tx: Session, project_id: str, kind: Kind, ref: str, source: str, title: str,
          body: str) -> None:
     tx.send("upsert_knowledge", {
-        "project_id": project_id, "kind": kind.value, "ref": _clean(ref),
-        "source": _clean(source), "title": _clean(title),
-        "body": _clean(body[:MAX_BODY_CHARS]), "now": now()})
-
-
-def _clean(text: str) -> str:
-    """Text any database takes: no NUL, no lone surrogates (the model's text is untrusted)."""
-    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+        "project_id": project_id, "kind": kind.value, "ref": storable(ref),
+        "source": storable(source), "title": storable(title),
+        "body": storable(body[:MAX_BODY_CHARS]), "now": now()})
 
 
 def looks_binary(text: str) -> bool:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
@@ -32,6 +32,9 @@ _MIGRATION_LOCK = 0x4147454E  # "AGEN": one migrator at a time across processes
 def _wrap(query: str, exc: psycopg.Error) -> StoreError | IllegalMove:
     """A lost or refused connection is worth retrying; anything else is a real failure."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, psycopg.errors.PipelineAborted):  # an earlier statement failed
+        return StoreError(f"PostgreSQL query {query} not run: an earlier statement of its "
+                          f"transaction failed ({reason})")
     if isinstance(exc, psycopg.OperationalError):
         return StoreUnavailable(f"PostgreSQL unavailable ({query}): {reason}")
     if isinstance(exc, psycopg.errors.CheckViolation) and reason.startswith("illegal "):
@@ -168,11 +171,15 @@ class _Session:
         return rows
 
     def fetch_one(self, query: str, params: Params) -> Row | None:
-        row = self._run(query, params).fetchone()
+        cursor = self._run(query, params)
+        with _guard(query):  # in a pipeline, an error arrives with the result
+            row = cursor.fetchone()
         return dict(row) if row is not None else None
 
     def fetch_all(self, query: str, params: Params) -> list[Row]:
-        return [dict(r) for r in self._run(query, params).fetchall()]
+        cursor = self._run(query, params)
+        with _guard(query):
+            return [dict(r) for r in cursor.fetchall()]
 
 
 class PostgresConnector:
@@ -181,12 +188,22 @@ class PostgresConnector:
     dialect = "postgresql"
 
     def __init__(self, url: str, max_size: int = 4) -> None:
+        options: str | None = _with_server_keepalive(url)
         try:
             # One plain connection first: a clear reason at once instead of pool retries.
-            psycopg.connect(url, connect_timeout=5).close()
+            try:
+                psycopg.connect(url, connect_timeout=5, options=options).close()
+            except psycopg.OperationalError as exc:
+                if "options" not in str(exc):
+                    raise
+                # A pooler in front (PgBouncer) refuses the `options` startup parameter:
+                # its own keepalive settings stand for the server's then.
+                options = None
+                psycopg.connect(url, connect_timeout=5).close()
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0]
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from exc
+        server_side = {"options": options} if options is not None else {}
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 url, min_size=1, max_size=max_size, open=True, timeout=POOL_TIMEOUT,
@@ -198,8 +215,7 @@ class PostgresConnector:
                         "keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE,
                         "keepalives_interval": KEEPALIVE_INTERVAL,
                         "keepalives_count": KEEPALIVE_COUNT,
-                        "tcp_user_timeout": SEND_TIMEOUT_MS,
-                        "options": _with_server_keepalive(url)},
+                        "tcp_user_timeout": SEND_TIMEOUT_MS, **server_side},
             )
             self._pool.wait(timeout=10)
         except (psycopg.Error, Exception) as exc:
@@ -225,6 +241,10 @@ class PostgresConnector:
             with conn:
                 yield conn
         finally:
+            if not conn.closed and (conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
+                                    or conn.info.transaction_status
+                                    != pq.TransactionStatus.IDLE):
+                conn.close()  # interrupted mid-pipeline or mid-transaction: not reused
             self._pool.putconn(conn)
 
     def execute(self, query: str, params: Params) -> int:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.domain.constants import HELD_STATUSES, MIN_ID_PREFIX, ProjectStatus, TaskStatus
 from orchestrator.domain.errors import BadInput, ConfigError, NotFound
-from orchestrator.domain.intake import is_utf8
+from orchestrator.domain.intake import is_utf8, storable
 from orchestrator.domain.models import (
     AgentOutput,
     Analysis,
@@ -229,7 +229,8 @@ class Store:
               from_status: str | None, to_status: str | None, detail: str | None) -> None:
         tx.send("insert_event", {
             "project_id": project_id, "task_id": task_id, "kind": kind,
-            "from_status": from_status, "to_status": to_status, "detail": detail, "now": now()})
+            "from_status": from_status, "to_status": to_status,
+            "detail": storable(detail) if detail is not None else None, "now": now()})
 
     def assign_units(self, units: dict[str, list[str]]) -> None:
         """Record which launch unit each task belongs to (unit id -> task ids)."""

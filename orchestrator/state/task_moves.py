@@ -68,16 +68,19 @@ class TaskMoves(ProjectMoves):
 
     def start_with_work(self, task_id: str, worker: str, lease_until: datetime
                         ) -> tuple[Work, Claim | None]:
-        """What an attempt works from (`Store.work_of`, as it was before the claim) and the
-        claim of `start_task`, in one round trip on PostgreSQL (the claim after the reads,
-        in one pipeline); the claim is None when the task was not ready to start (held by
-        an attempt, blocked, done) or its project not running."""
+        """The claim of `start_task` and then what the attempt works from (`Store.work_of`),
+        in one round trip on PostgreSQL (one pipeline). The claim goes first: each later read
+        sees at least what the claim saw (a dependency's output the claim counted done), and
+        a claim that fails changes nothing the reads show. The claim is None when the task
+        was not ready to start (held by an attempt, blocked, done) or its project not
+        running."""
         if self.store.db.dialect != "postgresql":
-            return self.store.work_of(task_id), self.start_task(task_id, worker, lease_until)
-        reads = self.store.work_reads(task_id)
-        rows = self.store.db.fetch_many(
-            [*reads, ("start_task_noted", self._start_params(task_id, worker, lease_until))])
-        work, started = self.store.work_from(rows, task_id), rows[len(reads)]
+            claim = self.start_task(task_id, worker, lease_until)
+            return self.store.work_of(task_id), claim
+        rows = self.store.db.fetch_many([
+            ("start_task_noted", self._start_params(task_id, worker, lease_until)),
+            *self.store.work_reads(task_id)])
+        started, work = rows[0], self.store.work_from(rows[1:], task_id)
         claim = (Claim(project_id=started[0]["project_id"], task_id=task_id,
                        attempt=int(started[0]["attempts"])) if started else None)
         return work, claim
@@ -123,6 +126,8 @@ class TaskMoves(ProjectMoves):
             for row in journaled:
                 self.store.put_tools(tx, row)
             admitted = tx.fetch_later("admit_model_call", params)
+        # Read after the COMMIT: a pipeline's results are in once it is synced (so the
+        # COMMIT travels with the rest instead of a round trip of its own).
         return bool(admitted())
 
     def count_call(self, claim: Claim, cap: int) -> bool:

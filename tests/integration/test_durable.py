@@ -95,8 +95,14 @@ def test_a_worker_killed_mid_conversation_replays_its_answered_turns(
     since = len(c.fake.requests)
     c.fake.faults.latency = 1.5  # each turn is in flight long enough to be killed in
     project_id = c.submit(PAGE)
-    task = c.task_status(project_id, 0, "in_progress")
-    conv = agent_conv(task["id"])
+    # From the store itself, not `agency status` (a CLI start per poll on a loaded machine
+    # can miss a task that is in progress for only a few seconds).
+    wait_until(lambda: bool(rows(c, "SELECT 1 FROM tasks WHERE project_id = %s AND idx = 0 "
+                                    "AND status = 'in_progress'", project_id)),
+               "task 0 in progress", 90, every=0.05)
+    ((task_id,),) = rows(c, "SELECT id FROM tasks WHERE project_id = %s AND idx = 0",
+                         project_id)
+    conv = agent_conv(task_id)
     wait_until(lambda: turns(c, conv) >= 2, "two answered turns journaled", 60, every=0.05)
     c.fleet.kill("frontend_developer")
     before = journal(c, conv)
