@@ -177,9 +177,10 @@ def _pg_bin(name: str) -> str:
 class PrivatePostgres:
     """A throwaway PostgreSQL cluster: trust auth, no fsync, its own port and socket dir."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1",
+                 settings: dict[str, str] | None = None) -> None:
         self.initdb, self.pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-        self.host = host
+        self.host, self.settings = host, dict(settings or {})
         self.pg_isready = _pg_bin("pg_isready")
         # initdb and the server refuse to run as root: run them as `postgres`, in a directory
         # that user owns (pytest's tmp_path is root-only, so this one lives in the system tmp).
@@ -224,7 +225,8 @@ class PrivatePostgres:
     def start(self) -> None:
         """Start the server (after a crash: with recovery) and return once it accepts."""
         options = (f"-p {self.port} -k {self.root} -c listen_addresses={self.host} "
-                   "-c fsync=off -c full_page_writes=off")
+                   "-c fsync=off -c full_page_writes=off"
+                   + "".join(f" -c {k}={v}" for k, v in self.settings.items()))
         done = self._run(self.pg_ctl, "-D", str(self.data), "-l", str(self.log_path), "-w",
                          "-t", str(int(READY_TIMEOUT)), "-o", options, "start")
         if done.returncode != 0:

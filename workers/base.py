@@ -12,9 +12,15 @@ from typing import Any, NoReturn
 
 from celery import Task, signals
 from celery.exceptions import Ignore
+from celery.worker.control import inspect_command
 
 from orchestrator.agent.runtime import get_runtime
-from orchestrator.domain.constants import ORCHESTRATOR_QUEUE, PROGRESS_EVENT, ProjectStatus
+from orchestrator.domain.constants import (
+    ORCHESTRATOR_QUEUE,
+    PROGRESS_EVENT,
+    STORE_HEALTH_COMMAND,
+    ProjectStatus,
+)
 from orchestrator.domain.errors import (
     AgencyError,
     AttemptFailed,
@@ -135,6 +141,17 @@ PROGRESS_BACKLOG = 1000
 _progress_out = _ProgressOut()
 # A forked child starts with an empty backlog and no sender (the parent's thread is not there).
 os.register_at_fork(after_in_child=lambda: _progress_out.__init__())  # type: ignore[misc]
+
+
+@inspect_command(name=STORE_HEALTH_COMMAND)
+def _store_health(state: Any, **_: Any) -> dict[str, Any]:
+    """`agency workers` asks every worker how its store connections are (a remote control
+    command, answered by the worker's main thread)."""
+    health = getattr(get_runtime().store.db, "health", None)
+    try:
+        return dict(health()) if health is not None else {}
+    except Exception as exc:  # the store was never reached: say so, not a traceback
+        return {"refused": str(exc)}
 
 
 def node_name(task: Task) -> str:  # type: ignore[type-arg]

@@ -152,6 +152,8 @@ KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
 SEND_TIMEOUT_MS = 20_000  # TCP_USER_TIMEOUT: data unacknowledged this long fails the connection
 KEEPALIVE = {socket.TCP_KEEPIDLE: KEEPALIVE_IDLE, socket.TCP_KEEPINTVL: KEEPALIVE_INTERVAL,
              socket.TCP_KEEPCNT: KEEPALIVE_COUNT, socket.TCP_USER_TIMEOUT: SEND_TIMEOUT_MS}
+# The remote control command by which a worker says how its store connections are.
+STORE_HEALTH_COMMAND = "agency_store"
 REDIS_SOCKET_TIMEOUT = 5  # seconds: a Redis command (or connect) that takes longer fails over
 # Every Redis client of our own (the broker epoch, the rate limit) is made with these.
 REDIS_CLIENT_OPTIONS = {"socket_timeout": REDIS_SOCKET_TIMEOUT,

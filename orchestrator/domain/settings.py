@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # transaction, never across a model call, so a few serve a hundred threads; the topology
     # of 11 processes opens at most 11 x this (PostgreSQL allows 100 by default).
     db_pool_size: int = Field(default=4, ge=1, le=100)
+    # Seconds a connection may sit unused before the process gives it back (one per period),
+    # so that a small server's connections go to the processes that have work.
+    db_pool_idle: float = Field(default=10.0, ge=1.0, le=3600.0)
     # Seconds an agent's question waits for `agency answer` before the agent goes on with the
     # assumption it stated.
     question_timeout: float = Field(default=600.0, gt=0.0, le=7 * 24 * 3600)

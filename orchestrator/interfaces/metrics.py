@@ -86,12 +86,22 @@ class AgencyCollector(Collector):
                                   labels=["queue"])
         active = GaugeMetricFamily("agency_queue_active",
                                    "Tasks the queue's live workers are running", labels=["queue"])
+        waiting = GaugeMetricFamily("agency_store_waiting",
+                                    "Threads of the queue's live workers waiting for a "
+                                    "PostgreSQL connection", labels=["queue"])
+        refused = GaugeMetricFamily("agency_store_refused",
+                                    "Live workers of the queue whose new PostgreSQL "
+                                    "connections the server refuses", labels=["queue"])
         for q in found:
             depth.add_metric([q.name], q.depth)
             workers.add_metric([q.name], len(q.workers))
             slots.add_metric([q.name], sum(w.concurrency for w in q.workers))
             active.add_metric([q.name], sum(w.active for w in q.workers))
-        yield from (depth, workers, slots, active)
+            waiting.add_metric([q.name], sum(int(w.store.get("waiting") or 0)
+                                             for w in q.workers))
+            refused.add_metric([q.name], sum(bool(w.store.get("refused"))
+                                             for w in q.workers))
+        yield from (depth, workers, slots, active, waiting, refused)
 
 
 def statuses(projects: Iterable[Row], tasks: Iterable[Row]) -> Iterator[Metric]:

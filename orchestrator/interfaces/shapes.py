@@ -64,7 +64,7 @@ def log_json(rows: Iterable[dict[str, Any]], index: dict[str, int]) -> list[dict
 def queues_json(queues: Iterable[QueueInfo]) -> list[dict[str, Any]]:
     """`agency workers --json`."""
     return [{"queue": q.name, "depth": q.depth, "workers": [
-        {"name": w.name, "concurrency": w.concurrency, "active": w.active}
+        {"name": w.name, "concurrency": w.concurrency, "active": w.active, "store": w.store}
         for w in q.workers]} for q in queues]
 
 

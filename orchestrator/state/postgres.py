@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -14,7 +16,7 @@ import psycopg
 from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from orchestrator.domain.constants import (
     KEEPALIVE_COUNT,
@@ -105,11 +107,54 @@ def _mark_returned(conn: psycopg.Connection[Any]) -> None:
     _returned[conn] = time.monotonic()
 
 
+def _server_limit(conn: psycopg.Connection[Any]) -> str:
+    """What the server allows, in words: max_connections and those reserved."""
+    try:
+        total = conn.execute("SHOW max_connections").fetchone()
+        reserved = conn.execute("SHOW superuser_reserved_connections").fetchone()
+    except psycopg.Error:
+        return "an unknown number (SHOW max_connections failed)"
+    return (f"max_connections={total[0] if total else '?'} "
+            f"({reserved[0] if reserved else '?'} reserved for superusers)")
+
+
 def _with_server_keepalive(url: str) -> str:
     """SERVER_KEEPALIVE, then the URL's own `options` (else PGOPTIONS's, which an explicit
     `options` would hide): those stay, and a keepalive of their own wins (it comes later)."""
     own = str(conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS", ""))
     return f"{SERVER_KEEPALIVE} {own}".strip()
+
+
+REPORT_EVERY = 60.0  # seconds between two warnings of a process the server keeps refusing
+_pool_log = logging.getLogger("psycopg.pool")
+log = logging.getLogger(__name__)
+
+
+class _Refusals(logging.Filter):
+    """psycopg_pool logs every failed connection attempt at WARNING ("error connecting in
+    'pool-1': ..."), every second or two for as long as a server refuses. This keeps the
+    reason for the connector's `health` and lets one warning through per REPORT_EVERY, with
+    the numbers (`PostgresConnector._refused`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pools: dict[str, PostgresConnector] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        args = record.args if isinstance(record.args, tuple) else ()
+        owner = self.pools.get(str(args[0])) if args else None
+        if owner is None:
+            return True
+        if message.startswith("error connecting in"):
+            owner._refused(str(args[1]) if len(args) > 1 else record.getMessage())
+            return False
+        # "reconnection attempt in pool ... failed after 5 sec": the next caller tries again
+        return not message.startswith("reconnection attempt in pool")
+
+
+_refusals = _Refusals()
+_pool_log.addFilter(_refusals)
 
 
 MAINTENANCE_DB = "postgres"  # the database `createdb` connects to in order to create one
@@ -187,26 +232,39 @@ class PostgresConnector:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, max_size: int = 4) -> None:
+    def __init__(self, url: str, max_size: int = 4, idle: float = 10.0) -> None:
+        """A pool of 0 to `max_size` connections: one unused for `idle` seconds is closed
+        (one per `idle` seconds: psycopg_pool's shrink), so an idle process gives its
+        connections back to the processes that have work."""
         options: str | None = _with_server_keepalive(url)
+        self.max_size, self.idle = max_size, idle
+        self.refusal: tuple[str, float] | None = None  # the server's reason, since when
+        self._reported = -REPORT_EVERY
+        # The longest a caller waited for a connection, over its retries (a thread that timed
+        # out and asks again goes on waiting from its first try).
+        self.longest_wait = 0.0
+        self._waits = threading.local()
         try:
             # One plain connection first: a clear reason at once instead of pool retries.
             try:
-                psycopg.connect(url, connect_timeout=5, options=options).close()
+                probe = psycopg.connect(url, connect_timeout=5, options=options)
             except psycopg.OperationalError as exc:
                 if "options" not in str(exc):
                     raise
                 # A pooler in front (PgBouncer) refuses the `options` startup parameter:
                 # its own keepalive settings stand for the server's then.
                 options = None
-                psycopg.connect(url, connect_timeout=5).close()
+                probe = psycopg.connect(url, connect_timeout=5)
+            with probe:
+                self.server_limit = _server_limit(probe)
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0]
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from exc
         server_side = {"options": options} if options is not None else {}
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                url, min_size=1, max_size=max_size, open=True, timeout=POOL_TIMEOUT,
+                url, min_size=0, max_size=max_size, max_idle=idle, open=False,
+                timeout=POOL_TIMEOUT, configure=self._connected,
                 # Connections are checked as they are taken (`_connection`), not by the pool.
                 reset=_mark_returned, reconnect_timeout=RECONNECT_SECONDS,
                 kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5,
@@ -217,9 +275,47 @@ class PostgresConnector:
                         "keepalives_count": KEEPALIVE_COUNT,
                         "tcp_user_timeout": SEND_TIMEOUT_MS, **server_side},
             )
-            self._pool.wait(timeout=10)
+            _refusals.pools[self._pool.name] = self
+            self._pool.open(wait=True, timeout=10)
         except (psycopg.Error, Exception) as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    def _connected(self, conn: psycopg.Connection[Any]) -> None:
+        """A new connection of the pool: whatever refused the last ones is over."""
+        if self.refusal is not None:
+            log.info("PostgreSQL connections again after %.0f s of refusals",
+                     time.monotonic() - self.refusal[1])
+            self.refusal = None  # the next refusal is said again, REPORT_EVERY after this
+
+    def _refused(self, reason: str) -> None:
+        """The server refused a connection: said once per REPORT_EVERY, with the numbers."""
+        reason = reason.strip().splitlines()[-1] if reason.strip() else reason
+        reason = reason.rsplit("FATAL:", 1)[-1].strip()  # the server's words, not libpq's
+        at = time.monotonic()
+        since = self.refusal[1] if self.refusal is not None else at
+        self.refusal = (reason, since)
+        if at - self._reported < REPORT_EVERY:
+            return
+        self._reported = at
+        stats = self._pool.get_stats()
+        log.warning(
+            "PostgreSQL refused a connection: %s; this process has %d of the %d it may open "
+            "(AGENCY_DB_POOL_SIZE); the server allows %s; refused for %.0f s so far (next "
+            "report in %.0f s; docs/scaling.md: the connection budget)", reason,
+            stats.get("pool_size", 0), self.max_size, self.server_limit, at - since,
+            REPORT_EVERY)
+
+    def health(self) -> dict[str, Any]:
+        """This process's side of the store: connections open, idle, callers waiting for
+        one, and the server's reason while it refuses new ones."""
+        stats = self._pool.get_stats()
+        refusal = self.refusal
+        return {"open": int(stats.get("pool_size", 0)),
+                "idle": int(stats.get("pool_available", 0)),
+                "waiting": int(stats.get("requests_waiting", 0)), "max": self.max_size,
+                "longest_wait_s": round(self.longest_wait, 1),
+                "refused": refusal[0] if refusal else None,
+                "refused_for_s": round(time.monotonic() - refusal[1], 1) if refusal else None}
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -229,14 +325,22 @@ class PostgresConnector:
         connections, which after a partition cost every process seconds on its first query
         (four dead connections each). Each dead one goes back broken, and the pool replaces it.
         """
-        deadline = time.monotonic() + POOL_TIMEOUT
+        started = time.monotonic()
+        deadline = started + POOL_TIMEOUT
         while True:
-            conn = self._pool.getconn(timeout=max(deadline - time.monotonic(), 0.01))
+            try:
+                conn = self._pool.getconn(timeout=max(deadline - time.monotonic(), 0.01))
+            except PoolTimeout:  # the caller retries: its wait goes on (`longest_wait`)
+                self._waits.since = getattr(self._waits, "since", None) or started
+                raise
             try:
                 _check(conn)
                 break
             except psycopg.Error:
                 self._pool.putconn(conn)
+        since = getattr(self._waits, "since", None) or started
+        self._waits.since = None
+        self.longest_wait = max(self.longest_wait, time.monotonic() - since)
         try:
             with conn:
                 yield conn
@@ -311,4 +415,5 @@ class PostgresConnector:
             raise StoreError(f"PostgreSQL migration failed: {exc}") from exc
 
     def close(self) -> None:
+        _refusals.pools.pop(self._pool.name, None)
         self._pool.close()

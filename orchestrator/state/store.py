@@ -56,9 +56,10 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def open_connector(url: str, pool_size: int = 4, create_folder: bool = True) -> Connector:
+def open_connector(url: str, pool_size: int = 4, create_folder: bool = True,
+                   pool_idle: float = 10.0) -> Connector:
     """An adapter for a database URL, migrated to the latest schema."""
-    connector = connect(url, pool_size, create_folder)
+    connector = connect(url, pool_size, create_folder, pool_idle)
     connector.migrate()
     return connector
 
@@ -80,7 +81,8 @@ def upgrade(url: str) -> tuple[list[int], int, bool]:
     return applied, max((int(r["version"]) for r in rows), default=0), created
 
 
-def connect(url: str, pool_size: int = 4, create_folder: bool = True) -> Connector:
+def connect(url: str, pool_size: int = 4, create_folder: bool = True,
+            pool_idle: float = 10.0) -> Connector:
     """An adapter for a database URL, as the database is (no migration); `pool_size`: the most
     PostgreSQL connections this process opens; `create_folder`: make a SQLite file's folder
     (else a missing one is refused)."""
@@ -92,7 +94,7 @@ def connect(url: str, pool_size: int = 4, create_folder: bool = True) -> Connect
     elif url.startswith(("postgresql://", "postgres://")):
         from orchestrator.state.postgres import PostgresConnector
 
-        connector = PostgresConnector(url, max_size=pool_size)
+        connector = PostgresConnector(url, max_size=pool_size, idle=pool_idle)
     else:
         scheme = url.split(":", 1)[0]  # never echo the rest: it may hold a password
         raise ConfigError(
@@ -589,5 +591,6 @@ def get_store(settings: Settings | None = None) -> Store:
             # The default home (.agency) is made; a folder named in AGENCY_DATABASE_URL must
             # exist: a mistyped path is refused rather than made into folders and a database.
             _stores[key] = Store(open_connector(url, settings.db_pool_size,
-                                                create_folder=settings.database_url is None))
+                                                create_folder=settings.database_url is None,
+                                                pool_idle=settings.db_pool_idle))
         return _stores[key]

@@ -89,7 +89,9 @@ def workers(as_json: AsJson = False,
         print(json.dumps(queues_json(queues), indent=2))
         return
     for q in queues:
-        names = ", ".join(f"{w.name} (x{w.concurrency}, {w.active} busy)" for w in q.workers)
+        names = ", ".join(f"{w.name} (x{w.concurrency}, {w.active} busy"
+                          + (f"; {w.store_note}" if w.store_note else "") + ")"
+                          for w in q.workers)
         say(f"{q.name:<20} depth {q.depth:<4} {names or 'NO WORKERS'}")
 
 
