@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # Seconds a connection may sit unused before the process gives it back (one per period),
     # so that a small server's connections go to the processes that have work.
     db_pool_idle: float = Field(default=10.0, ge=1.0, le=3600.0)
+    # AGENCY_DATABASE_URL names a PgBouncer in transaction mode: no prepared statements (it
+    # cannot keep them before 1.21) and no session settings at connect (it refuses `options`).
+    db_pgbouncer: bool = False
     # Seconds an agent's question waits for `agency answer` before the agent goes on with the
     # assumption it stated.
     question_timeout: float = Field(default=600.0, gt=0.0, le=7 * 24 * 3600)

@@ -232,11 +232,13 @@ class PostgresConnector:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, max_size: int = 4, idle: float = 10.0) -> None:
+    def __init__(self, url: str, max_size: int = 4, idle: float = 10.0,
+                 pgbouncer: bool = False) -> None:
         """A pool of 0 to `max_size` connections: one unused for `idle` seconds is closed
         (one per `idle` seconds: psycopg_pool's shrink), so an idle process gives its
-        connections back to the processes that have work."""
-        options: str | None = _with_server_keepalive(url)
+        connections back to the processes that have work. `pgbouncer`: the URL names a
+        PgBouncer in transaction mode (no prepared statements, no `options`)."""
+        options: str | None = None if pgbouncer else _with_server_keepalive(url)
         self.max_size, self.idle = max_size, idle
         self.refusal: tuple[str, float] | None = None  # the server's reason, since when
         self._reported = -REPORT_EVERY
@@ -260,7 +262,9 @@ class PostgresConnector:
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0]
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {reason}") from exc
-        server_side = {"options": options} if options is not None else {}
+        server_side: dict[str, Any] = {"options": options} if options is not None else {}
+        if pgbouncer:
+            server_side["prepare_threshold"] = None
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 url, min_size=0, max_size=max_size, max_idle=idle, open=False,
@@ -392,16 +396,12 @@ class PostgresConnector:
 
     @contextmanager
     def exclusive(self, key: int) -> Iterator[bool]:
-        """Hold a session advisory lock while the body runs; False when another holds it."""
-        with _guard("advisory lock"), self._connection() as conn:
-            session = _Session(conn)
-            row = session.fetch_one("try_reconciler_lock", {"key": key})
-            locked = bool(row and row["locked"])
-            try:
-                yield locked
-            finally:
-                if locked:
-                    session.fetch_one("reconciler_unlock", {"key": key})
+        """Hold an advisory lock while the body runs, in a transaction of its own kept open
+        for the body (the body's statements go through other connections); False when
+        another holds it."""
+        with _guard("advisory lock"), self._connection() as conn, conn.transaction():
+            row = _Session(conn).fetch_one("try_reconciler_lock", {"key": key})
+            yield bool(row and row["locked"])
 
     def migrate(self) -> list[int]:
         """Apply the migrations not applied yet, one migrator at a time across processes."""

@@ -57,9 +57,9 @@ def display_url(url: str) -> str:
 
 
 def open_connector(url: str, pool_size: int = 4, create_folder: bool = True,
-                   pool_idle: float = 10.0) -> Connector:
+                   pool_idle: float = 10.0, pgbouncer: bool = False) -> Connector:
     """An adapter for a database URL, migrated to the latest schema."""
-    connector = connect(url, pool_size, create_folder, pool_idle)
+    connector = connect(url, pool_size, create_folder, pool_idle, pgbouncer)
     connector.migrate()
     return connector
 
@@ -82,7 +82,7 @@ def upgrade(url: str) -> tuple[list[int], int, bool]:
 
 
 def connect(url: str, pool_size: int = 4, create_folder: bool = True,
-            pool_idle: float = 10.0) -> Connector:
+            pool_idle: float = 10.0, pgbouncer: bool = False) -> Connector:
     """An adapter for a database URL, as the database is (no migration); `pool_size`: the most
     PostgreSQL connections this process opens; `create_folder`: make a SQLite file's folder
     (else a missing one is refused)."""
@@ -94,7 +94,8 @@ def connect(url: str, pool_size: int = 4, create_folder: bool = True,
     elif url.startswith(("postgresql://", "postgres://")):
         from orchestrator.state.postgres import PostgresConnector
 
-        connector = PostgresConnector(url, max_size=pool_size, idle=pool_idle)
+        connector = PostgresConnector(url, max_size=pool_size, idle=pool_idle,
+                                      pgbouncer=pgbouncer)
     else:
         scheme = url.split(":", 1)[0]  # never echo the rest: it may hold a password
         raise ConfigError(
@@ -592,5 +593,6 @@ def get_store(settings: Settings | None = None) -> Store:
             # exist: a mistyped path is refused rather than made into folders and a database.
             _stores[key] = Store(open_connector(url, settings.db_pool_size,
                                                 create_folder=settings.database_url is None,
-                                                pool_idle=settings.db_pool_idle))
+                                                pool_idle=settings.db_pool_idle,
+                                                pgbouncer=settings.db_pgbouncer))
         return _stores[key]

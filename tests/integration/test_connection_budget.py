@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,9 +16,10 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
-from tests.conftest import AGENCY, REPO, agency_env
-from tests.services import PrivatePostgres, PrivateRedis, wait_until
+from tests.conftest import AGENCY, IN_CI, REPO, agency_env
+from tests.services import PrivatePostgres, PrivateRedis, free_port, wait_until
 
 IDLE = 5  # AGENCY_DB_POOL_IDLE here: seconds an unused connection stays open
 REQUESTS = ("Build a website for a bakery", "Build a mobile app for a gym",
@@ -46,16 +48,69 @@ def _statuses(url: str) -> dict[str, str]:
         return {}
 
 
-def test_three_projects_on_fifteen_connections(tmp_path: Path) -> None:
+class PgBouncer:
+    """A `pgbouncer` in transaction mode in front of a private PostgreSQL (Debian packages
+    it), run as the `postgres` user in a directory of its own."""
+
+    def __init__(self, pg: PrivatePostgres, database: str, pool_size: int) -> None:
+        binary = shutil.which("pgbouncer")
+        if binary is None:
+            if IN_CI:
+                pytest.fail("pgbouncer is not installed (apt-get install -y pgbouncer)")
+            pytest.skip("pgbouncer is not installed")
+        self.port, self.root = free_port(), pg.root / "pgbouncer"
+        self.root.mkdir()
+        (self.root / "users.txt").write_text('"postgres" ""\n')
+        (self.root / "pgbouncer.ini").write_text(f"""[databases]
+{database} = host=127.0.0.1 port={pg.port} dbname={database}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {self.root}/users.txt
+pool_mode = transaction
+default_pool_size = {pool_size}
+max_client_conn = 1000
+ignore_startup_parameters = extra_float_digits
+logfile = {self.root}/pgbouncer.log
+pidfile = {self.root}/pgbouncer.pid
+""")
+        import pwd
+
+        owner = pwd.getpwnam("postgres")
+        for path in (self.root, *self.root.iterdir()):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
+        self.proc = subprocess.Popen(["runuser", "-u", "postgres", "--", binary,
+                                      str(self.root / "pgbouncer.ini")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+        def up() -> bool:
+            try:
+                psycopg.connect(self.url, connect_timeout=2).close()
+                return True
+            except psycopg.OperationalError:
+                return False
+        wait_until(up, "pgbouncer", 30, every=0.2,
+                   alive=lambda: None if self.proc.poll() is None else "pgbouncer exited")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _three_projects(tmp_path: Path, url: str, **settings: str) -> dict[str, object]:
+    """The fleet (eleven pools) serving three projects submitted at once; each worker's
+    store as `agency workers --json` says, and what the fleet logged."""
     redis = PrivateRedis(tmp_path)
     redis.start()
-    pg = PrivatePostgres(settings={"max_connections": "15"})
     log = tmp_path / "fleet.log"
     try:
-        pg.start()
-        url = pg.create_database("agency")
         env = agency_env(tmp_path, AGENCY_BROKER_URL=redis.url, AGENCY_DATABASE_URL=url,
-                         AGENCY_DB_POOL_IDLE=str(IDLE), AGENCY_OFFLINE_LATENCY="0.2")
+                         AGENCY_DB_POOL_IDLE=str(IDLE), AGENCY_OFFLINE_LATENCY="0.2",
+                         **settings)
         with log.open("wb") as out:
             fleet = subprocess.Popen([sys.executable, "-m", "workers", "fleet", "-l", "INFO"],
                                      cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -76,15 +131,25 @@ def test_three_projects_on_fifteen_connections(tmp_path: Path) -> None:
                 assert shown.returncode == 0, shown.stdout + shown.stderr
                 stores = [w["store"] for q in json.loads(shown.stdout) for w in q["workers"]]
                 assert len(stores) == 11 and all("open" in s for s in stores), stores
-                longest = max(float(s["longest_wait_s"]) for s in stores)
             finally:
                 os.killpg(fleet.pid, signal.SIGTERM)
                 fleet.wait(timeout=60)
     finally:
         redis.stop()
+    return {"stores": stores, "log": log.read_text(errors="replace")}
+
+
+def test_three_projects_on_fifteen_connections(tmp_path: Path) -> None:
+    pg = PrivatePostgres(settings={"max_connections": "15"})
+    try:
+        pg.start()
+        ran = _three_projects(tmp_path, pg.create_database("agency"))
+    finally:
         pg.stop()
         pg.remove()
-    text = log.read_text(errors="replace")
+    stores, text = ran["stores"], str(ran["log"])
+    assert isinstance(stores, list)
+    longest = max(float(s["longest_wait_s"]) for s in stores)
     # psycopg_pool's own line for every failed attempt is not let through: one report per
     # process per minute at most, with the numbers.
     assert "error connecting in" not in text
@@ -96,3 +161,24 @@ def test_three_projects_on_fifteen_connections(tmp_path: Path) -> None:
     print(f"\n{len(reports)} refusal reports; the longest wait for a connection "
           f"{longest:.1f} s")
     assert longest <= IDLE + 10, stores
+
+
+def test_three_projects_through_pgbouncer_with_a_hundred_threads(tmp_path: Path) -> None:
+    """The same through PgBouncer in transaction mode: ten server connections for the 44
+    pool slots and the 164 worker threads of the eleven pools (4 orchestrator, 16 per agent
+    queue, the defaults)."""
+    pg = PrivatePostgres(settings={"max_connections": "15"})
+    try:
+        pg.start()
+        pg.create_database("agency")
+        bouncer = PgBouncer(pg, "agency", pool_size=10)
+        try:
+            ran = _three_projects(tmp_path, bouncer.url, AGENCY_DB_PGBOUNCER="true")
+        finally:
+            bouncer.stop()
+    finally:
+        pg.stop()
+        pg.remove()
+    text = str(ran["log"])
+    assert "prepared statement" not in text and "Traceback" not in text
+    assert "PostgreSQL refused a connection" not in text  # the pooler queues, it never refuses

@@ -391,11 +391,10 @@ FROM usage u LEFT JOIN tasks t ON t.id = u.task_id
 WHERE u.project_id = :project_id ORDER BY u.at, u.id
 
 -- name: try_reconciler_lock
--- PostgreSQL only: one reconciler pass at a time across every machine.
-SELECT pg_try_advisory_lock(:key) AS locked
-
--- name: reconciler_unlock
-SELECT pg_advisory_unlock(:key) AS unlocked
+-- PostgreSQL only: one reconciler pass at a time across every machine. Held by a transaction
+-- open for the pass (a pooler in transaction mode keeps its server connection bound to it;
+-- a session lock would stay on a server connection the pooler hands to someone else).
+SELECT pg_try_advisory_xact_lock(:key) AS locked
 
 -- name: usage_by_task
 SELECT task_id, SUM(input_tokens) AS input, SUM(output_tokens) AS output,
