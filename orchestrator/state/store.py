@@ -315,12 +315,6 @@ class Store:
                                        if int(r["attempt"]) >= task.conversation_from),
                     journal=[_entry(r) for r in journal_rows])
 
-    def dependencies(self, task: TaskRecord) -> list[TaskRecord]:
-        """The tasks `task` depends on, in the order of `task.dependencies`, in one query.
-        Their own dependencies are not loaded (empty) and their usage reads zero."""
-        rows = {r["id"]: r for r in self.db.fetch_all("dependency_tasks", {"id": task.id})}
-        return [_task(rows[d], [], None) for d in task.dependencies if d in rows]
-
     def unit_heads(self, task_ids: list[str]) -> set[str]:
         """Which of these tasks head their own launch unit."""
         if not task_ids:
@@ -519,12 +513,6 @@ class Store:
         """The latest screenshot of each of the project's HTML pages, by artifact path."""
         return {row["path"]: bytes(row["png"])
                 for row in self.db.fetch_all("project_screenshots", {"project_id": project_id})}
-
-    def verdicts(self, task_id: str, since: int) -> dict[int, Verdict]:
-        """The verdicts of the task's current conversation (attempts from `since` on), by
-        round: the first kept for a round wins."""
-        return _verdicts(self.db.fetch_all("task_verdicts", {"task_id": task_id,
-                                                             "since": since}))
 
     def question_for_use(self, task_id: str, tool_use_id: str) -> Row | None:
         """The question a tool call asked, if it asked one."""

@@ -263,16 +263,6 @@ class TaskMoves(ProjectMoves):
                       f"{str(first['id'])[:8]}")
             self.move_project(project_id, P.NEEDS_ATTENTION, reason, tx)
 
-    def _move_task(self, tx: Session, task_id: str, move: TaskMove,
-                   detail: str | None = None) -> bool:
-        row = tx.fetch_one("transition_task", {
-            "id": task_id, "to_status": move.to.value, "allowed": values(move.allowed),
-            "ready_at": now() if move.to is T.PENDING else None})
-        if row is not None:
-            self.store.event(tx, row["project_id"], task_id, "task", None, move.to.value,
-                             detail)
-        return row is not None
-
     def hold_as(self, claim: Claim, to: TaskStatus, detail: str | None = None) -> None:
         """The attempt moves its task between in_progress and review; Stale if fenced out."""
         _require(to, _HOLDS, "move")

@@ -169,7 +169,7 @@ WHERE e.task_id = :id
 SELECT p.* FROM projects p JOIN tasks t ON t.project_id = p.id WHERE t.id = :id
 
 -- name: every_task_verdict
--- task_verdicts over all the task's attempts: the caller keeps those of its conversation.
+-- Every verdict of the task, over all its attempts: the caller keeps those of its conversation.
 SELECT round, verdict, notes, summary, attempt FROM reviews WHERE task_id = :task_id ORDER BY id
 
 -- name: unit_heads
@@ -710,10 +710,6 @@ ORDER BY id DESC LIMIT 1
 
 -- name: rebind_question
 UPDATE questions SET attempt = :attempt WHERE id = :id
-
--- name: task_verdicts
-SELECT round, verdict, notes, summary FROM reviews
-WHERE task_id = :task_id AND attempt >= :since ORDER BY id
 
 -- name: insert_batch_call
 INSERT INTO batch_calls (batch_id, custom_id, project_id, task_id, attempt, conv, seq, digest,
