@@ -74,6 +74,10 @@ pool_mode = transaction
 default_pool_size = {pool_size}
 max_client_conn = 1000
 ignore_startup_parameters = extra_float_digits
+tcp_keepalive = 1
+tcp_keepidle = 10
+tcp_keepintvl = 5
+tcp_keepcnt = 3
 logfile = {self.root}/pgbouncer.log
 pidfile = {self.root}/pgbouncer.pid
 """)

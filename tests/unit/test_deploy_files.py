@@ -222,3 +222,51 @@ def test_k8s_kustomization_lists_every_manifest_but_the_secret_template() -> Non
     assert kustomization["namespace"] == "agency"
     for doc in _manifests():
         assert doc["metadata"].get("namespace", "agency") == "agency"
+
+
+# PgBouncer, an option in both (docs/scaling.md, "The connection budget").
+def test_compose_pgbouncer_is_a_profile_in_transaction_mode() -> None:
+    services = _compose()
+    bouncer = services["pgbouncer"]
+    assert bouncer["profiles"] == ["pgbouncer"]  # off unless asked for
+    assert str(bouncer["image"]).split(":")[1].startswith("v1.")  # a pinned tag
+    env = bouncer["environment"]
+    assert isinstance(env, dict)
+    assert env["POOL_MODE"] == "transaction" and env["DB_HOST"] == "postgres"
+    assert env["TCP_KEEPALIVE"] == "1"
+    assert env["DB_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    # The workers reach it by name with prepared statements off, when told to.
+    worker_env = services["backend_developer"]["environment"]
+    assert isinstance(worker_env, dict)
+    url = worker_env["AGENCY_DATABASE_URL"]
+    assert "@${POSTGRES_HOST:-postgres}:5432/" in url
+    assert worker_env["AGENCY_DB_PGBOUNCER"] == "${AGENCY_DB_PGBOUNCER:-false}"
+    assert env["LISTEN_PORT"] == "5432"  # the port the URL names
+    for name in ("orchestrator", "flower"):
+        assert "pgbouncer" not in services[name].get("profiles", [])
+
+
+def test_k8s_pgbouncer_component() -> None:
+    root = K8S / "pgbouncer"
+    kustomization = yaml.safe_load((root / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Component"
+    docs = [doc for name in kustomization["resources"]
+            for doc in yaml.safe_load_all((root / name).read_text()) if doc]
+    (deployment,) = [doc for doc in docs if doc["kind"] == "Deployment"]
+    (service,) = [doc for doc in docs if doc["kind"] == "Service"]
+    container = _container(deployment)
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["POOL_MODE"] == "transaction" and env["TCP_KEEPALIVE"] == "1"
+    assert container["envFrom"] == [{"secretRef": {"name": "agency-pgbouncer"}}]
+    assert container["resources"]["limits"]["memory"]
+    assert service["metadata"]["name"] == "pgbouncer"
+    assert service["spec"]["ports"][0]["port"] == int(env["LISTEN_PORT"])
+    (patch,) = kustomization["patches"]
+    config = yaml.safe_load((root / patch["path"]).read_text())
+    assert config["kind"] == "ConfigMap" and config["metadata"]["name"] == "agency"
+    assert config["data"] == {"AGENCY_DB_PGBOUNCER": "true"}
+    assert "AGENCY_DB_PGBOUNCER" in _setting_variables()
+    # The README of the component names the Service the workers' URL must point at.
+    assert "pgbouncer.agency.svc:5432" in (root / "kustomization.yaml").read_text()
+    for doc in docs:
+        assert doc["metadata"]["namespace"] == "agency"
