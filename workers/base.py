@@ -28,6 +28,7 @@ from orchestrator.domain.errors import (
     HeldElsewhere,
     NotFound,
     NotRunnable,
+    ProjectCancelled,
     Stale,
     StoreUnavailable,
     TaskNotReady,
@@ -204,6 +205,8 @@ class AgencyTask(Task):  # type: ignore[type-arg]
                 self.ignore(str(cause))
             elif isinstance(cause, BudgetExhausted):
                 self.pause(failed)
+            elif isinstance(cause, ProjectCancelled):
+                self.stop(failed)
             elif isinstance(cause, StoreUnavailable):
                 log.warning("%s: %s; the lease will expire and the work will run again",
                             self.name, cause)
@@ -232,6 +235,16 @@ class AgencyTask(Task):  # type: ignore[type-arg]
         reason = str(failed.cause)
         self._record(failed, "budget pause", ProjectStatus.BUDGET_EXHAUSTED, reason,
                      lambda s, claim: s.pause_for_budget(failed.project_id, claim, reason))
+
+    def stop(self, failed: AttemptFailed) -> None:
+        """The project was cancelled: an agent's task ends `cancelled` before its next model
+        call (a planning or integration attempt has nothing to record: its project is)."""
+        rt, claim = get_runtime(), failed.claim
+        if isinstance(claim, Claim):
+            calls = rt.durably("cancel", lambda: rt.scheduler.stop_cancelled(claim))
+            log.info("%s: project %s cancelled; the task stopped before its next model call "
+                     "(%d call(s) in flight at the cancel finished)", self.name,
+                     failed.project_id, calls)
 
     def fail(self, failed: AttemptFailed, reason: str) -> None:
         """Fail the work for good: an agent's task fails (its descendants wait, the rest goes

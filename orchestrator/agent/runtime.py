@@ -20,6 +20,7 @@ from orchestrator.domain.errors import (
     BudgetExhausted,
     CallCapReached,
     NotRunnable,
+    ProjectCancelled,
     StoreUnavailable,
 )
 from orchestrator.domain.models import JournalEntry, JournalTurn, LedgerEntry, ProjectRecord
@@ -193,8 +194,12 @@ class ProjectMeter:
             raise
         if admitted:
             return  # the usual case: budget and cap checked, and the call counted, at once
-        if not self.rt.durably("budget check", lambda: store.within_budget(self.project_id)):
-            project = store.project(self.project_id)
+        project = self.rt.durably("budget check",
+                                  lambda: store.project(self.project_id, usage=False))
+        if project.status is ProjectStatus.CANCELLED:
+            raise ProjectCancelled(f"project {self.project_id} was cancelled: no new model "
+                                   "call starts")
+        if project.budget_tokens is not None and project.tokens_used >= project.budget_tokens:
             raise BudgetExhausted(f"token budget spent: {project.tokens_used} of "
                                   f"{project.budget_tokens} tokens used")
         if claim is not None and not self.rt.durably(

@@ -47,9 +47,8 @@ class Complexity(StrEnum):
     ENTERPRISE = "enterprise"
 
 
-# Token budgets per complexity, and the fallback: 50k, 150k, 300k, 500k (100k) is what one call
-# per task needs; agents work in tool loops and are reviewed, so four times as much. A cache
-# read counts a tenth of a token (models.Tokens.budgeted).
+# Token budgets per complexity: the least a planned project gets (its plan's need, below,
+# when larger). A cache read counts a tenth of a token (models.Tokens.budgeted).
 BUDGET_SCALE = 4
 COMPLEXITY_BUDGETS: dict[Complexity, int] = {
     Complexity.SIMPLE: 50_000 * BUDGET_SCALE,
@@ -57,7 +56,21 @@ COMPLEXITY_BUDGETS: dict[Complexity, int] = {
     Complexity.COMPLEX: 300_000 * BUDGET_SCALE,
     Complexity.ENTERPRISE: 500_000 * BUDGET_SCALE,
 }
-DEFAULT_BUDGET = 100_000 * BUDGET_SCALE
+# A project without --budget gets, once planned, what its plan needs (estimates.plan_budget):
+# the tokens planning spent, plus each task's estimate times what a task really spends per
+# token estimated (its agent's turns and tool loops, reviews, revisions, checks, its share
+# of integration) times BUDGET_HEADROOM, between BUDGET_FLOOR and BUDGET_CEILING.
+# The ratio comes from the latest CALIBRATE_ON completed projects of the store (the median
+# of theirs, once there are CALIBRATE_MIN), else SPEND_RATIO: above what was measured
+# (bench/budgets.py, docs/benchmarks.md: the 60-task plan's tasks, estimated at 4,000 tokens,
+# spent 2.4 times that on the offline model and 3.1 times through the SDK and the test server).
+SPEND_RATIO = 4.0
+SPEND_RATIO_BOUNDS = (0.25, 100.0)  # a calibration outside these is a broken ledger, not data
+CALIBRATE_ON = 20
+CALIBRATE_MIN = 3
+BUDGET_HEADROOM = 2.0
+BUDGET_FLOOR = 200_000
+BUDGET_CEILING = 100_000_000
 # The largest --budget taken: far above any real project, and far below the 2**63 a database
 # integer holds (a budget is added to and compared with sums of tokens).
 MAX_BUDGET = 10**12

@@ -96,6 +96,11 @@ class BudgetExhausted(AgencyError):
     """The project's token budget is spent."""
 
 
+class ProjectCancelled(AgencyError):
+    """The project was cancelled: no new model call starts for it (a call in flight finishes
+    and is recorded)."""
+
+
 class TaskNotReady(AgencyError):
     """A task's dependencies are not all completed."""
 

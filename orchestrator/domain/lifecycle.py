@@ -106,6 +106,13 @@ PROJECT_MOVES: tuple[Move[ProjectStatus], ...] = (
     Move(P.INTEGRATING, P.INTEGRATING, By.EXPIRY,
          "the integration attempt's lease ran out: sent again"),
     Move(P.INTEGRATING, P.COMPLETED, By.FINISH, "integrated: the deliverable is saved"),
+    Move(P.INTEGRATING, P.NEEDS_ATTENTION, By.FINISH,
+         "integrated, but the output folder could not be written (a full disk)"),
+    # By.RESUME: until it is written the project has ended (a person may act); the reconciler
+    # carries on for them once there is room.
+    Move(P.NEEDS_ATTENTION, P.COMPLETED, By.RESUME,
+         "its stored deliverable written out (agency resume, or the reconciler once there is "
+         "room)"),
     *_moves((P.PLANNING, P.INTEGRATING), P.FAILED, By.FINISH,
             "planning or integration failed for good"),
     *_moves((P.PENDING, P.RUNNING), P.FAILED, By.WORK, "the embedded workers stopped"),
@@ -143,6 +150,8 @@ TASK_MOVES: tuple[Move[TaskStatus], ...] = (
     *_moves(_HOLDING, T.PENDING, By.FINISH,
             "its attempt gave it back: a transient failure, or the budget is spent"),
     *_moves(_HOLDING, T.PENDING, By.EXPIRY, "its attempt's lease ran out: queued again"),
+    *_moves(_HOLDING, T.CANCELLED, By.FINISH,
+            "its project was cancelled: the attempt stopped before its next model call"),
     *_moves((T.PENDING, T.BLOCKED), T.CANCELLED, By.CANCEL,
             "its project was cancelled before it started"),
 )

@@ -301,22 +301,26 @@ def calls_table(project_id: str, calls: list[CallRecord]) -> Table:
 
 
 def plan_table(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate) -> Table:
-    """A plan for a person to approve: tasks, dependencies, estimated tokens and cost."""
+    """A plan for a person to approve: tasks, dependencies, estimated and expected tokens, and
+    cost."""
     counted = (f" ({found.counted:,} as {found.model} counts them)"
-               if found.counted != found.tokens else "")
+               if found.counted != found.expected else "")
+    budget = (f"; budget {project.budget_tokens:,} tokens" if project.budget_tokens else "")
     title = (f"Project {project.id[:8]} ({project.status.value}): {len(tasks)} tasks, "
-             f"{found.tokens:,} estimated tokens{counted}, about ${found.cost_usd:.2f} at "
+             f"{found.tokens:,} estimated tokens, {found.expected:,} expected "
+             f"({found.calibration.describe()}){counted}, about ${found.cost_usd:.2f} at "
              f"{found.model} prices live, ${found.batch_cost_usd:.2f} through the Batches API"
-             f"{' (economy mode: turns with slack are batched)' if project.economy else ''} "
-             "(planning, reviews and integration come on top)")
+             f"{' (economy mode: turns with slack are batched)' if project.economy else ''}"
+             f"{budget}")
     table = _table(title, ("#", "title", "agent", "deps", "critical", "est. tokens",
-                           "est. cost"), text=5)
+                           "expected", "exp. cost"), text=5)
     index = {t.id: t.index for t in tasks}
     for t in tasks:
         tokens, cost = found.per_task[t.index]
         table.add_row(str(t.index), Text(t.title), t.agent_type.value,
                       ",".join(str(index[d]) for d in t.dependencies if d in index),
-                      "yes" if t.on_critical_path else "", f"{tokens:,}", f"${cost:.4f}")
+                      "yes" if t.on_critical_path else "", f"{t.estimated_tokens:,}",
+                      f"{tokens:,}", f"${cost:.4f}")
     return table
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import shutil
+import tempfile
+import uuid
 from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
+from orchestrator.domain.display import markdown_safe
 from orchestrator.domain.models import (
     CheckResult,
     Deliverable,
@@ -16,7 +22,12 @@ from orchestrator.domain.models import (
     ReviewRecord,
     TaskRecord,
 )
-from orchestrator.state.artifacts import ARTIFACTS, PlacedArtifact, place_artifacts, write_artifact
+from orchestrator.state.artifacts import (
+    ARTIFACTS,
+    PlacedArtifact,
+    place_artifacts,
+    write_artifact,
+)
 
 
 def slug(text: str) -> str:
@@ -141,23 +152,54 @@ def task_filename(task: TaskRecord) -> str:
     return f"{task.index:02d}-{slug(task.title)}.md"
 
 
-def write_outputs(project: ProjectRecord, deliverable: Deliverable, tasks: list[TaskRecord],
-                  reviews: dict[str, list[ReviewRecord]] | None = None,
-                  screenshots: dict[str, bytes] | None = None) -> Path:
-    """Write tasks/*.md, artifacts/, checks/ (the pages' screenshots), deliverable.json and
-    deliverable.md; return the folder."""
-    root = Path(project.output_dir)
+class UnwrittenOutputs(OSError):
+    """The output folder could not be written (a full disk, a quota, a read-only mount): the
+    folder as it was is left alone, and nothing half-written stays beside it."""
+
+    def __init__(self, root: Path, cause: OSError, needed: int) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.root, self.needed = root, needed
+        self.free = _free_bytes(root)
+
+    def describe(self) -> str:
+        free = "unknown" if self.free is None else _size(self.free)
+        return (f"{self.root} could not be written: {self.strerror} ({free} free there, about "
+                f"{_size(self.needed)} needed)")
+
+
+def _free_bytes(path: Path) -> int | None:
+    for candidate in (path, *path.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
+
+
+def output_files(project: ProjectRecord, deliverable: Deliverable, tasks: list[TaskRecord],
+                 reviews: dict[str, list[ReviewRecord]] | None = None,
+                 screenshots: dict[str, bytes] | None = None
+                 ) -> dict[PurePosixPath, str | bytes]:
+    """Every file of the output folder, by path inside it: tasks/*.md, artifacts/, checks/
+    (the pages' screenshots), deliverable.json and deliverable.md. The Markdown files that
+    Agency composes (`deliverable.md`, `tasks/*.md`) are `markdown_safe`: a viewer that renders
+    HTML runs none from a request or a model; the artifacts are the agents' files, as written.
+    """
     reviews = reviews or {}
-    (root / "tasks").mkdir(parents=True, exist_ok=True)
+    files: dict[PurePosixPath, str | bytes] = {}
     for task in tasks:
         body = task.output.content if task.output else "(no output)"
-        (root / "tasks" / task_filename(task)).write_text(body + "\n")
+        files[PurePosixPath("tasks", task_filename(task))] = markdown_safe(body) + "\n"
     artifacts = place_artifacts(tasks)
     for placed in artifacts:
-        write_artifact(root, ARTIFACTS / placed.path, placed.content)
+        files[ARTIFACTS / placed.path] = placed.content
     shots = screenshots or {}
     for path, png in shots.items():
-        write_artifact(root, screenshot_path(path), png)
+        files[screenshot_path(path)] = png
     checks = latest_checks(tasks, reviews)
     payload = {"project_id": project.id, "request": project.request,
                "project_type": project.project_type, **deliverable.model_dump(),
@@ -168,8 +210,55 @@ def write_outputs(project: ProjectRecord, deliverable: Deliverable, tasks: list[
                           "by_task": {task_id: [c.model_dump() for c in found]
                                       for task_id, found in checks.items()},
                           "screenshots": {p: screenshot_path(p).as_posix() for p in shots}}}
-    (root / "deliverable.json").write_text(json.dumps(payload, indent=2) + "\n")
-    # Last: `agency run` takes an existing deliverable.md to mean the folder is complete.
-    (root / "deliverable.md").write_text(render_markdown(project, deliverable, tasks, artifacts,
-                                                        reviews, shots))
+    files[PurePosixPath("deliverable.json")] = json.dumps(payload, indent=2) + "\n"
+    files[PurePosixPath("deliverable.md")] = markdown_safe(
+        render_markdown(project, deliverable, tasks, artifacts, reviews, shots))
+    return files
+
+
+def write_outputs(project: ProjectRecord, deliverable: Deliverable, tasks: list[TaskRecord],
+                  reviews: dict[str, list[ReviewRecord]] | None = None,
+                  screenshots: dict[str, bytes] | None = None,
+                  root: Path | None = None, only_if_room: bool = False) -> Path:
+    """Write the output folder (`output_files`) at `root` (default: the project's), whole or
+    not at all: into a new folder beside it, which then takes its place. A folder that cannot
+    be written (UnwrittenOutputs: a full disk) leaves the old one as it was and no part of
+    the new one; `only_if_room`: none is tried while the disk has less free than needed."""
+    root = Path(project.output_dir) if root is None else root
+    files = output_files(project, deliverable, tasks, reviews, screenshots)
+    needed = sum(len(c if isinstance(c, bytes) else c.encode(errors="replace"))
+                 for c in files.values())
+    staging: Path | None = None
+    if only_if_room:  # a retry: not one more full disk's worth of partial writes
+        free = _free_bytes(root)
+        if free is not None and free < needed:
+            raise UnwrittenOutputs(root, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+                                   needed)
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial",
+                                        dir=root.parent))
+        for path, content in files.items():
+            (staging / path.parent).mkdir(parents=True, exist_ok=True)
+            write_artifact(staging, path, content)
+        _swap(staging, root)
+    except BaseException as exc:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise UnwrittenOutputs(root, exc, needed) from exc
+        raise
     return root
+
+
+def _swap(staging: Path, root: Path) -> None:
+    """`staging` becomes `root`; an older `root` is moved aside first, then removed."""
+    if root.is_symlink() or root.is_file():
+        root.unlink()
+    if not root.exists():
+        staging.rename(root)
+        return
+    old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
+    root.rename(old)
+    staging.rename(root)
+    shutil.rmtree(old, ignore_errors=True)

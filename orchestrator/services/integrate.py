@@ -24,7 +24,7 @@ from orchestrator.domain.models import (
 from orchestrator.domain.prompts import ORCHESTRATOR_SYSTEM, integration_prompt
 from orchestrator.llm.base import TextBlock
 from orchestrator.llm.structured import Conversation, Limits
-from orchestrator.services.deliverable import write_outputs
+from orchestrator.services.deliverable import UnwrittenOutputs, write_outputs
 from orchestrator.services.planner import project_conversation
 from orchestrator.services.report import collect, write_report
 from orchestrator.state.transitions import ProjectClaim
@@ -77,9 +77,49 @@ def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
     ).answer()
     # Saved (fenced) before the files are written: a stale attempt writes nothing.
     rt.durably("deliverable", lambda: rt.scheduler.save_deliverable(claim, deliverable))
-    write_outputs(project, deliverable, tasks, reviews, rt.store.screenshots(project.id))
+    try:
+        write_outputs(project, deliverable, tasks, reviews, rt.store.screenshots(project.id))
+    except UnwrittenOutputs as exc:
+        # The deliverable is stored: nothing is paid again. The reconciler writes it out once
+        # there is room (`write_stored`), or `agency resume ID --output DIR` elsewhere.
+        reason = unwritten_reason(project.id, exc)
+        log.warning("project %s: %s", project.id, reason)
+        rt.durably("needs attention", lambda: rt.scheduler.move_claimed(
+            claim, ProjectStatus.NEEDS_ATTENTION, reason))
+        return
     _write_report(rt, project.id, deliverable)
     rt.durably("completion", lambda: rt.scheduler.move_claimed(claim, ProjectStatus.COMPLETED))
+
+
+def unwritten_reason(project_id: str, exc: UnwrittenOutputs) -> str:
+    """What a person reads in `status`: the path, the space, and what to do."""
+    return (f"the deliverable is stored, but its folder {exc.describe()}; it is written out "
+            "by itself once there is room (no model call), or elsewhere now with: agency "
+            f"resume {project_id} --output DIR")
+
+
+def write_stored(rt: Runtime, project_id: str) -> bool:
+    """Write out the stored deliverable of a project whose folder could not be written, and
+    complete it; False while the folder still cannot be written (its reason is updated
+    with the space there now). No model call."""
+    project = rt.store.project(project_id)
+    if project.status is not ProjectStatus.NEEDS_ATTENTION or project.deliverable is None:
+        return False
+    try:
+        write_outputs(project, project.deliverable, rt.store.tasks(project_id),
+                      rt.store.reviews(project_id), rt.store.screenshots(project_id),
+                      only_if_room=True)
+    except UnwrittenOutputs as exc:
+        reason = unwritten_reason(project_id, exc)
+        if reason != project.error:
+            rt.store.set_error(project_id, reason)
+        return False
+    _write_report(rt, project_id, project.deliverable)
+    moved = rt.scheduler.written_out(project_id, f"deliverable written to {project.output_dir}")
+    if moved:
+        log.info("project %s: deliverable written to %s; completed", project_id,
+                 project.output_dir)
+    return bool(moved)
 
 
 def _write_report(rt: Runtime, project_id: str, deliverable: Deliverable) -> None:

@@ -25,12 +25,13 @@ from orchestrator.agent.runtime import Runtime
 from orchestrator.domain import dag
 from orchestrator.domain.constants import LLMKind, ProjectStatus, TaskStatus
 from orchestrator.domain.deadlines import task_deadlines
-from orchestrator.domain.errors import BadInput, PlanError
+from orchestrator.domain.errors import AgencyError, BadInput, PlanError
 from orchestrator.domain.estimates import added_budget
 from orchestrator.domain.intake import check_request, load_plan_file, pydantic_line, read_json_file
 from orchestrator.domain.lifecycle import ENDED, IN_FLIGHT
 from orchestrator.domain.models import Plan, PlanFile, TaskRecord
 from orchestrator.services.dispatch import dispatch, send_parked, send_plan, send_resume
+from orchestrator.services.integrate import write_stored
 from orchestrator.services.reconciler import reconcile
 from orchestrator.state.claims import Moved
 
@@ -174,12 +175,29 @@ class Operator:
                            f"{project.budget_tokens} tokens): resume with --budget N, "
                            f"N > {project.tokens_used}")
 
-    def resume(self, project_id: str, budget: int | None = None) -> str:
-        """Carry on from the store (after setting `budget`); what was done, in words."""
-        status = self.rt.store.project(project_id).status
+    def resume(self, project_id: str, budget: int | None = None,
+               output: Path | None = None) -> str:
+        """Carry on from the store (after setting `budget`, and the output folder to `output`
+        / the project's id); what was done, in words. A project whose folder could not be
+        written gets its stored deliverable written out, with no model call."""
+        project = self.rt.store.project(project_id)
+        status = project.status
         if status not in RESUMABLE:
             raise BadInput(f"project {project_id} is {status.value}; there is nothing to resume")
+        if output is not None:
+            if output.exists() and not output.is_dir():
+                raise BadInput(f"--output {output}: not a folder")
+            folder = (output / project_id).resolve()
+            self.rt.store.set_output_dir(project_id, str(folder))
+            self.rt.store.note(project_id, None, "operator",
+                               f"output folder set to {folder} by {self.user}")
         self.set_budget(project_id, budget)
+        if status is ProjectStatus.NEEDS_ATTENTION and project.deliverable is not None:
+            if not write_stored(self.rt, project_id):
+                raise AgencyError(self.rt.store.project(project_id).error
+                                  or f"project {project_id}: its folder could not be written")
+            written = self.rt.store.project(project_id).output_dir
+            return f"completed: its deliverable written to {written}"
         if status is ProjectStatus.PAUSED:
             if not self.rt.scheduler.operator_move(project_id, ProjectStatus.RUNNING,
                                                    ProjectStatus.PAUSED,

@@ -9,8 +9,8 @@ from celery import Celery
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain import dag, deadlines, estimates
 from orchestrator.domain.constants import (
+    BUDGET_FLOOR,
     COMPLEXITY_BUDGETS,
-    DEFAULT_BUDGET,
     ProjectStatus,
     ProjectType,
     Role,
@@ -79,33 +79,37 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
     """What an earlier attempt stored (analysis, plan, tasks) is not paid for again."""
     project = rt.store.project(claim.project_id)
     if rt.store.tasks(project.id):  # an earlier attempt saved the plan, then died
-        waits = project.plan is not None and estimates.needs_approval(rt.settings, project,
-                                                                     project.plan)
+        waits = project.plan is not None and estimates.needs_approval(
+            rt.settings, project, project.plan, rt.store.calibration())
         rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
                                   else ProjectStatus.RUNNING)
         return
-    budget = project.budget_tokens
+    floor = BUDGET_FLOOR
     if project.plan is None:
         analysis = project.analysis
         if analysis is None:
             analysis = analyze(rt, project)
-            budget = budget or COMPLEXITY_BUDGETS.get(analysis.complexity, DEFAULT_BUDGET)
-            rt.scheduler.save_analysis(claim, analysis, budget)
+            rt.scheduler.save_analysis(claim, analysis)
+        floor = COMPLEXITY_BUDGETS.get(analysis.complexity, BUDGET_FLOOR)
         plan = decompose(rt, project_context(project, analysis),
                          project_conversation(project, "decompose"))
         kind = analysis.project_type
     else:
         plan, kind = project.plan, project.project_type or ProjectType.CUSTOM
     graph = dag.validate_plan(plan)
-    ids = rt.scheduler.save_plan(claim, plan, graph, dag.schedule(graph), kind.value,
-                                 budget or DEFAULT_BUDGET)
+    calibration = rt.store.calibration()
+    # --budget stands; else what the plan needs, planning's spending included (it is spent).
+    budget = project.budget_tokens or estimates.plan_budget(
+        plan, calibration, rt.store.project(project.id).tokens_used, floor)
+    ids = rt.scheduler.save_plan(claim, plan, graph, dag.schedule(graph), kind.value, budget)
     analysis = rt.store.project(project.id, usage=False).analysis
     deadline = deadlines.project_deadline(project, analysis)
     if deadline is not None:
         spread = deadlines.task_deadlines(graph, deadline, project.created_at)
         rt.scheduler.set_deadlines(project.id, deadline, dict(zip(ids, spread, strict=True)))
-    waits = estimates.needs_approval(rt.settings, project, plan)
+    waits = estimates.needs_approval(rt.settings, project, plan, calibration)
     if waits and not project.needs_approval:  # held by the threshold: say so in its log
-        rt.store.note(project.id, None, "approval", estimates.threshold_reason(rt.settings, plan))
+        rt.store.note(project.id, None, "approval",
+                      estimates.threshold_reason(rt.settings, plan, calibration))
     rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
                               else ProjectStatus.RUNNING)

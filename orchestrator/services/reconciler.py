@@ -2,10 +2,12 @@
 
 Each pass re-runs the tasks whose attempt stopped renewing its lease (a dead or cut-off
 worker), re-sends ready tasks and projects whose message the broker no longer holds (a Redis
-that restarted empty has a new epoch), and sends planning or integration again when its
-attempt died; every few minutes it compacts the journals of projects ended longer ago than
-AGENCY_JOURNAL_RETENTION. Every action is a compare-and-set in the store, and one pass runs
-at a time across all machines (an advisory lock), so any number of copies may run.
+that restarted empty has a new epoch), sends planning or integration again when its
+attempt died, and writes out the stored deliverable of a project whose folder could not be
+written (a full disk) once it can be; every few minutes it compacts the journals of projects
+ended longer ago than AGENCY_JOURNAL_RETENTION. Every action is a compare-and-set in the
+store, and one pass runs at a time across all machines (an advisory lock), so any number of
+copies may run.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from orchestrator.services.dispatch import (
     send_next,
     send_plan,
 )
+from orchestrator.services.integrate import write_stored
 from orchestrator.services.queues import queue_depth
 from orchestrator.services.retention import compact_when_due
 from orchestrator.state.store import Row
@@ -48,9 +51,11 @@ class Pass:
     projects: list[str] = field(default_factory=list)
     woken: list[str] = field(default_factory=list)  # parked tasks whose message was sent
     compacted: int = 0  # journal rows of long-ended projects compacted (retention)
+    written: list[str] = field(default_factory=list)  # stored deliverables written out
 
     def __bool__(self) -> bool:
-        return bool(self.requeued or self.resent or self.projects or self.woken)
+        return bool(self.requeued or self.resent or self.projects or self.woken
+                    or self.written)
 
 
 Clock = Callable[[], datetime]
@@ -83,10 +88,12 @@ def reconcile(rt: Runtime, app: Celery, clock: Clock | None = None) -> Pass:
             send(rt, app, row["id"])
             done.projects.append(row["id"])
         done.compacted = compact_when_due(rt, at)
+        done.written = [p for p in rt.store.unwritten_projects() if write_stored(rt, p)]
     if done:
         log.info("reconciler: %d task(s) requeued after a lost lease, %d re-sent, %d project "
-                 "message(s) re-sent, %d parked task message(s) sent", len(done.requeued),
-                 len(done.resent), len(done.projects), len(done.woken))
+                 "message(s) re-sent, %d parked task message(s) sent, %d deliverable(s) "
+                 "written out", len(done.requeued), len(done.resent), len(done.projects),
+                 len(done.woken), len(done.written))
     return done
 
 

@@ -110,6 +110,17 @@ class ProjectMoves:
                                  detail)
         return moved
 
+    def written_out(self, project_id: str, detail: str) -> Moved:
+        """A project whose output folder could not be written, completed once its stored
+        deliverable is (compare-and-set from needs_attention)."""
+        with self.store.db.transaction() as tx:
+            moved = self._transition(tx, project_id, P.COMPLETED,
+                                     frozenset({P.NEEDS_ATTENTION}), None, True)
+            if moved:
+                self.store.event(tx, project_id, None, "project", P.NEEDS_ATTENTION.value,
+                                 P.COMPLETED.value, detail)
+        return moved
+
     def decide_plan(self, project_id: str, to: ProjectStatus, detail: str) -> Moved:
         """A person's approval (to running) or rejection (to cancelled) of a waiting plan:
         compare-and-set from awaiting_approval only, recorded as an `operator` event."""
@@ -175,13 +186,15 @@ class ProjectMoves:
         if row is None:
             raise _stale(claim)
 
-    def save_analysis(self, claim: ProjectClaim, analysis: Analysis, budget: int) -> None:
+    def save_analysis(self, claim: ProjectClaim, analysis: Analysis) -> None:
+        """The analysis; the budget, unless --budget set one, comes with the plan (what the
+        plan needs, from its tasks' estimates: `estimates.plan_budget`)."""
         with self.store.db.transaction() as tx:
             self._hold_project(tx, claim)
             tx.send("set_project_analysis", {
                 "id": claim.project_id, "analysis": analysis.model_dump_json(),
                 "project_type": analysis.project_type.value,
-                "complexity": analysis.complexity.value, "budget_tokens": budget, "now": now()})
+                "complexity": analysis.complexity.value, "now": now()})
             knowledge.reindex_project(tx, claim.project_id)
 
     def save_plan(self, claim: ProjectClaim, plan: Plan, graph: Graph, sched: Schedule,

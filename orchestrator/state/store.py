@@ -13,8 +13,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from orchestrator.domain.constants import HELD_STATUSES, MIN_ID_PREFIX, ProjectStatus, TaskStatus
+from orchestrator.domain.constants import (
+    CALIBRATE_ON,
+    HELD_STATUSES,
+    MIN_ID_PREFIX,
+    ProjectStatus,
+    TaskStatus,
+)
 from orchestrator.domain.errors import BadInput, ConfigError, NotFound
+from orchestrator.domain.estimates import Calibration
 from orchestrator.domain.intake import is_utf8, storable
 from orchestrator.domain.models import (
     AgentOutput,
@@ -475,9 +482,29 @@ class Store:
     def descendants(self, task_id: str) -> list[str]:
         return [str(r["id"]) for r in self.db.fetch_all("descendants", {"id": task_id})]
 
+    def calibration(self) -> Calibration:
+        """What tasks really spent per token estimated, over the latest completed projects."""
+        rows = self.db.fetch_all("recent_spend", {"limit": CALIBRATE_ON,
+                                                   "completed": ProjectStatus.COMPLETED.value})
+        return Calibration.of([(int(r["estimated"]), int(r["spent"])) for r in rows])
+
     def within_budget(self, project_id: str) -> bool:
         """True while the project has spent less than its budget (or has none)."""
         return self.db.fetch_one("within_budget", {"id": project_id}) is not None
+
+    def unwritten_projects(self) -> list[str]:
+        return [r["id"] for r in self.db.fetch_all(
+            "unwritten_projects", {"needs_attention": ProjectStatus.NEEDS_ATTENTION.value})]
+
+    def set_error(self, project_id: str, error: str) -> None:
+        """The reason of a project that needs attention, said again with what is true now."""
+        self.db.execute("set_unwritten_error", {
+            "id": project_id, "error": error, "now": now(),
+            "needs_attention": ProjectStatus.NEEDS_ATTENTION.value})
+
+    def set_output_dir(self, project_id: str, output_dir: str) -> None:
+        self.db.execute("set_output_dir", {"id": project_id, "output_dir": output_dir,
+                                           "now": now()})
 
     def set_budget(self, project_id: str, budget: int) -> None:
         self.db.execute("set_budget", {"id": project_id, "budget_tokens": budget, "now": now()})

@@ -119,7 +119,7 @@ class TaskMoves(ProjectMoves):
         asks which). The `journaled` rounds of tool results that led to the call are written
         in the same round trip, whatever the answer."""
         params = {"id": claim.task_id, "attempt": claim.attempt, "held": HELD, "cap": cap,
-                  "project_id": claim.project_id}
+                  "project_id": claim.project_id, "cancelled": P.CANCELLED.value}
         if not journaled:
             return self.store.db.fetch_one("admit_model_call", params) is not None
         with self.store.db.transaction() as tx:
@@ -239,6 +239,19 @@ class TaskMoves(ProjectMoves):
                                  f"{len(waiting)} task(s) wait on it")
             self._attention_if_stuck(tx, claim.project_id)
         return True
+
+    def stop_cancelled(self, claim: Claim) -> int:
+        """End an attempt whose project was cancelled before its next model call: the task is
+        cancelled, and its log says how many of its calls finished after the cancel (those
+        that were in flight then); that number."""
+        with self.store.db.transaction() as tx:
+            self._finish(tx, claim, T.CANCELLED, None, "its project was cancelled")
+            calls = self._count(tx, "calls_since_cancel", claim.project_id,
+                                {"task_id": claim.task_id, "cancelled": P.CANCELLED.value})
+            self.store.event(tx, claim.project_id, claim.task_id, "cancel", None, None,
+                             f"stopped before its next model call; {calls} call(s) of this "
+                             "task were in flight at the cancel and finished (recorded)")
+        return calls
 
     def _count(self, tx: Session, query: str, project_id: str, params: dict[str, object]
                ) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.domain.constants import BUDGET_HEADROOM, MAX_PLAN_TASKS, SPEND_RATIO
 from tests.conftest import AGENCY, agency_env
 from tests.services import Lines
 
@@ -60,11 +61,21 @@ def test_run_request_to_deliverable(tmp_path: Path) -> None:
     assert len({t["agent_type"] for t in data["tasks"]}) >= 4
     assert all(t["worker"].startswith("embedded@") for t in data["tasks"])
     assert len(list((folder / "tasks").glob("*.md"))) == len(data["tasks"])
-    assert data["tokens"]["input"] > 0 and data["budget_tokens"] == 200_000
+    assert data["tokens"]["input"] > 0
+    # No --budget: the plan's need (its estimates x SPEND_RATIO x BUDGET_HEADROOM, planning's
+    # spending on top), at least the simple complexity's 200k.
+    planned = json.loads(agency(tmp_path, "plan", data["id"], "--json").stdout)["estimate"]
+    need = planned["tokens"] * SPEND_RATIO * BUDGET_HEADROOM
+    assert max(need, 200_000) <= data["budget_tokens"] <= max(need + data["tokens_used"],
+                                                               200_000)
+    assert planned["budget_tokens"] == data["budget_tokens"]
     assert_exact_order(data)
     listed = json.loads(agency(tmp_path, "list", "--json").stdout)
     assert [p["id"] for p in listed] == [data["id"]]
 
+
+AGENTS = ["project_manager", "ux_designer", "content_writer", "backend_developer",
+          "frontend_developer", "qa_engineer"]
 
 PLAN = {
     "request": "Launch a small product page",
@@ -241,3 +252,50 @@ def test_a_deadline_is_spread_over_the_tasks(tmp_path: Path) -> None:
         assert all(limits[d] < limits[task["id"]] for d in task["dependencies"])
     late = agency(tmp_path, "run", "--deadline", "last week", "Build a website")
     assert late.returncode == 2 and len(late.stderr.strip().splitlines()) == 1
+
+
+def test_the_largest_plan_completes_on_its_default_budget(tmp_path: Path) -> None:
+    """60 tasks (the most a plan may have), no --budget: the budget grows with the plan (a
+    fixed 400k stopped such a plan `budget_exhausted` at about half of it), and `agency
+    plan` says what the tasks are expected to spend, from the same numbers."""
+    tasks = [{"title": f"Part {i}", "agent_type": AGENTS[i % len(AGENTS)],
+              "dependencies": [i - 1] if i % 6 else []} for i in range(MAX_PLAN_TASKS)]
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"request": "A large launch", "tasks": tasks}))
+    result = agency(tmp_path, "run", "--plan", str(plan), timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = status(tmp_path, project_id_of(result.stdout))
+    assert data["status"] == "completed", data["status"]
+    assert all(t["status"] == "completed" for t in data["tasks"])
+    assert data["budget_tokens"] == MAX_PLAN_TASKS * 4000 * SPEND_RATIO * BUDGET_HEADROOM
+    assert data["tokens_used"] < data["budget_tokens"]
+    shown = agency(tmp_path, "plan", data["id"])
+    assert shown.returncode == 0, shown.stderr
+    expected = f"{round(MAX_PLAN_TASKS * 4000 * SPEND_RATIO):,} expected"
+    assert expected in " ".join(shown.stdout.split()), shown.stdout[:600]
+    assert f"budget {data['budget_tokens']:,} tokens" in " ".join(shown.stdout.split())
+
+
+def test_a_request_cannot_drive_the_terminal_or_the_viewer(tmp_path: Path) -> None:
+    """Escape sequences in a request reach no terminal through `status` or `list` (made
+    visible instead), none reach deliverable.md or the task files, and raw HTML there is
+    escaped; `status --json` keeps the request exact."""
+    request = ("Build a bakery site \x1b[31mRED\x1b[0m \x1b]0;owned\x07 \x1b[2J "
+               "<img src=x onerror=alert(1)>")
+    result = agency(tmp_path, "run", request)
+    assert result.returncode == 0, result.stderr[-2000:]
+    project_id = project_id_of(result.stdout)
+    assert "\x1b" not in result.stdout + result.stderr
+    for args in (("status", project_id), ("list",), ("log", project_id), ("plan", project_id)):
+        shown = agency(tmp_path, *args)
+        assert shown.returncode == 0, shown.stderr
+        assert "\x1b" not in shown.stdout + shown.stderr and "\x07" not in shown.stdout, args
+    shown = agency(tmp_path, "status", project_id).stdout
+    assert "\\x1b[31mRED" in " ".join(shown.split())  # visible, not interpreted
+    assert status(tmp_path, project_id)["request"] == request  # the JSON stays exact
+    folder = Path(status(tmp_path, project_id)["output_dir"])
+    for md in [folder / "deliverable.md", *(folder / "tasks").glob("*.md")]:
+        text = md.read_text()
+        assert "\x1b" not in text and "\x07" not in text, md.name
+        assert "<img" not in text, md.name
+    assert "&lt;img src=x onerror=alert(1)>" in (folder / "deliverable.md").read_text()

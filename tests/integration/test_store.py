@@ -8,7 +8,16 @@ from datetime import datetime, timedelta
 import pytest
 
 from orchestrator.domain import dag
-from orchestrator.domain.constants import CallOutcome, ProjectStatus, Role, TaskStatus
+from orchestrator.domain.constants import (
+    BUDGET_CEILING,
+    BUDGET_FLOOR,
+    BUDGET_HEADROOM,
+    SPEND_RATIO,
+    CallOutcome,
+    ProjectStatus,
+    Role,
+    TaskStatus,
+)
 from orchestrator.domain.errors import BadInput, NotFound, Stale
 from orchestrator.domain.models import AgentOutput, LedgerEntry, Tokens
 from orchestrator.interfaces.shapes import calls_json
@@ -387,8 +396,10 @@ def test_approval_estimate_and_threshold() -> None:
     plan = make_plan({1: [0]}, 2)
     found = estimate(settings, plan)
     assert found.tokens == sum(t.estimated_tokens for t in plan.tasks)
-    assert found.cost_usd == pytest.approx(found.tokens * price_per_token(settings,
-                                                                          "claude-haiku-4-5"))
+    # The cost is of what the tasks are expected to spend: the estimates times the ratio.
+    assert found.expected == round(found.tokens * SPEND_RATIO)
+    assert found.cost_usd == pytest.approx(found.expected * price_per_token(settings,
+                                                                            "claude-haiku-4-5"))
     project = ProjectRecord.model_validate({
         "id": "p", "request": "r", "project_type": None, "complexity": None,
         "status": "planning", "budget_tokens": None, "analysis": None, "plan": None,
@@ -479,3 +490,38 @@ def test_activity_is_kept_per_task_and_per_project(store: Store) -> None:
     assert store.project(pid).activity == "calling model: 300 tokens so far"
     store.set_activity(pid, ids[0], None)
     assert store.task(ids[0]).activity is None
+
+
+def test_a_plan_budget_is_calibrated_on_the_latest_completed_projects(store: Store) -> None:
+    from orchestrator.domain.estimates import Calibration, plan_budget
+
+    assert store.calibration() == Calibration()  # no history: SPEND_RATIO
+    sched = Scheduler(store)
+    plan = make_plan({}, 2)  # two tasks, 2,100 tokens estimated
+    estimated = sum(t.estimated_tokens for t in plan.tasks)
+    for n, ratio in enumerate([1.5, 3, 5, 10**5]):
+        spent = int(estimated * ratio)
+        pid = f"c{n}"
+        store.insert_project(pid, "Build a site", None, None, "/tmp/out")
+        claim = sched.claim_project(pid, ProjectStatus.PLANNING, lease())
+        assert claim is not None
+        graph = dag.validate_plan(plan)
+        sched.save_plan(claim, plan, graph, dag.schedule(graph), "website", 10**12)
+        sched.move_claimed(claim, ProjectStatus.RUNNING)
+        # Planning does not count (it is spent before the budget is set); a cache read a tenth.
+        store.record_usage(pid, None, _entry(Tokens(input=10**6), 0.1, role=Role.DECOMPOSE))
+        store.record_usage(pid, None, _entry(Tokens(output=spent - 1000, cache_read=10_000),
+                                             0.1, role=Role.INTEGRATE))
+        if n < 2:  # a project still running is not history yet
+            assert store.calibration().projects == 0
+        assert sched.move_project(pid, ProjectStatus.INTEGRATING)
+        assert sched.move_project(pid, ProjectStatus.COMPLETED)
+    found = store.calibration()
+    # Ratios 1.5, 3 and 5, and one of 125,000 (outside SPEND_RATIO_BOUNDS: a broken ledger).
+    assert found == Calibration(ratio=3.0, projects=3)
+    assert "median of the last 3" in found.describe()
+    assert plan_budget(plan, found) == BUDGET_FLOOR  # 2,100 x 3 x 2 is under the floor
+    big = make_plan({}, 60)
+    need = sum(t.estimated_tokens for t in big.tasks) * 3 * BUDGET_HEADROOM
+    assert plan_budget(big, found, spent=5_000) == 5_000 + need
+    assert plan_budget(make_plan({}, 60), Calibration(ratio=10**6)) == BUDGET_CEILING

@@ -82,10 +82,13 @@ def test_plan_estimates_count_as_the_agent_model_counts() -> None:
     plan = make_plan({1: [0]}, 2)
     old = estimate(Settings(agent_model="claude-haiku-4-5"), plan)
     new = estimate(Settings(agent_model="claude-haiku-5-5"), plan)
-    assert old.tokens == old.counted == new.tokens == 1000 + 1100  # the plan's own figures
-    assert new.counted == 1300 + 1430  # as Haiku 5.5 counts them: what its cost is of
+    assert old.tokens == new.tokens == 1000 + 1100  # the plan's own figures
+    # What the tasks are expected to spend (x SPEND_RATIO), as each model counts it.
+    assert old.counted == old.expected == new.expected == 4 * (1000 + 1100)
+    assert new.counted == 4 * (1300 + 1430)  # as Haiku 5.5 counts them: what its cost is of
     rate = new.cost_usd / new.counted
-    assert new.per_task == [(1000, pytest.approx(1300 * rate)), (1100, pytest.approx(1430 * rate))]
+    assert new.per_task == [(4000, pytest.approx(4 * 1300 * rate)),
+                            (4400, pytest.approx(4 * 1430 * rate))]
     assert old.cost_usd / old.counted == pytest.approx(10 * rate)  # $1 against $0.10 input
 
 

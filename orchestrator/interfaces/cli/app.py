@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 from typer._click import exceptions as usage  # typer 0.29 vendors click; pinned
 
 from orchestrator.domain.errors import AgencyError, BadInput
-from orchestrator.interfaces.pipes import PipeConsole, flush_stdout, silence_stdout
+from orchestrator.interfaces.pipes import PipeConsole, SafeConsole, flush_stdout, silence_stdout
 
 cli = typer.Typer(help="Agency: one request in, one finished deliverable out.",
                   no_args_is_help=True, pretty_exceptions_enable=False,
@@ -20,7 +19,7 @@ db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 
 out = PipeConsole(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+err = SafeConsole(stderr=True, soft_wrap=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -13,7 +13,7 @@ from rich.live import Live
 
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
-from orchestrator.domain.errors import BadInput
+from orchestrator.domain.errors import AgencyError, BadInput
 from orchestrator.domain.models import ProjectRecord, TaskRecord
 from orchestrator.interfaces.celery_app import app, results_released
 from orchestrator.interfaces.cli.app import out, say, warn
@@ -27,7 +27,7 @@ from orchestrator.interfaces.views import (
     risk_line,
     risks,
 )
-from orchestrator.services.deliverable import write_outputs
+from orchestrator.services.deliverable import UnwrittenOutputs, write_outputs
 from orchestrator.services.operator import Operator
 from orchestrator.services.queues import check_broker
 
@@ -110,9 +110,14 @@ def _follow(rt: Runtime, project_id: str) -> ProjectRecord:
 
 def materialize(rt: Runtime, project: ProjectRecord) -> None:
     """Integration may have run on another machine: write the files here from the store."""
-    if project.deliverable and not (Path(project.output_dir) / "deliverable.md").exists():
-        write_outputs(project, project.deliverable, rt.store.tasks(project.id),
-                      rt.store.reviews(project.id), rt.store.screenshots(project.id))
+    if (project.status is ProjectStatus.COMPLETED and project.deliverable
+            and not (Path(project.output_dir) / "deliverable.md").exists()):
+        try:
+            write_outputs(project, project.deliverable, rt.store.tasks(project.id),
+                          rt.store.reviews(project.id), rt.store.screenshots(project.id))
+        except UnwrittenOutputs as exc:
+            raise AgencyError(f"project {project.id} is completed, but its folder "
+                              f"{exc.describe()}; free some space and run this again") from exc
 
 
 def refuse_no_wait_embedded(rt: Runtime, no_wait: bool) -> None:

@@ -189,7 +189,7 @@ def plan_command(
     if as_mermaid:
         print(mermaid(tasks), end="")
         return
-    found = estimate(rt.settings, project.plan)
+    found = estimate(rt.settings, project.plan, rt.store.calibration())
     if as_json:
         _print_json(plan_json(project, tasks, found))
         return

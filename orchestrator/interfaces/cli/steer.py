@@ -37,7 +37,7 @@ def approve(
         Operator(rt, app).approve(found)
         cost = ""
         if project.plan is not None:
-            guess = estimate(rt.settings, project.plan)
+            guess = estimate(rt.settings, project.plan, rt.store.calibration())
             cost = (f" Estimated ${guess.cost_usd:.2f} live, ${guess.batch_cost_usd:.2f} "
                     "through the Batches API"
                     + (" (economy mode)." if project.economy else "."))
@@ -76,16 +76,20 @@ def pause(project_id: ProjectId) -> None:
 @handle_errors
 def resume(project_id: ProjectId,
            budget: Annotated[int | None, typer.Option("--budget", min=1, max=MAX_BUDGET,
-                                                      help="A new token budget.")] = None
+                                                      help="A new token budget.")] = None,
+           output: Annotated[Path | None, typer.Option(
+               "--output", help="Write the project's folder under this one from now on (as "
+               "AGENCY_OUTPUT_DIR does for new projects): DIR/<project id>.")] = None,
            ) -> None:
     """Carry on with a project from what the store holds: one that is paused, failed, ran out of
     budget or needs attention, or stalled because its workers died (what no live worker is
-    running is queued again)."""
+    running is queued again). A project whose folder could not be written (a full disk) gets
+    its stored deliverable written out, with no model call."""
     rt = get_runtime()
     found = rt.store.resolve_project_id(project_id)
 
     def act() -> str:
-        said = Operator(rt, app).resume(found, budget)
+        said = Operator(rt, app).resume(found, budget, output)
         say(f"Project {found} {said}.")
         return found
 

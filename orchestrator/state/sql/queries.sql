@@ -33,7 +33,7 @@ SELECT * FROM projects ORDER BY created_at DESC LIMIT :limit
 -- name: set_project_analysis
 UPDATE projects
 SET analysis = :analysis, project_type = :project_type, complexity = :complexity,
-    budget_tokens = COALESCE(budget_tokens, :budget_tokens), updated_at = :now
+    updated_at = :now
 WHERE id = :id
 
 -- name: set_project_plan
@@ -254,10 +254,11 @@ RETURNING model_calls
 
 -- name: admit_model_call
 -- count_model_call and within_budget in one statement (one round trip per model call): the
--- call is counted only while the project's budget has room and the task's cap is not reached.
+-- call is counted only while the project's budget has room, the project is not cancelled,
+-- and the task's cap is not reached.
 UPDATE tasks SET model_calls = model_calls + 1
 WHERE id = :id AND attempts = :attempt AND status = ANY(:held) AND model_calls < :cap
-  AND EXISTS (SELECT 1 FROM projects WHERE id = :project_id
+  AND EXISTS (SELECT 1 FROM projects WHERE id = :project_id AND status <> :cancelled
               AND (budget_tokens IS NULL OR tokens_used < budget_tokens))
 RETURNING model_calls
 
@@ -416,6 +417,25 @@ UPDATE projects SET deliverable = :deliverable, updated_at = :now
 WHERE id = :id AND attempts = :attempt AND status = :status
 RETURNING id
 
+-- name: recent_spend
+-- The latest completed projects: their tasks' estimates and what everything after planning
+-- spent (budgeted: a cache read counts a tenth), the calibration of a new plan's budget.
+SELECT p.id,
+       (SELECT COALESCE(SUM(t.estimated_tokens), 0) FROM tasks t
+        WHERE t.project_id = p.id) AS estimated,
+       (SELECT COALESCE(SUM(u.input_tokens + u.output_tokens + u.cache_write_tokens
+                            + (u.cache_read_tokens + 9) / 10), 0) FROM usage u
+        WHERE u.project_id = p.id AND u.role NOT IN ('analyze', 'decompose')) AS spent
+FROM projects p WHERE p.status = :completed
+ORDER BY p.updated_at DESC LIMIT :limit
+
+-- name: calls_since_cancel
+-- A cancelled project's ledger rows recorded after its cancel (calls that were in flight).
+SELECT COUNT(*) AS n FROM usage
+WHERE project_id = :project_id AND (CAST(:task_id AS text) IS NULL OR task_id = :task_id)
+  AND at >= (SELECT MAX(at) FROM events WHERE project_id = :project_id
+             AND to_status = :cancelled AND task_id IS NULL)
+
 -- name: within_budget
 SELECT tokens_used, budget_tokens FROM projects
 WHERE id = :id AND (budget_tokens IS NULL OR tokens_used < budget_tokens)
@@ -427,6 +447,18 @@ UPDATE projects SET tokens_used = tokens_used + :tokens WHERE id = :id
 UPDATE projects SET budget_tokens = budget_tokens + :tokens, updated_at = :now
 WHERE id = :id AND budget_tokens IS NOT NULL
 RETURNING budget_tokens
+
+-- name: unwritten_projects
+-- Projects integrated whose output folder could not be written (needs_attention with a
+-- stored deliverable): the reconciler writes them out once there is room.
+SELECT id FROM projects WHERE status = :needs_attention AND deliverable IS NOT NULL
+
+-- name: set_unwritten_error
+UPDATE projects SET error = :error, updated_at = :now
+WHERE id = :id AND status = :needs_attention
+
+-- name: set_output_dir
+UPDATE projects SET output_dir = :output_dir, updated_at = :now WHERE id = :id
 
 -- name: set_budget
 UPDATE projects SET budget_tokens = :budget_tokens, updated_at = :now WHERE id = :id

@@ -1,0 +1,58 @@
+"""Text from a request or a model, shown: nothing in it drives a terminal or a viewer."""
+
+from __future__ import annotations
+
+import io
+
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.domain.display import markdown_safe, visible
+from orchestrator.interfaces.pipes import PipeConsole
+
+HOSTILE = ("Bakery \x1b[31mred\x1b[0m \x1b]0;owned\x07 \x1b[2J \x9b31m \u202eevil\u202c "
+           "\r overwrite \x08 [link=http://evil.example]click[/link]")
+
+
+def test_visible_escapes_every_control_and_bidi_override_and_is_idempotent() -> None:
+    shown = visible(HOSTILE)
+    assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in shown)
+    assert "\u202e" not in shown and "\\u202e" in shown
+    assert "\\x1b[31mred" in shown  # still readable for what it is
+    assert visible(shown) == shown
+    assert visible("tab\tand\nnewline stay") == "tab\tand\nnewline stay"
+
+
+def test_the_consoles_show_no_escape_from_text_and_no_markup() -> None:
+    console = PipeConsole(file=io.StringIO(), width=100, force_terminal=False, soft_wrap=True)
+    table = Table(title=HOSTILE)
+    table.add_column("title")
+    table.add_row(Text(HOSTILE))
+    table.add_row(HOSTILE)  # a plain string cell: no markup either
+    console.print(table)
+    console.print(HOSTILE, highlight=False)
+    written = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b" not in written and "\x9b" not in written and "\u202e" not in written
+    assert "\x07" not in written and "\r" not in written
+    assert "[link=http://evil.example]click[/link]" in written  # text, not a hyperlink
+
+
+def test_markdown_renders_no_raw_html_outside_code_and_keeps_code() -> None:
+    text = ("# Title <img src=x onerror=alert(1)>\n"
+            "A `<b>span</b>` and <script>alert(1)</script>\n"
+            "```html\n<div class=\"page\">\x1b[2J</div>\n```\n"
+            "after <iframe>\n"
+            "~~~~\n<p>tilde</p>\n~~~\nstill code <kept>\n~~~~\n"
+            "    <p>indented is escaped too</p>\n"
+            "```` ```\nno fence (a backtick in the info string) <x>\n")
+    safe = markdown_safe(text)
+    lines = safe.split("\n")
+    assert lines[0] == "# Title &lt;img src=x onerror=alert(1)>"
+    assert "&lt;script>" in lines[1] and "<b>" not in lines[1]
+    assert lines[3] == '<div class="page">\\x1b[2J</div>'  # code stays code; ESC shown
+    assert lines[5] == "after &lt;iframe>"
+    assert lines[7] == "<p>tilde</p>" and lines[9] == "still code <kept>"
+    assert "&lt;p>indented" in safe
+    assert "no fence (a backtick in the info string) &lt;x>" in safe
+    assert "\x1b" not in safe
+    assert markdown_safe("a\r\nb") == "a\nb"
