@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from markdown_it import MarkdownIt
+
 # C0 controls but tab and newline (ESC, BEL, CR, backspace, ...), DEL, the C1 controls
 # (0x9b is a one-byte CSI to some terminals, 0x9d an OSC), and the bidirectional embeddings,
 # overrides and isolates (text shown in another order than it is, "Trojan Source").
@@ -31,30 +33,38 @@ def is_visible(text: str) -> bool:
     return _UNSAFE.search(text) is None
 
 
-# A fenced code block's opening line (CommonMark): up to 3 spaces, then 3 or more backticks
-# (an info string without backticks) or tildes.
-_FENCE = re.compile(r"^ {0,3}(`{3,}(?=[^`]*$)|~{3,})")
+_PARSER = MarkdownIt("commonmark")
+_CODE = frozenset({"fence", "code_block"})
+
+
+def _code_lines(text: str) -> set[int]:
+    """The lines (0-based) inside fenced or indented code blocks, as a CommonMark parser
+    reads the text: containers (lists, quotes) and fences closed by a container's end
+    included."""
+    lines: set[int] = set()
+    for token in _PARSER.parse(text):
+        if token.type in _CODE and token.map:
+            first, end = token.map
+            if token.type == "fence":  # the opening line and its info string are not code
+                first += 1
+            lines.update(range(first, end))
+    return lines
+
+
+def _renders_html(text: str) -> bool:
+    tokens = _PARSER.parse(text)
+    return any(t.type == "html_block" or any(c.type == "html_inline" for c in t.children or [])
+               for t in tokens)
 
 
 def markdown_safe(text: str) -> str:
-    """Markdown that renders no raw HTML: `<` is `&lt;` everywhere but in fenced code blocks,
-    where a viewer shows it as it is (an inline code span then shows `&lt;` literally: the
-    price of not trusting a guess at where a span ends); control characters visible."""
-    lines: list[str] = []
-    fence: str | None = None
-    for line in visible(text.replace("\r\n", "\n")).split("\n"):
-        if fence is None:
-            opening = _FENCE.match(line)
-            if opening:
-                fence = opening.group(1)
-                lines.append(line.replace("<", "&lt;"))  # the info string is not code
-                continue
-            lines.append(line.replace("<", "&lt;"))
-            continue
-        stripped = line.strip(" ")
-        closing = (len(line) - len(line.lstrip(" ")) <= 3 and stripped
-                   and set(stripped) == {fence[0]} and len(stripped) >= len(fence))
-        if closing:
-            fence = None
-        lines.append(line)
-    return "\n".join(lines)
+    """Markdown that renders no raw HTML: `<` is `&lt;` everywhere but inside code blocks
+    (where a viewer shows it as it is; an inline code span shows `&lt;` literally), control
+    characters visible. The result is parsed again: should any HTML remain (a parser's
+    corner this one reads otherwise), every `<` is escaped, code blocks too."""
+    text = visible(text.replace("\r\n", "\n"))
+    code = _code_lines(text)
+    lines = text.split("\n")
+    safe = "\n".join(line if n in code else line.replace("<", "&lt;")
+                      for n, line in enumerate(lines))
+    return safe if not _renders_html(safe) else text.replace("<", "&lt;")

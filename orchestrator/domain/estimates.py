@@ -61,10 +61,10 @@ class Calibration:
 def plan_budget(plan: Plan, calibration: Calibration, spent: int = 0,
                 floor: int = BUDGET_FLOOR) -> int:
     """The budget of a project that was given none: what planning spent, plus what its tasks
-    are expected to spend (`expected_tokens`) times BUDGET_HEADROOM, between `floor` and
-    BUDGET_CEILING."""
-    need = spent + BUDGET_HEADROOM * expected_tokens(plan, calibration)
-    return int(min(max(need, floor, BUDGET_FLOOR), BUDGET_CEILING))
+    are expected to spend (`expected_tokens`) times BUDGET_HEADROOM, that share at most
+    BUDGET_CEILING; at least `floor` (and BUDGET_FLOOR). Always above what was spent."""
+    share = min(BUDGET_HEADROOM * expected_tokens(plan, calibration), BUDGET_CEILING)
+    return int(max(spent + share, floor, BUDGET_FLOOR))
 
 
 def expected_tokens(plan: Plan, calibration: Calibration) -> int:
@@ -132,7 +132,8 @@ def added_budget(budget: int | None, plan: Plan, first: int) -> int:
     """The tokens a budget grows by for the plan's tasks from index `first` on: their
     estimates, at the rate the budget covered the estimates of the tasks before them.
 
-    A budget is sized for the plan it was set for (by complexity or by --budget); without
+    A budget is sized for the plan it was set for (by its need, `plan_budget`, or by --budget);
+    without
     this, tasks added to a running project spend what integration, the last step, needed,
     and a project whose every task completed ends `budget_exhausted` with no deliverable.
     """

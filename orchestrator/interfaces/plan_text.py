@@ -13,6 +13,7 @@ from celery.canvas import Signature, _chain, chord, group
 
 from orchestrator.domain import dag
 from orchestrator.domain.constants import INTEGRATE_TASK
+from orchestrator.domain.display import visible
 from orchestrator.domain.models import TaskRecord
 from orchestrator.services.canvas import native_joins, unit_canvas
 
@@ -21,8 +22,9 @@ _MERMAID_ESCAPES = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "
 
 
 def mermaid_label(text: str) -> str:
-    """Text safe inside a quoted Mermaid label: one line, entity codes for what Mermaid parses."""
-    return "".join(_MERMAID_ESCAPES.get(c, c) for c in " ".join(text.split()))
+    """Text safe inside a quoted Mermaid label (and on the terminal it is printed to): one line,
+    control characters visible, entity codes for what Mermaid parses."""
+    return "".join(_MERMAID_ESCAPES.get(c, c) for c in " ".join(visible(text).split()))
 
 
 def mermaid(tasks: Sequence[TaskRecord]) -> str:
@@ -73,7 +75,7 @@ def canvas_text(app: Celery, project_id: str, tasks: Sequence[TaskRecord]) -> st
     """The launch units a fresh dispatch of every task would send, each as its canvas."""
     if not tasks:
         return "no tasks yet: the request is still being planned\n"
-    titles = {t.id: f"#{t.index} {t.title}" for t in tasks}
+    titles = {t.id: f"#{t.index} {visible(t.title)}" for t in tasks}
     out: list[str] = []
     for unit in dag.units(task_graph(tasks), flat_joins=native_joins(app)):
         members = [tasks[m] for m in unit.members]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
@@ -225,6 +227,8 @@ def write_outputs(project: ProjectRecord, deliverable: Deliverable, tasks: list[
     be written (UnwrittenOutputs: a full disk) leaves the old one as it was and no part of
     the new one; `only_if_room`: none is tried while the disk has less free than needed."""
     root = Path(project.output_dir) if root is None else root
+    if root.is_symlink():  # a folder the person pointed elsewhere: write there
+        root = root.resolve()
     files = output_files(project, deliverable, tasks, reviews, screenshots)
     needed = sum(len(c if isinstance(c, bytes) else c.encode(errors="replace"))
                  for c in files.values())
@@ -238,10 +242,12 @@ def write_outputs(project: ProjectRecord, deliverable: Deliverable, tasks: list[
         root.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".partial",
                                         dir=root.parent))
+        staging.chmod(0o777 & ~_umask())  # as mkdir would make it (mkdtemp's is 0700)
         for path, content in files.items():
             (staging / path.parent).mkdir(parents=True, exist_ok=True)
             write_artifact(staging, path, content)
-        _swap(staging, root)
+        with _locked(root.parent):  # one writer at a time swaps (integration, resume, ...)
+            _swap(staging, root)
     except BaseException as exc:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
@@ -251,8 +257,32 @@ def write_outputs(project: ProjectRecord, deliverable: Deliverable, tasks: list[
     return root
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask sets one, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the folder the output folders live in (flock on the directory
+    itself: no lock file to leave behind on a full disk)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
+
+
 def _swap(staging: Path, root: Path) -> None:
-    """`staging` becomes `root`; an older `root` is moved aside first, then removed."""
+    """`staging` becomes `root`; an older `root` is moved aside first, then removed, and put
+    back if the new one cannot take its place."""
     if root.is_symlink() or root.is_file():
         root.unlink()
     if not root.exists():
@@ -260,5 +290,9 @@ def _swap(staging: Path, root: Path) -> None:
         return
     old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
     root.rename(old)
-    staging.rename(root)
+    try:
+        staging.rename(root)
+    except OSError:
+        old.rename(root)
+        raise
     shutil.rmtree(old, ignore_errors=True)

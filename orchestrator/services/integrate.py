@@ -94,7 +94,8 @@ def _integrate(rt: Runtime, claim: ProjectClaim) -> None:
 def unwritten_reason(project_id: str, exc: UnwrittenOutputs) -> str:
     """What a person reads in `status`: the path, the space, and what to do."""
     return (f"the deliverable is stored, but its folder {exc.describe()}; it is written out "
-            "by itself once there is room (no model call), or elsewhere now with: agency "
+            "by itself once there is room, while an orchestrator worker runs (embedded: "
+            f"agency resume {project_id}), with no model call; or elsewhere now with: agency "
             f"resume {project_id} --output DIR")
 
 

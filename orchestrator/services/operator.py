@@ -23,10 +23,16 @@ from pydantic import ValidationError
 
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain import dag
-from orchestrator.domain.constants import LLMKind, ProjectStatus, TaskStatus
+from orchestrator.domain.constants import (
+    BUDGET_FLOOR,
+    COMPLEXITY_BUDGETS,
+    LLMKind,
+    ProjectStatus,
+    TaskStatus,
+)
 from orchestrator.domain.deadlines import task_deadlines
 from orchestrator.domain.errors import AgencyError, BadInput, PlanError
-from orchestrator.domain.estimates import added_budget
+from orchestrator.domain.estimates import added_budget, plan_budget
 from orchestrator.domain.intake import check_request, load_plan_file, pydantic_line, read_json_file
 from orchestrator.domain.lifecycle import ENDED, IN_FLIGHT
 from orchestrator.domain.models import Plan, PlanFile, TaskRecord
@@ -120,8 +126,13 @@ class Operator:
         plan = Plan.model_validate(loaded.model_dump(exclude={"request", "project_type"}))
         graph = dag.validate_plan(plan)
         detail = f"plan edited by {self.user}: {len(plan.tasks)} tasks from {path.name}"
+        before = self.rt.store.project(project_id, usage=False)
+        floor = (COMPLEXITY_BUDGETS.get(before.complexity, BUDGET_FLOOR) if before.complexity
+                 else BUDGET_FLOOR)
+        # What the new plan needs (a person's --budget stands: the store keeps it).
+        budget = plan_budget(plan, self.rt.store.calibration(), before.tokens_used, floor)
         replaced = self.rt.scheduler.replace_plan(project_id, plan, graph, dag.schedule(graph),
-                                                  detail)
+                                                  detail, budget)
         if not replaced:
             raise BadInput(f"project {project_id} is {_found(replaced)}; only a plan awaiting "
                            "approval can be edited")
@@ -184,20 +195,21 @@ class Operator:
         status = project.status
         if status not in RESUMABLE:
             raise BadInput(f"project {project_id} is {status.value}; there is nothing to resume")
+        if output is not None and output.exists() and not output.is_dir():
+            raise BadInput(f"--output {output}: not a folder")
+        self.set_budget(project_id, budget)  # refused (bad input) before anything changed
         if output is not None:
-            if output.exists() and not output.is_dir():
-                raise BadInput(f"--output {output}: not a folder")
             folder = (output / project_id).resolve()
             self.rt.store.set_output_dir(project_id, str(folder))
             self.rt.store.note(project_id, None, "operator",
                                f"output folder set to {folder} by {self.user}")
-        self.set_budget(project_id, budget)
         if status is ProjectStatus.NEEDS_ATTENTION and project.deliverable is not None:
-            if not write_stored(self.rt, project_id):
-                raise AgencyError(self.rt.store.project(project_id).error
+            written = write_stored(self.rt, project_id)
+            now_is = self.rt.store.project(project_id)
+            if not written and now_is.status is not ProjectStatus.COMPLETED:  # (the reconciler
+                raise AgencyError(now_is.error  # may have written it a moment ago)
                                   or f"project {project_id}: its folder could not be written")
-            written = self.rt.store.project(project_id).output_dir
-            return f"completed: its deliverable written to {written}"
+            return f"completed: its deliverable written to {now_is.output_dir}"
         if status is ProjectStatus.PAUSED:
             if not self.rt.scheduler.operator_move(project_id, ProjectStatus.RUNNING,
                                                    ProjectStatus.PAUSED,

@@ -75,6 +75,10 @@ def plan_project(rt: Runtime, app: Celery, project_id: str) -> None:
     dispatch(rt, app, project_id)
 
 
+def _spent(rt: Runtime, project_id: str) -> int:
+    return rt.store.project(project_id, usage=False).tokens_used
+
+
 def _plan(rt: Runtime, claim: ProjectClaim) -> None:
     """What an earlier attempt stored (analysis, plan, tasks) is not paid for again."""
     project = rt.store.project(claim.project_id)
@@ -89,7 +93,9 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
         analysis = project.analysis
         if analysis is None:
             analysis = analyze(rt, project)
-            rt.scheduler.save_analysis(claim, analysis)
+            # Planning spends within the complexity's budget until the plan says what it needs.
+            rt.scheduler.save_analysis(claim, analysis, COMPLEXITY_BUDGETS.get(
+                analysis.complexity, BUDGET_FLOOR) + _spent(rt, project.id))
         floor = COMPLEXITY_BUDGETS.get(analysis.complexity, BUDGET_FLOOR)
         plan = decompose(rt, project_context(project, analysis),
                          project_conversation(project, "decompose"))
@@ -98,9 +104,9 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
         plan, kind = project.plan, project.project_type or ProjectType.CUSTOM
     graph = dag.validate_plan(plan)
     calibration = rt.store.calibration()
-    # --budget stands; else what the plan needs, planning's spending included (it is spent).
-    budget = project.budget_tokens or estimates.plan_budget(
-        plan, calibration, rt.store.project(project.id).tokens_used, floor)
+    # A person's --budget stands (the store keeps it); else what the plan needs, planning's
+    # spending included (it is spent).
+    budget = estimates.plan_budget(plan, calibration, _spent(rt, project.id), floor)
     ids = rt.scheduler.save_plan(claim, plan, graph, dag.schedule(graph), kind.value, budget)
     analysis = rt.store.project(project.id, usage=False).analysis
     deadline = deadlines.project_deadline(project, analysis)

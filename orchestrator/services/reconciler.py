@@ -88,13 +88,23 @@ def reconcile(rt: Runtime, app: Celery, clock: Clock | None = None) -> Pass:
             send(rt, app, row["id"])
             done.projects.append(row["id"])
         done.compacted = compact_when_due(rt, at)
-        done.written = [p for p in rt.store.unwritten_projects() if write_stored(rt, p)]
+        done.written = [p for p in rt.store.unwritten_projects() if _write_out(rt, p)]
     if done:
         log.info("reconciler: %d task(s) requeued after a lost lease, %d re-sent, %d project "
                  "message(s) re-sent, %d parked task message(s) sent, %d deliverable(s) "
                  "written out", len(done.requeued), len(done.resent), len(done.projects),
                  len(done.woken), len(done.written))
     return done
+
+
+def _write_out(rt: Runtime, project_id: str) -> bool:
+    """One project's stored deliverable written out; an error of its own stops only it."""
+    try:
+        return write_stored(rt, project_id)
+    except Exception:
+        log.exception("reconciler: project %s: the stored deliverable could not be written",
+                      project_id)
+        return False
 
 
 def _wake_parked(rt: Runtime, app: Celery, epoch: str, at: datetime,

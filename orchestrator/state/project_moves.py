@@ -14,6 +14,7 @@ from orchestrator.domain import lifecycle
 from orchestrator.domain.dag import Graph, Schedule
 from orchestrator.domain.errors import IllegalMove, Stale
 from orchestrator.domain.lifecycle import (
+    HELD_STATUSES,
     PROJECT_EXPIRIES,
     PROJECT_FROM,
     PROJECT_MOVES,
@@ -186,20 +187,21 @@ class ProjectMoves:
         if row is None:
             raise _stale(claim)
 
-    def save_analysis(self, claim: ProjectClaim, analysis: Analysis) -> None:
-        """The analysis; the budget, unless --budget set one, comes with the plan (what the
-        plan needs, from its tasks' estimates: `estimates.plan_budget`)."""
+    def save_analysis(self, claim: ProjectClaim, analysis: Analysis, budget: int) -> None:
+        """The analysis, with `budget` as the project's budget while it is planned unless it
+        has one (--budget); once planned, the plan's need replaces it (`save_plan`)."""
         with self.store.db.transaction() as tx:
             self._hold_project(tx, claim)
             tx.send("set_project_analysis", {
                 "id": claim.project_id, "analysis": analysis.model_dump_json(),
                 "project_type": analysis.project_type.value,
-                "complexity": analysis.complexity.value, "now": now()})
+                "complexity": analysis.complexity.value, "budget_tokens": budget, "now": now()})
             knowledge.reindex_project(tx, claim.project_id)
 
     def save_plan(self, claim: ProjectClaim, plan: Plan, graph: Graph, sched: Schedule,
                   project_type: str, budget: int) -> list[str]:
-        """Persist the plan's tasks and edges in one transaction; return task ids by index."""
+        """Persist the plan's tasks and edges in one transaction, with `budget` as the
+        project's unless a person set one; return task ids by index."""
         with self.store.db.transaction() as tx:
             self._hold_project(tx, claim)
             tx.send("set_project_plan", {"id": claim.project_id,
@@ -213,7 +215,7 @@ class ProjectMoves:
         return ids
 
     def replace_plan(self, project_id: str, plan: Plan, graph: Graph, sched: Schedule,
-                     detail: str) -> Moved:
+                     detail: str, budget: int) -> Moved:
         """A person's edit of a plan that waits for approval: the new plan's tasks replace the
         old ones in one transaction; false (nothing changed) unless it is still waiting."""
         (waiting,) = lifecycle.PLAN_WAITS
@@ -222,7 +224,7 @@ class ProjectMoves:
             found = P(locked["status"]) if locked else None
             row = tx.fetch_one("replace_waiting_plan", {
                 "id": project_id, "plan": plan.model_dump_json(), "now": now(),
-                "status": waiting.value})
+                "status": waiting.value, "budget_tokens": budget})
             if row is None:
                 return Moved(False, found)
             tx.send("delete_project_edges", {"project_id": project_id})
@@ -320,4 +322,7 @@ class ProjectMoves:
             self.store.event(tx, project_id, None, "operator", None, P.CANCELLED.value,
                              f"cancelled by {by}")
             self._cancel_tasks(tx, project_id)
+            tx.fetch_all("cancel_idle_held_tasks", {
+                "project_id": project_id, "to_status": T.CANCELLED.value,
+                "held": HELD_STATUSES, "error": "its project was cancelled", "now": now()})
         return moved

@@ -229,6 +229,7 @@ class Store:
             tx.send("insert_project", {
                 "id": project_id, "request": request, "project_type": project_type,
                 "status": ProjectStatus.PENDING.value, "budget_tokens": budget,
+                "budget_explicit": budget is not None,
                 "output_dir": output_dir, "now": now(),
                 "plan": plan.model_dump_json() if plan else None,
                 "needs_approval": needs_approval, "deadline": deadline, "economy": economy})
@@ -507,7 +508,8 @@ class Store:
                                            "now": now()})
 
     def set_budget(self, project_id: str, budget: int) -> None:
-        self.db.execute("set_budget", {"id": project_id, "budget_tokens": budget, "now": now()})
+        self.db.execute("set_budget", {"id": project_id, "budget_tokens": budget,
+                                       "explicit": True, "now": now()})
 
     def set_activity(self, project_id: str, task_id: str | None, activity: str | None) -> None:
         """What the task (or, without one, the project's own step) is doing right now."""

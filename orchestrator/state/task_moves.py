@@ -361,6 +361,12 @@ class TaskMoves(ProjectMoves):
                 self.store.event(tx, row["project_id"], row["id"], "retry", None,
                                  EXPIRE.to.value, f"attempt {row['attempts']}'s lease expired "
                                  "(its worker died or lost the store); queued again")
+            for row in tx.fetch_all("cancel_expired_tasks", {
+                    "to_status": T.CANCELLED.value, "held": HELD, "cancelled": P.CANCELLED.value,
+                    "error": "its project was cancelled", "now": at}):
+                self.store.event(tx, row["project_id"], row["id"], "cancel", None,
+                                 T.CANCELLED.value, "its attempt's lease expired after the "
+                                 "cancel: not run again")
         return rows
 
     def revive(self, project_id: str, task_id: str | None = None

@@ -15,7 +15,9 @@ from celery import Celery
 from orchestrator.agent import runner
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain.constants import (
+    BUDGET_HEADROOM,
     PLAN_TASK,
+    SPEND_RATIO,
     AgentType,
     ProjectStatus,
     TaskStatus,
@@ -73,9 +75,17 @@ def test_an_edited_plan_replaces_the_waiting_one_and_is_what_runs(agency: Agency
     with pytest.raises(PlanError):
         op(agency).edit_plan(project_id, cycle)
     assert titles(agency, project_id) == planned
+    # A bigger plan gets the budget it needs (no --budget was given).
+    big = plan_file(tmp_path, [{"title": f"T{i}", "agent_type": "marketing",
+                                "estimated_tokens": 100_000} for i in range(20)], "big.json")
+    op(agency).edit_plan(project_id, big)
+    spent = agency.rt.store.project(project_id).tokens_used
+    assert agency.rt.store.project(project_id).budget_tokens == (
+        spent + 20 * 100_000 * SPEND_RATIO * BUDGET_HEADROOM)
     edited = plan_file(tmp_path, [t.model_dump() for t in ODD.tasks])
     op(agency).edit_plan(project_id, edited)
     assert titles(agency, project_id) == ["Brief", "Copy"]
+    assert agency.rt.store.project(project_id).budget_tokens < 20 * 100_000  # fits again
     op(agency).approve(project_id)
     project = agency.wait(project_id)
     assert project.status is ProjectStatus.COMPLETED, project.error

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator.domain.constants import ProjectStatus, Role, TaskStatus
+from orchestrator.domain.errors import BadInput
 from orchestrator.llm.base import CompletionRequest, CompletionResponse, Provider
 from orchestrator.services.operator import Operator
 from orchestrator.services.reconciler import reconcile
 from tests.conftest import IN_CI
-from tests.harness import DEADLINE, Agency, wait_for
+from tests.harness import DEADLINE, Agency, Asking, wait_for
 from tests.inprocess.scenarios import ODD, Start
 
 ENDS = (ProjectStatus.NEEDS_ATTENTION, ProjectStatus.COMPLETED, ProjectStatus.FAILED)
@@ -63,6 +64,23 @@ def test_after_cancel_no_model_call_starts(agency: Agency) -> None:
     assert said == ["stopped before its next model call; 1 call(s) of this task were in "
                     "flight at the cancel and finished (recorded)"]
     assert agency.rt.store.project(project_id).status is ProjectStatus.CANCELLED
+
+
+def test_a_cancel_ends_a_task_parked_on_a_question_at_once(agency: Agency) -> None:
+    asking = Asking(agency.rt.provider, "Brief", "Which tone?", "friendly")
+    agency.rt.provider = asking
+    project_id = agency.submit(plan=ODD, project_type="website")
+    wait_for("the question", lambda: agency.rt.store.open_questions(project_id))
+    brief = agency.rt.store.tasks(project_id)[0]
+    assert brief.status is TaskStatus.NEEDS_INPUT  # parked: no attempt runs it
+    model = Counting(asking)
+    agency.rt.provider = model
+    Operator(agency.rt, agency.app, "tester").cancel(project_id)
+    assert [t.status for t in agency.rt.store.tasks(project_id)] == [TaskStatus.CANCELLED] * 2
+    agency.drain()
+    assert model.started == []  # nothing woke it to spend
+    with pytest.raises(BadInput):
+        Operator(agency.rt, agency.app, "tester").answer(brief.id, "warm")
 
 
 @pytest.fixture

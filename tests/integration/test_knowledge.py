@@ -169,7 +169,7 @@ def test_the_scheduler_indexes_analysis_plan_and_outputs(store: Store) -> None:
     store.insert_project("p1", "Build a website for a bakery", None, None, "/tmp/out")
     claim = sched.claim_project("p1", ProjectStatus.PLANNING, now() + timedelta(seconds=60))
     assert claim is not None
-    sched.save_analysis(claim, ANALYSIS)
+    sched.save_analysis(claim, ANALYSIS, 1000)
     assert [h.kind for h in _search(store, "croissants")] == ["analysis"]
     plan = make_plan({1: [0]}, 2, ["content_writer", "qa_engineer"])
     graph = dag.validate_plan(plan)

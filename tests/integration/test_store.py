@@ -429,7 +429,7 @@ def test_a_refused_project_move_says_the_status_the_statement_found(store: Store
     assert sched.decide_plan("p1", ProjectStatus.RUNNING, "approved")
     refused = sched.decide_plan("p1", ProjectStatus.CANCELLED, "rejected late")
     assert not refused and refused.found is ProjectStatus.RUNNING
-    edited = sched.replace_plan("p1", plan, graph, dag.schedule(graph), "edited late")
+    edited = sched.replace_plan("p1", plan, graph, dag.schedule(graph), "edited late", 1000)
     assert not edited and edited.found is ProjectStatus.RUNNING
     assert sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "paused")
     again = sched.operator_move("p1", ProjectStatus.PAUSED, ProjectStatus.RUNNING, "again")

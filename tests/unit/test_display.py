@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.table import Table
 from rich.text import Text
 
@@ -43,7 +44,7 @@ def test_markdown_renders_no_raw_html_outside_code_and_keeps_code() -> None:
             "```html\n<div class=\"page\">\x1b[2J</div>\n```\n"
             "after <iframe>\n"
             "~~~~\n<p>tilde</p>\n~~~\nstill code <kept>\n~~~~\n"
-            "    <p>indented is escaped too</p>\n"
+            "    <p>an indented code block</p>\n"
             "```` ```\nno fence (a backtick in the info string) <x>\n")
     safe = markdown_safe(text)
     lines = safe.split("\n")
@@ -52,7 +53,24 @@ def test_markdown_renders_no_raw_html_outside_code_and_keeps_code() -> None:
     assert lines[3] == '<div class="page">\\x1b[2J</div>'  # code stays code; ESC shown
     assert lines[5] == "after &lt;iframe>"
     assert lines[7] == "<p>tilde</p>" and lines[9] == "still code <kept>"
-    assert "&lt;p>indented" in safe
+    assert lines[11] == "    <p>an indented code block</p>"
     assert "no fence (a backtick in the info string) &lt;x>" in safe
     assert "\x1b" not in safe
     assert markdown_safe("a\r\nb") == "a\nb"
+
+
+@pytest.mark.parametrize("text", [
+    "```\n<a>\n```\t\n<script>x</script>\n",  # a tab after the closing fence closes it
+    "- item\n  ```\n  code <b>\n- next\n<script>1</script>\n",  # the list item ends the fence
+    "> ```\n> <q>\n<script>2</script>\n",  # so does the end of a quote
+    "<pre>\n```\n<script>3</script>\n```\n</pre>\n",  # an HTML block around a fence
+    "<div>\n    <script>4</script>\n",  # not an indented code block: the HTML block's
+])
+def test_no_corner_of_commonmark_lets_html_through(text: str) -> None:
+    from markdown_it import MarkdownIt
+
+    safe = markdown_safe(text)
+    tokens = MarkdownIt("commonmark").parse(safe)
+    assert not [t for t in tokens if t.type == "html_block"], safe
+    assert not [c for t in tokens for c in t.children or [] if c.type == "html_inline"], safe
+    assert "<script>" not in MarkdownIt("commonmark").render(safe)

@@ -15,10 +15,11 @@ SELECT version FROM schema_migrations ORDER BY version
 INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :now)
 
 -- name: insert_project
-INSERT INTO projects (id, request, project_type, status, budget_tokens, output_dir, plan,
-                      needs_approval, deadline, economy, created_at, updated_at)
-VALUES (:id, :request, :project_type, :status, :budget_tokens, :output_dir, :plan,
-        :needs_approval, :deadline, :economy, :now, :now)
+INSERT INTO projects (id, request, project_type, status, budget_tokens, budget_explicit,
+                      output_dir, plan, needs_approval, deadline, economy, created_at,
+                      updated_at)
+VALUES (:id, :request, :project_type, :status, :budget_tokens, :budget_explicit, :output_dir,
+        :plan, :needs_approval, :deadline, :economy, :now, :now)
 
 -- name: get_project
 SELECT * FROM projects WHERE id = :id
@@ -33,17 +34,18 @@ SELECT * FROM projects ORDER BY created_at DESC LIMIT :limit
 -- name: set_project_analysis
 UPDATE projects
 SET analysis = :analysis, project_type = :project_type, complexity = :complexity,
-    updated_at = :now
+    budget_tokens = COALESCE(budget_tokens, :budget_tokens), updated_at = :now
 WHERE id = :id
 
 -- name: set_project_plan
 UPDATE projects SET plan = :plan, project_type = COALESCE(project_type, :project_type),
-    budget_tokens = COALESCE(budget_tokens, :budget_tokens), updated_at = :now
+    budget_tokens = CASE WHEN budget_explicit THEN budget_tokens ELSE :budget_tokens END, updated_at = :now
 WHERE id = :id
 
 -- name: replace_waiting_plan
 -- A person's edit: only a plan still waiting for approval can be replaced.
-UPDATE projects SET plan = :plan, updated_at = :now
+UPDATE projects SET plan = :plan, updated_at = :now,
+    budget_tokens = CASE WHEN budget_explicit THEN budget_tokens ELSE :budget_tokens END
 WHERE id = :id AND status = :status
 RETURNING id
 
@@ -322,6 +324,23 @@ UPDATE tasks SET status = :to_status, lease_until = NULL, error = NULL
 WHERE project_id = :project_id AND status = ANY(:allowed)
 RETURNING id
 
+-- name: cancel_idle_held_tasks
+-- At a cancel, the held tasks that no attempt is running (parked for a question, a review or a
+-- batch, or waiting for their next message) end now; a running one stops at its next model
+-- call (the runtime's admission refuses it).
+UPDATE tasks SET status = :to_status, parked = NULL, error = :error, finished_at = :now
+WHERE project_id = :project_id AND status = ANY(:held) AND lease_until IS NULL
+RETURNING id
+
+-- name: cancel_expired_tasks
+-- Attempts of a cancelled project whose lease ran out (their worker died after the cancel):
+-- not run again, cancelled.
+UPDATE tasks SET status = :to_status, lease_until = NULL, parked = NULL, error = :error,
+    finished_at = :now
+WHERE status = ANY(:held) AND lease_until < :now
+  AND project_id IN (SELECT id FROM projects WHERE status = :cancelled)
+RETURNING id, project_id
+
 -- name: ready_dependents
 SELECT t.id FROM tasks t JOIN task_edges e ON e.task_id = t.id
 WHERE e.depends_on = :id AND t.status = :pending
@@ -426,8 +445,9 @@ SELECT p.id,
        (SELECT COALESCE(SUM(u.input_tokens + u.output_tokens + u.cache_write_tokens
                             + (u.cache_read_tokens + 9) / 10), 0) FROM usage u
         WHERE u.project_id = p.id AND u.role NOT IN ('analyze', 'decompose')) AS spent
-FROM projects p WHERE p.status = :completed
-ORDER BY p.updated_at DESC LIMIT :limit
+FROM (SELECT id, updated_at FROM projects WHERE status = :completed
+      ORDER BY updated_at DESC LIMIT :limit) p
+ORDER BY p.updated_at DESC
 
 -- name: calls_since_cancel
 -- A cancelled project's ledger rows recorded after its cancel (calls that were in flight).
@@ -461,7 +481,9 @@ WHERE id = :id AND status = :needs_attention
 UPDATE projects SET output_dir = :output_dir, updated_at = :now WHERE id = :id
 
 -- name: set_budget
-UPDATE projects SET budget_tokens = :budget_tokens, updated_at = :now WHERE id = :id
+-- A person's budget (`resume --budget`): it stands from now on, whatever the plan.
+UPDATE projects SET budget_tokens = :budget_tokens, budget_explicit = :explicit,
+    updated_at = :now WHERE id = :id
 
 -- name: task_events
 SELECT task_id, kind, detail, at FROM events

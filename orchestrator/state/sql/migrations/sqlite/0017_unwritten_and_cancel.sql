@@ -8,3 +8,9 @@ INSERT INTO lifecycle_moves (entity, source, target) VALUES
     ('task', 'in_progress', 'cancelled'),
     ('task', 'review', 'cancelled'),
     ('task', 'needs_input', 'cancelled');
+
+-- Whether the budget is a person's (`--budget`, `resume --budget`): else it is what the plan
+-- needs (orchestrator/domain/estimates.py, plan_budget), set once the plan is saved (a
+-- provisional one, the complexity's floor, while planning) and again when the plan is edited.
+ALTER TABLE projects ADD COLUMN budget_explicit integer NOT NULL DEFAULT 0;
+UPDATE projects SET budget_explicit = 1 WHERE budget_tokens IS NOT NULL;
