@@ -93,7 +93,8 @@ def read_json_file(path: Path) -> Any:
 
 # What `agency plan --json` shows beside a plan file's fields: its numbers, not the plan.
 _SHOWN = frozenset({"id", "status", "estimate"})
-_SHOWN_PER_TASK = frozenset({"index", "id", "estimated_cost_usd", "on_critical_path"})
+_SHOWN_PER_TASK = frozenset({"index", "id", "expected_tokens", "estimated_cost_usd",
+                             "on_critical_path"})
 
 
 def from_plan_json(data: dict[str, Any]) -> dict[str, Any]:
