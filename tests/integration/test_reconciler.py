@@ -112,7 +112,7 @@ def test_a_project_whose_plan_message_was_lost_is_planned(rt: Runtime,
 
     rt.store.insert_project("p2", "Build", None, None, "/tmp/out")
     rt.store.db.execute("mark_project_sent", {"id": "p2", "epoch": "an-older-redis"})
-    rt.store.db.execute("set_budget", {"id": "p2", "budget_tokens": 10,
+    rt.store.db.execute("set_budget", {"id": "p2", "budget_tokens": 10, "explicit": True,
                                        "now": now() - timedelta(seconds=5)})
     done = reconcile(rt, app)
     assert done.projects == ["p2"]
