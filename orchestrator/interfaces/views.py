@@ -12,10 +12,17 @@ from rich.text import Text
 
 from orchestrator.domain.constants import TERMINAL_PROJECT_STATUSES, ProjectStatus, TaskStatus
 from orchestrator.domain.deadlines import at_risk
+from orchestrator.domain.display import visible
 from orchestrator.domain.estimates import Estimate
 from orchestrator.domain.models import CallRecord, ProjectRecord, ReviewRecord, TaskRecord
 from orchestrator.services.deliverable import check_counts
 from orchestrator.services.deliverable import latest_checks as latest_checks_by_task
+
+
+def shown(text: str, **kwargs: Any) -> Text:
+    """A Text of words that may come from a request or a model: its control characters made
+    visible before Rich measures it (the console makes them visible anyway, after layout)."""
+    return Text(visible(text), **kwargs)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -123,8 +130,8 @@ def activity_lines(project: ProjectRecord, tasks: list[TaskRecord]) -> list[Text
     task's."""
     lines = []
     if project_activity(project):
-        lines.append(Text(f"{project.status.value}: {project.activity}"))
-    lines += [Text(f"#{t.index} {t.title}: {t.activity}") for t in tasks
+        lines.append(shown(f"{project.status.value}: {project.activity}"))
+    lines += [shown(f"#{t.index} {t.title}: {t.activity}") for t in tasks
               if t.activity and t.status in RUNNING]
     return lines
 
@@ -168,11 +175,11 @@ def live_view(project: ProjectRecord, tasks: list[TaskRecord]) -> Group:
                           + c[TaskStatus.NEEDS_INPUT]),
                       str(c[TaskStatus.BLOCKED] + c[TaskStatus.PENDING]),
                       str(c[TaskStatus.FAILED]))
-    header = Text(f"Project {project.id[:8]}  {progress_line(project, tasks)}", style="bold")
+    header = shown(f"Project {project.id[:8]}  {progress_line(project, tasks)}", style="bold")
     late = risk_line(tasks, risks(project, tasks))
     lines: list[RenderableType] = [header]
     if late:  # `watch` highlights what may miss the deadline
-        lines.append(Text(late, style="bold red"))
+        lines.append(shown(late, style="bold red"))
     return Group(*lines, *activity_lines(project, tasks), table)
 
 
@@ -190,9 +197,9 @@ def task_table(tasks: list[TaskRecord]) -> Table:
     for t in tasks:
         deps = ",".join(str(index[d]) for d in t.dependencies if d in index)
         # Text cells: a model-written title or error is shown as written, never as markup.
-        table.add_row(str(t.index), t.id[:8], Text(t.title), t.agent_type.value,
+        table.add_row(str(t.index), t.id[:8], shown(t.title), t.agent_type.value,
                       t.status.value, deps, t.worker or "", str(t.attempts),
-                      str(t.tokens.total), f"${t.cost_usd:.4f}", Text(t.error or ""))
+                      str(t.tokens.total), f"${t.cost_usd:.4f}", shown(t.error or ""))
     return table
 
 
@@ -209,11 +216,11 @@ def task_lines(tasks: list[TaskRecord], width: int) -> Group:
     for t in tasks:
         head = (f"{t.index:>2} {t.id[:8]} {t.status.value:<{status_width}} "
                 f"{t.agent_type.value:<{agent_width}} ")
-        line = Text(head + t.title, no_wrap=True, overflow="ellipsis")
+        line = shown(head + t.title, no_wrap=True, overflow="ellipsis")
         line.truncate(width, overflow="ellipsis")
         lines.append(line)
         if t.error:
-            lines.append(Text(f"     error: {t.error}"))
+            lines.append(shown(f"     error: {t.error}"))
     return Group(*lines)
 
 
@@ -240,19 +247,19 @@ def checks_summary(tasks: list[TaskRecord], reviews: dict[str, list[ReviewRecord
 def status_view(project: ProjectRecord, tasks: list[TaskRecord], width: int,
                 reviews: dict[str, list[ReviewRecord]] | None = None) -> Group:
     """`agency status` for people, fit to `width` columns (long lines wrap, never overflow)."""
-    parts: list[RenderableType] = [Text(f"Project {project.id}: {project.request}"),
-                                   Text(progress_line(project, tasks))]
+    parts: list[RenderableType] = [shown(f"Project {project.id}: {project.request}"),
+                                   shown(progress_line(project, tasks))]
     if project.deadline:
-        parts.append(Text(f"deadline {project.deadline:%Y-%m-%d %H:%M %Z}"))
+        parts.append(shown(f"deadline {project.deadline:%Y-%m-%d %H:%M %Z}"))
     late = risk_line(tasks, risks(project, tasks))
     if late:
-        parts.append(Text(late, style="bold red"))
+        parts.append(shown(late, style="bold red"))
     if project.error:
-        parts.append(Text(f"error: {project.error}"))
+        parts.append(shown(f"error: {project.error}"))
     parts += activity_lines(project, tasks)
     checked = checks_summary(tasks, reviews or {})
-    parts += [task_view(tasks, width), *([Text(checked)] if checked else []),
-              Text(f"tokens {project.tokens.total}  cost ${project.cost_usd:.4f}  "
+    parts += [task_view(tasks, width), *([shown(checked)] if checked else []),
+              shown(f"tokens {project.tokens.total}  cost ${project.cost_usd:.4f}  "
                    f"output {project.output_dir}")]
     return Group(*parts)
 
@@ -265,7 +272,7 @@ def questions_table(rows: list[dict[str, Any]]) -> Table:
         asked = r["asked_at"]
         when = asked.strftime("%H:%M:%S") if isinstance(asked, datetime) else str(asked)[11:19]
         table.add_row(f"{str(r['task_id'])[:8]} (#{r['idx']})", str(r["project_id"])[:8], when,
-                      Text(r["question"]), Text(r["assumption"]))
+                      shown(r["question"]), shown(r["assumption"]))
     return table
 
 
@@ -278,7 +285,7 @@ def log_table(project_id: str, rows: list[dict[str, Any]], index: dict[str, int]
         when = at.strftime("%Y-%m-%d %H:%M:%S") if isinstance(at, datetime) else str(at)[:19]
         task = f"#{index[r['task_id']]}" if r["task_id"] in index else ""
         change = " -> ".join(x for x in (r["from_status"], r["to_status"]) if x)
-        table.add_row(when, task, r["kind"], change, Text(r["detail"] or ""))
+        table.add_row(when, task, r["kind"], change, shown(r["detail"] or ""))
     return table
 
 
@@ -293,7 +300,7 @@ def calls_table(project_id: str, calls: list[CallRecord]) -> Table:
         e, t = c.entry, c.entry.tokens
         task = f"#{c.task_index} {c.task_title}" if c.task_index is not None else e.role.value
         outcome = ", ".join([e.outcome.value] + ["stale"] * c.stale + ["batch"] * e.batch)
-        table.add_row(c.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), Text(task),
+        table.add_row(c.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), shown(task),
                       e.role.value, e.model, e.stop_reason or "", outcome, e.request_id or "",
                       f"{t.input:,}", f"{t.output:,}", f"{t.thinking:,}", f"{t.cache_read:,}",
                       f"{t.cache_write:,}", f"${e.cost_usd:.4f}")
@@ -317,7 +324,7 @@ def plan_table(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate)
     index = {t.id: t.index for t in tasks}
     for t in tasks:
         tokens, cost = found.per_task[t.index]
-        table.add_row(str(t.index), Text(t.title), t.agent_type.value,
+        table.add_row(str(t.index), shown(t.title), t.agent_type.value,
                       ",".join(str(index[d]) for d in t.dependencies if d in index),
                       "yes" if t.on_critical_path else "", f"{t.estimated_tokens:,}",
                       f"{tokens:,}", f"${cost:.4f}")
@@ -373,13 +380,13 @@ def _slowest_tasks(rows: list[dict[str, Any]]) -> Table:
     table = _table("Slowest tasks", ("id", "task", "agent", "seconds", "waited"), text=3)
     for t in rows:
         waited = t["wait_seconds"]
-        table.add_row(t["short_id"], Text(f"{t['index']} {t['title']}"), t["agent_type"],
+        table.add_row(t["short_id"], shown(f"{t['index']} {t['title']}"), t["agent_type"],
                       f"{t['seconds']:.2f}", "" if waited is None else f"{waited:.2f}")
     return table
 
 
 def _lines(title: str, lines: list[str]) -> Group:
-    return Group(Text(title, style="bold"), *(Text(f"- {line}") for line in lines))
+    return Group(shown(title, style="bold"), *(shown(f"- {line}") for line in lines))
 
 
 def stats_view(data: dict[str, Any]) -> Group:
@@ -389,7 +396,7 @@ def stats_view(data: dict[str, Any]) -> Group:
             f"{span['seconds']:.1f}s" + (f" (project {scope['project_id']})"
                                          if scope["project_id"] else ""))
     parts: list[Any] = [
-        Text(head, style="bold"),
+        shown(head, style="bold"),
         _queues_table("Utilisation per queue", data["utilisation"]),
         _usage_table("Tokens and cost per agent type", "agent_type",
                      data["tokens_by_agent_type"]),

@@ -20,7 +20,7 @@ from orchestrator.domain.settings import get_settings
 from orchestrator.interfaces.celery_app import app
 from orchestrator.interfaces.cli.app import cli, handle_errors, out, warn
 from orchestrator.interfaces.cli.follow import follow, workers
-from orchestrator.interfaces.views import project_seconds
+from orchestrator.interfaces.views import project_seconds, shown
 from orchestrator.services.evaluation import (
     Caps,
     Comparison,
@@ -162,7 +162,7 @@ def _table(title: str, rows: list[list[str]]) -> Table:
 
 def _lines(title: str, rows: list[list[str]]) -> Group:
     """The rows as lines, for a console too narrow for the table."""
-    return Group(Text(title, style="bold"), *(Text(
+    return Group(shown(title, style="bold"), *(shown(
         f"{row[0]}: {row[1]}, {row[2]}, " + ", ".join(
             f"{name} {cell}" for name, cell in zip(COLUMNS[3:], row[3:], strict=True)))
         for row in rows))
@@ -178,9 +178,9 @@ def eval_table(report: Report, comparison: Comparison | None, width: int) -> Ren
     table = _table(title, rows)
     fits = Console(width=10_000).measure(table).maximum <= width
     s = report.summary
-    means = Text(f"per request: {s.mean_review_rounds:.2f} rounds, ${s.mean_cost_usd:.4f}, "
+    means = shown(f"per request: {s.mean_review_rounds:.2f} rounds, ${s.mean_cost_usd:.4f}, "
                  f"{s.mean_seconds:.1f}s, {s.mean_model_calls:.1f} model calls")
-    reasons = [Text(f"{run.id}: {label}: {'; '.join(why)}")
+    reasons = [shown(f"{run.id}: {label}: {'; '.join(why)}")
                for run in report.runs for label, why in run.why.items()]
     return Group(table if fits else _lines(title, rows), means, *reasons)
 
