@@ -312,10 +312,11 @@ def plan_table(project: ProjectRecord, tasks: list[TaskRecord], found: Estimate)
     cost."""
     counted = (f" ({found.counted:,} as {found.model} counts them)"
                if found.counted != found.expected else "")
-    budget = (f"; budget {project.budget_tokens:,} tokens" if project.budget_tokens else "")
+    budget = (f"; budget {project.budget_tokens:,} tokens (set when the plan was saved)"
+              if project.budget_tokens else "")
     title = (f"Project {project.id[:8]} ({project.status.value}): {len(tasks)} tasks, "
-             f"{found.tokens:,} estimated tokens, {found.expected:,} expected "
-             f"({found.calibration.describe()}){counted}, about ${found.cost_usd:.2f} at "
+             f"{found.tokens:,} estimated tokens, {found.expected:,} expected at "
+             f"{found.calibration.describe()}{counted}, about ${found.cost_usd:.2f} at "
              f"{found.model} prices live, ${found.batch_cost_usd:.2f} through the Batches API"
              f"{' (economy mode: turns with slack are batched)' if project.economy else ''}"
              f"{budget}")

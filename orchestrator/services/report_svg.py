@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from html import escape
 from itertools import pairwise
 
+from orchestrator.domain.display import visible
 from orchestrator.domain.models import TaskRecord
 
 CRITICAL = "#d9480f"
@@ -21,8 +22,9 @@ MEASURED = "#1864ab"
 
 
 def esc(text: object) -> str:
-    """Text fit for HTML and SVG content or a quoted attribute."""
-    return escape(str(text), quote=True)
+    """Text fit for HTML and SVG content or a quoted attribute; control characters visible
+    (a raw ESC is no use in a page, and harmful to whoever reads its source on a terminal)."""
+    return escape(visible(str(text)), quote=True)
 
 
 def cut(text: str, limit: int) -> str:

@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 import typer
 from typer._click import exceptions as usage  # typer 0.29 vendors click; pinned
 
+from orchestrator.domain.display import visible
 from orchestrator.domain.errors import AgencyError, BadInput
 from orchestrator.interfaces.pipes import PipeConsole, SafeConsole, flush_stdout, silence_stdout
 
@@ -26,13 +27,14 @@ R = TypeVar("R")
 
 
 def say(text: str) -> None:
-    """A line on stdout, printed as it is (no markup, no highlighting)."""
-    out.print(text, highlight=False, markup=False)
+    """A line on stdout, printed as it is (no markup, no highlighting), its control characters
+    visible (Rich would drop some, BEL among them, before the console could show them)."""
+    out.print(visible(text), highlight=False, markup=False)
 
 
 def warn(text: str) -> None:
-    """A line on stderr, printed as it is."""
-    err.print(text, highlight=False, markup=False)
+    """A line on stderr, printed as it is, its control characters visible."""
+    err.print(visible(text), highlight=False, markup=False)
 
 
 def report(exc: AgencyError) -> int:

@@ -172,8 +172,9 @@ def finish(rt: Runtime, project: ProjectRecord) -> None:
         # The last line says where the deliverable is (README: scripts read it).
         say(f"Deliverable: {Path(project.output_dir) / 'deliverable.md'}")
         return
-    hint = (f"; carry on with: agency resume {project.id} --budget N"
-            if project.status is ProjectStatus.BUDGET_EXHAUSTED else "")
+    hint = (f"; carry on with: agency resume {project.id} --budget N, N above the "
+            f"{project.tokens_used:,} used (agency plan {project.id} shows what the tasks are "
+            "expected to spend)" if project.status is ProjectStatus.BUDGET_EXHAUSTED else "")
     if project.status is ProjectStatus.NEEDS_ATTENTION:
         for task in rt.store.tasks(project.id):
             if task.status is TaskStatus.FAILED:
