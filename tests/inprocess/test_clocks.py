@@ -176,3 +176,22 @@ def test_lease_lost_is_said_only_when_a_newer_attempt_holds_the_task(
             keeper.hold(Claim(project_id, done.id, done.attempts - 1)):
         keeper.renew()
     assert "lease lost" in caplog.text and "a newer attempt took over" in caplog.text
+
+
+def test_a_lease_that_expires_after_a_cancel_cancels_its_task(agency: Agency) -> None:
+    """A worker that dies after the cancel: its task is not run again, it is cancelled."""
+    clock = FakeClock()
+    reconciler = agency.on_clock(clock)
+    project_id = approved_unsent(agency)
+    brief, _ = agency.rt.store.tasks(project_id)
+    dead = agency.rt.scheduler.start_task(brief.id, "dead@host", agency.rt.leases.until())
+    assert dead is not None
+    assert agency.rt.scheduler.cancel_project(project_id, "tester")
+    assert agency.rt.store.task(brief.id).status is TaskStatus.IN_PROGRESS  # it may still run
+    clock.advance(agency.rt.settings.lease_seconds + 1)
+    done = reconciler.tick()
+    assert done.requeued == []
+    brief = agency.rt.store.task(brief.id)
+    assert brief.status is TaskStatus.CANCELLED and brief.attempts == 1
+    said = [e["detail"] for e in agency.rt.store.events(project_id) if e["kind"] == "cancel"]
+    assert said == ["its attempt's lease expired after the cancel: not run again"]
