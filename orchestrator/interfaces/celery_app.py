@@ -9,15 +9,38 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from celery import Celery
+from celery import Celery, signals
 from celery.app.amqp import AMQP
 from kombu import Connection
+
+from orchestrator.domain.display import visible
 
 RECONNECT_EVERY = 1  # seconds between a worker's attempts to reach a lost broker
 
 # The HTTP client logs every request's URL at INFO: keep the API's address out of the logs.
 for _name in ("httpx", "httpx2", "httpcore", "anthropic"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class VisibleLog(logging.Filter):
+    """A log line's control characters made visible: a request's or a model's text in a log
+    (a task's title, an error's reason) cannot drive the terminal of whoever tails it. The
+    formatter's own colours come after this and stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = visible(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _visible_logs(logger: logging.Logger, **_: object) -> None:
+    for handler in logger.handlers:
+        if not any(isinstance(f, VisibleLog) for f in handler.filters):
+            handler.addFilter(VisibleLog())
 
 
 class BrokerConnection(Connection):

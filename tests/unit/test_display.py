@@ -74,3 +74,28 @@ def test_no_corner_of_commonmark_lets_html_through(text: str) -> None:
     assert not [t for t in tokens if t.type == "html_block"], safe
     assert not [c for t in tokens for c in t.children or [] if c.type == "html_inline"], safe
     assert "<script>" not in MarkdownIt("commonmark").render(safe)
+
+
+def test_a_workers_log_lines_show_no_control_characters() -> None:
+    """Celery's logger setup (its after_setup_logger signal) gives every handler the filter."""
+    import logging
+
+    from celery import signals
+
+    from orchestrator.interfaces.celery_app import VisibleLog
+
+    stream = io.StringIO()
+    logger = logging.getLogger("agency-test-visible")
+    logger.propagate = False
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        signals.after_setup_logger.send(sender=None, logger=logger, loglevel=logging.INFO,
+                                        logfile=None, format="", colorize=False)
+        assert any(isinstance(f, VisibleLog) for f in handler.filters)
+        logger.warning("task %r failed: %s", "Bakery \x1b]0;owned\x07", "\x1b[2J gone")
+        written = stream.getvalue()
+        assert "\x1b" not in written and "\x07" not in written
+        assert "\\x1b]0;owned" in written and "\\x1b[2J gone" in written
+    finally:
+        logger.removeHandler(handler)
