@@ -17,9 +17,11 @@ from orchestrator.domain.constants import (
     BUDGET_FLOOR,
     BUDGET_HEADROOM,
     CALIBRATE_MIN,
+    COMPLEXITY_BUDGETS,
     MAX_BUDGET,
     SPEND_RATIO,
     SPEND_RATIO_BOUNDS,
+    Complexity,
 )
 from orchestrator.domain.models import Plan, ProjectRecord
 from orchestrator.domain.pricing import price_for
@@ -56,6 +58,11 @@ class Calibration:
             return f"x{self.ratio:g} per estimated token (the default; no history yet)"
         return (f"x{self.ratio:g} per estimated token (the median of the last "
                 f"{self.projects} completed projects)")
+
+
+def budget_floor(complexity: Complexity | None) -> int:
+    """The least budget a project gets: its complexity's (BUDGET_FLOOR without one)."""
+    return COMPLEXITY_BUDGETS.get(complexity, BUDGET_FLOOR) if complexity else BUDGET_FLOOR
 
 
 def plan_budget(plan: Plan, calibration: Calibration, spent: int = 0,

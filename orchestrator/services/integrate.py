@@ -103,7 +103,7 @@ def write_stored(rt: Runtime, project_id: str) -> bool:
     """Write out the stored deliverable of a project whose folder could not be written, and
     complete it; False while the folder still cannot be written (its reason is updated
     with the space there now). No model call."""
-    project = rt.store.project(project_id)
+    project = rt.store.project(project_id, usage=False)
     if project.status is not ProjectStatus.NEEDS_ATTENTION or project.deliverable is None:
         return False
     try:

@@ -23,16 +23,10 @@ from pydantic import ValidationError
 
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain import dag
-from orchestrator.domain.constants import (
-    BUDGET_FLOOR,
-    COMPLEXITY_BUDGETS,
-    LLMKind,
-    ProjectStatus,
-    TaskStatus,
-)
+from orchestrator.domain.constants import LLMKind, ProjectStatus, TaskStatus
 from orchestrator.domain.deadlines import task_deadlines
 from orchestrator.domain.errors import AgencyError, BadInput, PlanError
-from orchestrator.domain.estimates import added_budget, plan_budget
+from orchestrator.domain.estimates import added_budget, budget_floor, plan_budget
 from orchestrator.domain.intake import check_request, load_plan_file, pydantic_line, read_json_file
 from orchestrator.domain.lifecycle import ENDED, IN_FLIGHT
 from orchestrator.domain.models import Plan, PlanFile, TaskRecord
@@ -127,10 +121,9 @@ class Operator:
         graph = dag.validate_plan(plan)
         detail = f"plan edited by {self.user}: {len(plan.tasks)} tasks from {path.name}"
         before = self.rt.store.project(project_id, usage=False)
-        floor = (COMPLEXITY_BUDGETS.get(before.complexity, BUDGET_FLOOR) if before.complexity
-                 else BUDGET_FLOOR)
         # What the new plan needs (a person's --budget stands: the store keeps it).
-        budget = plan_budget(plan, self.rt.store.calibration(), before.tokens_used, floor)
+        budget = plan_budget(plan, self.rt.store.calibration(), before.tokens_used,
+                             budget_floor(before.complexity))
         replaced = self.rt.scheduler.replace_plan(project_id, plan, graph, dag.schedule(graph),
                                                   detail, budget)
         if not replaced:

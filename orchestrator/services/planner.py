@@ -9,8 +9,6 @@ from celery import Celery
 from orchestrator.agent.runtime import Runtime
 from orchestrator.domain import dag, deadlines, estimates
 from orchestrator.domain.constants import (
-    BUDGET_FLOOR,
-    COMPLEXITY_BUDGETS,
     ProjectStatus,
     ProjectType,
     Role,
@@ -88,15 +86,15 @@ def _plan(rt: Runtime, claim: ProjectClaim) -> None:
         rt.scheduler.move_claimed(claim, ProjectStatus.AWAITING_APPROVAL if waits
                                   else ProjectStatus.RUNNING)
         return
-    floor = BUDGET_FLOOR
+    floor = estimates.budget_floor(None)
     if project.plan is None:
         analysis = project.analysis
         if analysis is None:
             analysis = analyze(rt, project)
             # Planning spends within the complexity's budget until the plan says what it needs.
-            rt.scheduler.save_analysis(claim, analysis, COMPLEXITY_BUDGETS.get(
-                analysis.complexity, BUDGET_FLOOR) + _spent(rt, project.id))
-        floor = COMPLEXITY_BUDGETS.get(analysis.complexity, BUDGET_FLOOR)
+            rt.scheduler.save_analysis(claim, analysis, estimates.budget_floor(
+                analysis.complexity) + _spent(rt, project.id))
+        floor = estimates.budget_floor(analysis.complexity)
         plan = decompose(rt, project_context(project, analysis),
                          project_conversation(project, "decompose"))
         kind = analysis.project_type
